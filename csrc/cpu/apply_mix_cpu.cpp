@@ -1,0 +1,266 @@
+// CPU implementation of fastmix::mix_: applies a MixParams to a batch in place.
+//
+// Work is split over element positions, not samples: chunk c covers the same element range of
+// every sample and walks the whole in-place plan (mix_plan.h) for that range, with one
+// chunk-sized buffer per thread. Chunks are independent, so at::parallel_for runs them on
+// torch's intra-op threads and extra memory is threads x chunk, whatever the batch size.
+#include <ATen/Dispatch.h>
+#include <ATen/MemoryOverlap.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "../check_params.h"
+#include "../mix_plan.h"
+#include "blend_math.h"
+
+namespace fastmix {
+namespace cpu {
+namespace {
+
+// About 32 KiB of each sample per chunk: the few spans a plan step touches stay in L1/L2.
+constexpr int64_t kChunkBytes = 32 * 1024;
+
+struct Params {
+  const int64_t* partner;
+  const float* lam;
+  const uint8_t* kind;
+  const int64_t* box;  // (B, 4): y0, y1, x0, x1
+};
+
+// Samples whose elements fill one block of memory in the same order (contiguous NCHW,
+// channels_last, any dense permutation). Blending is then elementwise over [0, numel).
+// For pasting, element e lies in row e / row_len, at image row (e / row_len) % height and column
+// (e % row_len) / col_unit: col_unit is 1 for NCHW and C for channels_last.
+struct DenseLayout {
+  int64_t numel = 0;
+  int64_t batch_stride = 0;
+  bool paste_ok = false;
+  int64_t row_len = 1;
+  int64_t col_unit = 1;
+  int64_t height = 1;
+};
+
+bool describe_dense(const at::Tensor& x, DenseLayout* out) {
+  const int64_t ndim = x.dim();
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of non-batch dims of size > 1
+  int64_t numel = 1;
+  for (int64_t d = 1; d < ndim; ++d) {
+    numel *= x.size(d);
+    if (x.size(d) > 1) dims.emplace_back(x.stride(d), x.size(d));
+  }
+  std::sort(dims.begin(), dims.end());
+  int64_t expected = 1;
+  for (const auto& [stride, size] : dims) {
+    if (stride != expected) return false;
+    expected *= size;
+  }
+  if (x.size(0) > 1 && x.stride(0) < numel) return false;  // samples interleave
+  out->numel = numel;
+  out->batch_stride = x.stride(0);
+  if (ndim >= 3) {
+    const int64_t h = x.size(-2), w = x.size(-1);
+    const int64_t sh = x.stride(-2), sw = x.stride(-1);
+    // Dims stored inside a pixel (channels for channels_last) make up col_unit.
+    int64_t col_unit = 1;
+    for (int64_t d = 1; d < ndim - 2; ++d)
+      if (x.size(d) > 1 && x.stride(d) < sw) col_unit *= x.size(d);
+    if (h > 1 && w > 1 && sw == col_unit && sh == w * col_unit) {
+      out->paste_ok = true;
+      out->row_len = w * col_unit;
+      out->col_unit = col_unit;
+      out->height = h;
+    }
+  }
+  return true;
+}
+
+template <typename T>
+void run_dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& plan,
+                     const Params& p, int64_t e0, int64_t e1, T* buf) {
+  using acc_t = typename AccType<T>::type;
+  const int64_t n = e1 - e0;
+  for (const PlanStep& step : plan) {
+    if (step.dst == kSaveToBuffer) {
+      std::memcpy(buf, data + step.src * g.batch_stride + e0, n * sizeof(T));
+      continue;
+    }
+    T* dst = data + step.dst * g.batch_stride + e0;
+    const T* src = step.src == kFromBuffer ? buf : data + step.src * g.batch_stride + e0;
+    if (p.kind[step.dst] == kBlend) {
+      const acc_t lam = static_cast<acc_t>(p.lam[step.dst]);
+      blend_contiguous(dst, src, n, lam, acc_t(1) - lam);
+      continue;
+    }
+    const int64_t* box = p.box + 4 * step.dst;
+    const int64_t col_lo = box[2] * g.col_unit, col_hi = box[3] * g.col_unit;
+    if (col_lo >= col_hi || box[0] >= box[1]) continue;
+    for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
+      const int64_t h = row % g.height;
+      if (h < box[0] || h >= box[1]) continue;
+      const int64_t lo = std::max(row * g.row_len + col_lo, e0);
+      const int64_t hi = std::min(row * g.row_len + col_hi, e1);
+      if (lo < hi) std::memcpy(dst + (lo - e0), src + (lo - e0), (hi - lo) * sizeof(T));
+    }
+  }
+}
+
+// Any other layout (samples interleaved, gaps between elements): rows along the sample's
+// smallest-stride dim, each located by its multi-index; the buffer holds a chunk's rows packed.
+struct StridedLayout {
+  int64_t ndim = 0;
+  std::vector<int64_t> sizes, strides;  // of x, batch dim included
+  int64_t inner_dim = -1;               // dim the rows run along (-1: one element per sample)
+  int64_t inner_len = 1;
+  std::vector<int64_t> outer_dims;      // the other non-batch dims, outermost first
+  int64_t rows = 1;
+};
+
+StridedLayout describe_strided(const at::Tensor& x) {
+  StridedLayout g;
+  g.ndim = x.dim();
+  g.sizes = x.sizes().vec();
+  g.strides = x.strides().vec();
+  for (int64_t d = 1; d < g.ndim; ++d)
+    if (g.sizes[d] > 1 && (g.inner_dim < 0 || g.strides[d] < g.strides[g.inner_dim])) g.inner_dim = d;
+  if (g.inner_dim > 0) g.inner_len = g.sizes[g.inner_dim];
+  for (int64_t d = 1; d < g.ndim; ++d)
+    if (d != g.inner_dim && g.sizes[d] > 1) g.outer_dims.push_back(d);
+  std::sort(g.outer_dims.begin(), g.outer_dims.end(),
+            [&](int64_t a, int64_t b) { return g.strides[a] > g.strides[b]; });
+  for (int64_t d : g.outer_dims) g.rows *= g.sizes[d];
+  return g;
+}
+
+struct RowInfo {
+  int64_t offset;  // of the row's first element within its sample
+  int64_t h, w;    // image position of the row's first element (when dim >= 3)
+};
+
+RowInfo locate_row(const StridedLayout& g, int64_t row) {
+  RowInfo info{0, 0, 0};
+  for (auto it = g.outer_dims.rbegin(); it != g.outer_dims.rend(); ++it) {
+    const int64_t d = *it, idx = row % g.sizes[d];
+    row /= g.sizes[d];
+    info.offset += idx * g.strides[d];
+    if (d == g.ndim - 2) info.h = idx;
+    if (d == g.ndim - 1) info.w = idx;
+  }
+  return info;
+}
+
+// Range [lo, hi) of positions k along a row whose pixel lies inside the box.
+std::pair<int64_t, int64_t> box_span_on_row(const StridedLayout& g, const RowInfo& r,
+                                            const int64_t* box) {
+  const int64_t H = g.ndim - 2, W = g.ndim - 1;
+  auto clip = [&](int64_t a, int64_t b) {
+    return std::make_pair(std::max<int64_t>(a, 0), std::min<int64_t>(b, g.inner_len));
+  };
+  if (g.inner_dim == W) {
+    if (r.h < box[0] || r.h >= box[1]) return {0, 0};
+    return clip(box[2], box[3]);
+  }
+  if (g.inner_dim == H) {
+    if (r.w < box[2] || r.w >= box[3]) return {0, 0};
+    return clip(box[0], box[1]);
+  }
+  const bool inside = r.h >= box[0] && r.h < box[1] && r.w >= box[2] && r.w < box[3];
+  return inside ? std::make_pair<int64_t, int64_t>(0, int64_t(g.inner_len)) : std::make_pair<int64_t, int64_t>(0, 0);
+}
+
+template <typename T>
+void run_strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>& plan,
+                       const Params& p, int64_t r0, int64_t r1, T* buf) {
+  using acc_t = typename AccType<T>::type;
+  const int64_t sb = g.strides[0];
+  const int64_t si = g.inner_dim > 0 ? g.strides[g.inner_dim] : 1;
+  std::vector<RowInfo> rows(r1 - r0);
+  for (int64_t r = r0; r < r1; ++r) rows[r - r0] = locate_row(g, r);
+  for (const PlanStep& step : plan) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const RowInfo& row = rows[r - r0];
+      T* packed = buf + (r - r0) * g.inner_len;
+      if (step.dst == kSaveToBuffer) {
+        const T* s = data + step.src * sb + row.offset;
+        for (int64_t k = 0; k < g.inner_len; ++k) packed[k] = s[k * si];
+        continue;
+      }
+      T* dst = data + step.dst * sb + row.offset;
+      const bool from_buf = step.src == kFromBuffer;
+      const T* src = from_buf ? packed : data + step.src * sb + row.offset;
+      const int64_t src_stride = from_buf ? 1 : si;
+      if (p.kind[step.dst] == kBlend) {
+        const acc_t lam = static_cast<acc_t>(p.lam[step.dst]);
+        blend_strided(dst, si, src, src_stride, g.inner_len, lam, acc_t(1) - lam);
+        continue;
+      }
+      const auto [lo, hi] = box_span_on_row(g, row, p.box + 4 * step.dst);
+      for (int64_t k = lo; k < hi; ++k) dst[k * si] = src[k * src_stride];
+    }
+  }
+}
+
+template <typename T>
+void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, const Params& p,
+                bool any_paste) {
+  T* data = images.data_ptr<T>();
+  DenseLayout dense;
+  if (describe_dense(images, &dense) && (!any_paste || dense.paste_ok)) {
+    // Chunks hold whole rows when rows are short, so a paste rarely splits a row.
+    int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
+    if (dense.row_len <= chunk) chunk = (chunk / dense.row_len) * dense.row_len;
+    const int64_t num_chunks = (dense.numel + chunk - 1) / chunk;
+    at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
+      std::vector<T> buf(static_cast<size_t>(std::min(chunk, dense.numel)));
+      for (int64_t c = c0; c < c1; ++c)
+        run_dense_chunk(data, dense, plan, p, c * chunk, std::min(dense.numel, (c + 1) * chunk),
+                        buf.data());
+    });
+    return;
+  }
+  const StridedLayout g = describe_strided(images);
+  const int64_t rows_per_chunk =
+      std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)) / g.inner_len);
+  const int64_t num_chunks = (g.rows + rows_per_chunk - 1) / rows_per_chunk;
+  at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
+    std::vector<T> buf(static_cast<size_t>(rows_per_chunk * g.inner_len));
+    for (int64_t c = c0; c < c1; ++c)
+      run_strided_chunk(data, g, plan, p, c * rows_per_chunk,
+                        std::min(g.rows, (c + 1) * rows_per_chunk), buf.data());
+  });
+}
+
+void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+              const at::Tensor& kind, const at::Tensor& box) {
+  check_images(images);
+  check_params_layout(images, partner, lam, kind, box);
+  TORCH_CHECK(at::has_internal_overlap(images) != at::MemOverlap::Yes,
+              "fastmix.mix_: images must not have overlapping memory (e.g. from expand()); "
+              "call .contiguous() first");
+  const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
+                   kind_c = kind.contiguous(), box_c = box.contiguous();
+  check_params_values(images, partner_c, lam_c, kind_c, box_c);
+  if (images.numel() == 0) return;
+
+  const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),
+                 kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>()};
+  const int64_t batch = images.size(0);
+  const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
+  if (plan.empty()) return;
+  bool any_paste = false;
+  for (int64_t i = 0; i < batch; ++i) any_paste |= is_written(p.partner, p.kind, i) && p.kind[i] == kPaste;
+
+  AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(),
+                                  "fastmix_mix_cpu", [&] { apply_plan<scalar_t>(images, plan, p, any_paste); });
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace fastmix
+
+TORCH_LIBRARY_IMPL(fastmix, CPU, m) { m.impl("mix_", &fastmix::cpu::mix_cpu_); }

@@ -1,0 +1,130 @@
+"""fastmix.Mixup: timm's Mixup knobs, any batch size, images mixed in place."""
+from __future__ import annotations
+
+import os
+from typing import Optional, Tuple
+
+import torch
+
+from .backends import check_backend_name
+from .ops import apply_mix_, mix_targets
+from .params import MixParams
+from .policy import MixPolicy
+from .randomness import make_generator
+from .sampling import sample_params
+from .validation import check_images, check_labels
+
+
+class Mixup:
+    """Mixup / CutMix of a batch and its labels, in place. A drop-in for ``timm.data.Mixup``.
+
+    ``images, targets = mix(images, labels)``
+
+    * images: (B, C, H, W) (or (B, ..., H, W); (B, ...) for Mixup only), uint8, float16, bfloat16,
+      float32 or float64, contiguous, channels_last or strided. Mixed in place: the same tensor
+      object is returned.
+    * labels: (B,) integer class indices, or (B, num_classes) dense targets (probabilities or
+      multi-label 0/1, mixed as given).
+    * targets: (B, num_classes) float32 soft targets on the images' device.
+
+    Any B works. For B >= 2 in "batch" and "elem" mode every sample is mixed with another sample
+    (a flip, with a 3-cycle in the middle for odd B). In "pair" mode samples i and B-1-i share a
+    lambda and box; with odd B the middle sample has no pair and is mixed one way with sample
+    B//2 - 1 using its own lambda and box. B = 1 leaves the image alone and returns its smoothed
+    one-hot target; B = 0 returns the inputs as they are.
+
+    Args: see :class:`fastmix.MixPolicy` for the knobs (same meanings and defaults as timm), plus
+        seed: seed of this object's random stream (None: torch.initial_seed()); combined with the
+            DataLoader worker and the DDP rank, so streams differ across processes.
+        backend: "auto", "cpp", "cuda" or "torch" (see :func:`fastmix.backends`).
+
+    Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
+    targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the
+    last call (partner, lam, kind, box).
+    """
+
+    def __init__(
+        self,
+        mixup_alpha: float = 1.0,
+        cutmix_alpha: float = 0.0,
+        cutmix_minmax: Optional[Tuple[float, float]] = None,
+        prob: float = 1.0,
+        switch_prob: float = 0.5,
+        mode: str = "batch",
+        correct_lam: bool = True,
+        label_smoothing: float = 0.1,
+        num_classes: int = 1000,
+        seed: Optional[int] = None,
+        backend: str = "auto",
+    ) -> None:
+        self.policy = MixPolicy(
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
+            cutmix_minmax=cutmix_minmax,
+            prob=prob,
+            switch_prob=switch_prob,
+            mode=mode,
+            correct_lam=correct_lam,
+            label_smoothing=label_smoothing,
+            num_classes=num_classes,
+        )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+        self.seed = seed
+        self.backend = check_backend_name(backend)
+        self.mixup_enabled = True
+        self.last_params: Optional[MixParams] = None
+        self._generator: Optional[torch.Generator] = None
+        self._generator_pid: Optional[int] = None
+
+    # timm's attribute names, read-only views of the policy
+    mixup_alpha = property(lambda self: self.policy.mixup_alpha)
+    cutmix_alpha = property(lambda self: self.policy.cutmix_alpha)
+    cutmix_minmax = property(lambda self: self.policy.cutmix_minmax)
+    mix_prob = property(lambda self: self.policy.prob)
+    switch_prob = property(lambda self: self.policy.switch_prob)
+    mode = property(lambda self: self.policy.mode)
+    correct_lam = property(lambda self: self.policy.correct_lam)
+    label_smoothing = property(lambda self: self.policy.label_smoothing)
+    num_classes = property(lambda self: self.policy.num_classes)
+
+    @property
+    def generator(self) -> torch.Generator:
+        """This process's random stream (created on first use, anew after a fork)."""
+        if self._generator is None or self._generator_pid != os.getpid():
+            self._generator = make_generator(self.seed)
+            self._generator_pid = os.getpid()
+        return self._generator
+
+    def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None) -> MixParams:
+        """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU."""
+        return sample_params(self.policy, batch_size, height, width, self.generator, enabled=self.mixup_enabled)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        needs_spatial = self.policy.uses_cutmix and self.mixup_enabled and self.policy.prob > 0
+        check_images(images, needs_spatial)
+        check_labels(labels, images.shape[0], images.device, self.policy.num_classes)
+        batch = images.shape[0]
+        height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
+        params = self.sample(batch, height, width)
+        self.last_params = params
+        if batch == 0:
+            return images, torch.empty(0, self.policy.num_classes, dtype=torch.float32, device=images.device)
+        params = params.to(images.device, non_blocking=True)
+        targets = mix_targets(labels, params, self.policy.num_classes, self.policy.label_smoothing, self.backend)
+        apply_mix_(images, params, self.backend)
+        return images, targets
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_generator"] = None  # each process makes its own stream
+        state["_generator_pid"] = None
+        return state
+
+    def __repr__(self) -> str:
+        p = self.policy
+        return (
+            f"fastmix.Mixup(mixup_alpha={p.mixup_alpha}, cutmix_alpha={p.cutmix_alpha}, cutmix_minmax={p.cutmix_minmax}, "
+            f"prob={p.prob}, switch_prob={p.switch_prob}, mode={p.mode!r}, correct_lam={p.correct_lam}, "
+            f"label_smoothing={p.label_smoothing}, num_classes={p.num_classes}, seed={self.seed}, backend={self.backend!r})"
+        )

@@ -1,0 +1,77 @@
+"""The fastmix operators: torch.ops.fastmix.mix_ / mix_targets, their fake (meta) kernels for
+torch.compile, and the functional API that picks a backend for them."""
+from __future__ import annotations
+
+import torch
+
+from . import reference
+from .backends import load_extension, resolve_backend
+from .params import MixParams, check_params
+
+
+def _register_fakes() -> None:
+    @torch.library.register_fake("fastmix::mix_")
+    def _mix_fake(images, partner, lam, kind, box):  # noqa: ANN001 - signature fixed by the schema
+        return None
+
+    @torch.library.register_fake("fastmix::mix_targets")
+    def _mix_targets_fake(labels, partner, lam, kind, num_classes, smoothing):  # noqa: ANN001
+        return labels.new_empty((labels.shape[0], num_classes), dtype=torch.float32)
+
+
+if load_extension() is not None:
+    _register_fakes()
+
+
+def _spatial(images: torch.Tensor) -> tuple[int | None, int | None]:
+    return (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
+
+
+def apply_mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torch.Tensor:
+    """Mix ``images`` in place as ``params`` says; returns the same tensor.
+
+    Args:
+        images: (B, ...) uint8, float16, bfloat16, float32 or float64; any layout. CutMix boxes
+            apply to the last two dims (H, W), on every channel (and every frame of a video).
+        params: a MixParams for batch size B (on any device; copied to the images' device).
+        backend: "auto", "cpp", "cuda" or "torch".
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images: expected a torch.Tensor, got {type(images).__name__}")
+    from .validation import check_images
+
+    check_images(images, needs_spatial=False)
+    height, width = _spatial(images)
+    check_params(params, images.shape[0], height, width)
+    chosen = resolve_backend(backend, images.device)
+    if images.shape[0] == 0:
+        return images
+    if chosen == "torch":
+        return reference.mix_reference_(images, params)
+    torch.ops.fastmix.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())
+    return images
+
+
+def mix_targets(
+    labels: torch.Tensor, params: MixParams, num_classes: int, smoothing: float = 0.0, backend: str = "auto"
+) -> torch.Tensor:
+    """(B, num_classes) float32 soft targets for class indices (B,) or dense targets (B, C).
+
+    Row i is ``lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[partner[i]])`` where ``s`` applies
+    label smoothing (on = 1 - eps + eps/C, off = eps/C; dense t -> t*on + (1-t)*off), or just
+    ``s(labels[i])`` for a sample left alone.
+    """
+    from .policy import MixPolicy
+    from .validation import check_labels
+
+    if isinstance(labels, torch.Tensor):
+        check_labels(labels, labels.shape[0] if labels.dim() else 0, labels.device, num_classes)
+    else:
+        check_labels(labels, 0, torch.device("cpu"), num_classes)
+    MixPolicy(prob=0.0, label_smoothing=smoothing, num_classes=num_classes)  # checks the two numbers
+    check_params(params, labels.shape[0], None, None, check_boxes=False)
+    chosen = resolve_backend(backend, labels.device)
+    if chosen == "torch":
+        return reference.mix_targets_reference(labels, params, num_classes, smoothing)
+    partner, lam, kind, _ = params.to(labels.device, non_blocking=True).as_tuple()
+    return torch.ops.fastmix.mix_targets(labels, partner, lam, kind, num_classes, float(smoothing))
