@@ -20,23 +20,23 @@ inline bool is_supported_image_dtype(c10::ScalarType t) {
 inline void check_params_layout(const at::Tensor& images, const at::Tensor& partner,
                                 const at::Tensor& lam, const at::Tensor& kind,
                                 const at::Tensor& box) {
-  TORCH_CHECK(images.dim() >= 1, "fastmix.mix_: images must have a batch dimension, got a 0-d tensor");
+  TORCH_CHECK_VALUE(images.dim() >= 1, "fastmix.mix_: images must have a batch dimension, got a 0-d tensor");
   const int64_t batch = images.size(0);
-  TORCH_CHECK(partner.dim() == 1 && partner.size(0) == batch && partner.scalar_type() == at::kLong,
+  TORCH_CHECK_VALUE(partner.dim() == 1 && partner.size(0) == batch && partner.scalar_type() == at::kLong,
               "fastmix.mix_: partner must be int64 of shape (", batch, ",), got ",
               partner.scalar_type(), " of shape ", partner.sizes());
-  TORCH_CHECK(lam.dim() == 1 && lam.size(0) == batch && lam.scalar_type() == at::kFloat,
+  TORCH_CHECK_VALUE(lam.dim() == 1 && lam.size(0) == batch && lam.scalar_type() == at::kFloat,
               "fastmix.mix_: lam must be float32 of shape (", batch, ",), got ", lam.scalar_type(),
               " of shape ", lam.sizes());
-  TORCH_CHECK(kind.dim() == 1 && kind.size(0) == batch && kind.scalar_type() == at::kByte,
+  TORCH_CHECK_VALUE(kind.dim() == 1 && kind.size(0) == batch && kind.scalar_type() == at::kByte,
               "fastmix.mix_: kind must be uint8 of shape (", batch, ",), got ", kind.scalar_type(),
               " of shape ", kind.sizes());
-  TORCH_CHECK(box.dim() == 2 && box.size(0) == batch && box.size(1) == 4 &&
+  TORCH_CHECK_VALUE(box.dim() == 2 && box.size(0) == batch && box.size(1) == 4 &&
                   box.scalar_type() == at::kLong,
               "fastmix.mix_: box must be int64 of shape (", batch, ", 4), got ", box.scalar_type(),
               " of shape ", box.sizes());
   for (const at::Tensor* t : {&partner, &lam, &kind, &box})
-    TORCH_CHECK(t->device() == images.device(), "fastmix.mix_: params must be on the images' device ",
+    TORCH_CHECK_VALUE(t->device() == images.device(), "fastmix.mix_: params must be on the images' device ",
                 images.device(), ", got ", t->device());
 }
 
@@ -52,17 +52,17 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
   const int64_t height = images.dim() >= 3 ? images.size(-2) : 0;
   const int64_t width = images.dim() >= 3 ? images.size(-1) : 0;
   for (int64_t i = 0; i < batch; ++i) {
-    TORCH_CHECK(p[i] >= 0 && p[i] < batch, "fastmix.mix_: partner[", i, "] must be in [0, ", batch,
+    TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < batch, "fastmix.mix_: partner[", i, "] must be in [0, ", batch,
                 "), got ", p[i]);
-    TORCH_CHECK(k[i] <= kPaste, "fastmix.mix_: kind[", i, "] must be 0 (none), 1 (blend) or 2 (paste), got ",
+    TORCH_CHECK_VALUE(k[i] <= kPaste, "fastmix.mix_: kind[", i, "] must be 0 (none), 1 (blend) or 2 (paste), got ",
                 static_cast<int>(k[i]));
-    TORCH_CHECK(std::isfinite(l[i]) && l[i] >= 0.f && l[i] <= 1.f, "fastmix.mix_: lam[", i,
+    TORCH_CHECK_VALUE(std::isfinite(l[i]) && l[i] >= 0.f && l[i] <= 1.f, "fastmix.mix_: lam[", i,
                 "] must be in [0, 1], got ", l[i]);
     if (k[i] == kPaste) {
-      TORCH_CHECK(images.dim() >= 3, "fastmix.mix_: kind[", i,
+      TORCH_CHECK_VALUE(images.dim() >= 3, "fastmix.mix_: kind[", i,
                   "] is paste, which needs images of shape (B, ..., H, W), got ", images.sizes());
       const int64_t* bi = b + 4 * i;
-      TORCH_CHECK(0 <= bi[0] && bi[0] <= bi[1] && bi[1] <= height && 0 <= bi[2] && bi[2] <= bi[3] &&
+      TORCH_CHECK_VALUE(0 <= bi[0] && bi[0] <= bi[1] && bi[1] <= height && 0 <= bi[2] && bi[2] <= bi[3] &&
                       bi[3] <= width,
                   "fastmix.mix_: box[", i, "] = (y0, y1, x0, x1) must satisfy 0 <= y0 <= y1 <= ", height,
                   " and 0 <= x0 <= x1 <= ", width, ", got (", bi[0], ", ", bi[1], ", ", bi[2], ", ",
@@ -72,7 +72,7 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
 }
 
 inline void check_images(const at::Tensor& images) {
-  TORCH_CHECK(is_supported_image_dtype(images.scalar_type()),
+  TORCH_CHECK_TYPE(is_supported_image_dtype(images.scalar_type()),
               "fastmix.mix_: images must be uint8, float16, bfloat16, float32 or float64, got ",
               images.scalar_type());
 }

@@ -16,14 +16,18 @@ namespace fastmix {
 // Per-sample kind of mixing, as in fastmix.MixKind.
 enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2 };
 
-// dst >= 0: rewrite sample dst from itself and src (src == kFromBuffer: from the saved copy).
-// dst == kSaveToBuffer: copy sample src into the buffer.
-struct PlanStep {
-  int64_t dst;
-  int64_t src;
+enum class StepOp : uint8_t {
+  kSave,             // buffer <- x[a]
+  kApply,            // x[a] <- mix(x[a], x[b]); x[b] is still original
+  kApplyFromBuffer,  // x[a] <- mix(x[a], buffer), the saved original of its partner
+  kPair,             // x[a] <- mix(x[a], x[b]) and x[b] <- mix(x[b], x[a]), both from originals
 };
-constexpr int64_t kFromBuffer = -1;
-constexpr int64_t kSaveToBuffer = -1;
+
+struct PlanStep {
+  StepOp op;
+  int64_t a;
+  int64_t b;
+};
 
 // A sample is written when it is mixed with a sample other than itself.
 inline bool is_written(const int64_t* partner, const uint8_t* kind, int64_t i) {
@@ -50,24 +54,31 @@ inline std::vector<PlanStep> make_inplace_plan(const int64_t* partner, const uin
   while (!ready.empty()) {
     const int64_t i = ready.back();
     ready.pop_back();
-    plan.push_back({i, partner[i]});
+    plan.push_back({StepOp::kApply, i, partner[i]});
     done[i] = 1;
     const int64_t j = partner[i];
     if (!done[j] && --readers[j] == 0) ready.push_back(j);
   }
-  // What is left are disjoint cycles of written samples.
+  // What is left are disjoint cycles of written samples. Swapped pairs (a flip) are one fused
+  // step that reads both samples once; longer cycles go through the buffer.
   for (int64_t start = 0; start < batch; ++start) {
     if (done[start]) continue;
-    plan.push_back({kSaveToBuffer, start});
+    const int64_t next = partner[start];
+    if (partner[next] == start) {
+      plan.push_back({StepOp::kPair, start, next});
+      done[start] = done[next] = 1;
+      continue;
+    }
+    plan.push_back({StepOp::kSave, start, -1});
     int64_t i = start;
     while (true) {
       done[i] = 1;
       const int64_t j = partner[i];
       if (j == start) {
-        plan.push_back({i, kFromBuffer});
+        plan.push_back({StepOp::kApplyFromBuffer, i, -1});
         break;
       }
-      plan.push_back({i, j});
+      plan.push_back({StepOp::kApply, i, j});
       i = j;
     }
   }

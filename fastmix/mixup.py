@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 import torch
 
 from .backends import check_backend_name
-from .ops import apply_mix_, mix_targets
+from .ops import apply_mix_unchecked_, mix_targets_unchecked
 from .params import MixParams
 from .policy import MixPolicy
 from .randomness import make_generator
@@ -111,8 +111,8 @@ class Mixup:
         if batch == 0:
             return images, torch.empty(0, self.policy.num_classes, dtype=torch.float32, device=images.device)
         params = params.to(images.device, non_blocking=True)
-        targets = mix_targets(labels, params, self.policy.num_classes, self.policy.label_smoothing, self.backend)
-        apply_mix_(images, params, self.backend)
+        targets = mix_targets_unchecked(labels, params, self.policy.num_classes, self.policy.label_smoothing, self.backend)
+        apply_mix_unchecked_(images, params, self.backend)
         return images, targets
 
     def __getstate__(self) -> dict:

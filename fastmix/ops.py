@@ -43,6 +43,11 @@ def apply_mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -
     check_images(images, needs_spatial=False)
     height, width = _spatial(images)
     check_params(params, images.shape[0], height, width)
+    return apply_mix_unchecked_(images, params, backend)
+
+
+def apply_mix_unchecked_(images: torch.Tensor, params: MixParams, backend: str) -> torch.Tensor:
+    """apply_mix_ for inputs already checked (params from our own sampler)."""
     chosen = resolve_backend(backend, images.device)
     if images.shape[0] == 0:
         return images
@@ -70,6 +75,13 @@ def mix_targets(
         check_labels(labels, 0, torch.device("cpu"), num_classes)
     MixPolicy(prob=0.0, label_smoothing=smoothing, num_classes=num_classes)  # checks the two numbers
     check_params(params, labels.shape[0], None, None, check_boxes=False)
+    return mix_targets_unchecked(labels, params, num_classes, smoothing, backend)
+
+
+def mix_targets_unchecked(
+    labels: torch.Tensor, params: MixParams, num_classes: int, smoothing: float, backend: str
+) -> torch.Tensor:
+    """mix_targets for inputs already checked."""
     chosen = resolve_backend(backend, labels.device)
     if chosen == "torch":
         return reference.mix_targets_reference(labels, params, num_classes, smoothing)

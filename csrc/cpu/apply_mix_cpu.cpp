@@ -23,8 +23,19 @@ namespace fastmix {
 namespace cpu {
 namespace {
 
-// About 32 KiB of each sample per chunk: the few spans a plan step touches stay in L1/L2.
-constexpr int64_t kChunkBytes = 32 * 1024;
+// Each plan step streams the same range of one or two samples; a range of 64-128 KiB per sample
+// keeps a step's working set in L2 and lets the prefetchers run, while leaving enough chunks to
+// keep every thread busy. The generic strided path uses smaller chunks (its rows are gathered).
+constexpr int64_t kMaxChunkBytes = 128 * 1024;
+constexpr int64_t kMinChunkBytes = 16 * 1024;
+constexpr int64_t kStridedChunkBytes = 32 * 1024;
+
+int64_t dense_chunk_elems(int64_t numel, size_t elem_size) {
+  const int64_t bytes = numel * static_cast<int64_t>(elem_size);
+  const int64_t per_thread = bytes / (4 * static_cast<int64_t>(at::get_num_threads()));
+  const int64_t chunk_bytes = std::clamp(per_thread, kMinChunkBytes, kMaxChunkBytes);
+  return std::max<int64_t>(1, chunk_bytes / static_cast<int64_t>(elem_size));
+}
 
 struct Params {
   const int64_t* partner;
@@ -80,32 +91,108 @@ bool describe_dense(const at::Tensor& x, DenseLayout* out) {
   return true;
 }
 
+// What one sample does to the elements of one row segment.
+enum class PixelOp { kKeep, kTake, kBlend };
+
+struct SampleView {
+  uint8_t kind;
+  float lam;
+  const int64_t* box;  // y0, y1, x0, x1
+};
+
+SampleView sample_view(const Params& p, int64_t i) { return {p.kind[i], p.lam[i], p.box + 4 * i}; }
+
+// Columns [lo, hi) of a row (in elements from the row start) that a paste sample takes.
+std::pair<int64_t, int64_t> paste_cols(const SampleView& s, const DenseLayout& g, int64_t h) {
+  if (s.kind != kPaste || h < s.box[0] || h >= s.box[1]) return {0, 0};
+  return {s.box[2] * g.col_unit, s.box[3] * g.col_unit};
+}
+
+PixelOp op_at(const SampleView& s, std::pair<int64_t, int64_t> cols, int64_t col) {
+  if (s.kind == kBlend) return PixelOp::kBlend;
+  return col >= cols.first && col < cols.second ? PixelOp::kTake : PixelOp::kKeep;
+}
+
+// x[a] <- mix(x[a], src) over elements [e0, e1); src holds the partner's originals.
+template <typename T>
+void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g, int64_t e0, int64_t e1) {
+  using acc_t = typename AccType<T>::type;
+  if (s.kind == kBlend) {
+    const acc_t lam = static_cast<acc_t>(s.lam);
+    blend_into(dst, src, e1 - e0, lam, acc_t(1) - lam);
+    return;
+  }
+  for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
+    const auto cols = paste_cols(s, g, row % g.height);
+    const int64_t lo = std::max(row * g.row_len + cols.first, e0);
+    const int64_t hi = std::min(row * g.row_len + cols.second, e1);
+    if (lo < hi) std::memcpy(dst + (lo - e0), src + (lo - e0), (hi - lo) * sizeof(T));
+  }
+}
+
+// Both samples of a swapped pair over a segment where each does one thing.
+template <typename T>
+void pair_segment(T* a, T* b, int64_t n, PixelOp op_a, PixelOp op_b, const SampleView& sa,
+                  const SampleView& sb) {
+  using acc_t = typename AccType<T>::type;
+  const acc_t lam_a = static_cast<acc_t>(sa.lam), lam_b = static_cast<acc_t>(sb.lam);
+  const acc_t rest_a = acc_t(1) - lam_a, rest_b = acc_t(1) - lam_b;
+  using P = PixelOp;
+  if (op_a == P::kBlend && op_b == P::kBlend) blend_pair(a, b, n, lam_a, rest_a, lam_b, rest_b);
+  else if (op_a == P::kBlend && op_b == P::kTake) blend_and_take(a, b, n, lam_a, rest_a);
+  else if (op_a == P::kTake && op_b == P::kBlend) blend_and_take(b, a, n, lam_b, rest_b);
+  else if (op_a == P::kBlend) blend_into(a, static_cast<const T*>(b), n, lam_a, rest_a);
+  else if (op_b == P::kBlend) blend_into(b, static_cast<const T*>(a), n, lam_b, rest_b);
+  else if (op_a == P::kTake && op_b == P::kTake) swap_ranges(a, b, n);
+  else if (op_a == P::kTake) std::memcpy(a, b, n * sizeof(T));
+  else if (op_b == P::kTake) std::memcpy(b, a, n * sizeof(T));
+}
+
+// A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
+template <typename T>
+void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const DenseLayout& g, int64_t e0,
+                int64_t e1) {
+  if (sa.kind == kBlend && sb.kind == kBlend) {
+    pair_segment(a, b, e1 - e0, PixelOp::kBlend, PixelOp::kBlend, sa, sb);
+    return;
+  }
+  for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
+    const int64_t h = row % g.height, row_start = row * g.row_len;
+    const auto cols_a = paste_cols(sa, g, h), cols_b = paste_cols(sb, g, h);
+    const int64_t lo = std::max(row_start, e0) - row_start;
+    const int64_t hi = std::min(row_start + g.row_len, e1) - row_start;
+    // Split [lo, hi) where a box starts or ends, so each piece is uniform for both samples.
+    int64_t cuts[6] = {lo, hi, cols_a.first, cols_a.second, cols_b.first, cols_b.second};
+    std::sort(cuts, cuts + 6);
+    for (int c = 0; c + 1 < 6; ++c) {
+      const int64_t s = std::max(cuts[c], lo), t = std::min(cuts[c + 1], hi);
+      if (s >= t) continue;
+      const PixelOp op_a = op_at(sa, cols_a, s), op_b = op_at(sb, cols_b, s);
+      if (op_a == PixelOp::kKeep && op_b == PixelOp::kKeep) continue;
+      const int64_t off = row_start + s - e0;
+      pair_segment(a + off, b + off, t - s, op_a, op_b, sa, sb);
+    }
+  }
+}
+
 template <typename T>
 void run_dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& plan,
                      const Params& p, int64_t e0, int64_t e1, T* buf) {
-  using acc_t = typename AccType<T>::type;
-  const int64_t n = e1 - e0;
+  auto at = [&](int64_t i) { return data + i * g.batch_stride + e0; };
   for (const PlanStep& step : plan) {
-    if (step.dst == kSaveToBuffer) {
-      std::memcpy(buf, data + step.src * g.batch_stride + e0, n * sizeof(T));
-      continue;
-    }
-    T* dst = data + step.dst * g.batch_stride + e0;
-    const T* src = step.src == kFromBuffer ? buf : data + step.src * g.batch_stride + e0;
-    if (p.kind[step.dst] == kBlend) {
-      const acc_t lam = static_cast<acc_t>(p.lam[step.dst]);
-      blend_contiguous(dst, src, n, lam, acc_t(1) - lam);
-      continue;
-    }
-    const int64_t* box = p.box + 4 * step.dst;
-    const int64_t col_lo = box[2] * g.col_unit, col_hi = box[3] * g.col_unit;
-    if (col_lo >= col_hi || box[0] >= box[1]) continue;
-    for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
-      const int64_t h = row % g.height;
-      if (h < box[0] || h >= box[1]) continue;
-      const int64_t lo = std::max(row * g.row_len + col_lo, e0);
-      const int64_t hi = std::min(row * g.row_len + col_hi, e1);
-      if (lo < hi) std::memcpy(dst + (lo - e0), src + (lo - e0), (hi - lo) * sizeof(T));
+    switch (step.op) {
+      case StepOp::kSave:
+        std::memcpy(buf, at(step.a), (e1 - e0) * sizeof(T));
+        break;
+      case StepOp::kApply:
+        apply_dense(at(step.a), static_cast<const T*>(at(step.b)), sample_view(p, step.a), g, e0, e1);
+        break;
+      case StepOp::kApplyFromBuffer:
+        apply_dense(at(step.a), static_cast<const T*>(buf), sample_view(p, step.a), g, e0, e1);
+        break;
+      case StepOp::kPair:
+        pair_dense(at(step.a), at(step.b), sample_view(p, step.a), sample_view(p, step.b), g, e0, e1);
+        break;
     }
   }
 }
@@ -181,26 +268,39 @@ void run_strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanSt
   const int64_t si = g.inner_dim > 0 ? g.strides[g.inner_dim] : 1;
   std::vector<RowInfo> rows(r1 - r0);
   for (int64_t r = r0; r < r1; ++r) rows[r - r0] = locate_row(g, r);
-  for (const PlanStep& step : plan) {
+  auto save = [&](int64_t i) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* s = data + i * sb + rows[r - r0].offset;
+      T* packed = buf + (r - r0) * g.inner_len;
+      for (int64_t k = 0; k < g.inner_len; ++k) packed[k] = s[k * si];
+    }
+  };
+  // x[i] <- mix(x[i], x[j]), or mix(x[i], buffer) when j < 0.
+  auto apply = [&](int64_t i, int64_t j) {
     for (int64_t r = r0; r < r1; ++r) {
       const RowInfo& row = rows[r - r0];
-      T* packed = buf + (r - r0) * g.inner_len;
-      if (step.dst == kSaveToBuffer) {
-        const T* s = data + step.src * sb + row.offset;
-        for (int64_t k = 0; k < g.inner_len; ++k) packed[k] = s[k * si];
-        continue;
-      }
-      T* dst = data + step.dst * sb + row.offset;
-      const bool from_buf = step.src == kFromBuffer;
-      const T* src = from_buf ? packed : data + step.src * sb + row.offset;
-      const int64_t src_stride = from_buf ? 1 : si;
-      if (p.kind[step.dst] == kBlend) {
-        const acc_t lam = static_cast<acc_t>(p.lam[step.dst]);
+      T* dst = data + i * sb + row.offset;
+      const T* src = j < 0 ? buf + (r - r0) * g.inner_len : data + j * sb + row.offset;
+      const int64_t src_stride = j < 0 ? 1 : si;
+      if (p.kind[i] == kBlend) {
+        const acc_t lam = static_cast<acc_t>(p.lam[i]);
         blend_strided(dst, si, src, src_stride, g.inner_len, lam, acc_t(1) - lam);
         continue;
       }
-      const auto [lo, hi] = box_span_on_row(g, row, p.box + 4 * step.dst);
+      const auto [lo, hi] = box_span_on_row(g, row, p.box + 4 * i);
       for (int64_t k = lo; k < hi; ++k) dst[k * si] = src[k * src_stride];
+    }
+  };
+  for (const PlanStep& step : plan) {
+    switch (step.op) {
+      case StepOp::kSave: save(step.a); break;
+      case StepOp::kApply: apply(step.a, step.b); break;
+      case StepOp::kApplyFromBuffer: apply(step.a, -1); break;
+      case StepOp::kPair:  // rare layouts: a pair is a 2-cycle through the buffer
+        save(step.a);
+        apply(step.a, step.b);
+        apply(step.b, -1);
+        break;
     }
   }
 }
@@ -212,7 +312,7 @@ void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, con
   DenseLayout dense;
   if (describe_dense(images, &dense) && (!any_paste || dense.paste_ok)) {
     // Chunks hold whole rows when rows are short, so a paste rarely splits a row.
-    int64_t chunk = std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)));
+    int64_t chunk = dense_chunk_elems(dense.numel, sizeof(T));
     if (dense.row_len <= chunk) chunk = (chunk / dense.row_len) * dense.row_len;
     const int64_t num_chunks = (dense.numel + chunk - 1) / chunk;
     at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -225,7 +325,7 @@ void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, con
   }
   const StridedLayout g = describe_strided(images);
   const int64_t rows_per_chunk =
-      std::max<int64_t>(1, kChunkBytes / static_cast<int64_t>(sizeof(T)) / g.inner_len);
+      std::max<int64_t>(1, kStridedChunkBytes / static_cast<int64_t>(sizeof(T)) / g.inner_len);
   const int64_t num_chunks = (g.rows + rows_per_chunk - 1) / rows_per_chunk;
   at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<T> buf(static_cast<size_t>(rows_per_chunk * g.inner_len));
@@ -239,7 +339,7 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
               const at::Tensor& kind, const at::Tensor& box) {
   check_images(images);
   check_params_layout(images, partner, lam, kind, box);
-  TORCH_CHECK(at::has_internal_overlap(images) != at::MemOverlap::Yes,
+  TORCH_CHECK_VALUE(at::has_internal_overlap(images) != at::MemOverlap::Yes,
               "fastmix.mix_: images must not have overlapping memory (e.g. from expand()); "
               "call .contiguous() first");
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),

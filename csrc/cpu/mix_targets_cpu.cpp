@@ -77,7 +77,7 @@ at::Tensor mix_targets_cpu(const at::Tensor& labels, const at::Tensor& partner, 
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous();
   const int64_t* p = partner_c.data_ptr<int64_t>();
   for (int64_t i = 0; i < batch; ++i)
-    TORCH_CHECK(p[i] >= 0 && p[i] < batch, "fastmix.mix_targets: partner[", i, "] must be in [0, ",
+    TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < batch, "fastmix.mix_targets: partner[", i, "] must be in [0, ",
                 batch, "), got ", p[i]);
   at::Tensor out = at::empty({batch, num_classes}, labels.options().dtype(at::kFloat));
   if (batch == 0) return out;
@@ -86,7 +86,7 @@ at::Tensor mix_targets_cpu(const at::Tensor& labels, const at::Tensor& partner, 
     const at::Tensor idx = labels.to(at::kLong).contiguous();
     const int64_t* y = idx.data_ptr<int64_t>();
     for (int64_t i = 0; i < batch; ++i)
-      TORCH_CHECK(y[i] >= 0 && y[i] < num_classes, "fastmix.mix_targets: labels[", i,
+      TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < num_classes, "fastmix.mix_targets: labels[", i,
                   "] must be a class index in [0, ", num_classes, "), got ", y[i]);
     targets_from_indices(y, p, lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(), batch, num_classes,
                          s, out.data_ptr<float>());
