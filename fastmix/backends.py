@@ -79,6 +79,12 @@ def check_backend_name(backend: str) -> str:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The backend that runs for tensors on ``device`` (raises if a requested one cannot)."""
+    return _resolve(backend, device.type)
+
+
+@torch.compiler.assume_constant_result  # fixed for the process: torch.compile bakes the choice in
+def _resolve(backend: str, device_type: str) -> str:
+    device = torch.device(device_type)
     check_backend_name(backend)
     if backend == "auto":
         forced = os.environ.get("FASTMIX_BACKEND", "").strip()

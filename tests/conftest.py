@@ -1,0 +1,29 @@
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+import fastmix
+
+# CI runs fewer hypothesis examples; FASTMIX_HYPOTHESIS_PROFILE=thorough runs many more.
+settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("FASTMIX_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+HAS_CPP = fastmix.backends()["cpp"] is None
+HAS_CUDA = fastmix.backends()["cuda"] is None
+
+requires_cpp = pytest.mark.skipif(not HAS_CPP, reason=f"cpp backend unavailable: {fastmix.backends()['cpp']}")
+requires_cuda = pytest.mark.skipif(not HAS_CUDA, reason=f"cuda backend unavailable: {fastmix.backends()['cuda']}")
+
+# Backends whose kernels are compared against the torch reference, per device.
+COMPILED_BACKENDS = [pytest.param("cpp", marks=requires_cpp)]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
