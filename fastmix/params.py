@@ -101,6 +101,11 @@ def check_params(
     if batch_size == 0:
         return
     partner, lam, kind, box = (t.cpu() for t in params.as_tuple())
+    paste = kind == MixKind.PASTE
+    check_paste_boxes = check_boxes and bool(paste.any())
+    ok = bool(((partner >= 0) & (partner < batch_size) & (kind <= MixKind.PASTE) & (lam >= 0) & (lam <= 1)).all())
+    if ok and not check_paste_boxes:
+        return  # the common case: one fused pass over O(B) values
     bad = ((partner < 0) | (partner >= batch_size)).nonzero()
     if len(bad):
         i = int(bad[0])
@@ -113,8 +118,8 @@ def check_params(
     if len(bad):
         i = int(bad[0])
         raise ValueError(f"params.lam[{i}]: expected a value in [0, 1], got {float(lam[i])}")
-    paste = (kind == MixKind.PASTE).nonzero().flatten()
-    if len(paste) and check_boxes:
+    paste = paste.nonzero().flatten()
+    if check_paste_boxes:
         if height is None or width is None:
             raise ValueError(
                 f"params.kind[{int(paste[0])}]: paste (CutMix) needs images of shape (B, ..., H, W), "

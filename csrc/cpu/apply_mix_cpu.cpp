@@ -148,7 +148,18 @@ void pair_segment(T* a, T* b, int64_t n, PixelOp op_a, PixelOp op_b, const Sampl
   else if (op_b == P::kTake) std::memcpy(b, a, n * sizeof(T));
 }
 
+// The op of a sample along a whole row, when it does not change along it.
+bool uniform_on_row(const SampleView& s, std::pair<int64_t, int64_t> cols, int64_t row_len, PixelOp* op) {
+  if (s.kind == kBlend) *op = PixelOp::kBlend;
+  else if (cols.first >= cols.second) *op = PixelOp::kKeep;
+  else if (cols.first <= 0 && cols.second >= row_len) *op = PixelOp::kTake;
+  else return false;
+  return true;
+}
+
 // A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
+// Runs of rows where both samples do one thing (all of a blend, the rows a box misses) are
+// merged into one contiguous call; rows a box crosses are split at the box's columns.
 template <typename T>
 void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const DenseLayout& g, int64_t e0,
                 int64_t e1) {
@@ -156,10 +167,28 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     pair_segment(a, b, e1 - e0, PixelOp::kBlend, PixelOp::kBlend, sa, sb);
     return;
   }
-  for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
-    const int64_t h = row % g.height, row_start = row * g.row_len;
+  int64_t pos = e0;
+  while (pos < e1) {
+    const int64_t row = pos / g.row_len, row_start = row * g.row_len;
+    const int64_t h = row % g.height;
     const auto cols_a = paste_cols(sa, g, h), cols_b = paste_cols(sb, g, h);
-    const int64_t lo = std::max(row_start, e0) - row_start;
+    PixelOp op_a, op_b;
+    if (uniform_on_row(sa, cols_a, g.row_len, &op_a) && uniform_on_row(sb, cols_b, g.row_len, &op_b)) {
+      int64_t end = std::min(row_start + g.row_len, e1);
+      for (int64_t next = row + 1; end < e1; ++next) {
+        const int64_t hn = next % g.height;
+        PixelOp na, nb;
+        if (!uniform_on_row(sa, paste_cols(sa, g, hn), g.row_len, &na) ||
+            !uniform_on_row(sb, paste_cols(sb, g, hn), g.row_len, &nb) || na != op_a || nb != op_b)
+          break;
+        end = std::min(end + g.row_len, e1);
+      }
+      if (op_a != PixelOp::kKeep || op_b != PixelOp::kKeep)
+        pair_segment(a + (pos - e0), b + (pos - e0), end - pos, op_a, op_b, sa, sb);
+      pos = end;
+      continue;
+    }
+    const int64_t lo = pos - row_start;
     const int64_t hi = std::min(row_start + g.row_len, e1) - row_start;
     // Split [lo, hi) where a box starts or ends, so each piece is uniform for both samples.
     int64_t cuts[6] = {lo, hi, cols_a.first, cols_a.second, cols_b.first, cols_b.second};
@@ -167,11 +196,12 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     for (int c = 0; c + 1 < 6; ++c) {
       const int64_t s = std::max(cuts[c], lo), t = std::min(cuts[c + 1], hi);
       if (s >= t) continue;
-      const PixelOp op_a = op_at(sa, cols_a, s), op_b = op_at(sb, cols_b, s);
-      if (op_a == PixelOp::kKeep && op_b == PixelOp::kKeep) continue;
+      const PixelOp pa = op_at(sa, cols_a, s), pb = op_at(sb, cols_b, s);
+      if (pa == PixelOp::kKeep && pb == PixelOp::kKeep) continue;
       const int64_t off = row_start + s - e0;
-      pair_segment(a + off, b + off, t - s, op_a, op_b, sa, sb);
+      pair_segment(a + off, b + off, t - s, pa, pb, sa, sb);
     }
+    pos = row_start + hi;
   }
 }
 

@@ -1,0 +1,69 @@
+"""What fastmix is measured against: the naive formulas of timm / torchvision, and the floor (one
+in-place pass over the batch). They do the same mixing as a given MixParams, the way common
+training code does it, so a benchmark compares equal work."""
+from __future__ import annotations
+
+import torch
+
+from .params import MixKind, MixParams
+
+
+def floor_pass_(images: torch.Tensor) -> torch.Tensor:
+    """One in-place read and write of the batch: the least any in-place mix can cost."""
+    if images.dtype == torch.uint8:
+        return images.add_(0)  # mul_ by a float is not in place for uint8
+    return images.mul_(1.0)
+
+
+def naive_mixup_flip_(images: torch.Tensor, lam: float) -> torch.Tensor:
+    """timm's batch-mode Mixup: ``x.mul_(lam).add_(x.flip(0).mul_(1 - lam))`` (a flipped copy).
+
+    uint8 batches go through float32 and back, rounded, as such code must do for them."""
+    if images.dtype == torch.uint8:
+        mixed = images.float().mul_(lam).add_(images.flip(0).float().mul_(1.0 - lam))
+        return images.copy_(mixed.round_())
+    return images.mul_(lam).add_(images.flip(0).mul_(1.0 - lam))
+
+
+def naive_mixup_roll_(images: torch.Tensor, lam: float) -> torch.Tensor:
+    """torchvision v2 MixUp: ``x.roll(1, 0).mul_(1 - lam).add_(x.mul(lam))``, copied back in place."""
+    if images.dtype == torch.uint8:
+        mixed = images.roll(1, 0).float().mul_(1.0 - lam).add_(images.float().mul_(lam))
+        return images.copy_(mixed.round_())
+    mixed = images.roll(1, 0).mul_(1.0 - lam).add_(images.mul(lam))
+    return images.copy_(mixed)
+
+
+def naive_cutmix_flip_(images: torch.Tensor, box: tuple[int, int, int, int]) -> torch.Tensor:
+    """timm's batch-mode CutMix: ``x[..., y0:y1, x0:x1] = x.flip(0)[..., y0:y1, x0:x1]``."""
+    y0, y1, x0, x1 = box
+    images[..., y0:y1, x0:x1] = images.flip(0)[..., y0:y1, x0:x1]
+    return images
+
+
+def naive_elem_loop_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
+    """timm's elem mode: clone the batch, then a Python loop mixing each sample with its partner."""
+    original = images.clone()
+    partner = params.partner.tolist()
+    lam = params.lam.tolist()
+    kind = params.kind.tolist()
+    box = params.box.tolist()
+    for i in range(images.shape[0]):
+        j = partner[i]
+        if kind[i] == MixKind.BLEND:
+            images[i] = images[i] * lam[i] + original[j] * (1.0 - lam[i])
+        elif kind[i] == MixKind.PASTE:
+            y0, y1, x0, x1 = box[i]
+            images[i][..., y0:y1, x0:x1] = original[j][..., y0:y1, x0:x1]
+    return images
+
+
+def naive_targets(labels: torch.Tensor, lam: float, num_classes: int, smoothing: float) -> torch.Tensor:
+    """timm's ``mixup_target``: two smoothed one-hot matrices, the second flipped, blended."""
+    off = smoothing / num_classes
+    on = 1.0 - smoothing + off
+    y1 = torch.full((labels.shape[0], num_classes), off, device=labels.device).scatter_(1, labels.view(-1, 1), on)
+    y2 = torch.full((labels.shape[0], num_classes), off, device=labels.device).scatter_(
+        1, labels.flip(0).view(-1, 1), on
+    )
+    return y1 * lam + y2 * (1.0 - lam)

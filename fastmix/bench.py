@@ -1,0 +1,217 @@
+"""``python -m fastmix bench``: fastmix against naive tensor arithmetic and the floor, on a
+synthetic ImageNet-shaped batch (nothing downloaded).
+
+Every implementation of one operation runs on the same batch, interleaved round by round so
+that machine noise hits all of them alike; the table reports medians and ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional
+
+import torch
+
+from . import baselines
+from .backends import backends as available_backends
+from .mixup import Mixup
+from .ops import apply_mix_unchecked_, mix_targets_unchecked
+from .params import MixParams
+
+DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Row:
+    operation: str
+    implementation: str
+    backend: str
+    median_ms: float
+    gb_per_s: float
+    times_faster_than_naive: Optional[float]
+    ratio_to_floor: Optional[float]
+
+
+@dataclass
+class Scenario:
+    """One operation: fastmix per backend, the naive formulas and the floor, on shared data."""
+
+    operation: str
+    bytes_moved: int  # nominal traffic: one read and one write of the batch (or of the targets)
+    candidates: Dict[str, Callable[[], object]]  # "fastmix/<backend>", "naive: ...", "floor: ..."
+    naive: str  # the key the "times faster" column divides by
+    floor: str
+
+
+def _time_interleaved(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
+    times: Dict[str, List[float]] = {name: [] for name in candidates}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+            if r:
+                times[name].append(elapsed)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _make_batch(batch: int, size: int, dtype: torch.dtype) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator)
+    return torch.rand((batch, 3, size, size), generator=generator).to(dtype)
+
+
+def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[str], num_classes: int) -> List[Scenario]:
+    images = _make_batch(batch, size, dtype)
+    nbytes = 2 * images.numel() * images.element_size()
+
+    def apply_with(params: MixParams, backend: str) -> Callable[[], object]:
+        return lambda: apply_mix_unchecked_(images, params, backend)
+
+    scenarios = []
+    settings = [
+        ("mixup batch", dict(mixup_alpha=0.8)),
+        ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
+        ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
+    ]
+    for operation, knobs in settings:
+        params = Mixup(num_classes=num_classes, seed=0, **knobs).sample(batch, size, size)
+        candidates = {f"fastmix/{b}": apply_with(params, b) for b in backends}
+        lam = float(params.lam[0])
+        if operation == "mixup batch":
+            candidates["naive: timm flip formula"] = lambda lam=lam: baselines.naive_mixup_flip_(images, lam)
+            candidates["naive: torchvision roll formula"] = lambda lam=lam: baselines.naive_mixup_roll_(images, lam)
+            naive = "naive: timm flip formula"
+        elif operation == "cutmix batch":
+            box = tuple(int(v) for v in params.box[0])
+            candidates["naive: timm flip + paste"] = lambda box=box: baselines.naive_cutmix_flip_(images, box)
+            naive = "naive: timm flip + paste"
+        else:
+            candidates["naive: timm clone + per-sample loop"] = lambda p=params: baselines.naive_elem_loop_(images, p)
+            naive = "naive: timm clone + per-sample loop"
+        candidates["floor: x.mul_(1.0)"] = lambda: baselines.floor_pass_(images)
+        scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: x.mul_(1.0)"))
+
+    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
+    params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
+    lam = float(params.lam[0])
+    targets = {f"fastmix/{b}": (lambda b=b: mix_targets_unchecked(labels, params, num_classes, 0.1, b)) for b in backends}
+    targets["naive: timm mixup_target"] = lambda: baselines.naive_targets(labels, lam, num_classes, 0.1)
+    targets["floor: torch.zeros"] = lambda: torch.zeros(batch, num_classes)
+    scenarios.append(
+        Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
+    )
+    return scenarios
+
+
+def run(
+    batch: int = 256,
+    size: int = 224,
+    dtype: str = "float32",
+    threads: int = 1,
+    backends: Optional[List[str]] = None,
+    rounds: int = 11,
+    num_classes: int = 1000,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> List[Row]:
+    torch.set_num_threads(threads)
+    if backends is None:
+        status = available_backends()
+        backends = [b for b in ("cpp", "torch") if status[b] is None]
+    rows: List[Row] = []
+    scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes)
+    for k, scenario in enumerate(scenarios, 1):
+        progress(f"[{k}/{len(scenarios)}] {scenario.operation}: {len(scenario.candidates)} implementations x {rounds} rounds")
+        medians = _time_interleaved(scenario.candidates, rounds)
+        for name, seconds in medians.items():
+            implementation, _, backend = name.partition("/") if name.startswith("fastmix/") else (name, "", "")
+            rows.append(
+                Row(
+                    operation=scenario.operation,
+                    implementation=implementation,
+                    backend=backend or "torch",
+                    median_ms=seconds * 1e3,
+                    gb_per_s=scenario.bytes_moved / seconds / 1e9,
+                    times_faster_than_naive=medians[scenario.naive] / seconds,
+                    ratio_to_floor=seconds / medians[scenario.floor],
+                )
+            )
+    return rows
+
+
+def format_table(rows: List[Row]) -> str:
+    header = ("operation", "implementation", "backend", "median ms", "GB/s", "x faster than naive", "/ floor")
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r.operation,
+                r.implementation,
+                r.backend,
+                f"{r.median_ms:.2f}",
+                f"{r.gb_per_s:.1f}",
+                f"{r.times_faster_than_naive:.2f}",
+                f"{r.ratio_to_floor:.2f}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, torch {torch.__version__}, python {platform.python_version()}"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastmix bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backends", default=None, help="comma-separated, e.g. cpp,torch (default: all available)")
+    parser.add_argument("--rounds", type=int, default=11, help="timed rounds per implementation (median reported)")
+    parser.add_argument("--num-classes", type=int, default=1000)
+    parser.add_argument("--json", metavar="FILE", help="also write the rows and the machine to FILE")
+    args = parser.parse_args(argv)
+    backends = args.backends.split(",") if args.backends else None
+    if backends:
+        status = available_backends()
+        for b in backends:
+            if b not in status:
+                parser.error(f"--backends: unknown backend {b!r}; expected some of {', '.join(status)}")
+            if status[b] is not None:
+                parser.error(f"--backends: {b} is not available: {status[b]}")
+
+    def progress(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    print(
+        f"fastmix bench: batch {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
+        f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds\nmachine: {machine_description()}",
+        flush=True,
+    )
+    rows = run(args.batch_size, args.image_size, args.dtype, args.threads, backends, args.rounds, args.num_classes, progress)
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine_description(), "args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=2)
+    return 0
