@@ -67,14 +67,19 @@ def mix_targets(
     label smoothing (on = 1 - eps + eps/C, off = eps/C; dense t -> t*on + (1-t)*off), or just
     ``s(labels[i])`` for a sample left alone.
     """
-    from .policy import MixPolicy
     from .validation import check_labels
 
-    if isinstance(labels, torch.Tensor):
-        check_labels(labels, labels.shape[0] if labels.dim() else 0, labels.device, num_classes)
-    else:
-        check_labels(labels, 0, torch.device("cpu"), num_classes)
-    MixPolicy(prob=0.0, label_smoothing=smoothing, num_classes=num_classes)  # checks the two numbers
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise (TypeError if not isinstance(num_classes, int) else ValueError)(
+            f"num_classes: expected an int >= 1, got {num_classes!r}"
+        )
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0.0 <= smoothing <= 1.0:
+        raise (TypeError if not isinstance(smoothing, (int, float)) else ValueError)(
+            f"smoothing: expected a float in [0, 1], got {smoothing!r}"
+        )
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels: expected a torch.Tensor, got {type(labels).__name__}")
+    check_labels(labels, labels.shape[0] if labels.dim() else 0, labels.device, num_classes)
     check_params(params, labels.shape[0], None, None, check_boxes=False)
     return mix_targets_unchecked(labels, params, num_classes, smoothing, backend)
 

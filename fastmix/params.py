@@ -98,6 +98,11 @@ def check_params(
         if not isinstance(t, torch.Tensor) or t.dtype != dtype or tuple(t.shape) != shape:
             got = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"params.{name}: expected {dtype} of shape {shape}, got {got}")
+    devices = {t.device for t in params.as_tuple()}
+    if len(devices) > 1 or next(iter(devices)).type == "meta":
+        raise ValueError(
+            f"params: expected partner, lam, kind and box on one real device, got {sorted(str(d) for d in devices)}"
+        )
     if batch_size == 0:
         return
     partner, lam, kind, box = (t.cpu() for t in params.as_tuple())

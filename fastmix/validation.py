@@ -18,6 +18,14 @@ def check_images(images: torch.Tensor, needs_spatial: bool) -> None:
     if images.dim() < min_dims:
         what = "(B, C, H, W) (CutMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
         raise ValueError(f"images: expected shape {what}, got shape {tuple(images.shape)}")
+    if needs_spatial and images.shape[-2] * images.shape[-1] == 0:
+        raise ValueError(f"images: CutMix needs H >= 1 and W >= 1, got shape {tuple(images.shape)}")
+    # (not while tracing: the op checks it again at run time)
+    if not torch.compiler.is_compiling() and images.numel() and torch._debug_has_internal_overlap(images) == 1:
+        raise ValueError(
+            f"images: expected a tensor whose elements do not share memory (it is written in place), got one "
+            f"with strides {images.stride()} (from expand()?); call .contiguous() first"
+        )
     if images.requires_grad:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
 
