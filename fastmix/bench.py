@@ -95,8 +95,8 @@ def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[st
         else:
             candidates["naive: timm clone + per-sample loop"] = lambda p=params: baselines.naive_elem_loop_(images, p)
             naive = "naive: timm clone + per-sample loop"
-        candidates["floor: x.mul_(1.0)"] = lambda: baselines.floor_pass_(images)
-        scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: x.mul_(1.0)"))
+        candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
+        scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
 
     labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)

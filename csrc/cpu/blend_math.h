@@ -10,6 +10,8 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 namespace fastmix {
@@ -29,15 +31,17 @@ inline T from_acc(typename AccType<T>::type v) {
   return static_cast<T>(v);
 }
 
-// uint8: round half to even, then saturate. Adding and subtracting 1.5 * 2^23 rounds a float in
-// [-2^22, 2^22] to the nearest integer, ties to even, under the default rounding mode; unlike
-// nearbyint it vectorises on any x86-64.
+// uint8: round half to even (the default rounding mode, which cvtps2dq uses), then saturate in
+// integers; both vectorise on any x86-64.
 template <>
 inline uint8_t from_acc<uint8_t>(float v) {
-  constexpr float kRoundMagic = 12582912.0f;
-  float r = (v + kRoundMagic) - kRoundMagic;
-  r = r < 0.f ? 0.f : (r > 255.f ? 255.f : r);
-  return static_cast<uint8_t>(static_cast<int32_t>(r));
+#if defined(__GNUC__) && !defined(__clang__)
+  int32_t i = __builtin_irintf(v);
+#else
+  int32_t i = static_cast<int32_t>(std::nearbyint(v));
+#endif
+  i = std::min(std::max(i, 0), 255);
+  return static_cast<uint8_t>(i);
 }
 
 template <typename T>
