@@ -25,4 +25,15 @@ TORCH_LIBRARY(fastmix, m) {
   m.def(
       "mix_targets(Tensor labels, Tensor partner, Tensor lam, Tensor kind, int num_classes, "
       "float smoothing) -> Tensor");
+  // Out of place: writes the mixed batch into out (B, C, H, W) (contiguous or channels_last;
+  // uint8, float32, bfloat16 or float16), reading images (B, C, H, W), or (B, H, W, C) when hwc,
+  // (uint8 or float32) once. Each element is cast(normalize(mixed)), normalize being
+  // v * scale[c] + bias[c] when scale/bias (float32 (C,)) are not empty. One pass in, one out.
+  m.def(
+      "mix_into(Tensor(a!) out, Tensor images, Tensor partner, Tensor lam, Tensor kind, Tensor box, "
+      "Tensor scale, Tensor bias, bool hwc) -> ()");
+  // The collate path: like mix_into, reading B separate sample tensors (C, H, W) or (H, W, C).
+  m.def(
+      "collate_mix_(Tensor(a!) out, Tensor[] samples, Tensor partner, Tensor lam, Tensor kind, "
+      "Tensor box, Tensor scale, Tensor bias, bool hwc) -> ()");
 }

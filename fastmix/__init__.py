@@ -7,6 +7,7 @@
 import torch  # noqa: F401  (loads libtorch before fastmix._C)
 
 from .backends import backends
+from .collate import CompactTargets, MixupCollate, compact_targets_loss
 from .mixup import Mixup
 from .ops import apply_mix_, mix_targets
 from .params import MixKind, MixParams
@@ -17,6 +18,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Mixup",
+    "MixupCollate",
+    "CompactTargets",
+    "compact_targets_loss",
     "MixPolicy",
     "MixParams",
     "MixKind",

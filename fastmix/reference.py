@@ -77,3 +77,35 @@ def mix_targets_reference(
     lam_col = lam.view(-1, 1)
     mixed = own * lam_col + own[partner] * (1 - lam_col)
     return torch.where(written.view(-1, 1), mixed, own)
+
+
+def normalize_reference(values: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """values (B, C, H, W) float32 -> values * scale[c] + bias[c] (product and sum rounded apart)."""
+    if scale.numel() == 0:
+        return values
+    shape = (1, -1) + (1,) * (values.dim() - 2)
+    return values * scale.view(shape) + bias.view(shape)
+
+
+def mix_into_reference(
+    out: torch.Tensor,
+    images: torch.Tensor,
+    params: MixParams,
+    scale: torch.Tensor,
+    bias: torch.Tensor,
+    hwc: bool,
+) -> torch.Tensor:
+    """The out-of-place mix (the collate and GPU path): out = cast(normalize(mixed images)).
+
+    images: (B, C, H, W), or (B, H, W, C) when ``hwc``; uint8 or float32. out: (B, C, H, W) in any
+    memory format, uint8 (from uint8 without normalisation: the in-place result exactly),
+    float32, bfloat16 or float16. Mixed values are float32 (``x * lam + partner * (1 - lam)``),
+    normalised in float32, then cast (uint8: round half to even, saturate).
+    """
+    batch = images.permute(0, 3, 1, 2) if hwc else images
+    if out.dtype == torch.uint8:
+        out.copy_(mix_reference_(batch.clone(), params))
+        return out
+    values = mix_reference_(batch.to(torch.float32, copy=True), params)
+    out.copy_(normalize_reference(values, scale, bias))
+    return out

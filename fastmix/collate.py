@@ -1,0 +1,272 @@
+"""MixupCollate: a DataLoader collate_fn that stacks, mixes, converts and normalises in one pass.
+
+    collate = fastmix.MixupCollate(fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=1000))
+    loader = DataLoader(ds, batch_size=256, num_workers=8, collate_fn=collate, pin_memory=True)
+    for images, targets in loader: ...
+
+Each output sample is written once, from its own sample and its partner's: no stack-then-mix, no
+intermediate float batch. Inside a DataLoader worker the batch is allocated in shared memory, as
+default_collate does, so it is not copied again on its way to the main process.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate, get_worker_info
+
+from .backends import resolve_backend
+from .mixup import Mixup
+from .ops import mix_targets_unchecked
+from .params import MixParams
+from .reference import mix_into_reference
+
+OUTPUT_DTYPES = (torch.uint8, torch.float32, torch.bfloat16, torch.float16)
+
+
+class CompactTargets(NamedTuple):
+    """Targets as (B,) indices and weights instead of a (B, C) matrix, for very large C.
+
+    The soft target of sample i is ``lam[i] * s(index_a[i]) + (1 - lam[i]) * s(index_b[i])``.
+    """
+
+    index_a: torch.Tensor  #: (B,) int64, the sample's own class
+    index_b: torch.Tensor  #: (B,) int64, the partner's class (the own class when not mixed)
+    lam: torch.Tensor  #: (B,) float32, the weight of index_a
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "CompactTargets":
+        return CompactTargets(*(t.to(device, non_blocking=non_blocking) for t in self))
+
+    def dense(self, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
+        """The (B, num_classes) float32 soft targets these stand for."""
+        off = smoothing / num_classes
+        on = 1.0 - smoothing + off
+        lam = self.lam.view(-1, 1)
+        a = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_a.view(-1, 1), on)
+        b = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_b.view(-1, 1), on)
+        return a * lam + b * (1 - lam)
+
+
+def compact_targets_loss(logits: torch.Tensor, targets: CompactTargets, smoothing: float = 0.0) -> torch.Tensor:
+    """Mean soft-target cross entropy of ``logits`` (B, C) against compact targets.
+
+    Equals ``-(targets.dense(C, smoothing) * logits.log_softmax(-1)).sum(-1).mean()`` without
+    building the (B, C) matrix: torch's label_smoothing uses the same on/off values as fastmix.
+    """
+    ce = torch.nn.functional.cross_entropy
+    loss_a = ce(logits, targets.index_a, reduction="none", label_smoothing=smoothing)
+    loss_b = ce(logits, targets.index_b, reduction="none", label_smoothing=smoothing)
+    lam = targets.lam.to(logits.dtype)
+    return (lam * loss_a + (1 - lam) * loss_b).mean()
+
+
+def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
+    """(tensor, hwc): torch tensors are (C, H, W); numpy arrays and PIL images are (H, W[, C])."""
+    if isinstance(image, torch.Tensor):
+        if image.dim() != 3:
+            raise ValueError(f"samples[{index}]: expected an image tensor of shape (C, H, W), got shape {tuple(image.shape)}")
+        return image, False
+    if not isinstance(image, np.ndarray):
+        if hasattr(image, "mode") and hasattr(image, "size"):  # PIL.Image, without importing PIL
+            image = np.asarray(image)
+        else:
+            raise TypeError(
+                f"samples[{index}]: expected the image as a torch tensor (C, H, W), a numpy array (H, W, C) or a "
+                f"PIL image, got {type(image).__name__}"
+            )
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3:
+        raise ValueError(f"samples[{index}]: expected a numpy image of shape (H, W, C) or (H, W), got shape {image.shape}")
+    if not image.flags.c_contiguous:
+        image = np.ascontiguousarray(image)
+    if not image.flags.writeable:  # PIL's arrays are read-only; torch.from_numpy warns on those
+        image = image.copy()
+    return torch.from_numpy(image), True
+
+
+def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+    """An uninitialised batch; in a DataLoader worker, in shared memory (as default_collate does)."""
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype, memory_format=memory_format)
+    strides = torch.empty(shape, dtype=dtype, device="meta", memory_format=memory_format).stride()
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    storage = torch.UntypedStorage._new_shared(math.prod(shape) * itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage, 0, shape, strides)
+
+
+class MixupCollate:
+    """A picklable ``collate_fn`` that mixes while it collates.
+
+    Args:
+        mixup: the :class:`fastmix.Mixup` policy (its seed, mode, label smoothing, backend and
+            ``mixup_enabled`` apply).
+        dtype: output image dtype: ``torch.uint8`` (samples must be uint8; the cheapest to pin and
+            send to a GPU) or float32 / bfloat16 / float16 (uint8 samples are scaled by 1/255).
+        mean, std: per-channel normalisation of float outputs, in the [0, 1] scale:
+            ``(x / 255 - mean) / std`` for uint8 samples, ``(x - mean) / std`` for float ones.
+        channels_last: return the batch in channels_last memory format (still shaped (B, C, H, W)).
+        image_key, label_key: where the image and label are in dict samples.
+        compact_targets: return :class:`CompactTargets` instead of (B, C) soft targets.
+
+    Samples are ``(image, label, *rest)`` tuples or dicts; images are torch tensors (C, H, W)
+    (uint8 or float32), numpy arrays (H, W, C) or (H, W) uint8 (as decoded by PIL or OpenCV) or PIL
+    images; labels are class indices (int or 0-d tensor) or dense (C,) targets. Returns
+    ``(images (B, C, H, W), targets, *rest)`` or a dict with the images and targets under the
+    image and label keys and every other field collated as default_collate does.
+    """
+
+    def __init__(
+        self,
+        mixup: Mixup,
+        dtype: torch.dtype = torch.uint8,
+        mean: Optional[Sequence[float]] = None,
+        std: Optional[Sequence[float]] = None,
+        channels_last: bool = False,
+        image_key: str = "image",
+        label_key: str = "label",
+        compact_targets: bool = False,
+    ) -> None:
+        if not isinstance(mixup, Mixup):
+            raise TypeError(f"mixup: expected a fastmix.Mixup, got {type(mixup).__name__}")
+        if dtype not in OUTPUT_DTYPES:
+            raise ValueError(f"dtype: expected one of {', '.join(str(d) for d in OUTPUT_DTYPES)}, got {dtype}")
+        if (mean is None) != (std is None):
+            raise ValueError(f"mean, std: give both or neither, got mean={mean} and std={std}")
+        if mean is not None and dtype == torch.uint8:
+            raise ValueError("mean, std: normalisation needs a float output dtype, got dtype=torch.uint8")
+        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float64).flatten()
+        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float64).flatten()
+        if self.std is not None:
+            if self.mean.shape != self.std.shape:
+                raise ValueError(f"mean, std: expected the same length, got {len(self.mean)} and {len(self.std)}")
+            if not bool((self.std > 0).all()):
+                raise ValueError(f"std: expected values > 0, got {self.std.tolist()}")
+        if compact_targets and mixup.policy.num_classes < 1:
+            raise ValueError("compact_targets: needs num_classes >= 1")
+        self.mixup = mixup
+        self.dtype = dtype
+        self.channels_last = bool(channels_last)
+        self.image_key = image_key
+        self.label_key = label_key
+        self.compact_targets = bool(compact_targets)
+
+    def affine(self, channels: int, uint8_input: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(scale, bias) float32 (C,) so that out = mixed * scale + bias; empty for uint8 output."""
+        if self.dtype == torch.uint8:
+            return torch.empty(0), torch.empty(0)
+        mean = torch.zeros(channels, dtype=torch.float64) if self.mean is None else self.mean
+        std = torch.ones(channels, dtype=torch.float64) if self.std is None else self.std
+        if len(mean) == 1:
+            mean, std = mean.expand(channels), std.expand(channels)
+        if len(mean) != channels:
+            raise ValueError(f"mean, std: expected {channels} values (the images' channels), got {len(mean)}")
+        unit = 255.0 if uint8_input else 1.0
+        return (1.0 / (std * unit)).float(), (-mean / std).float()
+
+    def _split(self, samples: Sequence[Any]) -> Tuple[List[Any], List[Any], Any]:
+        first = samples[0]
+        if isinstance(first, Mapping):
+            for i, s in enumerate(samples):
+                if not isinstance(s, Mapping) or self.image_key not in s or self.label_key not in s:
+                    raise ValueError(
+                        f"samples[{i}]: expected a dict with keys {self.image_key!r} and {self.label_key!r}, got "
+                        f"{sorted(s) if isinstance(s, Mapping) else type(s).__name__}"
+                    )
+            rest = [{k: v for k, v in s.items() if k not in (self.image_key, self.label_key)} for s in samples]
+            return [s[self.image_key] for s in samples], [s[self.label_key] for s in samples], rest
+        if isinstance(first, (tuple, list)):
+            for i, s in enumerate(samples):
+                if not isinstance(s, (tuple, list)) or len(s) != len(first) or len(s) < 2:
+                    raise ValueError(
+                        f"samples[{i}]: expected an (image, label, ...) tuple like samples[0] ({len(first)} fields), got "
+                        f"{type(s).__name__} of length {len(s) if isinstance(s, (tuple, list)) else '-'}"
+                    )
+            return [s[0] for s in samples], [s[1] for s in samples], [tuple(s[2:]) for s in samples]
+        raise TypeError(f"samples[0]: expected an (image, label, ...) tuple or a dict, got {type(first).__name__}")
+
+    def _labels(self, labels: List[Any]) -> torch.Tensor:
+        num_classes = self.mixup.policy.num_classes
+        first = labels[0]
+        dense = isinstance(first, (torch.Tensor, np.ndarray)) and np.ndim(first) == 1
+        if dense:
+            out = torch.stack([torch.as_tensor(y) for y in labels])
+            if out.shape[1] != num_classes:
+                raise ValueError(f"samples[0]: dense label has {out.shape[1]} classes, expected num_classes={num_classes}")
+            if self.compact_targets:
+                raise ValueError("compact_targets: needs class-index labels, got dense (C,) labels")
+            return out
+        values = []
+        for i, y in enumerate(labels):
+            if isinstance(y, (torch.Tensor, np.ndarray)):
+                if np.ndim(y) != 0:
+                    raise ValueError(f"samples[{i}]: expected a class index, got a label of shape {tuple(np.shape(y))}")
+                y = y.item()
+            if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
+                raise TypeError(f"samples[{i}]: expected an integer class index, got {type(y).__name__} {y!r}")
+            if not 0 <= y < num_classes:
+                raise ValueError(f"samples[{i}]: label {y} is outside [0, {num_classes}) (num_classes={num_classes})")
+            values.append(int(y))
+        return torch.tensor(values, dtype=torch.int64)
+
+    def __call__(self, samples: Sequence[Any]) -> Any:
+        if len(samples) == 0:
+            raise ValueError("samples: expected at least one sample, got an empty batch")
+        raw_images, raw_labels, rest = self._split(samples)
+        images, hwc = [], None
+        for i, raw in enumerate(raw_images):
+            image, is_hwc = _as_image_tensor(raw, i)
+            if i == 0:
+                hwc, shape, dtype = is_hwc, image.shape, image.dtype
+                if dtype not in (torch.uint8, torch.float32):
+                    raise TypeError(f"samples[0]: expected a uint8 or float32 image, got {dtype}")
+                if self.dtype == torch.uint8 and dtype != torch.uint8:
+                    raise TypeError(f"samples[0]: dtype=torch.uint8 output needs uint8 images, got {dtype}")
+            elif is_hwc != hwc or image.shape != shape or image.dtype != dtype:
+                what = lambda h, s, d: f"{'HWC' if h else 'CHW'} {tuple(s)} {str(d).replace('torch.', '')}"  # noqa: E731
+                raise ValueError(
+                    f"samples[{i}]: image is {what(is_hwc, image.shape, image.dtype)}, but samples[0] is "
+                    f"{what(hwc, shape, dtype)}"
+                )
+            images.append(image)
+        labels = self._labels(raw_labels)
+        channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
+
+        mix = self.mixup
+        params = mix.sample(len(images), height, width)
+        mix.last_params = params
+        scale, bias = self.affine(channels, dtype == torch.uint8)
+        out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
+        if resolve_backend(mix.backend, out.device) == "torch":
+            mix_into_reference(out, torch.stack(images), params, scale, bias, hwc)
+        else:
+            torch.ops.fastmix.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
+        targets = self._targets(labels, params)
+
+        if isinstance(samples[0], Mapping):
+            result = default_collate(rest) if rest[0] else {}
+            result[self.image_key] = out
+            result[self.label_key] = targets
+            return result
+        if rest[0]:
+            return (out, targets) + tuple(default_collate(rest))
+        return out, targets
+
+    def _targets(self, labels: torch.Tensor, params: MixParams) -> Any:
+        if self.compact_targets:
+            mixed = params.mixed()
+            return CompactTargets(labels, torch.where(mixed, labels[params.partner], labels),
+                                  torch.where(mixed, params.lam, torch.ones_like(params.lam)))
+        policy = self.mixup.policy
+        return mix_targets_unchecked(labels, params, policy.num_classes, policy.label_smoothing, self.mixup.backend)
+
+    def __repr__(self) -> str:
+        return (
+            f"fastmix.MixupCollate({self.mixup!r}, dtype={self.dtype}, mean={None if self.mean is None else self.mean.tolist()}, "
+            f"std={None if self.std is None else self.std.tolist()}, channels_last={self.channels_last}, "
+            f"compact_targets={self.compact_targets})"
+        )
