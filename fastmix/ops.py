@@ -14,6 +14,14 @@ def _register_fakes() -> None:
     def _mix_fake(images, partner, lam, kind, box):  # noqa: ANN001 - signature fixed by the schema
         return None
 
+    @torch.library.register_fake("fastmix::mix_into")
+    def _mix_into_fake(out, images, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001
+        return None
+
+    @torch.library.register_fake("fastmix::collate_mix_")
+    def _collate_mix_fake(out, samples, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001
+        return None
+
     @torch.library.register_fake("fastmix::mix_targets")
     def _mix_targets_fake(labels, partner, lam, kind, num_classes, smoothing):  # noqa: ANN001
         return labels.new_empty((labels.shape[0], num_classes), dtype=torch.float32)

@@ -30,6 +30,19 @@ def test_opcheck_mix(dtype, channels_last):
     torch.library.opcheck(torch.ops.fastmix.mix_.default, (images, *params.as_tuple()))
 
 
+@pytest.mark.parametrize("hwc", [False, True])
+@pytest.mark.parametrize("out_dtype", [torch.uint8, torch.bfloat16])
+def test_opcheck_mix_into_and_collate(hwc, out_dtype):
+    generator = torch.Generator().manual_seed(4)
+    images = random_values((4, 8, 9, 3) if hwc else (4, 3, 8, 9), torch.uint8, generator)
+    params = random_params(4, 8, 9, generator)
+    out = torch.empty(4, 3, 8, 9, dtype=out_dtype)
+    scale, bias = (torch.empty(0), torch.empty(0)) if out_dtype == torch.uint8 else (torch.rand(3), torch.rand(3))
+    args = (*params.as_tuple(), scale, bias, hwc)
+    torch.library.opcheck(torch.ops.fastmix.mix_into.default, (out, images, *args))
+    torch.library.opcheck(torch.ops.fastmix.collate_mix_.default, (out, list(images.unbind(0)), *args))
+
+
 @pytest.mark.parametrize("dense", [False, True])
 def test_opcheck_mix_targets(dense):
     generator = torch.Generator().manual_seed(1)

@@ -1,0 +1,342 @@
+// The CUDA in-place mixing kernel (fastmix::mix_): each thread owns a few element positions
+// (the same positions in every sample) and walks the steps of one plan group for them.
+//
+// Hazards of an in-place mix only exist between the same element position of different samples,
+// so a thread that owns positions [e, e + N) can apply the whole plan (inplace_plan_cuda.cuh) to
+// them on its own: the cycle buffer is a register pack, and every sample is loaded at most once
+// (the last loaded pack is cached: a tree's chain and a cycle read each sample once). Threads
+// are (plan group) x (position pack), so a batch of swapped pairs keeps the whole GPU busy.
+//
+// Layouts: samples whose elements fill one block of memory (contiguous NCHW, channels_last,
+// (B, T, C, H, W), any dense permutation) take the dense path, with 16-byte packs (8 bytes for
+// uint8) where the data pointer, the batch stride and the sample size allow it; any other strided
+// tensor takes the generic path (one element per thread, located by its multi-index).
+//
+// Torch-free: the glue (apply_mix_cuda.cu) and the host emulation run the same code through a
+// Runner (see torch_runner.cuh and emulate_on_host.cuh).
+#pragma once
+
+#include <cstdint>
+
+#include "cuda_math.cuh"
+#include "inplace_plan_cuda.cuh"
+#include "launch.cuh"
+
+namespace fastmix {
+namespace cuda {
+
+constexpr int kMaxLayoutDims = 16;  // batch dim included; more goes through a contiguous copy
+constexpr int kMaxStridedDims = 12;  // non-batch dims of size > 1 on the generic path
+
+// Sizes and strides (in elements) of a (B, ...) tensor.
+struct TensorLayout {
+  int ndim;
+  int64_t sizes[kMaxLayoutDims];
+  int64_t strides[kMaxLayoutDims];
+};
+
+// Samples that each fill one block of numel elements, batch_stride apart. Element e of a sample
+// lies in image row (e / h_stride) % height and column (e / w_stride) % width, whatever the
+// order of the dims in memory (a dense block is a mixed-radix number in its dims).
+struct DenseGeometry {
+  int64_t numel;
+  int64_t batch_stride;
+  int64_t h_stride, height;
+  int64_t w_stride, width;
+};
+
+// Anything else: the non-batch dims of size > 1, outermost (largest stride) first.
+struct StridedGeometry {
+  int32_t ndim;
+  int32_t h_dim, w_dim;  // which of them are the image rows / columns (-1: size 1 or absent)
+  int64_t sizes[kMaxStridedDims];
+  int64_t strides[kMaxStridedDims];
+  int64_t numel;
+  int64_t batch_stride;
+};
+
+inline bool describe_dense(const TensorLayout& x, DenseGeometry* out) {
+  int64_t stride[kMaxLayoutDims], size[kMaxLayoutDims];
+  int n = 0;
+  int64_t numel = 1;
+  for (int d = 1; d < x.ndim; ++d) {
+    numel *= x.sizes[d];
+    if (x.sizes[d] <= 1) continue;
+    int k = n++;  // insertion sort by stride
+    while (k > 0 && stride[k - 1] > x.strides[d]) {
+      stride[k] = stride[k - 1];
+      size[k] = size[k - 1];
+      --k;
+    }
+    stride[k] = x.strides[d];
+    size[k] = x.sizes[d];
+  }
+  int64_t expected = 1;
+  for (int k = 0; k < n; ++k) {
+    if (stride[k] != expected) return false;
+    expected *= size[k];
+  }
+  if (x.sizes[0] > 1 && x.strides[0] < numel) return false;  // samples interleave
+  out->numel = numel;
+  out->batch_stride = x.strides[0];
+  out->h_stride = out->w_stride = 1;
+  out->height = out->width = 1;
+  if (x.ndim >= 3) {
+    if (x.sizes[x.ndim - 2] > 1) {
+      out->h_stride = x.strides[x.ndim - 2];
+      out->height = x.sizes[x.ndim - 2];
+    }
+    if (x.sizes[x.ndim - 1] > 1) {
+      out->w_stride = x.strides[x.ndim - 1];
+      out->width = x.sizes[x.ndim - 1];
+    }
+  }
+  return true;
+}
+
+inline bool describe_strided(const TensorLayout& x, StridedGeometry* out) {
+  StridedGeometry g;
+  g.ndim = 0;
+  g.h_dim = g.w_dim = -1;
+  g.numel = 1;
+  g.batch_stride = x.strides[0];
+  int source[kMaxStridedDims];
+  for (int d = 1; d < x.ndim; ++d) {
+    g.numel *= x.sizes[d];
+    if (x.sizes[d] <= 1) continue;
+    if (g.ndim == kMaxStridedDims) return false;
+    int k = g.ndim++;  // insertion sort, largest stride first
+    while (k > 0 && g.strides[k - 1] < x.strides[d]) {
+      g.strides[k] = g.strides[k - 1];
+      g.sizes[k] = g.sizes[k - 1];
+      source[k] = source[k - 1];
+      --k;
+    }
+    g.strides[k] = x.strides[d];
+    g.sizes[k] = x.sizes[d];
+    source[k] = d;
+  }
+  for (int k = 0; k < g.ndim; ++k) {
+    if (x.ndim >= 3 && source[k] == x.ndim - 2) g.h_dim = k;
+    if (x.ndim >= 3 && source[k] == x.ndim - 1) g.w_dim = k;
+  }
+  *out = g;
+  return true;
+}
+
+// Row / column of elements e, e + 1, ..., e + N - 1 of a dense sample: two divisions, then steps.
+template <typename I, int N>
+FASTMIX_HDI void dense_coords_as(const DenseGeometry& g, int64_t e64, int32_t* hh, int32_t* ww) {
+  const I e = static_cast<I>(e64), hs = static_cast<I>(g.h_stride), ws = static_cast<I>(g.w_stride);
+  const I height = static_cast<I>(g.height), width = static_cast<I>(g.width);
+  const I qh = e / hs, qw = e / ws;
+  I rh = e - qh * hs, rw = e - qw * ws;
+  I h = qh % height, w = qw % width;
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    hh[k] = static_cast<int32_t>(h);
+    ww[k] = static_cast<int32_t>(w);
+    if (++rh == hs) {
+      rh = 0;
+      if (++h == height) h = 0;
+    }
+    if (++rw == ws) {
+      rw = 0;
+      if (++w == width) w = 0;
+    }
+  }
+}
+
+template <int N>
+FASTMIX_HDI void dense_coords(const DenseGeometry& g, int64_t e, int32_t* hh, int32_t* ww) {
+  if (g.numel <= INT32_MAX) dense_coords_as<uint32_t, N>(g, e, hh, ww);
+  else dense_coords_as<uint64_t, N>(g, e, hh, ww);
+}
+
+// Offset of element p of a strided sample (row-major over the geometry's dims) and its row/column.
+FASTMIX_HDI int64_t strided_coords(const StridedGeometry& g, int64_t p, int32_t* h, int32_t* w) {
+  int64_t off = 0;
+  *h = 0;
+  *w = 0;
+  for (int d = g.ndim - 1; d >= 0; --d) {
+    const int64_t idx = p % g.sizes[d];
+    p /= g.sizes[d];
+    off += idx * g.strides[d];
+    if (d == g.h_dim) *h = static_cast<int32_t>(idx);
+    if (d == g.w_dim) *w = static_cast<int32_t>(idx);
+  }
+  return off;
+}
+
+// What one sample of a step does to this thread's N elements.
+struct LaneOp {
+  bool changes;    // anything is written
+  bool needs_own;  // some lane keeps or blends its own value
+  bool blend;
+  uint32_t take;   // paste: the lanes inside the box
+};
+
+template <int N>
+FASTMIX_HDI LaneOp lane_op(uint8_t kind, const int32_t* box, const int32_t* hh, const int32_t* ww) {
+  constexpr uint32_t kAll = N >= 32 ? 0xffffffffu : ((1u << N) - 1u);
+  LaneOp o;
+  if (kind == kBlend) {
+    o.changes = o.needs_own = o.blend = true;
+    o.take = 0;
+    return o;
+  }
+  uint32_t take = 0;
+#pragma unroll
+  for (int k = 0; k < N; ++k)
+    take |= static_cast<uint32_t>(hh[k] >= box[0] && hh[k] < box[1] && ww[k] >= box[2] && ww[k] < box[3]) << k;
+  o.blend = false;
+  o.take = take;
+  o.changes = take != 0;
+  o.needs_own = take != kAll;
+  return o;
+}
+
+template <typename T, int N>
+FASTMIX_HDI Pack<T, N> mix_lanes(const Pack<T, N>& own, const Pack<T, N>& theirs, const LaneOp& o, float lam) {
+  using Acc = typename AccOf<T>::type;
+  Pack<T, N> r;
+  if (o.blend) {
+    const Acc l = static_cast<Acc>(lam);
+    const Acc rest = sub_rn(Acc(1), l);
+#pragma unroll
+    for (int k = 0; k < N; ++k) r.v[k] = blend_one(own.v[k], theirs.v[k], l, rest);
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) r.v[k] = ((o.take >> k) & 1u) ? theirs.v[k] : own.v[k];
+  }
+  return r;
+}
+
+// Applies steps [0, len) to the N elements at `base` (sample 0's address of them) of every sample.
+template <typename T, int N>
+FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, const DeviceStep* steps, int32_t len, const int32_t* hh,
+                          const int32_t* ww) {
+  using P = Pack<T, N>;
+  P buffer{}, cache{};
+  int32_t cached = -1;  // the sample whose current elements `cache` holds
+  auto at = [&](int32_t i) { return base + static_cast<int64_t>(i) * batch_stride; };
+  auto get = [&](int32_t i) -> P {
+    if (i != cached) {
+      cache = load_pack<T, N>(at(i));
+      cached = i;
+    }
+    return cache;
+  };
+  auto put = [&](int32_t i, const P& v) {
+    store_pack<T, N>(at(i), v);
+    if (i == cached) cache = v;
+  };
+  for (int32_t t = 0; t < len; ++t) {
+    const DeviceStep s = steps[t];
+    const StepOp op = static_cast<StepOp>(s.op);
+    if (op == StepOp::kSave) {
+      buffer = get(s.a);
+    } else if (op == StepOp::kApply || op == StepOp::kApplyFromBuffer) {
+      const LaneOp o = lane_op<N>(s.kind_a, s.box_a, hh, ww);
+      if (!o.changes) continue;
+      P own{};
+      if (o.needs_own) own = get(s.a);  // before the partner: the cache may hold it
+      const P theirs = op == StepOp::kApply ? get(s.b) : buffer;
+      put(s.a, mix_lanes<T, N>(own, theirs, o, s.lam_a));
+    } else {  // kPair: both from the originals, each read and written once
+      const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, hh, ww);
+      const LaneOp ob = lane_op<N>(s.kind_b, s.box_b, hh, ww);
+      if (!oa.changes && !ob.changes) continue;
+      P va{}, vb{};
+      if ((oa.changes && oa.needs_own) || ob.changes) va = get(s.a);
+      if (oa.changes || (ob.changes && ob.needs_own)) vb = get(s.b);
+      if (oa.changes) put(s.a, mix_lanes<T, N>(va, vb, oa, s.lam_a));
+      if (ob.changes) put(s.b, mix_lanes<T, N>(vb, va, ob, s.lam_b));
+    }
+  }
+}
+
+// One thread: plan group g, position pack v.
+template <typename T, int N, bool kDense>
+struct MixInplaceFn {
+  T* data;
+  DenseGeometry dense;
+  StridedGeometry strided;
+  const int32_t* any_paste;
+  const int32_t* group_start;
+  const int32_t* group_len;
+  const DeviceStep* steps;
+
+  FASTMIX_HD void operator()(int64_t g, int64_t v) const {
+    const int32_t len = group_len[g];
+    if (len == 0) return;
+    const bool paste = *any_paste != 0;
+    int32_t hh[N], ww[N];
+    int64_t offset, batch_stride;
+    if constexpr (kDense) {
+      offset = v * N;
+      batch_stride = dense.batch_stride;
+      if (paste) {
+        dense_coords<N>(dense, offset, hh, ww);
+      } else {
+#pragma unroll
+        for (int k = 0; k < N; ++k) hh[k] = ww[k] = 0;
+      }
+    } else {
+      offset = strided_coords(strided, v, &hh[0], &ww[0]);
+      batch_stride = strided.batch_stride;
+    }
+    walk_plan<T, N>(data + offset, batch_stride, steps + group_start[g], len, hh, ww);
+  }
+};
+
+// 16 bytes, but at most 8 elements: 16 uint8 lanes per thread (their blends, their coordinates)
+// take ~140 registers, which would leave too few threads per SM to keep memory busy.
+template <typename T>
+constexpr int kPackElems = 16 / static_cast<int>(sizeof(T)) < 8 ? 16 / static_cast<int>(sizeof(T)) : 8;
+
+// Mixes the batch at `data` (laid out as `layout`, no internal overlap, numel > 0) in place:
+// the plan kernel, then the mixing kernel. Returns false, having launched nothing, for layouts
+// it does not take (too many dims): the caller mixes a contiguous copy instead.
+// `groups` > 0 forces the number of plan groups (tests); 0 chooses it.
+template <typename T, typename Runner>
+bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const int64_t* partner, const float* lam,
+                 const uint8_t* kind, const int64_t* box, int64_t groups = 0) {
+  const int64_t batch = layout.sizes[0];
+  DenseGeometry dense{};
+  StridedGeometry strided{};
+  const bool is_dense = describe_dense(layout, &dense);
+  if (!is_dense && !describe_strided(layout, &strided)) return false;
+  constexpr int kVec = kPackElems<T>;
+  const bool vector = is_dense && dense.numel % kVec == 0 && dense.batch_stride % kVec == 0 &&
+                      is_aligned(data, kVec * static_cast<int64_t>(sizeof(T)));
+  const int64_t numel = is_dense ? dense.numel : strided.numel;
+  const int64_t positions = vector ? numel / kVec : numel;
+  if (groups <= 0) groups = choose_plan_groups(batch, positions, runner.sm_count());
+  if (groups > kMaxPlanGroups) groups = kMaxPlanGroups;
+
+  PlanBuffers buf;
+  const size_t bytes = carve_plan_buffers(nullptr, batch, groups, nullptr);
+  carve_plan_buffers(runner.workspace(bytes), batch, groups, &buf);
+  PlanInputs in{partner, lam, kind, box, static_cast<int32_t>(batch), static_cast<int32_t>(groups),
+                plan_jump_rounds(batch)};
+  runner.build_plan(in, buf);
+
+  if (vector) {
+    runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, buf.any_paste, buf.group_start,
+                                                     buf.group_len, buf.steps},
+                       groups, positions);
+  } else if (is_dense) {
+    runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, buf.any_paste, buf.group_start, buf.group_len,
+                                                 buf.steps},
+                       groups, positions);
+  } else {
+    runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, buf.any_paste, buf.group_start,
+                                                  buf.group_len, buf.steps},
+                       groups, positions);
+  }
+  return true;
+}
+
+}  // namespace cuda
+}  // namespace fastmix

@@ -1,0 +1,274 @@
+// NOT part of the extension: a host program that runs the CUDA kernels' code on the CPU, so that
+// tests/test_cuda_compile.py can check it bit for bit against fastmix/reference.py on machines
+// without a GPU. It is compiled with nvcc as CUDA (`nvcc -x cu`), so the kernel headers are the
+// very code the extension builds; only the launches differ: "threads" run one after another (in
+// reverse order, so a hidden dependence on launch order would show), a block's phases run as
+// loops, atomics are plain increments, and the _rn intrinsics are the plain C++ operators
+// (built with -ffp-contract=off). What it cannot show: races between real threads, device-only
+// rounding intrinsics, alignment faults, launch configurations.
+//
+//   emulate_on_host IN OUT
+//
+// IN is a sequence of cases, each a list of little-endian int64 fields and raw arrays (see
+// read_* below and tests/test_cuda_compile.py); OUT gets each case's result bytes in turn.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "apply_mix_kernels.cuh"
+#include "mix_into_kernels.cuh"
+#include "mix_targets_kernels.cuh"
+
+namespace fastmix {
+namespace cuda {
+namespace emulation {
+
+struct HostExec {
+  template <typename Phase>
+  void operator()(const Phase& phase) const {
+    for (int t = kPlanThreads - 1; t >= 0; --t) phase(t, kPlanThreads);
+  }
+};
+
+class HostRunner {
+ public:
+  int64_t sm_count() const { return 132; }
+
+  uint8_t* workspace(size_t bytes) {
+    // Poisoned, as fresh device memory may be.
+    workspaces_.emplace_back(bytes + 64, 0xA5);
+    uint8_t* p = workspaces_.back().data();
+    return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;
+  }
+
+  void build_plan(const PlanInputs& in, const PlanBuffers& buf) {
+    std::vector<int32_t> scan(2 * kPlanThreads, -1);
+    uint8_t* shared = workspace(kSharedScratchBytes);  // stands for the block's shared memory
+    HostExec exec;
+    build_plan_in_block(in, buf, reinterpret_cast<int32_t(*)[kPlanThreads]>(scan.data()), shared, exec);
+  }
+
+  template <typename F>
+  void for_each_2d(const F& f, int64_t ny, int64_t nx) {
+    for (int64_t y = ny - 1; y >= 0; --y)
+      for (int64_t x = nx - 1; x >= 0; --x) f(y, x);
+  }
+
+ private:
+  std::vector<std::vector<uint8_t>> workspaces_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::vector<uint8_t> data) : data_(std::move(data)) {}
+  bool done() const { return pos_ >= data_.size(); }
+  int64_t i64() {
+    int64_t v;
+    bytes(&v, sizeof v);
+    return v;
+  }
+  double f64() {
+    double v;
+    bytes(&v, sizeof v);
+    return v;
+  }
+  template <typename T>
+  std::vector<T> array(int64_t n) {
+    std::vector<T> v(static_cast<size_t>(n));
+    bytes(v.data(), static_cast<size_t>(n) * sizeof(T));
+    return v;
+  }
+  void bytes(void* dst, size_t n) {
+    if (pos_ + n > data_.size()) throw std::runtime_error("truncated input");
+    if (n) std::memcpy(dst, data_.data() + pos_, n);
+    pos_ += n;
+  }
+
+ private:
+  std::vector<uint8_t> data_;
+  size_t pos_ = 0;
+};
+
+// A buffer whose data pointer is 64-byte aligned plus `offset` bytes.
+struct Storage {
+  std::vector<uint8_t> raw;
+  uint8_t* data;
+  Storage(size_t bytes, int64_t offset) : raw(bytes + 128) {
+    uint8_t* p = raw.data();
+    data = p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 + offset;
+  }
+};
+
+struct Params {
+  std::vector<int64_t> partner;
+  std::vector<float> lam;
+  std::vector<uint8_t> kind;
+  std::vector<int64_t> box;
+};
+
+Params read_params(Reader& r, int64_t batch) {
+  Params p;
+  p.partner = r.array<int64_t>(batch);
+  p.lam = r.array<float>(batch);
+  p.kind = r.array<uint8_t>(batch);
+  p.box = r.array<int64_t>(4 * batch);
+  return p;
+}
+
+size_t elem_size(int64_t code) {
+  static const size_t sizes[] = {1, 2, 2, 4, 8};  // uint8, float16, bfloat16, float32, float64
+  if (code < 0 || code > 4) throw std::runtime_error("bad dtype code");
+  return sizes[code];
+}
+
+// mix_: dtype, ndim, sizes, strides, storage elements, storage offset (elements), misalignment of
+// the storage (bytes), groups (0: choose), params, storage -> the storage after the mix.
+void run_mix(Reader& r, FILE* out) {
+  const int64_t dtype = r.i64(), ndim = r.i64();
+  TensorLayout layout;
+  layout.ndim = static_cast<int>(ndim);
+  for (int64_t d = 0; d < ndim; ++d) layout.sizes[d] = r.i64();
+  for (int64_t d = 0; d < ndim; ++d) layout.strides[d] = r.i64();
+  const int64_t storage_elems = r.i64(), storage_offset = r.i64(), misalign = r.i64(), groups = r.i64();
+  const Params p = read_params(r, layout.sizes[0]);
+  const size_t bytes = static_cast<size_t>(storage_elems) * elem_size(dtype);
+  Storage s(bytes, misalign);
+  r.bytes(s.data, bytes);
+  uint8_t* data = s.data + storage_offset * static_cast<int64_t>(elem_size(dtype));
+  int64_t numel = 1;
+  for (int64_t d = 0; d < ndim; ++d) numel *= layout.sizes[d];
+  if (numel > 0) {
+    HostRunner runner;
+    bool ok = false;
+    switch (dtype) {
+      case 0:
+        ok = mix_inplace<uint8_t>(runner, reinterpret_cast<uint8_t*>(data), layout, p.partner.data(), p.lam.data(),
+                                  p.kind.data(), p.box.data(), groups);
+        break;
+      case 1:
+        ok = mix_inplace<Half16>(runner, reinterpret_cast<Half16*>(data), layout, p.partner.data(), p.lam.data(),
+                                 p.kind.data(), p.box.data(), groups);
+        break;
+      case 2:
+        ok = mix_inplace<BFloat16Bits>(runner, reinterpret_cast<BFloat16Bits*>(data), layout, p.partner.data(),
+                                       p.lam.data(), p.kind.data(), p.box.data(), groups);
+        break;
+      case 3:
+        ok = mix_inplace<float>(runner, reinterpret_cast<float*>(data), layout, p.partner.data(), p.lam.data(),
+                                p.kind.data(), p.box.data(), groups);
+        break;
+      default:
+        ok = mix_inplace<double>(runner, reinterpret_cast<double*>(data), layout, p.partner.data(), p.lam.data(),
+                                 p.kind.data(), p.box.data(), groups);
+    }
+    if (!ok) throw std::runtime_error("layout not taken by the kernels");
+  }
+  fwrite(s.data, 1, bytes, out);
+}
+
+template <typename In, typename Out>
+void run_into_typed(const In* in, Out* out, const IntoParams& p, const IntoGeometry& g, const Normalize& n) {
+  HostRunner runner;
+  mix_into_launch<In, Out>(runner, in, out, p, g, n);
+}
+
+// mix_into: in dtype (0 uint8, 3 float32), out dtype (0, 2, 1, 3), B, C, H, W, in_hwc, out_nhwc,
+// normalize, in offset, out offset (bytes), params, scale[C], bias[C], input -> output bytes.
+void run_into(Reader& r, FILE* out) {
+  const int64_t in_dtype = r.i64(), out_dtype = r.i64();
+  const int64_t B = r.i64(), C = r.i64(), H = r.i64(), W = r.i64();
+  const bool in_hwc = r.i64() != 0, out_nhwc = r.i64() != 0, normalize = r.i64() != 0;
+  const int64_t in_offset = r.i64(), out_offset = r.i64();
+  const Params params = read_params(r, B);
+  const std::vector<float> scale = r.array<float>(C), bias = r.array<float>(C);
+  const size_t numel = static_cast<size_t>(B * C * H * W);
+  Storage src(numel * elem_size(in_dtype), in_offset);
+  r.bytes(src.data, numel * elem_size(in_dtype));
+  Storage dst(numel * elem_size(out_dtype), out_offset);
+  std::memset(dst.data, 0xEE, numel * elem_size(out_dtype));  // poison
+  const IntoParams p{params.partner.data(), params.lam.data(), params.kind.data(), params.box.data(), B};
+  const IntoGeometry g{C, H, W, in_hwc, out_nhwc};
+  const Normalize n{normalize ? scale.data() : nullptr, normalize ? bias.data() : nullptr};
+  auto with_out = [&](auto in_ptr) {
+    using In = std::remove_const_t<std::remove_pointer_t<decltype(in_ptr)>>;
+    switch (out_dtype) {
+      case 0:
+        if constexpr (std::is_same_v<In, uint8_t>) run_into_typed<In, uint8_t>(in_ptr, dst.data, p, g, n);
+        else throw std::runtime_error("uint8 out needs uint8 in");
+        break;
+      case 1:
+        run_into_typed<In, Half16>(in_ptr, reinterpret_cast<Half16*>(dst.data), p, g, n);
+        break;
+      case 2:
+        run_into_typed<In, BFloat16Bits>(in_ptr, reinterpret_cast<BFloat16Bits*>(dst.data), p, g, n);
+        break;
+      default:
+        run_into_typed<In, float>(in_ptr, reinterpret_cast<float*>(dst.data), p, g, n);
+    }
+  };
+  if (in_dtype == 0) with_out(static_cast<const uint8_t*>(src.data));
+  else with_out(reinterpret_cast<const float*>(src.data));
+  fwrite(dst.data, 1, numel * elem_size(out_dtype), out);
+}
+
+// mix_targets: dense (0: int64 indices (B,), 1: float32 (B, C)), B, C, smoothing (float64),
+// params, labels -> float32 (B, C).
+void run_targets(Reader& r, FILE* out) {
+  const bool dense = r.i64() != 0;
+  const int64_t B = r.i64(), C = r.i64();
+  const double smoothing = r.f64();
+  const Params params = read_params(r, B);
+  std::vector<float> result(static_cast<size_t>(B * C), -12345.f);
+  TargetParams p{params.partner.data(), params.lam.data(), params.kind.data(), B, C,
+                 smoothing_values(C, smoothing), result.data()};
+  HostRunner runner;
+  if (dense) {
+    const std::vector<float> labels = r.array<float>(B * C);
+    mix_targets_from_dense(runner, p, labels.data());
+  } else {
+    const std::vector<int64_t> labels = r.array<int64_t>(B);
+    mix_targets_from_indices(runner, p, labels.data());
+  }
+  fwrite(result.data(), sizeof(float), result.size(), out);
+}
+
+}  // namespace emulation
+}  // namespace cuda
+}  // namespace fastmix
+
+int main(int argc, char** argv) {
+  using namespace fastmix::cuda::emulation;
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s IN OUT\n", argv[0]);
+    return 2;
+  }
+  FILE* f = fopen(argv[1], "rb");
+  if (!f) return 2;
+  std::vector<uint8_t> data;
+  uint8_t chunk[1 << 16];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) data.insert(data.end(), chunk, chunk + n);
+  fclose(f);
+  FILE* out = fopen(argv[2], "wb");
+  if (!out) return 2;
+  try {
+    Reader r(std::move(data));
+    while (!r.done()) {
+      const int64_t op = r.i64();
+      if (op == 0) run_mix(r, out);
+      else if (op == 1) run_into(r, out);
+      else if (op == 2) run_targets(r, out);
+      else throw std::runtime_error("bad op " + std::to_string(op));
+    }
+  } catch (const std::exception& e) {
+    fprintf(stderr, "emulate_on_host: %s\n", e.what());
+    fclose(out);
+    return 1;
+  }
+  fclose(out);
+  return 0;
+}

@@ -1,0 +1,120 @@
+// CUDA implementation of fastmix::mix_into: writes the mixed, converted and (optionally)
+// normalised batch into `out` in one launch (mix_into_kernels.cuh). fastmix::collate_mix_ has no
+// CUDA implementation: the collate path runs in DataLoader workers, on the CPU.
+//
+// The checks are the CPU op's (csrc/cpu/mix_into_cpu.cpp) except the parameter values, which
+// would need a device -> host sync: the Python layer checks them on the CPU first; on CUDA a
+// partner outside [0, B) or a kind above 2 trips a device-side assert and a box is clipped to
+// the image. `out` must not share memory with `images` (the op reads partners' originals).
+#include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
+
+#include <ATen/MemoryOverlap.h>
+#include <ATen/core/Tensor.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <type_traits>
+#include <vector>
+
+#include "../check_params.h"
+#include "mix_into_kernels.cuh"
+
+namespace fastmix {
+namespace cuda {
+namespace {
+
+template <typename In, typename Out>
+void launch_typed(TorchCudaRunner& runner, const at::Tensor& src, const at::Tensor& out, const IntoParams& p,
+                  const IntoGeometry& g, const Normalize& n) {
+  mix_into_launch<In, Out>(runner, static_cast<const In*>(src.data_ptr()), static_cast<Out*>(out.data_ptr()), p, g,
+                           n);
+}
+
+template <typename In>
+void launch_for_out(TorchCudaRunner& runner, const at::Tensor& src, const at::Tensor& out, const IntoParams& p,
+                    const IntoGeometry& g, const Normalize& n) {
+  switch (out.scalar_type()) {
+    case at::kByte:
+      if constexpr (std::is_same_v<In, uint8_t>) launch_typed<In, uint8_t>(runner, src, out, p, g, n);
+      break;
+    case at::kFloat:
+      launch_typed<In, float>(runner, src, out, p, g, n);
+      break;
+    case at::kBFloat16:
+      launch_typed<In, BFloat16Bits>(runner, src, out, p, g, n);
+      break;
+    case at::kHalf:
+      launch_typed<In, Half16>(runner, src, out, p, g, n);
+      break;
+    default:
+      TORCH_CHECK(false, "fastmix.mix_into: unexpected out dtype ", out.scalar_type());
+  }
+}
+
+void mix_into_cuda(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+                   const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
+                   bool hwc) {
+  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
+  check_params_layout(out, partner, lam, kind, box);
+  const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
+  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{B, H, W, C} : std::vector<int64_t>{B, C, H, W};
+  TORCH_CHECK_VALUE(images.sizes() == at::IntArrayRef(expected), "fastmix.mix_into: images must have shape ",
+                    at::IntArrayRef(expected), " (", hwc ? "B, H, W, C" : "B, C, H, W", "), got ", images.sizes());
+  TORCH_CHECK_TYPE(images.scalar_type() == at::kByte || images.scalar_type() == at::kFloat,
+                   "fastmix.mix_into: images must be uint8 or float32, got ", images.scalar_type());
+  TORCH_CHECK_VALUE(images.device() == out.device(), "fastmix.mix_into: images must be on out's device ",
+                    out.device(), ", got ", images.device());
+  const bool normalize = scale.numel() > 0;
+  TORCH_CHECK_VALUE(scale.numel() == bias.numel() && (!normalize || (scale.dim() == 1 && scale.size(0) == C)),
+                    "fastmix.mix_into: scale and bias must both be empty or float32 of shape (", C, ",), got ",
+                    scale.sizes(), " and ", bias.sizes());
+  TORCH_CHECK_TYPE(!normalize || (scale.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat),
+                   "fastmix.mix_into: scale and bias must be float32, got ", scale.scalar_type(), " and ",
+                   bias.scalar_type());
+  TORCH_CHECK_VALUE(!normalize || (scale.device() == out.device() && bias.device() == out.device()),
+                    "fastmix.mix_into: scale and bias must be on out's device ", out.device(), ", got ",
+                    scale.device(), " and ", bias.device());
+  TORCH_CHECK_TYPE(out.scalar_type() == at::kByte || out.scalar_type() == at::kFloat ||
+                       out.scalar_type() == at::kBFloat16 || out.scalar_type() == at::kHalf,
+                   "fastmix.mix_into: out must be uint8, float32, bfloat16 or float16, got ", out.scalar_type());
+  TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (images.scalar_type() == at::kByte && !normalize),
+                    "fastmix.mix_into: uint8 output needs uint8 input and no normalisation");
+  const bool nhwc_out = !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
+  TORCH_CHECK_VALUE(out.is_contiguous() || nhwc_out,
+                    "fastmix.mix_into: out must be contiguous or channels_last, got strides ", out.strides());
+  TORCH_CHECK_VALUE(B <= kMaxBatch, "fastmix.mix_into: at most ", kMaxBatch, " samples on CUDA, got ", B);
+  if (out.numel() == 0) return;
+  const at::MemOverlapStatus overlap = at::get_overlap_status(out, images);
+  TORCH_CHECK_VALUE(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial,
+                    "fastmix.mix_into: out must not share memory with images");
+
+  const c10::cuda::CUDAGuard guard(out.device());
+  // The input as B samples of C*H*W elements in HWC or CHW order: (B, C, H, W) channels_last
+  // images are HWC memory already.
+  bool in_hwc = hwc;
+  at::Tensor src;
+  if (hwc || images.is_contiguous()) {
+    src = images.contiguous();
+  } else if (images.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    src = images;
+    in_hwc = true;
+  } else {
+    src = images.contiguous();
+  }
+  const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
+                   box_c = box.contiguous();
+  const at::Tensor scale_c = normalize ? scale.contiguous() : scale, bias_c = normalize ? bias.contiguous() : bias;
+  const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
+                     box_c.data_ptr<int64_t>(), B};
+  const IntoGeometry g{C, H, W, in_hwc, nhwc_out};
+  const Normalize n{normalize ? scale_c.data_ptr<float>() : nullptr, normalize ? bias_c.data_ptr<float>() : nullptr};
+  TorchCudaRunner runner(out);
+  if (src.scalar_type() == at::kByte) launch_for_out<uint8_t>(runner, src, out, p, g, n);
+  else launch_for_out<float>(runner, src, out, p, g, n);
+}
+
+}  // namespace
+}  // namespace cuda
+}  // namespace fastmix
+
+TORCH_LIBRARY_IMPL(fastmix, CUDA, m) { m.impl("mix_into", &fastmix::cuda::mix_into_cuda); }

@@ -1,0 +1,241 @@
+// The CUDA fused out-of-place mix (fastmix::mix_into): out = cast(normalize(mixed(images))).
+//
+// Out of place, so there is no plan: each output element reads its own input element and, when
+// its sample is blended or the element lies in its sample's box, the partner's element at the
+// same position. Each input element is read once per sample that needs it and each output
+// element written once. Three kernels, picked per call:
+//
+//   same layout   (B,C,H,W) -> NCHW, or (B,H,W,C) -> channels_last: packs of N consecutive
+//                 elements in and out (N = 16 bytes / the wider of the two element types);
+//   HWC -> NCHW   with 3 or 4 channels: a thread reads N pixels x C channels (C packs) and
+//                 writes one N-element pack to each channel plane;
+//   general       one element per thread, any combination (misaligned data, odd sizes, other C).
+//
+// mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
+// a paste takes the partner's value inside the box, untouched samples keep their value;
+// normalize is v * scale[c] + bias[c] (product and sum rounded apart) when enabled; the cast
+// rounds to nearest even (uint8: then saturates). See fastmix.reference.mix_into_reference.
+#pragma once
+
+#include <cstdint>
+
+#include "../mix_plan.h"
+#include "cuda_math.cuh"
+#include "launch.cuh"
+
+namespace fastmix {
+namespace cuda {
+
+struct IntoParams {
+  const int64_t* partner;
+  const float* lam;
+  const uint8_t* kind;
+  const int64_t* box;
+  int64_t batch;
+};
+
+struct IntoGeometry {
+  int64_t channels, height, width;
+  bool in_hwc;    // input memory is (B, H, W, C), else (B, C, H, W)
+  bool out_nhwc;  // output memory is channels_last, else contiguous NCHW
+};
+
+struct Normalize {
+  const float* scale;  // (C,) or nullptr
+  const float* bias;
+};
+
+struct SampleMix {
+  bool written;
+  bool blend;
+  int64_t partner;  // the sample itself when not written
+  float lam, rest;
+  int32_t box[4];
+};
+
+FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
+  SampleMix s;
+  const int64_t q = p.partner[b];
+  const uint8_t k = p.kind[b];
+  const bool valid = q >= 0 && q < p.batch && k <= kPaste;
+  FASTMIX_KERNEL_ASSERT(valid);
+  s.written = valid && k != kNone && q != b;
+  s.blend = k == kBlend;
+  s.partner = s.written ? q : b;
+  s.lam = p.lam[b];
+  s.rest = sub_rn(1.f, s.lam);
+  for (int j = 0; j < 4; ++j) s.box[j] = clamp_box_bound(p.box[4 * b + j]);
+  return s;
+}
+
+// Whether the element at (h, w) takes the partner's value; and whether the partner is read at all.
+FASTMIX_HDI bool takes_partner(const SampleMix& s, int64_t h, int64_t w) {
+  return s.written && !s.blend && h >= s.box[0] && h < s.box[1] && w >= s.box[2] && w < s.box[3];
+}
+
+template <typename In>
+FASTMIX_HDI float mixed_value(In own, In theirs, const SampleMix& s, bool take) {
+  if (s.written && s.blend) return blend_acc(to_acc(own), to_acc(theirs), s.lam, s.rest);
+  return to_acc(take ? theirs : own);
+}
+
+template <typename Out>
+FASTMIX_HDI Out finish(float v, const Normalize& n, int64_t c) {
+  if (n.scale != nullptr) v = add_rn(mul_rn(v, n.scale[c]), n.bias[c]);
+  return from_acc<Out>(v);
+}
+
+template <typename In, typename Out>
+constexpr int kIntoPackElems = 16 / static_cast<int>(sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out));
+
+// In and out in the same memory order: thread (b, v) does elements [v N, v N + N) of sample b.
+template <typename In, typename Out, int N>
+struct MixIntoSameLayoutFn {
+  const In* in;
+  Out* out;
+  IntoParams p;
+  IntoGeometry g;
+  Normalize n;
+
+  FASTMIX_HD void operator()(int64_t b, int64_t v) const {
+    const int64_t C = g.channels, H = g.height, W = g.width, HW = H * W, numel = C * HW;
+    const SampleMix s = sample_mix(p, b);
+    const int64_t e0 = v * N;
+    int64_t c, h, w;
+    if (g.out_nhwc) {
+      c = e0 % C;
+      h = (e0 / C) / W;
+      w = (e0 / C) % W;
+    } else {
+      c = e0 / HW;
+      h = (e0 % HW) / W;
+      w = e0 % W;
+    }
+    int32_t ch[N];
+    uint32_t take = 0;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      ch[k] = static_cast<int32_t>(c);
+      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+      if (g.out_nhwc) {
+        if (++c == C) {
+          c = 0;
+          if (++w == W) {
+            w = 0;
+            ++h;
+          }
+        }
+      } else if (++w == W) {
+        w = 0;
+        if (++h == H) {
+          h = 0;
+          ++c;
+        }
+      }
+    }
+    const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
+    const bool need_theirs = s.written && (s.blend || take != 0);
+    const Pack<In, N> theirs = need_theirs ? load_pack<In, N>(in + s.partner * numel + e0) : own;
+    Pack<Out, N> r;
+#pragma unroll
+    for (int k = 0; k < N; ++k)
+      r.v[k] = finish<Out>(mixed_value(own.v[k], theirs.v[k], s, (take >> k) & 1u), n, ch[k]);
+    store_pack<Out, N>(out + b * numel + e0, r);
+  }
+};
+
+// (B, H, W, C) in, NCHW out, C fixed: thread (b, v) does pixels [v N, v N + N) of sample b.
+template <typename In, typename Out, int N, int C>
+struct MixIntoHwcToNchwFn {
+  const In* in;
+  Out* out;
+  IntoParams p;
+  IntoGeometry g;
+  Normalize n;
+
+  FASTMIX_HD void operator()(int64_t b, int64_t v) const {
+    const int64_t H = g.height, W = g.width, HW = H * W;
+    const SampleMix s = sample_mix(p, b);
+    const int64_t p0 = v * N;
+    int64_t h = p0 / W, w = p0 % W;
+    uint32_t take = 0;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+      if (++w == W) {
+        w = 0;
+        ++h;
+      }
+    }
+    // N pixels x C channels = C packs of N interleaved elements.
+    Pack<In, N> own[C], theirs[C];
+    const In* src = in + (b * HW + p0) * C;
+#pragma unroll
+    for (int j = 0; j < C; ++j) own[j] = load_pack<In, N>(src + j * N);
+    if (s.written && (s.blend || take != 0)) {
+      const In* other = in + (s.partner * HW + p0) * C;
+#pragma unroll
+      for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(other + j * N);
+    } else {
+#pragma unroll
+      for (int j = 0; j < C; ++j) theirs[j] = own[j];
+    }
+#pragma unroll
+    for (int c = 0; c < C; ++c) {
+      Pack<Out, N> r;
+#pragma unroll
+      for (int k = 0; k < N; ++k) {
+        const int idx = k * C + c;
+        r.v[k] = finish<Out>(mixed_value(own[idx / N].v[idx % N], theirs[idx / N].v[idx % N], s, (take >> k) & 1u),
+                             n, c);
+      }
+      store_pack<Out, N>(out + (b * C + c) * HW + p0, r);
+    }
+  }
+};
+
+// Any layouts, one element per thread: (b, e) with e the element's offset in out's memory order.
+template <typename In, typename Out>
+struct MixIntoGeneralFn {
+  const In* in;
+  Out* out;
+  IntoParams p;
+  IntoGeometry g;
+  Normalize n;
+
+  FASTMIX_HD void operator()(int64_t b, int64_t e) const {
+    const int64_t C = g.channels, W = g.width, HW = g.height * W, numel = C * HW;
+    const SampleMix s = sample_mix(p, b);
+    const int64_t c = g.out_nhwc ? e % C : e / HW;
+    const int64_t pixel = g.out_nhwc ? e / C : e % HW;
+    const int64_t h = pixel / W, w = pixel % W;
+    const int64_t at = g.in_hwc ? pixel * C + c : c * HW + pixel;
+    const bool take = takes_partner(s, h, w);
+    const In own = in[b * numel + at];
+    const In theirs = s.written && (s.blend || take) ? in[s.partner * numel + at] : own;
+    out[b * numel + e] = finish<Out>(mixed_value(own, theirs, s, take), n, c);
+  }
+};
+
+// in: B samples of C*H*W elements laid out as g.in_hwc says; out: B samples in g.out_nhwc order.
+template <typename In, typename Out, typename Runner>
+void mix_into_launch(Runner& runner, const In* in, Out* out, const IntoParams& p, IntoGeometry g, const Normalize& n) {
+  const int64_t C = g.channels, HW = g.height * g.width, numel = C * HW;
+  if (p.batch == 0 || numel == 0) return;
+  if (C == 1) g.in_hwc = g.out_nhwc = false;  // one channel: HWC and CHW are the same memory
+  constexpr int N = kIntoPackElems<In, Out>;
+  const bool aligned = is_aligned(in, N * static_cast<int64_t>(sizeof(In))) &&
+                       is_aligned(out, N * static_cast<int64_t>(sizeof(Out)));
+  if (g.in_hwc == g.out_nhwc && aligned && numel % N == 0) {
+    runner.for_each_2d(MixIntoSameLayoutFn<In, Out, N>{in, out, p, g, n}, p.batch, numel / N);
+  } else if (g.in_hwc && !g.out_nhwc && C == 3 && aligned && HW % N == 0) {
+    runner.for_each_2d(MixIntoHwcToNchwFn<In, Out, N, 3>{in, out, p, g, n}, p.batch, HW / N);
+  } else if (g.in_hwc && !g.out_nhwc && C == 4 && aligned && HW % N == 0) {
+    runner.for_each_2d(MixIntoHwcToNchwFn<In, Out, N, 4>{in, out, p, g, n}, p.batch, HW / N);
+  } else {
+    runner.for_each_2d(MixIntoGeneralFn<In, Out>{in, out, p, g, n}, p.batch, numel);
+  }
+}
+
+}  // namespace cuda
+}  // namespace fastmix
