@@ -67,3 +67,24 @@ def naive_targets(labels: torch.Tensor, lam: float, num_classes: int, smoothing:
         1, labels.flip(0).view(-1, 1), on
     )
     return y1 * lam + y2 * (1.0 - lam)
+
+
+def naive_collate_uint8(samples: list, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """default_collate, then HWC -> CHW, a float blend with the flipped batch, round, cast back."""
+    from torch.utils.data import default_collate
+
+    images, labels = default_collate(samples)
+    images = images.permute(0, 3, 1, 2)
+    mixed = images.float().mul_(lam).add_(images.flip(0).float().mul_(1.0 - lam))
+    return mixed.round_().to(torch.uint8), labels
+
+
+def naive_collate_normalized(
+    samples: list, lam: float, mean: torch.Tensor, std: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """default_collate, then float, /255, normalise (mean, std of shape (1, C, 1, 1)), blend with the flip."""
+    from torch.utils.data import default_collate
+
+    images, labels = default_collate(samples)
+    images = images.permute(0, 3, 1, 2).float().div_(255.0).sub_(mean).div_(std)
+    return images.mul_(lam).add_(images.flip(0).mul_(1.0 - lam)), labels

@@ -43,7 +43,7 @@ class Scenario:
 
     operation: str
     bytes_moved: int  # nominal traffic: one read and one write of the batch (or of the targets)
-    candidates: Dict[str, Callable[[], object]]  # "fastmix/<backend>", "naive: ...", "floor: ..."
+    candidates: Dict[str, Callable[[], object]]  # "fastmix/<backend>", "naive: ...", "floor: ...[@backend]"
     naive: str  # the key the "times faster" column divides by
     floor: str
 
@@ -98,6 +98,8 @@ def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[st
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
 
+    scenarios += collate_scenarios(batch, size, backends, num_classes)
+
     labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
     lam = float(params.lam[0])
@@ -107,6 +109,45 @@ def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[st
     scenarios.append(
         Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
     )
+    return scenarios
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def collate_scenarios(batch: int, size: int, backends: List[str], num_classes: int) -> List[Scenario]:
+    """The DataLoader path: B numpy HWC uint8 samples (as PIL/OpenCV decode them) -> a batch."""
+    import numpy as np
+
+    from .collate import MixupCollate
+
+    rng = np.random.default_rng(0)
+    samples = [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), int(rng.integers(num_classes))) for _ in range(batch)]
+    nbytes = batch * size * size * 3 * 2  # one read of the samples, one write of a uint8 batch
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    scenarios = []
+    for output, kwargs in [("uint8", dict(dtype=torch.uint8)),
+                           ("float32 normalised", dict(dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD))]:
+        for setting, knobs in [("mixup", dict(mixup_alpha=0.8)), ("mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0))]:
+            candidates: Dict[str, Callable[[], object]] = {}
+            for b in backends:
+                collate = MixupCollate(Mixup(num_classes=num_classes, seed=0, backend=b, **knobs), **kwargs)
+                candidates[f"fastmix/{b}"] = lambda c=collate: c(samples)
+            lam = 0.7
+            if output == "uint8":
+                candidates["naive: default_collate + permute + float blend + round"] = lambda: baselines.naive_collate_uint8(samples, lam)
+                naive = "naive: default_collate + permute + float blend + round"
+            else:
+                candidates["naive: default_collate + float + normalise + blend"] = (
+                    lambda: baselines.naive_collate_normalized(samples, lam, mean, std))
+                naive = "naive: default_collate + float + normalise + blend"
+            floor_backend = "cpp" if "cpp" in backends else backends[0]
+            off = MixupCollate(Mixup(num_classes=num_classes, seed=0, prob=0.0, backend=floor_backend, **knobs), **kwargs)
+            floor = f"floor: fastmix collate, mixing off (prob=0)@{floor_backend}"
+            candidates[floor] = lambda c=off: c(samples)
+            scenarios.append(Scenario(f"collate {output}, {setting}", nbytes, candidates, naive, floor))
     return scenarios
 
 
@@ -130,7 +171,11 @@ def run(
         progress(f"[{k}/{len(scenarios)}] {scenario.operation}: {len(scenario.candidates)} implementations x {rounds} rounds")
         medians = _time_interleaved(scenario.candidates, rounds)
         for name, seconds in medians.items():
-            implementation, _, backend = name.partition("/") if name.startswith("fastmix/") else (name, "", "")
+            # "fastmix/<backend>", or "<baseline>" (plain torch), or "<baseline>@<backend>"
+            if name.startswith("fastmix/"):
+                implementation, _, backend = name.partition("/")
+            else:
+                implementation, _, backend = name.partition("@")
             rows.append(
                 Row(
                     operation=scenario.operation,
