@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../check_params.h"
+#include "../mix_into_check.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
 
@@ -297,28 +298,16 @@ void run_for_channels(const std::vector<const In*>& inputs, Out* out, const Geom
   else run<In, Out, kNorm, 0>(inputs, out, g, n, partner, lam, kind, box);
 }
 
-// Checks shared by both ops, then the dtype dispatch. `inputs` point at B samples laid out as
+// The checks of out, params and affine, then the dtype dispatch. `inputs` point at B samples laid out as
 // described by `hwc` with dims (c, h, w).
 template <typename In>
-void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
+void mix_samples_into(const char* op, const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
                       const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
                       const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
   const int64_t C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
-  TORCH_CHECK_VALUE(scale.numel() == bias.numel() && (!normalize || (scale.dim() == 1 && scale.size(0) == C)),
-                    "fastmix.mix_into: scale and bias must both be empty or float32 of shape (", C, ",), got ",
-                    scale.sizes(), " and ", bias.sizes());
-  TORCH_CHECK_TYPE(!normalize || (scale.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat),
-                   "fastmix.mix_into: scale and bias must be float32, got ", scale.scalar_type(), " and ",
-                   bias.scalar_type());
-  TORCH_CHECK_TYPE(out.scalar_type() == at::kByte || out.scalar_type() == at::kFloat ||
-                       out.scalar_type() == at::kBFloat16 || out.scalar_type() == at::kHalf,
-                   "fastmix.mix_into: out must be uint8, float32, bfloat16 or float16, got ", out.scalar_type());
-  TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (std::is_same_v<In, uint8_t> && !normalize),
-                    "fastmix.mix_into: uint8 output needs uint8 input and no normalisation");
-  const bool nhwc_out = !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
-  TORCH_CHECK_VALUE(out.is_contiguous() || nhwc_out,
-                    "fastmix.mix_into: out must be contiguous or channels_last, got strides ", out.strides());
+  const bool nhwc_out = check_out_params_and_affine(op, out, partner, lam, kind, box, scale, bias,
+                                                    std::is_same_v<In, uint8_t>);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
   check_params_values(out, partner_c, lam_c, kind_c, box_c);
@@ -369,37 +358,26 @@ void with_input_type(c10::ScalarType dtype, F&& f) {
   else f(float{});
 }
 
-void check_out_and_params(const at::Tensor& out, const at::Tensor& partner, const at::Tensor& lam,
-                          const at::Tensor& kind, const at::Tensor& box, const char* op) {
-  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.", op, ": out must have shape (B, C, H, W), got ", out.sizes());
-  check_params_layout(out, partner, lam, kind, box);
-}
-
 void mix_into_cpu(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                   const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                   bool hwc) {
-  check_out_and_params(out, partner, lam, kind, box, "mix_into");
+  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
+  check_mix_into_images(out, images, hwc);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
-  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{B, H, W, C} : std::vector<int64_t>{B, C, H, W};
-  TORCH_CHECK_VALUE(images.sizes() == at::IntArrayRef(expected), "fastmix.mix_into: images must have shape ",
-                    at::IntArrayRef(expected), " (", hwc ? "B, H, W, C" : "B, C, H, W", "), got ", images.sizes());
-  TORCH_CHECK_TYPE(images.scalar_type() == at::kByte || images.scalar_type() == at::kFloat,
-                   "fastmix.mix_into: images must be uint8 or float32, got ", images.scalar_type());
-  TORCH_CHECK_VALUE(images.device() == out.device(), "fastmix.mix_into: images must be on out's device ",
-                    out.device(), ", got ", images.device());
   const at::Tensor src = images.contiguous();
   with_input_type(src.scalar_type(), [&](auto tag) {
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = src.data_ptr<In>() + i * C * H * W;
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into("mix_into", out, inputs, partner, lam, kind, box, scale, bias, hwc);
   });
 }
 
 void collate_mix_cpu(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
                      const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                      bool hwc) {
-  check_out_and_params(out, partner, lam, kind, box, "collate_mix_");
+  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.collate_mix_: out must have shape (B, C, H, W), got ", out.sizes());
+  check_params_layout(out, partner, lam, kind, box);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   TORCH_CHECK_VALUE(static_cast<int64_t>(samples.size()) == B, "fastmix.collate_mix_: expected ", B,
                     " samples (out's batch size), got ", samples.size());
@@ -421,7 +399,7 @@ void collate_mix_cpu(const at::Tensor& out, at::TensorList samples, const at::Te
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = contiguous[i].data_ptr<In>();
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into("collate_mix_", out, inputs, partner, lam, kind, box, scale, bias, hwc);
   });
 }
 

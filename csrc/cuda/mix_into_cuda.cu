@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../check_params.h"
+#include "../mix_into_check.h"
 #include "mix_into_kernels.cuh"
 
 namespace fastmix {
@@ -55,38 +56,13 @@ void mix_into_cuda(const at::Tensor& out, const at::Tensor& images, const at::Te
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                    bool hwc) {
   TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
-  check_params_layout(out, partner, lam, kind, box);
+  check_mix_into_images(out, images, hwc);
+  const bool nhwc_out = check_out_params_and_affine("mix_into", out, partner, lam, kind, box, scale, bias,
+                                                    images.scalar_type() == at::kByte);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
-  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{B, H, W, C} : std::vector<int64_t>{B, C, H, W};
-  TORCH_CHECK_VALUE(images.sizes() == at::IntArrayRef(expected), "fastmix.mix_into: images must have shape ",
-                    at::IntArrayRef(expected), " (", hwc ? "B, H, W, C" : "B, C, H, W", "), got ", images.sizes());
-  TORCH_CHECK_TYPE(images.scalar_type() == at::kByte || images.scalar_type() == at::kFloat,
-                   "fastmix.mix_into: images must be uint8 or float32, got ", images.scalar_type());
-  TORCH_CHECK_VALUE(images.device() == out.device(), "fastmix.mix_into: images must be on out's device ",
-                    out.device(), ", got ", images.device());
   const bool normalize = scale.numel() > 0;
-  TORCH_CHECK_VALUE(scale.numel() == bias.numel() && (!normalize || (scale.dim() == 1 && scale.size(0) == C)),
-                    "fastmix.mix_into: scale and bias must both be empty or float32 of shape (", C, ",), got ",
-                    scale.sizes(), " and ", bias.sizes());
-  TORCH_CHECK_TYPE(!normalize || (scale.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat),
-                   "fastmix.mix_into: scale and bias must be float32, got ", scale.scalar_type(), " and ",
-                   bias.scalar_type());
-  TORCH_CHECK_VALUE(!normalize || (scale.device() == out.device() && bias.device() == out.device()),
-                    "fastmix.mix_into: scale and bias must be on out's device ", out.device(), ", got ",
-                    scale.device(), " and ", bias.device());
-  TORCH_CHECK_TYPE(out.scalar_type() == at::kByte || out.scalar_type() == at::kFloat ||
-                       out.scalar_type() == at::kBFloat16 || out.scalar_type() == at::kHalf,
-                   "fastmix.mix_into: out must be uint8, float32, bfloat16 or float16, got ", out.scalar_type());
-  TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (images.scalar_type() == at::kByte && !normalize),
-                    "fastmix.mix_into: uint8 output needs uint8 input and no normalisation");
-  const bool nhwc_out = !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
-  TORCH_CHECK_VALUE(out.is_contiguous() || nhwc_out,
-                    "fastmix.mix_into: out must be contiguous or channels_last, got strides ", out.strides());
   TORCH_CHECK_VALUE(B <= kMaxBatch, "fastmix.mix_into: at most ", kMaxBatch, " samples on CUDA, got ", B);
   if (out.numel() == 0) return;
-  const at::MemOverlapStatus overlap = at::get_overlap_status(out, images);
-  TORCH_CHECK_VALUE(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial,
-                    "fastmix.mix_into: out must not share memory with images");
 
   const c10::cuda::CUDAGuard guard(out.device());
   // The input as B samples of C*H*W elements in HWC or CHW order: (B, C, H, W) channels_last
