@@ -107,7 +107,8 @@ setup(
     cmdclass=cmdclass,
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow"],
+        "numba": ["numba>=0.59"],  # the CPU fallback when fastmix._C is not built or does not load
         "plot": ["matplotlib>=3.5"],
     },
     entry_points={"console_scripts": ["fastmix=fastmix.__main__:main"]},

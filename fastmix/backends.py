@@ -1,20 +1,23 @@
 """Which backends exist in this process, and which one a call uses.
 
 ``cpp``: the compiled CPU kernels of fastmix._C. ``cuda``: its CUDA kernels (when built with CUDA).
-``torch``: plain tensor arithmetic (fastmix/reference.py), always there: the reference and the
-benchmark baseline. ``auto`` takes the compiled kernels for the tensors' device when they exist,
-else falls back to ``torch`` with one warning. $FASTMIX_BACKEND forces the choice that ``auto`` makes.
+``numba``: the same CPU kernels compiled by numba (fastmix/numba_backend), for when fastmix._C is
+missing or does not load. ``torch``: plain tensor arithmetic (fastmix/reference.py), always there:
+the reference and the benchmark baseline. ``auto`` takes the compiled kernels for the tensors'
+device when they exist, else (on the CPU) numba, else torch, with one warning saying why.
+$FASTMIX_BACKEND forces the choice that ``auto`` makes.
 """
 from __future__ import annotations
 
 import os
 import warnings
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
-BACKENDS = ("cpp", "cuda", "torch")
-_CHOICES = ("auto",) + BACKENDS + ("numba",)
+BACKENDS = ("cpp", "cuda", "numba", "torch")
+_CHOICES = ("auto",) + BACKENDS
+BUILD_HINT = "pip install --no-build-isolation ."
 
 _extension = None
 _extension_error: Optional[str] = None
@@ -50,11 +53,10 @@ def _has_cuda_kernels() -> bool:
     return torch._C._dispatch_has_kernel_for_dispatch_key("fastmix::mix_", "CUDA")
 
 
-def backends() -> Dict[str, Optional[str]]:
-    """Each backend name mapped to None when it is usable here, else to why not."""
+def _compiled_reasons() -> Tuple[Optional[str], Optional[str]]:
+    """Why the cpp and the cuda kernels cannot run here (None: they can)."""
     ext = load_extension()
-    rebuild = " Rebuild with: pip install --no-build-isolation ."
-    cpp = None if ext is not None else f"{_extension_error}.{rebuild}"
+    cpp = None if ext is not None else f"{_extension_error}. Rebuild with: {BUILD_HINT}"
     if ext is None:
         cuda = cpp
     elif not _has_cuda_kernels():
@@ -63,12 +65,27 @@ def backends() -> Dict[str, Optional[str]]:
         cuda = "no CUDA device is available"
     else:
         cuda = None
-    return {
-        "cpp": cpp,
-        "cuda": cuda,
-        "numba": "the numba backend is not implemented yet",
-        "torch": None,
-    }
+    return cpp, cuda
+
+
+def _numba_reason() -> Optional[str]:
+    from .numba_backend import unavailable_reason
+
+    return unavailable_reason()
+
+
+def _reason(backend: str) -> Optional[str]:
+    if backend == "numba":
+        return _numba_reason()
+    if backend == "torch":
+        return None
+    return _compiled_reasons()[0 if backend == "cpp" else 1]
+
+
+def backends() -> Dict[str, Optional[str]]:
+    """Each backend name mapped to None when it is usable here, else to why not."""
+    cpp, cuda = _compiled_reasons()
+    return {"cpp": cpp, "cuda": cuda, "numba": _numba_reason(), "torch": None}
 
 
 def check_backend_name(backend: str) -> str:
@@ -92,29 +109,46 @@ def _resolve(backend: str, device_type: str) -> str:
             backend = check_backend_name(forced)
     wanted_compiled = "cuda" if device.type == "cuda" else "cpp"
     if backend == "auto":
-        available = backends()
-        if device.type in ("cpu", "cuda") and available[wanted_compiled] is None:
+        if device.type not in ("cpu", "cuda"):
+            _warn_fallback(wanted_compiled, f"no kernels for {device.type}", "torch")
+            return "torch"
+        if _reason(wanted_compiled) is None:
             return wanted_compiled
-        _warn_fallback(wanted_compiled, available.get(wanted_compiled) or f"no kernels for {device.type}")
+        why = _extension_error if load_extension() is None else _reason(wanted_compiled)
+        if device.type == "cpu":  # cpp -> numba -> torch
+            numba_reason = _numba_reason()
+            if numba_reason is None:
+                _warn_fallback(wanted_compiled, why, "numba")
+                return "numba"
+            _warn_fallback(wanted_compiled, why, "torch",
+                           f"numba, the faster fallback, is not available either: {numba_reason}")
+            return "torch"
+        _warn_fallback(wanted_compiled, why, "torch")
         return "torch"
     if backend == "torch":
         return backend
-    reason = backends()[backend]
+    reason = _reason(backend)
     if reason is not None:
         raise RuntimeError(f"backend: {backend!r} is not available: {reason}")
-    if backend in ("cpp", "cuda") and backend != wanted_compiled:
+    if (backend in ("cpp", "cuda") and backend != wanted_compiled) or (backend == "numba" and device.type != "cpu"):
         raise ValueError(f"backend: {backend!r} runs on {'cuda' if backend == 'cuda' else 'cpu'} tensors, "
                          f"got tensors on {device}")
     return backend
 
 
-def _warn_fallback(wanted: str, reason: str) -> None:
+def _warn_fallback(wanted: str, reason: Optional[str], using: str, note: Optional[str] = None) -> None:
+    """The one warning per process that a backend was chosen in place of the compiled kernels."""
     global _warned_fallback
-    if not _warned_fallback:
-        _warned_fallback = True
-        warnings.warn(
-            f"fastmix: the {wanted} backend is not available ({reason}); using the slower torch "
-            "backend. Build the extension with: pip install --no-build-isolation .",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    if _warned_fallback:
+        return
+    _warned_fallback = True
+    if using == "numba":
+        instead = ("using the numba backend instead (the same kernels and results; each kernel is compiled on "
+                   "its first use and cached on disk)")
+    else:
+        instead = f"using the slower torch backend{f' ({note})' if note else ''}"
+    warnings.warn(
+        f"fastmix: the {wanted} backend is not available ({reason}); {instead}. Build the extension with: {BUILD_HINT}",
+        RuntimeWarning,
+        stacklevel=3,
+    )

@@ -237,12 +237,17 @@ class MixupCollate:
         channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
 
         mix = self.mixup
+        scale, bias = self.affine(channels, dtype == torch.uint8)  # may refuse: before any draw
         params = mix.sample(len(images), height, width)
         mix.last_params = params
-        scale, bias = self.affine(channels, dtype == torch.uint8)
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
-        if resolve_backend(mix.backend, out.device) == "torch":
+        chosen = resolve_backend(mix.backend, out.device)
+        if chosen == "torch":
             mix_into_reference(out, torch.stack(images), params, scale, bias, hwc)
+        elif chosen == "numba":
+            from . import numba_backend
+
+            numba_backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
         else:
             torch.ops.fastmix.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
         targets = self._targets(labels, params)

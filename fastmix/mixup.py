@@ -36,7 +36,7 @@ class Mixup:
     Args: see :class:`fastmix.MixPolicy` for the knobs (same meanings and defaults as timm), plus
         seed: seed of this object's random stream (None: torch.initial_seed()); combined with the
             DataLoader worker and the DDP rank, so streams differ across processes.
-        backend: "auto", "cpp", "cuda" or "torch" (see :func:`fastmix.backends`).
+        backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.backends`).
 
     Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
     targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the

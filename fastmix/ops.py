@@ -42,7 +42,7 @@ def apply_mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -
         images: (B, ...) uint8, float16, bfloat16, float32 or float64; any layout. CutMix boxes
             apply to the last two dims (H, W), on every channel (and every frame of a video).
         params: a MixParams for batch size B (on any device; copied to the images' device).
-        backend: "auto", "cpp", "cuda" or "torch".
+        backend: "auto", "cpp", "cuda", "numba" or "torch".
     """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images: expected a torch.Tensor, got {type(images).__name__}")
@@ -62,6 +62,11 @@ def apply_mix_unchecked_(images: torch.Tensor, params: MixParams, backend: str) 
         return images
     if chosen == "torch":
         return reference.mix_reference_(images, params)
+    if chosen == "numba":
+        from . import numba_backend
+
+        numba_backend.mix_(images, *params.to(images.device).as_tuple())
+        return images
     torch.ops.fastmix.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())
     return images
 
@@ -99,5 +104,10 @@ def mix_targets_unchecked(
     chosen = resolve_backend(backend, labels.device)
     if chosen == "torch":
         return reference.mix_targets_reference(labels, params, num_classes, smoothing)
+    if chosen == "numba":
+        from . import numba_backend
+
+        partner, lam, kind, _ = params.to(labels.device).as_tuple()
+        return numba_backend.mix_targets(labels, partner, lam, kind, num_classes, float(smoothing))
     partner, lam, kind, _ = params.to(labels.device, non_blocking=True).as_tuple()
     return torch.ops.fastmix.mix_targets(labels, partner, lam, kind, num_classes, float(smoothing))

@@ -29,7 +29,8 @@ def test_backends_reports_every_backend_with_a_reason_when_missing():
 
 
 def test_auto_picks_the_compiled_kernels_on_cpu():
-    expected = "cpp" if fastmix.backends()["cpp"] is None else "torch"
+    status = fastmix.backends()
+    expected = next(b for b in ("cpp", "numba", "torch") if status[b] is None)
     assert resolve_backend("auto", torch.device("cpu")) == expected
 
 
@@ -47,8 +48,11 @@ def test_a_named_backend_that_cannot_run_says_why():
 
 
 def test_without_the_extension_fastmix_falls_back_to_torch_with_one_warning():
+    """Without numba either (tests/test_numba.py covers the numba fallback)."""
     script = textwrap.dedent(
         """
+        import sys
+        sys.modules["numba"] = None  # as if numba were not installed
         import warnings, torch, fastmix
         from fastmix.reference import mix_reference_
         assert fastmix.backends()["cpp"].startswith("disabled by FASTMIX_NO_EXT"), fastmix.backends()
@@ -63,6 +67,7 @@ def test_without_the_extension_fastmix_falls_back_to_torch_with_one_warning():
                 assert torch.equal(out, expected) and targets.shape == (5, 4)
         fallback = [w for w in caught if "not available" in str(w.message)]
         assert len(fallback) == 1, [str(w.message) for w in caught]
+        assert "torch backend" in str(fallback[0].message) and "pip install numba" in str(fallback[0].message)
         print("ok")
         """
     )

@@ -11,11 +11,12 @@ import torch
 import fastmix
 from fastmix import MixKind, MixParams
 
-from .conftest import requires_cpp
+from .conftest import requires_cpp, requires_numba
 
 NAN = float("nan")
 B, C, H, W = 4, 10, 8, 8  # batch, classes, height, width of the inputs below
 CPP = pytest.param("cpp", marks=requires_cpp)
+NUMBA = pytest.param("numba", marks=requires_numba)
 
 
 def make_images(shape=(B, 3, H, W), dtype=torch.float32):
@@ -297,7 +298,7 @@ BAD_PARAMS = [
 ]
 
 
-@pytest.mark.parametrize("backend", [CPP, "torch"])
+@pytest.mark.parametrize("backend", [CPP, NUMBA, "torch"])
 @pytest.mark.parametrize("change, message", [case[1:3] for case in BAD_PARAMS], ids=[case[0] for case in BAD_PARAMS])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_apply_mix_refuses_bad_params_and_writes_nothing(backend, change, message, dtype):
@@ -327,7 +328,7 @@ def test_raw_op_refuses_bad_params_and_writes_nothing(change, message, channels_
     assert torch.equal(images, before)
 
 
-@pytest.mark.parametrize("backend", [CPP, "torch"])
+@pytest.mark.parametrize("backend", [CPP, NUMBA, "torch"])
 def test_apply_mix_refuses_paste_without_spatial_dims(backend):
     images = make_images((B, 12))
     before = images.clone()
@@ -394,7 +395,7 @@ def test_apply_mix_of_an_empty_batch_returns_the_same_tensor():
 
 
 # Found while writing these tests, fixed since: each gets a named error before anything is drawn or written.
-@pytest.mark.parametrize("backend", [CPP, "torch"])
+@pytest.mark.parametrize("backend", [CPP, NUMBA, "torch"])
 def test_images_sharing_memory_are_refused_by_name_on_every_backend(backend):
     images = torch.rand(1, 3, 8, 8).expand(4, 3, 8, 8)
     mix = fastmix.Mixup(num_classes=10, seed=0, backend=backend)

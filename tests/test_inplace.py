@@ -10,7 +10,7 @@ import torch
 
 import fastmix
 
-from .conftest import COMPILED_BACKENDS, HAS_CPP
+from .conftest import COMPILED_BACKENDS
 
 MEASURE = textwrap.dedent(
     """
@@ -69,10 +69,10 @@ def measure(backend, threads):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not HAS_CPP, reason="needs the cpp backend")
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_peak_extra_memory_is_under_5_percent_of_the_batch(threads):
-    measured = measure("cpp", threads)
+def test_peak_extra_memory_is_under_5_percent_of_the_batch(backend, threads):
+    measured = measure(backend, threads)
     extra, size = measured.pop("naive control")
     assert extra > 0.9 * size, f"the measurement must see the naive path's copy: {extra} of {size}"
     for case, (extra, size) in measured.items():

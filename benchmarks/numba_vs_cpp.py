@@ -1,0 +1,92 @@
+"""The numba backend against the C++ kernels and the naive torch arithmetic, on one thread.
+
+    python benchmarks/numba_vs_cpp.py [--batch 256] [--size 224] [--rounds 11]
+
+Two figures, each the median of interleaved rounds (every implementation once per round, so
+machine noise hits all alike), after a warm-up round (which also compiles or loads the kernels):
+
+* in-place Mixup of a float32 batch B x 3 x S x S (batch mode: every sample blended with its flip):
+  fastmix numba and cpp, and ``x.mul_(lam).add_(x.flip(0).mul_(1 - lam))``;
+* the uint8 collate of B HWC S x S x 3 numpy samples (Mixup, batch mode): fastmix.MixupCollate
+  on numba and cpp, and default_collate + permute + float blend with the flipped batch + round +
+  cast back (fastmix.baselines.naive_collate_uint8).
+
+Prints the medians and the ratios numba / cpp (target <= 1.5) and naive / numba (target >= 4).
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from typing import Callable, Dict
+
+import numpy as np
+import torch
+
+import fastmix
+from fastmix import baselines
+from fastmix.ops import apply_mix_unchecked_
+
+
+def interleaved_medians(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
+    times: Dict[str, list] = {name: [] for name in candidates}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            elapsed = time.perf_counter() - start
+            if r:
+                times[name].append(elapsed)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=11)
+    args = parser.parse_args()
+    status = fastmix.backends()
+    for needed in ("cpp", "numba"):
+        if status[needed] is not None:
+            raise SystemExit(f"the {needed} backend is not available: {status[needed]}")
+    import numba
+
+    torch.set_num_threads(1)
+    numba.set_num_threads(1)
+    batch, size = args.batch, args.size
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, numba {numba.__version__}, "
+          f"1 thread, {args.rounds} rounds, median")
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand((batch, 3, size, size), generator=generator)
+    params = fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0).sample(batch, size, size)
+    lam = float(params.lam[0])
+    apply = interleaved_medians({
+        "cpp": lambda: apply_mix_unchecked_(images, params, "cpp"),
+        "numba": lambda: apply_mix_unchecked_(images, params, "numba"),
+        "naive": lambda: baselines.naive_mixup_flip_(images, lam),
+    }, args.rounds)
+
+    rng = np.random.default_rng(0)
+    samples = [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), int(rng.integers(1000))) for _ in range(batch)]
+    collates = {b: fastmix.MixupCollate(fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0, backend=b))
+                for b in ("cpp", "numba")}
+    collate = interleaved_medians({
+        "cpp": lambda: collates["cpp"](samples),
+        "numba": lambda: collates["numba"](samples),
+        "naive": lambda: baselines.naive_collate_uint8(samples, 0.7),
+    }, args.rounds)
+
+    for name, m in [(f"in-place Mixup, float32 {batch}x3x{size}x{size}", apply),
+                    (f"collate uint8, {batch} HWC {size}x{size}x3 samples", collate)]:
+        print(f"\n{name}")
+        for impl in ("cpp", "numba", "naive"):
+            print(f"  {impl:6s} {m[impl] * 1e3:9.2f} ms")
+        print(f"  numba / cpp    = {m['numba'] / m['cpp']:.2f}  (target <= 1.5)")
+        print(f"  naive / numba  = {m['naive'] / m['numba']:.2f}  (target >= 4)")
+
+
+if __name__ == "__main__":
+    main()

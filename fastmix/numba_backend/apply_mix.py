@@ -1,0 +1,424 @@
+"""numba kernels of fastmix::mix_: a MixParams applied to a batch in place (csrc/cpu/apply_mix_cpu.cpp).
+
+Work is split over element positions, not samples: chunk c covers the same element range of every
+sample and walks the whole in-place plan (plan.py) for it, with one chunk-sized buffer. Chunks are
+independent, so ``prange`` runs them on numba's threads, and the extra memory is threads x chunk.
+
+Two layouts. Dense: samples whose elements fill one block of memory in the same order (contiguous
+NCHW, channels_last, any dense permutation): a blend is elementwise over [0, numel), a paste copies
+row segments (row = ``row_len`` elements; image row ``(e // row_len) % height``, column
+``(e % row_len) // col_unit``). Strided (anything else): rows along the sample's smallest-stride
+dim, each located by its multi-index, the buffer holding a chunk's rows packed.
+
+Every kernel has a parallel driver (``prange``) and a serial one: the serial one never starts
+numba's thread pool, which is what a DataLoader worker (one thread, maybe forked) wants.
+"""
+from __future__ import annotations
+
+from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
+
+import numpy as np
+from numba import njit, prange
+
+from .dtypes import acc_weights, from_acc, to_acc
+from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PASTE, SAVE, make_inplace_plan
+
+# What one sample does to the elements of a row segment (numpy scalars: see plan.py).
+KEEP, TAKE, MIX = np.int64(0), np.int64(1), np.int64(2)
+NOT_UNIFORM = np.int64(-1)
+
+# -- element loops (contiguous 1-D arrays of equal length) ------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def blend_into(dst, src, lam, rest):
+    """dst <- dst * lam + src * rest, each product rounded on its own (no FMA)."""
+    for j in range(dst.shape[0]):
+        dst[j] = from_acc(dst, to_acc(dst[j]) * lam + to_acc(src[j]) * rest)
+
+
+@njit(nogil=True, cache=True)
+def blend_pair(a, b, lam_a, rest_a, lam_b, rest_b):
+    """a <- blend(a, b) and b <- blend(b, a), both from the originals: one read and write of each."""
+    for j in range(a.shape[0]):
+        x = to_acc(a[j])
+        y = to_acc(b[j])
+        a[j] = from_acc(a, x * lam_a + y * rest_a)
+        b[j] = from_acc(b, y * lam_b + x * rest_b)
+
+
+@njit(nogil=True, cache=True)
+def blend_and_take(a, b, lam_a, rest_a):
+    """a <- blend(a, b) while b takes a's original (a blended sample paired with a pasted one)."""
+    for j in range(a.shape[0]):
+        x = a[j]
+        a[j] = from_acc(a, to_acc(x) * lam_a + to_acc(b[j]) * rest_a)
+        b[j] = x
+
+
+@njit(nogil=True, cache=True)
+def swap(a, b):
+    for j in range(a.shape[0]):
+        x = a[j]
+        a[j] = b[j]
+        b[j] = x
+
+
+@njit(nogil=True, cache=True)
+def copy(dst, src):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+# -- dense layout ----------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def paste_cols(kind, box, i, col_unit, h):
+    """Columns [lo, hi) of an image row (in elements from the row start) that sample i takes."""
+    if kind[i] != PASTE or h < box[i, 0] or h >= box[i, 1]:
+        return 0, 0
+    return box[i, 2] * col_unit, box[i, 3] * col_unit
+
+
+@njit(nogil=True, cache=True)
+def row_op(kind, box, i, col_unit, row_len, h):
+    """What sample i does along the whole of row h, or -1 when that changes along the row."""
+    if kind[i] == BLEND:
+        return MIX
+    lo, hi = paste_cols(kind, box, i, col_unit, h)
+    if lo >= hi:
+        return KEEP
+    if lo <= 0 and hi >= row_len:
+        return TAKE
+    return NOT_UNIFORM
+
+
+@njit(nogil=True, cache=True)
+def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
+    """Sample i over elements [e0, e1): dst <- mix(dst, src), src holding the partner's originals."""
+    _, _, row_len, col_unit, height = geometry
+    if kind[i] == BLEND:
+        own, rest = acc_weights(dst, lam[i])
+        blend_into(dst, src, own, rest)
+        return
+    row = e0 // row_len
+    while row * row_len < e1:
+        lo_col, hi_col = paste_cols(kind, box, i, col_unit, row % height)
+        lo = max(row * row_len + lo_col, e0)
+        hi = min(row * row_len + hi_col, e1)
+        if lo < hi:
+            copy(dst[lo - e0 : hi - e0], src[lo - e0 : hi - e0])
+        row += 1
+
+
+@njit(nogil=True, cache=True)
+def pair_segment(a, b, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
+    """Both samples of a swapped pair over a segment where each does one thing."""
+    if op_a == MIX and op_b == MIX:
+        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+    elif op_a == MIX and op_b == TAKE:
+        blend_and_take(a, b, lam_a, rest_a)
+    elif op_a == TAKE and op_b == MIX:
+        blend_and_take(b, a, lam_b, rest_b)
+    elif op_a == MIX:
+        blend_into(a, b, lam_a, rest_a)
+    elif op_b == MIX:
+        blend_into(b, a, lam_b, rest_b)
+    elif op_a == TAKE and op_b == TAKE:
+        swap(a, b)
+    elif op_a == TAKE:
+        copy(a, b)
+    elif op_b == TAKE:
+        copy(b, a)
+
+
+@njit(nogil=True, cache=True)
+def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
+    """A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
+
+    Runs of rows where both samples do one thing are one call; rows a box crosses are split at
+    the boxes' columns."""
+    _, _, row_len, col_unit, height = geometry
+    lam_a, rest_a = acc_weights(a, lam[ia])
+    lam_b, rest_b = acc_weights(b, lam[ib])
+    if kind[ia] == BLEND and kind[ib] == BLEND:
+        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+        return
+    pos = e0
+    while pos < e1:
+        row = pos // row_len
+        row_start = row * row_len
+        h = row % height
+        op_a = row_op(kind, box, ia, col_unit, row_len, h)
+        op_b = row_op(kind, box, ib, col_unit, row_len, h)
+        if op_a >= 0 and op_b >= 0:  # uniform rows: extend over the following rows that match
+            end = min(row_start + row_len, e1)
+            nxt = row + 1
+            while end < e1:
+                hn = nxt % height
+                if row_op(kind, box, ia, col_unit, row_len, hn) != op_a:
+                    break
+                if row_op(kind, box, ib, col_unit, row_len, hn) != op_b:
+                    break
+                end = min(end + row_len, e1)
+                nxt += 1
+            if op_a != KEEP or op_b != KEEP:
+                s, t = pos - e0, end - e0
+                pair_segment(a[s:t], b[s:t], op_a, op_b, lam_a, rest_a, lam_b, rest_b)
+            pos = end
+            continue
+        a_lo, a_hi = paste_cols(kind, box, ia, col_unit, h)
+        b_lo, b_hi = paste_cols(kind, box, ib, col_unit, h)
+        col = pos - row_start
+        row_end = min(row_start + row_len, e1) - row_start
+        while col < row_end:  # pieces between consecutive box edges
+            nxt_col = row_end
+            if col < a_lo < nxt_col:
+                nxt_col = a_lo
+            if col < a_hi < nxt_col:
+                nxt_col = a_hi
+            if col < b_lo < nxt_col:
+                nxt_col = b_lo
+            if col < b_hi < nxt_col:
+                nxt_col = b_hi
+            pa = MIX if kind[ia] == BLEND else (TAKE if a_lo <= col < a_hi else KEEP)
+            pb = MIX if kind[ib] == BLEND else (TAKE if b_lo <= col < b_hi else KEEP)
+            if pa != KEEP or pb != KEEP:
+                s, t = row_start + col - e0, row_start + nxt_col - e0
+                pair_segment(a[s:t], b[s:t], pa, pb, lam_a, rest_a, lam_b, rest_b)
+            col = nxt_col
+        pos = row_start + row_end
+
+
+@njit(nogil=True, cache=True)
+def dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf):
+    """Every plan step over elements [e0, e1) of each sample."""
+    stride = geometry[1]
+    n = e1 - e0
+    for s in range(plan.shape[0]):
+        op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
+        a = data[ia * stride + e0 : ia * stride + e1]
+        if op == SAVE:
+            copy(buf[:n], a)
+        elif op == APPLY:
+            apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, geometry, e0, e1)
+        elif op == APPLY_FROM_BUFFER:
+            apply_dense(a, buf[:n], ia, lam, kind, box, geometry, e0, e1)
+        else:
+            pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, geometry, e0, e1)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def dense_parallel(data, plan, lam, kind, box, geometry, chunk, buffered):
+    numel = geometry[0]
+    num_chunks = (numel + chunk - 1) // chunk
+    for c in prange(num_chunks):
+        e0 = c * chunk
+        e1 = min(numel, e0 + chunk)
+        buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
+        dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf)
+
+
+@njit(nogil=True, cache=True)
+def dense_serial(data, plan, lam, kind, box, geometry, chunk, buffered):
+    numel = geometry[0]
+    num_chunks = (numel + chunk - 1) // chunk
+    buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
+    for c in range(num_chunks):
+        e0 = c * chunk
+        dense_chunk(data, plan, lam, kind, box, geometry, e0, min(numel, e0 + chunk), buf)
+
+
+# -- any other layout ------------------------------------------------------------------------------
+
+INNER_IS_W, INNER_IS_H, INNER_OTHER = np.int64(0), np.int64(1), np.int64(2)
+
+
+@njit(nogil=True, cache=True)
+def locate_rows(sizes, strides, outer_dims, rows):
+    """(offset, h, w) of each row's first element within its sample (outer_dims outermost first)."""
+    ndim = sizes.shape[0]
+    out = np.zeros((rows, 3), dtype=np.int64)
+    for r in range(rows):
+        rest = r
+        for k in range(outer_dims.shape[0] - 1, -1, -1):
+            d = outer_dims[k]
+            idx = rest % sizes[d]
+            rest //= sizes[d]
+            out[r, 0] += idx * strides[d]
+            if d == ndim - 2:
+                out[r, 1] = idx
+            if d == ndim - 1:
+                out[r, 2] = idx
+    return out
+
+
+@njit(nogil=True, cache=True)
+def box_span_on_row(box, i, h, w, inner, inner_len):
+    """Positions [lo, hi) along a row whose pixel lies inside sample i's box."""
+    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+    if inner == INNER_IS_W:
+        if h < y0 or h >= y1:
+            return 0, 0
+        return max(x0, 0), min(x1, inner_len)
+    if inner == INNER_IS_H:
+        if w < x0 or w >= x1:
+            return 0, 0
+        return max(y0, 0), min(y1, inner_len)
+    if y0 <= h < y1 and x0 <= w < x1:
+        return 0, inner_len
+    return 0, 0
+
+
+@njit(nogil=True, cache=True)
+def strided_row(data, base, step, length):
+    """Elements base, base + step, ... (length of them) as an array view."""
+    return data[base : base + (length - 1) * step + 1 : step]
+
+
+@njit(nogil=True, cache=True)
+def strided_save(data, rows, r0, r1, i, layout, buf):
+    sample_stride, step, _, inner_len = layout
+    for r in range(r0, r1):
+        src = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
+        copy(buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len], src)
+
+
+@njit(nogil=True, cache=True)
+def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
+    """x[i] <- mix(x[i], x[j]) over rows [r0, r1), or mix(x[i], buffer) when j < 0."""
+    sample_stride, step, inner, inner_len = layout
+    own, rest = acc_weights(data, lam[i])
+    for r in range(r0, r1):
+        dst = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
+        if j >= 0:
+            src = strided_row(data, j * sample_stride + rows[r, 0], step, inner_len)
+            if kind[i] == BLEND:
+                blend_into(dst, src, own, rest)
+            else:
+                lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
+                if lo < hi:
+                    copy(dst[lo:hi], src[lo:hi])
+        else:
+            packed = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
+            if kind[i] == BLEND:
+                blend_into(dst, packed, own, rest)
+            else:
+                lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
+                if lo < hi:
+                    copy(dst[lo:hi], packed[lo:hi])
+
+
+@njit(nogil=True, cache=True)
+def strided_chunk(data, plan, lam, kind, box, rows, layout, r0, r1, buf):
+    for s in range(plan.shape[0]):
+        op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
+        if op == SAVE:
+            strided_save(data, rows, r0, r1, ia, layout, buf)
+        elif op == APPLY:
+            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf)
+        elif op == APPLY_FROM_BUFFER:
+            strided_apply(data, rows, r0, r1, ia, NO_SAMPLE, lam, kind, box, layout, buf)
+        else:  # rare layouts: a pair is a 2-cycle through the buffer
+            strided_save(data, rows, r0, r1, ia, layout, buf)
+            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf)
+            strided_apply(data, rows, r0, r1, ib, NO_SAMPLE, lam, kind, box, layout, buf)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def strided_parallel(data, plan, lam, kind, box, rows, layout, rows_per_chunk):
+    total = rows.shape[0]
+    num_chunks = (total + rows_per_chunk - 1) // rows_per_chunk
+    for c in prange(num_chunks):
+        r0 = c * rows_per_chunk
+        buf = np.empty(rows_per_chunk * layout[3], dtype=data.dtype)
+        strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
+
+
+@njit(nogil=True, cache=True)
+def strided_serial(data, plan, lam, kind, box, rows, layout, rows_per_chunk):
+    total = rows.shape[0]
+    num_chunks = (total + rows_per_chunk - 1) // rows_per_chunk
+    buf = np.empty(rows_per_chunk * layout[3], dtype=data.dtype)
+    for c in range(num_chunks):
+        r0 = c * rows_per_chunk
+        strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
+
+
+# -- the entry point -------------------------------------------------------------------------------
+
+MAX_CHUNK_BYTES = 128 * 1024  # a plan step streams one chunk of one or two samples: in L2
+MIN_CHUNK_BYTES = 16 * 1024
+STRIDED_CHUNK_BYTES = 32 * 1024
+
+
+def describe_dense(shape, strides):
+    """(numel, batch_stride, row_len, col_unit, height) and whether pastes can use it, for samples
+    that each fill one block of memory in the same order; None for any other layout."""
+    ndim = len(shape)
+    dims = sorted((strides[d], shape[d]) for d in range(1, ndim) if shape[d] > 1)
+    numel = int(np.prod(shape[1:], dtype=np.int64))
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return None
+        expected *= size
+    if shape[0] > 1 and strides[0] < numel:  # samples interleave
+        return None
+    row_len, col_unit, height, paste_ok = 1, 1, 1, False
+    if ndim >= 3:
+        h, w, sh, sw = shape[-2], shape[-1], strides[-2], strides[-1]
+        # Dims stored inside a pixel (channels for channels_last) make up col_unit.
+        for d in range(1, ndim - 2):
+            if shape[d] > 1 and strides[d] < sw:
+                col_unit *= shape[d]
+        if h > 1 and w > 1 and sw == col_unit and sh == w * col_unit:
+            row_len, height, paste_ok = w * col_unit, h, True
+        else:
+            col_unit = 1
+    return (numel, strides[0], row_len, col_unit, height), paste_ok
+
+
+def describe_strided(shape, strides):
+    """(inner dim or -1, its length, the other dims of size > 1 outermost first, number of rows)."""
+    ndim = len(shape)
+    inner = -1
+    for d in range(1, ndim):
+        if shape[d] > 1 and (inner < 0 or strides[d] < strides[inner]):
+            inner = d
+    outer = sorted((d for d in range(1, ndim) if d != inner and shape[d] > 1), key=lambda d: -strides[d])
+    rows = int(np.prod([shape[d] for d in outer], dtype=np.int64))
+    return inner, (shape[inner] if inner > 0 else 1), outer, rows
+
+
+def mix_(data, shape, strides, partner, lam, kind, box, threads):
+    """Apply checked params in place. data: flat_view of the images; shape/strides: theirs."""
+    plan = make_inplace_plan(partner, kind)
+    if plan.shape[0] == 0:
+        return
+    any_paste = bool(np.any((kind == PASTE) & (partner != np.arange(len(partner)))))
+    buffered = bool(np.any(plan[:, 0] == SAVE))
+    itemsize = data.itemsize
+    dense = describe_dense(shape, strides)
+    if dense is not None and (not any_paste or dense[1]):
+        geometry = dense[0]
+        numel, row_len = geometry[0], geometry[2]
+        per_thread = numel * itemsize // (4 * threads)
+        chunk = max(1, min(max(per_thread, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES) // itemsize)
+        if row_len <= chunk:  # whole rows per chunk, so a paste rarely splits a row
+            chunk = (chunk // row_len) * row_len
+        chunk = min(chunk, numel)
+        run = dense_parallel if threads > 1 and numel > chunk else dense_serial
+        run(data, plan, lam, kind, box, geometry, chunk, buffered)
+        return
+    inner, inner_len, outer, num_rows = describe_strided(shape, strides)
+    ndim = len(shape)
+    rows = locate_rows(np.asarray(shape, dtype=np.int64), np.asarray(strides, dtype=np.int64),
+                       np.asarray(outer, dtype=np.int64), num_rows)
+    kind_of_inner = INNER_IS_W if inner == ndim - 1 else INNER_IS_H if inner == ndim - 2 else INNER_OTHER
+    step = strides[inner] if inner > 0 else 1
+    layout = (strides[0], step, kind_of_inner, inner_len)
+    rows_per_chunk = min(num_rows, max(1, STRIDED_CHUNK_BYTES // itemsize // inner_len))
+    run = strided_parallel if threads > 1 and num_rows > rows_per_chunk else strided_serial
+    run(data, plan, lam, kind, box, rows, layout, rows_per_chunk)

@@ -1,0 +1,270 @@
+"""numba kernels of fastmix::mix_into and fastmix::collate_mix_ (csrc/cpu/mix_into_cpu.cpp).
+
+Out of place: B input samples of C*H*W elements, (C, H, W) or (H, W, C) in memory, uint8 or
+float32, each at its own address, are mixed into out (B, C, H, W) (NCHW or NHWC memory order;
+uint8, float32, bfloat16 bits or float16 bits). Each element is ``cast(normalize(mixed))``:
+mixed = ``a * lam + b * (1 - lam)`` in float32 (or a, or b), normalize = ``v * scale[c] + bias[c]``
+(product and sum rounded apart), cast rounds (uint8: half to even, saturated).
+
+A unit of work is one output sample, or a swapped pair (a <-> b) written together from the same
+rows of a and b, so every input is read once; units are split in blocks of rows and the (unit,
+block) tasks run under prange. HWC -> NCHW (the decoded-image collate) assembles each row in pixel
+order in a staging row (a contiguous blend, or copies for a paste), then de-interleaves it into
+the C planes, with C = 3 and C = 1 written out so the loops vectorise.
+"""
+from __future__ import annotations
+
+from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+from .apply_mix import KEEP, MIX, TAKE, copy
+from .dtypes import from_acc, to_acc
+from .memory import array_at
+from .plan import BLEND, NONE, PASTE, is_written
+
+ROW_BLOCK_BYTES = 32 * 1024
+
+
+def same_dtype(a, b):
+    """Whether two arrays have the same dtype (known when compiling)."""
+
+
+@overload(same_dtype)
+def _same_dtype(a, b):
+    same = a.dtype == b.dtype
+    return lambda a, b: same
+
+
+def staging_row(out, length):
+    """A row for blended values: uint8 when the output is uint8 (rounded once), else float32."""
+
+
+@overload(staging_row)
+def _staging_row(out, length):
+    if out.dtype.bitwidth == 8:
+        return lambda out, length: np.empty(length, dtype=np.uint8)
+    return lambda out, length: np.empty(length, dtype=np.float32)
+
+
+# -- contiguous runs -------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def mix_run(dst, a, b, op, lam, rest, s, t, norm):
+    """dst[k] = cast(normalize(mixed(a[k], b[k]))) with one (scale, bias) for the whole run."""
+    if op == MIX:
+        if norm:
+            for k in range(dst.shape[0]):
+                v = to_acc(a[k]) * lam + to_acc(b[k]) * rest
+                dst[k] = from_acc(dst, v * s + t)
+        else:
+            for k in range(dst.shape[0]):
+                dst[k] = from_acc(dst, to_acc(a[k]) * lam + to_acc(b[k]) * rest)
+        return
+    src = a if op == KEEP else b
+    if norm:
+        for k in range(dst.shape[0]):
+            dst[k] = from_acc(dst, to_acc(src[k]) * s + t)
+    elif same_dtype(dst, src):
+        for k in range(dst.shape[0]):
+            dst[k] = src[k]
+    else:
+        for k in range(dst.shape[0]):
+            dst[k] = from_acc(dst, to_acc(src[k]))
+
+
+@njit(nogil=True, cache=True)
+def mix_run_per_element(dst, a, b, op, lam, rest, s, t, norm):
+    """mix_run with a (scale, bias) per element (HWC -> NHWC: the channel changes every element)."""
+    if not norm:
+        if op == MIX:
+            for k in range(dst.shape[0]):
+                dst[k] = from_acc(dst, to_acc(a[k]) * lam + to_acc(b[k]) * rest)
+            return
+        src = a if op == KEEP else b
+        for k in range(dst.shape[0]):
+            dst[k] = from_acc(dst, to_acc(src[k]))
+        return
+    if op == MIX:
+        for k in range(dst.shape[0]):
+            v = to_acc(a[k]) * lam + to_acc(b[k]) * rest
+            dst[k] = from_acc(dst, v * s[k] + t[k])
+        return
+    src = a if op == KEEP else b
+    for k in range(dst.shape[0]):
+        dst[k] = from_acc(dst, to_acc(src[k]) * s[k] + t[k])
+
+
+@njit(nogil=True, cache=True)
+def segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, op, lam, rest, h, w0, w1):
+    """Pixels [w0, w1) of row h of one output sample, made as op says (layouts other than HWC -> NCHW)."""
+    channels, height, width, hwc_in, nhwc_out = geometry
+    plane = height * width
+    if w0 >= w1:
+        return
+    if hwc_in:  # HWC -> NHWC: one contiguous run of pixels x channels
+        lo, hi = (h * width + w0) * channels, (h * width + w1) * channels
+        k0, k1 = w0 * channels, w1 * channels
+        mix_run_per_element(out[out_base + lo : out_base + hi], a[lo:hi], b[lo:hi], op, lam, rest,
+                            scale_row[k0:k1], bias_row[k0:k1], norm)
+        return
+    for c in range(channels):
+        lo, hi = c * plane + h * width + w0, c * plane + h * width + w1
+        if nhwc_out:  # CHW -> NHWC: every C-th element of the output row
+            first = out_base + (h * width + w0) * channels + c
+            dst = out[first : first + (w1 - w0 - 1) * channels + 1 : channels]
+            mix_run(dst, a[lo:hi], b[lo:hi], op, lam, rest, scale[c], bias[c], norm)
+        else:  # CHW -> NCHW: one contiguous run per channel
+            mix_run(out[out_base + lo : out_base + hi], a[lo:hi], b[lo:hi], op, lam, rest, scale[c], bias[c], norm)
+
+
+# -- HWC -> NCHW -----------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def deinterleave_row(row, out, out_base, geometry, scale, bias, norm, h):
+    """Row h of an HWC sample (W * C elements, pixel order) into the C planes of an NCHW output."""
+    channels, height, width, _, _ = geometry
+    plane = height * width
+    first = out_base + h * width
+    if channels == 3:
+        p0 = out[first : first + width]
+        p1 = out[first + plane : first + plane + width]
+        p2 = out[first + 2 * plane : first + 2 * plane + width]
+        if norm:
+            s0, s1, s2 = scale[0], scale[1], scale[2]
+            t0, t1, t2 = bias[0], bias[1], bias[2]
+            for w in range(width):
+                p0[w] = from_acc(p0, to_acc(row[3 * w]) * s0 + t0)
+                p1[w] = from_acc(p1, to_acc(row[3 * w + 1]) * s1 + t1)
+                p2[w] = from_acc(p2, to_acc(row[3 * w + 2]) * s2 + t2)
+        elif same_dtype(row, out):
+            for w in range(width):
+                p0[w] = row[3 * w]
+                p1[w] = row[3 * w + 1]
+                p2[w] = row[3 * w + 2]
+        else:
+            for w in range(width):
+                p0[w] = from_acc(p0, to_acc(row[3 * w]))
+                p1[w] = from_acc(p1, to_acc(row[3 * w + 1]))
+                p2[w] = from_acc(p2, to_acc(row[3 * w + 2]))
+        return
+    for c in range(channels):
+        dst = out[first + c * plane : first + c * plane + width]
+        src = row[c : c + (width - 1) * channels + 1 : channels]
+        mix_run(dst, src, src, KEEP, np.float32(1.0), np.float32(0.0), scale[c], bias[c], norm)
+
+
+@njit(nogil=True, cache=True)
+def blend_row(a, b, dst, lam, rest):
+    for k in range(dst.shape[0]):
+        dst[k] = from_acc(dst, to_acc(a[k]) * lam + to_acc(b[k]) * rest)
+
+
+@njit(nogil=True, cache=True)
+def hwc_pair_rows_to_planes(a, b, out, base_a, base_b, geometry, scale, bias, norm, lam_a, lam_b, h0, h1):
+    """Rows [h0, h1) of a swapped pair that both blend: each input element read once for both."""
+    channels, _, width, _, _ = geometry
+    row = width * channels
+    rest_a = np.float32(1.0) - lam_a
+    rest_b = np.float32(1.0) - lam_b
+    sa = staging_row(out, row)
+    sb = staging_row(out, row)
+    for h in range(h0, h1):
+        ar = a[h * row : (h + 1) * row]
+        br = b[h * row : (h + 1) * row]
+        for k in range(row):
+            x = to_acc(ar[k])
+            y = to_acc(br[k])
+            sa[k] = from_acc(sa, x * lam_a + y * rest_a)
+            sb[k] = from_acc(sb, y * lam_b + x * rest_b)
+        deinterleave_row(sa, out, base_a, geometry, scale, bias, norm, h)
+        deinterleave_row(sb, out, base_b, geometry, scale, bias, norm, h)
+
+
+# -- one output sample, one task, the drivers ------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, i, h0, h1):
+    """Rows [h0, h1) of output sample i, from its input a and its partner's b. HWC -> NCHW goes
+    through a staging row in pixel order (blended, or pasted by copies), then de-interleaves."""
+    channels, height, width, hwc_in, nhwc_out = geometry
+    size = channels * height * width
+    written = is_written(partner, kind, i)
+    how = kind[i] if written else NONE
+    a = array_at(addresses[i], size, like)
+    b = array_at(addresses[partner[i] if written else i], size, like)
+    own = lam[i]
+    rest = np.float32(1.0) - own
+    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+    pasted = how == PASTE and x0 < x1
+    out_base = i * size
+    if hwc_in and not nhwc_out:
+        row = width * channels
+        blended = staging_row(out, row if how == BLEND else 0)
+        staged = np.empty(row if how == PASTE else 0, dtype=a.dtype)
+        for h in range(h0, h1):
+            ar = a[h * row : (h + 1) * row]
+            br = b[h * row : (h + 1) * row]
+            if how == BLEND:
+                blend_row(ar, br, blended, own, rest)
+                deinterleave_row(blended, out, out_base, geometry, scale, bias, norm, h)
+            elif pasted and y0 <= h < y1:
+                lo, hi = x0 * channels, x1 * channels
+                copy(staged[:lo], ar[:lo])
+                copy(staged[lo:hi], br[lo:hi])
+                copy(staged[hi:], ar[hi:])
+                deinterleave_row(staged, out, out_base, geometry, scale, bias, norm, h)
+            else:
+                deinterleave_row(ar, out, out_base, geometry, scale, bias, norm, h)
+        return
+    start = np.int64(0)
+    for h in range(h0, h1):
+        if how == BLEND:
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, MIX, own, rest, h, start, width)
+        elif pasted and y0 <= h < y1:
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, start, x0)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, TAKE, own, rest, h, x0, x1)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, x1, width)
+        else:
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, start, width)
+
+
+@njit(nogil=True, cache=True)
+def run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+             units, blocks, rows_per_block, t):
+    channels, height, width, hwc_in, nhwc_out = geometry
+    size = channels * height * width
+    first, second = units[t // blocks, 0], units[t // blocks, 1]
+    h0 = (t % blocks) * rows_per_block
+    h1 = min(height, h0 + rows_per_block)
+    if second >= 0 and kind[first] == BLEND and kind[second] == BLEND and hwc_in and not nhwc_out:
+        hwc_pair_rows_to_planes(array_at(addresses[first], size, like), array_at(addresses[second], size, like), out,
+                                first * size, second * size, geometry, scale, bias, norm, lam[first], lam[second],
+                                h0, h1)
+        return
+    write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                 first, h0, h1)
+    if second >= 0:
+        write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                     second, h0, h1)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def mix_into_parallel(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                      units, blocks, rows_per_block):
+    for t in prange(units.shape[0] * blocks):
+        run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                 units, blocks, rows_per_block, t)
+
+
+@njit(nogil=True, cache=True)
+def mix_into_serial(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                    units, blocks, rows_per_block):
+    for t in range(units.shape[0] * blocks):
+        run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                 units, blocks, rows_per_block, t)

@@ -1,0 +1,138 @@
+"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h), the units of work
+of the out-of-place mix, and the value checks that keep the kernels inside their arrays.
+
+Sample i is rewritten from itself and sample partner[i]; in place, every sample must be read as a
+partner before it is overwritten. The partner map is a functional graph: trees (samples nobody else
+reads, written first, leaves inwards) hanging off cycles. Swapped pairs (a flip) are one fused step;
+longer cycles save their first sample to a small per-chunk buffer. A plan is an (n, 3) int64 array
+of steps (op, a, b).
+"""
+from __future__ import annotations
+
+from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
+
+import numpy as np
+from numba import njit
+
+# Constants are numpy scalars, not Python ints: numba types an int constant passed to a jitted
+# function as a literal and compiles that function once per value.
+
+# kinds, as fastmix.MixKind (the dtype of params.kind)
+NONE, BLEND, PASTE = np.uint8(0), np.uint8(1), np.uint8(2)
+
+# plan steps
+SAVE = np.int64(0)  # buffer <- x[a]
+APPLY = np.int64(1)  # x[a] <- mix(x[a], x[b]); x[b] is still original
+APPLY_FROM_BUFFER = np.int64(2)  # x[a] <- mix(x[a], buffer), the saved original of its partner
+PAIR = np.int64(3)  # x[a] <- mix(x[a], x[b]) and x[b] <- mix(x[b], x[a]), both from originals
+NO_SAMPLE = np.int64(-1)
+
+
+@njit(nogil=True, cache=True)
+def is_written(partner, kind, i):
+    """A sample is written when it is mixed with a sample other than itself."""
+    return kind[i] != NONE and partner[i] != i
+
+
+@njit(nogil=True, cache=True)
+def find_bad_param(partner, kind, box, height, width):
+    """(code, i) of the first value the kernels cannot run with, (0, -1) if none.
+
+    code 1: partner[i] outside [0, B); 2: kind[i] not 0, 1 or 2; 3: paste box[i] outside the image
+    (height < 0: the images have no spatial dims, so no paste is possible).
+    """
+    batch = partner.shape[0]
+    for i in range(batch):
+        if partner[i] < 0 or partner[i] >= batch:
+            return 1, i
+        if kind[i] > PASTE:
+            return 2, i
+    for i in range(batch):
+        if kind[i] == PASTE and partner[i] != i:
+            y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+            if height < 0 or not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
+                return 3, i
+    return 0, -1
+
+
+@njit(nogil=True, cache=True)
+def make_inplace_plan(partner, kind):
+    """The steps that apply a partner map in place (partner values already in [0, B))."""
+    batch = partner.shape[0]
+    plan = np.empty((2 * batch + 1, 3), dtype=np.int64)
+    n = 0
+    # readers[j]: written samples that still have to read sample j before j may be overwritten.
+    readers = np.zeros(batch, dtype=np.int64)
+    for i in range(batch):
+        if is_written(partner, kind, i):
+            readers[partner[i]] += 1
+    done = np.zeros(batch, dtype=np.bool_)
+    ready = np.empty(batch, dtype=np.int64)
+    top = 0
+    for i in range(batch):
+        if not is_written(partner, kind, i):
+            done[i] = True
+        elif readers[i] == 0:
+            ready[top] = i
+            top += 1
+    # Trees: write a sample once nobody needs its original any more.
+    while top > 0:
+        top -= 1
+        i = ready[top]
+        plan[n, 0], plan[n, 1], plan[n, 2] = APPLY, i, partner[i]
+        n += 1
+        done[i] = True
+        j = partner[i]
+        if not done[j]:
+            readers[j] -= 1
+            if readers[j] == 0:
+                ready[top] = j
+                top += 1
+    # What is left are disjoint cycles of written samples.
+    for start in range(batch):
+        if done[start]:
+            continue
+        nxt = partner[start]
+        if partner[nxt] == start:
+            plan[n, 0], plan[n, 1], plan[n, 2] = PAIR, start, nxt
+            n += 1
+            done[start] = True
+            done[nxt] = True
+            continue
+        plan[n, 0], plan[n, 1], plan[n, 2] = SAVE, start, NO_SAMPLE
+        n += 1
+        i = start
+        while True:
+            done[i] = True
+            j = partner[i]
+            if j == start:
+                plan[n, 0], plan[n, 1], plan[n, 2] = APPLY_FROM_BUFFER, i, NO_SAMPLE
+                n += 1
+                break
+            plan[n, 0], plan[n, 1], plan[n, 2] = APPLY, i, j
+            n += 1
+            i = j
+    return plan[:n].copy()
+
+
+@njit(nogil=True, cache=True)
+def make_units(partner, kind):
+    """(n, 2) int64 units of out-of-place work: output sample u[0], and u[1] (its swapped partner,
+    both written) or -1. A pair is written together so that each input is read once."""
+    batch = partner.shape[0]
+    units = np.empty((batch, 2), dtype=np.int64)
+    taken = np.zeros(batch, dtype=np.bool_)
+    n = 0
+    for i in range(batch):
+        if taken[i]:
+            continue
+        j = partner[i]
+        if is_written(partner, kind, i) and is_written(partner, kind, j) and partner[j] == i and not taken[j]:
+            units[n, 0], units[n, 1] = i, j
+            taken[i] = True
+            taken[j] = True
+        else:
+            units[n, 0], units[n, 1] = i, NO_SAMPLE
+            taken[i] = True
+        n += 1
+    return units[:n].copy()

@@ -1,0 +1,92 @@
+"""numba kernels of fastmix::mix_targets: (B, C) float32 soft targets (csrc/cpu/mix_targets_cpu.cpp).
+
+With label smoothing eps a class scores on = 1 - eps + eps/C and every other class off = eps/C;
+dense targets t become t*on + (1-t)*off. Row i is lam[i] * s(labels[i]) + (1 - lam[i]) *
+s(labels[partner[i]]), or s(labels[i]) when sample i is left alone; all in float32, each product
+rounded on its own, as fastmix/reference.py does. Rows are independent: prange over row blocks.
+"""
+from __future__ import annotations
+
+from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
+
+import numpy as np
+from numba import njit, prange
+from numba.extending import overload
+
+from .plan import is_written
+
+ROWS_PER_TASK = 16
+
+
+@njit(nogil=True, cache=True)
+def index_rows(labels, partner, lam, kind, on, off, out, i0, i1):
+    num_classes = out.shape[1]
+    for i in range(i0, i1):
+        row = out[i]
+        mine = labels[i]
+        if not is_written(partner, kind, i):
+            for c in range(num_classes):
+                row[c] = off
+            row[mine] = on
+            continue
+        theirs = labels[partner[i]]
+        own = lam[i]
+        rest = np.float32(1.0) - own
+        both_off = off * own + off * rest
+        for c in range(num_classes):
+            row[c] = both_off
+        row[mine] = on * own + off * rest
+        row[theirs] = on * own + on * rest if mine == theirs else off * own + on * rest
+
+
+@njit(nogil=True, cache=True)
+def dense_rows(labels, partner, lam, kind, on, off, out, i0, i1):
+    num_classes = out.shape[1]
+    one = np.float32(1.0)
+    for i in range(i0, i1):
+        row = out[i]
+        mine = labels[i]
+        if not is_written(partner, kind, i):
+            for c in range(num_classes):
+                row[c] = mine[c] * on + (one - mine[c]) * off
+            continue
+        theirs = labels[partner[i]]
+        own = lam[i]
+        rest = one - own
+        for c in range(num_classes):
+            a = mine[c] * on + (one - mine[c]) * off
+            b = theirs[c] * on + (one - theirs[c]) * off
+            row[c] = a * own + b * rest
+
+
+def _rows(labels, partner, lam, kind, on, off, out, i0, i1):
+    """Rows [i0, i1) from class indices (B,) or dense targets (B, C)."""
+
+
+@overload(_rows)
+def _rows_for(labels, partner, lam, kind, on, off, out, i0, i1):
+    if labels.ndim == 1:
+        return lambda labels, partner, lam, kind, on, off, out, i0, i1: index_rows(
+            labels, partner, lam, kind, on, off, out, i0, i1)
+    return lambda labels, partner, lam, kind, on, off, out, i0, i1: dense_rows(
+        labels, partner, lam, kind, on, off, out, i0, i1)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def targets_parallel(labels, partner, lam, kind, on, off, out):
+    batch = out.shape[0]
+    tasks = (batch + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for t in prange(tasks):
+        i0 = t * ROWS_PER_TASK
+        _rows(labels, partner, lam, kind, on, off, out, i0, min(batch, i0 + ROWS_PER_TASK))
+
+
+@njit(nogil=True, cache=True)
+def targets_serial(labels, partner, lam, kind, on, off, out):
+    _rows(labels, partner, lam, kind, on, off, out, 0, out.shape[0])
+
+
+def smoothing_values(num_classes: int, smoothing: float):
+    """(on, off) as float32, computed in double first (like the reference's Python floats)."""
+    off = smoothing / num_classes
+    return np.float32(1.0 - smoothing + off), np.float32(off)
