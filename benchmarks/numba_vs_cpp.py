@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from typing import Callable, Dict
 
 import numpy as np
@@ -26,19 +24,8 @@ import torch
 
 import fastmix
 from fastmix import baselines
+from fastmix.bench import interleaved_medians
 from fastmix.ops import apply_mix_unchecked_
-
-
-def interleaved_medians(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
-    times: Dict[str, list] = {name: [] for name in candidates}
-    for r in range(rounds + 1):  # round 0 warms up
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - start
-            if r:
-                times[name].append(elapsed)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ class Scenario:
     floor: str
 
 
-def _time_interleaved(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
+def interleaved_medians(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
     times: Dict[str, List[float]] = {name: [] for name in candidates}
     for r in range(rounds + 1):  # round 0 warms up
         for name, fn in candidates.items():
@@ -169,7 +169,7 @@ def run(
     scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes)
     for k, scenario in enumerate(scenarios, 1):
         progress(f"[{k}/{len(scenarios)}] {scenario.operation}: {len(scenario.candidates)} implementations x {rounds} rounds")
-        medians = _time_interleaved(scenario.candidates, rounds)
+        medians = interleaved_medians(scenario.candidates, rounds)
         for name, seconds in medians.items():
             # "fastmix/<backend>", or "<baseline>" (plain torch), or "<baseline>@<backend>"
             if name.startswith("fastmix/"):
