@@ -8,6 +8,7 @@ import torch
 
 import fastmix
 from fastmix import baselines
+from fastmix.peers import load_timm_mixup
 
 from . import conftest
 from .conftest import BACKENDS
@@ -73,3 +74,17 @@ def test_naive_roll(benchmark, setting, dtype):
 def test_floor(benchmark, setting, dtype):
     benchmark.group = f"apply {setting} {dtype}"
     benchmark(baselines.floor_pass_, make_batch(DTYPES[dtype]))
+
+
+TIMM_MIXUP, _ = load_timm_mixup()
+if TIMM_MIXUP is not None:  # a peer, not a baseline: only where timm is installed
+
+    @pytest.mark.parametrize("setting,dtype", [c for c in CASES if c[1] != "uint8"])  # timm mixes float batches
+    def test_timm_mixup(benchmark, setting, dtype):
+        benchmark.group = f"apply {setting} {dtype}"
+        benchmark.extra_info["peer"] = "timm Mixup: images in place, plus its targets"
+        images = make_batch(DTYPES[dtype])
+        labels = torch.randint(0, 1000, (len(images),), generator=torch.Generator().manual_seed(1))
+        if len(images) % 2:
+            pytest.skip("timm asserts an even batch size")
+        benchmark(TIMM_MIXUP.Mixup(num_classes=1000, label_smoothing=0.1, **SETTINGS[setting]), images, labels)

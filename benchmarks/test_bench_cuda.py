@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fastmix
+from fastmix import baselines
 
 from . import conftest
 
@@ -150,3 +151,36 @@ def test_cuda_fused_convert_floor(benchmark):
     out = torch.empty(conftest.BATCH, 3, conftest.SIZE, conftest.SIZE, dtype=torch.bfloat16, device="cuda")
     out = out.contiguous(memory_format=torch.channels_last)
     run_benchmark(benchmark, torch.Tensor.copy_, out, images.permute(0, 3, 1, 2))
+
+
+# --- Soft targets on the GPU (B = 1024) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_classes", [1000, 21841])
+def test_cuda_targets_fastmix(benchmark, num_classes):
+    benchmark.group = f"cuda targets C={num_classes}"
+    labels, params = cuda_targets_inputs(num_classes)
+    run_benchmark(benchmark, fastmix.mix_targets, labels, params, num_classes, 0.1, "cuda")
+
+
+@pytest.mark.parametrize("num_classes", [1000, 21841])
+def test_cuda_targets_naive(benchmark, num_classes):
+    benchmark.group = f"cuda targets C={num_classes}"
+    benchmark.extra_info["baseline"] = "timm mixup_target: two smoothed one-hot matrices, blended"
+    labels, params = cuda_targets_inputs(num_classes)
+    run_benchmark(benchmark, baselines.naive_targets, labels, float(params.lam[0]), num_classes, 0.1)
+
+
+@pytest.mark.parametrize("num_classes", [1000, 21841])
+def test_cuda_targets_floor(benchmark, num_classes):
+    benchmark.group = f"cuda targets C={num_classes}"
+    benchmark.extra_info["baseline"] = "torch.zeros of the targets' size"
+    batch = len(cuda_targets_inputs(num_classes)[0])
+    run_benchmark(benchmark, lambda: torch.zeros(batch, num_classes, device="cuda"))
+
+
+def cuda_targets_inputs(num_classes):
+    batch = 128 if conftest.FAST else 1024
+    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(0)).cuda()
+    params = fastmix.Mixup(mixup_alpha=0.8, num_classes=num_classes, seed=0).sample(batch)  # on the CPU, as sampled
+    return labels, params

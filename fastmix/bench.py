@@ -2,7 +2,8 @@
 synthetic ImageNet-shaped batch (nothing downloaded).
 
 Every implementation of one operation runs on the same batch, interleaved round by round so
-that machine noise hits all of them alike; the table reports medians and ratios.
+that machine noise hits all of them alike; the table reports medians and ratios. When timm is
+installed, its Mixup / FastCollateMixup / mixup_target join the table as peers.
 """
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from types import ModuleType
 from typing import Callable, Dict, List, Optional
 
 import torch
+from torch.utils.data import default_collate
 
 from . import baselines
 from .backends import backends as available_backends
 from .mixup import Mixup
 from .ops import apply_mix_unchecked_, mix_targets_unchecked
 from .params import MixParams
+from .peers import load_timm_mixup
 
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -48,9 +52,16 @@ class Scenario:
     floor: str
 
 
-def interleaved_medians(candidates: Dict[str, Callable[[], object]], rounds: int) -> Dict[str, float]:
+def interleaved_medians(
+    candidates: Dict[str, Callable[[], object]],
+    rounds: int,
+    on_round: Callable[[int, int], None] = lambda done, total: None,
+) -> Dict[str, float]:
+    """Median seconds of each candidate over ``rounds`` rounds, each round running every candidate
+    once (after one warm-up round). ``on_round(done, rounds)`` is called before each round."""
     times: Dict[str, List[float]] = {name: [] for name in candidates}
     for r in range(rounds + 1):  # round 0 warms up
+        on_round(r, rounds)
         for name, fn in candidates.items():
             start = time.perf_counter()
             fn()
@@ -67,9 +78,19 @@ def _make_batch(batch: int, size: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.rand((batch, 3, size, size), generator=generator).to(dtype)
 
 
-def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[str], num_classes: int) -> List[Scenario]:
+def build_scenarios(
+    batch: int, size: int, dtype: torch.dtype, backends: List[str], num_classes: int, notes: Optional[List[str]] = None
+) -> List[Scenario]:
+    """The table's operations on one synthetic batch; ``notes`` collects what was left out and why."""
+    notes = [] if notes is None else notes
     images = _make_batch(batch, size, dtype)
     nbytes = 2 * images.numel() * images.element_size()
+    timm_mixup, timm_how = load_timm_mixup()
+    if timm_mixup is None:
+        notes.append(f"no timm peer rows: {timm_how}")
+    else:
+        notes.append(f"peer rows: {timm_how}")
+    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
 
     def apply_with(params: MixParams, backend: str) -> Callable[[], object]:
         return lambda: apply_mix_unchecked_(images, params, backend)
@@ -95,16 +116,27 @@ def build_scenarios(batch: int, size: int, dtype: torch.dtype, backends: List[st
         else:
             candidates["naive: timm clone + per-sample loop"] = lambda p=params: baselines.naive_elem_loop_(images, p)
             naive = "naive: timm clone + per-sample loop"
+        if timm_mixup is not None:
+            if dtype == torch.uint8:
+                if operation == "mixup batch":
+                    notes.append("no timm Mixup rows for uint8 images: timm's Mixup mixes float batches only")
+            elif batch % 2:
+                if operation == "mixup batch":
+                    notes.append(f"no timm Mixup rows: timm asserts an even batch size, got {batch}")
+            else:
+                peer = timm_mixup.Mixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
+                candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
 
-    scenarios += collate_scenarios(batch, size, backends, num_classes)
+    scenarios += collate_scenarios(batch, size, backends, num_classes, timm_mixup, notes)
 
-    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
     lam = float(params.lam[0])
     targets = {f"fastmix/{b}": (lambda b=b: mix_targets_unchecked(labels, params, num_classes, 0.1, b)) for b in backends}
     targets["naive: timm mixup_target"] = lambda: baselines.naive_targets(labels, lam, num_classes, 0.1)
+    if timm_mixup is not None:
+        targets["peer: timm mixup_target"] = lambda: timm_mixup.mixup_target(labels, num_classes, lam, 0.1)
     targets["floor: torch.zeros"] = lambda: torch.zeros(batch, num_classes)
     scenarios.append(
         Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
@@ -116,17 +148,31 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def collate_scenarios(batch: int, size: int, backends: List[str], num_classes: int) -> List[Scenario]:
-    """The DataLoader path: B numpy HWC uint8 samples (as PIL/OpenCV decode them) -> a batch."""
+def collate_scenarios(
+    batch: int,
+    size: int,
+    backends: List[str],
+    num_classes: int,
+    timm_mixup: Optional[ModuleType] = None,
+    notes: Optional[List[str]] = None,
+) -> List[Scenario]:
+    """The DataLoader path: B numpy HWC uint8 samples (as PIL/OpenCV decode them) -> a batch.
+
+    The floor is default_collate, the plain stacking a DataLoader does without mixing; fastmix's
+    own collate with mixing off (prob=0) stands beside it, to show what the mixing itself costs."""
     import numpy as np
 
     from .collate import MixupCollate
 
+    notes = [] if notes is None else notes
     rng = np.random.default_rng(0)
     samples = [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), int(rng.integers(num_classes))) for _ in range(batch)]
+    # timm's fast collate takes CHW numpy samples (its ToNumpy transform makes them so)
+    samples_chw = None
     nbytes = batch * size * size * 3 * 2  # one read of the samples, one write of a uint8 batch
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    floor_backend = "cpp" if "cpp" in backends else backends[0]
     scenarios = []
     for output, kwargs in [("uint8", dict(dtype=torch.uint8)),
                            ("float32 normalised", dict(dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD))]:
@@ -139,16 +185,26 @@ def collate_scenarios(batch: int, size: int, backends: List[str], num_classes: i
             if output == "uint8":
                 candidates["naive: default_collate + permute + float blend + round"] = lambda: baselines.naive_collate_uint8(samples, lam)
                 naive = "naive: default_collate + permute + float blend + round"
+                if timm_mixup is not None and batch % 2 == 0:
+                    if samples_chw is None:
+                        samples_chw = [(np.ascontiguousarray(image.transpose(2, 0, 1)), label) for image, label in samples]
+                    peer = timm_mixup.FastCollateMixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
+                    candidates["peer: timm FastCollateMixup (CHW numpy samples)"] = lambda peer=peer: peer(samples_chw)
             else:
                 candidates["naive: default_collate + float + normalise + blend"] = (
                     lambda: baselines.naive_collate_normalized(samples, lam, mean, std))
                 naive = "naive: default_collate + float + normalise + blend"
-            floor_backend = "cpp" if "cpp" in backends else backends[0]
             off = MixupCollate(Mixup(num_classes=num_classes, seed=0, prob=0.0, backend=floor_backend, **knobs), **kwargs)
-            floor = f"floor: fastmix collate, mixing off (prob=0)@{floor_backend}"
-            candidates[floor] = lambda c=off: c(samples)
+            candidates[f"fastmix collate, mixing off (prob=0)@{floor_backend}"] = lambda c=off: c(samples)
+            floor = "floor: default_collate, no mixing"
+            candidates[floor] = lambda: default_collate(samples)
             scenarios.append(Scenario(f"collate {output}, {setting}", nbytes, candidates, naive, floor))
+    if timm_mixup is not None:
+        notes.append("no timm peer for the float32 normalised collate: timm normalises on the GPU after its uint8 collate")
     return scenarios
+
+
+ProgressCallback = Callable[[int, int, str, int, int], None]  # (scenario, of scenarios, operation, round, of rounds)
 
 
 def run(
@@ -159,17 +215,23 @@ def run(
     backends: Optional[List[str]] = None,
     rounds: int = 11,
     num_classes: int = 1000,
-    progress: Callable[[str], None] = lambda msg: None,
+    progress: Optional[ProgressCallback] = None,
+    notes: Optional[List[str]] = None,
 ) -> List[Row]:
+    """Time every scenario (see ``build_scenarios``) and return one row per implementation.
+
+    ``backends`` defaults to every backend available on the CPU (cpp, numba, torch); ``notes``,
+    when given, receives what was left out of the table and why."""
     torch.set_num_threads(threads)
     if backends is None:
         status = available_backends()
-        backends = [b for b in ("cpp", "torch") if status[b] is None]
+        backends = [b for b in ("cpp", "numba", "torch") if status[b] is None]
     rows: List[Row] = []
-    scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes)
+    scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes, notes)
     for k, scenario in enumerate(scenarios, 1):
-        progress(f"[{k}/{len(scenarios)}] {scenario.operation}: {len(scenario.candidates)} implementations x {rounds} rounds")
-        medians = interleaved_medians(scenario.candidates, rounds)
+        on_round = (lambda done, total, k=k, op=scenario.operation: progress(k, len(scenarios), op, done, total)) if progress else (
+            lambda done, total: None)
+        medians = interleaved_medians(scenario.candidates, rounds, on_round)
         for name, seconds in medians.items():
             # "fastmix/<backend>", or "<baseline>" (plain torch), or "<baseline>@<backend>"
             if name.startswith("fastmix/"):
@@ -226,37 +288,96 @@ def machine_description() -> str:
     return f"{cpu}, torch {torch.__version__}, python {platform.python_version()}"
 
 
+class ProgressLine:
+    """The progress display: one line rewritten in place on a terminal, one line per operation
+    otherwise (logs, CI)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.width = 0
+
+    def __call__(self, scenario: int, scenarios: int, operation: str, done: int, rounds: int) -> None:
+        what = f"[{scenario}/{scenarios}] {operation}: " + ("warm-up" if done == 0 else f"round {done}/{rounds}")
+        if self.live:
+            self.stream.write("\r" + what.ljust(self.width))
+            self.width = len(what)
+            if scenario == scenarios and done == rounds:
+                self.close()
+        elif done == 0:
+            self.stream.write(f"[{scenario}/{scenarios}] {operation} ({rounds} rounds)\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.live and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.width = 0
+            self.stream.flush()
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastmix bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--backends", default=None, help="comma-separated, e.g. cpp,torch (default: all available)")
-    parser.add_argument("--rounds", type=int, default=11, help="timed rounds per implementation (median reported)")
-    parser.add_argument("--num-classes", type=int, default=1000)
-    parser.add_argument("--json", metavar="FILE", help="also write the rows and the machine to FILE")
+    parser.add_argument("--batch-size", type=_positive_int, default=256)
+    parser.add_argument("--image-size", type=_positive_int, default=224)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="of the in-place batch (default float32)")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated CPU backends, e.g. cpp,torch (default: every available one of cpp, numba, torch)")
+    parser.add_argument("--rounds", type=_positive_int, default=11, help="timed rounds per implementation (median reported)")
+    parser.add_argument("--num-classes", type=_positive_int, default=1000)
+    parser.add_argument("--json", metavar="FILE", help="also write the rows, notes and machine to FILE")
+    parser.add_argument("--plot", metavar="FILE.png", help="also draw the table as a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)
     backends = args.backends.split(",") if args.backends else None
     if backends:
         status = available_backends()
         for b in backends:
             if b not in status:
-                parser.error(f"--backends: unknown backend {b!r}; expected some of {', '.join(status)}")
+                parser.error(f"--backends: unknown backend {b!r}; expected some of cpp, numba, torch")
+            if b == "cuda":
+                parser.error("--backends: the bench times CPU batches; the CUDA kernels are timed by "
+                             "python -m pytest benchmarks/test_bench_cuda.py on a machine with a GPU")
             if status[b] is not None:
                 parser.error(f"--backends: {b} is not available: {status[b]}")
+    if args.plot:
+        from .bench_plot import matplotlib_missing
 
-    def progress(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+        missing = matplotlib_missing()
+        if missing:  # said now, not after minutes of timing
+            parser.error(f"--plot: {missing}")
 
     print(
         f"fastmix bench: batch {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
         f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds\nmachine: {machine_description()}",
         flush=True,
     )
-    rows = run(args.batch_size, args.image_size, args.dtype, args.threads, backends, args.rounds, args.num_classes, progress)
+    notes: List[str] = []
+    progress = ProgressLine()
+    try:
+        rows = run(args.batch_size, args.image_size, args.dtype, args.threads, backends, args.rounds, args.num_classes,
+                   progress, notes)
+    finally:
+        progress.close()
     print(format_table(rows))
+    for note in notes:
+        print(f"note: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_description(), "args": vars(args), "rows": [asdict(r) for r in rows]}, f, indent=2)
+            json.dump({"machine": machine_description(), "args": vars(args), "notes": notes, "rows": [asdict(r) for r in rows]},
+                      f, indent=2)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from .bench_plot import plot_rows
+
+        title = (f"fastmix bench: {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
+                 f"{args.threads} thread(s)\n{machine_description()}")
+        plot_rows(rows, args.plot, title)
+        print(f"wrote {args.plot}")
     return 0

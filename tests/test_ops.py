@@ -82,3 +82,43 @@ def test_torch_compile_fullgraph_of_the_functional_api():
     expected = mix_reference_(images.clone(), params)
     compiled(images, params)
     assert torch.equal(images, expected)
+
+
+def test_the_backend_choice_is_marked_constant_the_way_torch_compiler_marks_it():
+    """backends._resolve carries the mark torch.compiler.assume_constant_result sets (set directly,
+    so that importing fastmix does not import torch._dynamo); a torch that marks differently fails here."""
+    import importlib
+
+    backends = importlib.import_module("fastmix.backends")  # the module, not the function fastmix.backends
+
+    def probe():
+        return 0
+
+    marked = torch.compiler.assume_constant_result(probe)
+    added = {k: v for k, v in vars(marked).items()}
+    assert added == {"_dynamo_marked_constant": True}
+    assert getattr(backends._resolve, "_dynamo_marked_constant", False) is True
+
+
+def test_torch_compile_fullgraph_with_the_automatic_backend_choice():
+    def mix(images, params):
+        return fastmix.apply_mix_(images, params, backend="auto")
+
+    compiled = torch.compile(mix, fullgraph=True, backend="aot_eager")
+    generator = torch.Generator().manual_seed(4)
+    images = random_values((6, 3, 8, 8), torch.float32, generator)
+    params = random_params(6, 8, 8, generator)
+    expected = mix_reference_(images.clone(), params)
+    compiled(images, params)
+    assert torch.equal(images, expected)
+
+
+def test_import_fastmix_does_not_import_torch_dynamo():
+    """torch._dynamo costs seconds to import; plain eager users and spawned DataLoader workers
+    should not pay for it."""
+    import subprocess
+    import sys
+
+    code = "import sys, fastmix; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

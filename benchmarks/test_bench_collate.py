@@ -1,0 +1,77 @@
+"""The DataLoader path: B numpy HWC uint8 samples (as PIL / OpenCV decode them) collated into a
+mixed batch, by fastmix's collate (every available backend) beside stack-then-mix and the floor
+(default_collate: plain stacking, no mixing), and timm's FastCollateMixup when timm is installed.
+
+    python -m pytest benchmarks/test_bench_collate.py --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
+"""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+import fastmix
+from fastmix import baselines
+from fastmix.peers import load_timm_mixup
+
+from . import conftest
+from .conftest import BACKENDS
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+OUTPUTS = {
+    "uint8": dict(dtype=torch.uint8),
+    "float32 normalised": dict(dtype=torch.float32, mean=MEAN, std=STD),
+}
+SETTINGS = {
+    "mixup": dict(mixup_alpha=0.8),
+    "switching": dict(mixup_alpha=0.8, cutmix_alpha=1.0),
+}
+CASES = [(o, s) for o in OUTPUTS for s in SETTINGS]
+TIMM_MIXUP, _ = load_timm_mixup()
+
+
+def samples():
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, 256, (conftest.SIZE, conftest.SIZE, 3), dtype=np.uint8), int(rng.integers(1000)))
+            for _ in range(conftest.BATCH)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("output,setting", CASES)
+def test_fastmix_collate(benchmark, output, setting, backend):
+    benchmark.group = f"collate {output} {setting}"
+    collate = fastmix.MixupCollate(fastmix.Mixup(num_classes=1000, seed=0, backend=backend, **SETTINGS[setting]),
+                                   **OUTPUTS[output])
+    benchmark(collate, samples())
+
+
+@pytest.mark.parametrize("output,setting", CASES)
+def test_stack_then_mix(benchmark, output, setting):
+    """default_collate, then the conversions and a flip-blend as separate tensor passes."""
+    benchmark.group = f"collate {output} {setting}"
+    batch, lam = samples(), 0.7
+    if output == "uint8":
+        benchmark.extra_info["baseline"] = "default_collate + permute + float blend + round"
+        benchmark(baselines.naive_collate_uint8, batch, lam)
+    else:
+        benchmark.extra_info["baseline"] = "default_collate + float + normalise + blend"
+        mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
+        benchmark(baselines.naive_collate_normalized, batch, lam, mean, std)
+
+
+@pytest.mark.parametrize("output,setting", CASES)
+def test_floor_plain_stacking(benchmark, output, setting):
+    benchmark.group = f"collate {output} {setting}"
+    benchmark.extra_info["baseline"] = "default_collate: plain stacking, no mixing"
+    benchmark(default_collate, samples())
+
+
+if TIMM_MIXUP is not None:  # a peer, not a baseline: only where timm is installed
+
+    @pytest.mark.parametrize("setting", SETTINGS)
+    def test_timm_fast_collate_mixup(benchmark, setting):
+        benchmark.group = f"collate uint8 {setting}"
+        benchmark.extra_info["peer"] = "timm FastCollateMixup on CHW numpy samples (its ToNumpy layout)"
+        batch = [(np.ascontiguousarray(image.transpose(2, 0, 1)), label) for image, label in samples()]
+        peer = TIMM_MIXUP.FastCollateMixup(num_classes=1000, label_smoothing=0.1, **SETTINGS[setting])
+        benchmark(peer, batch)

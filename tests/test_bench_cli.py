@@ -1,0 +1,235 @@
+"""`python -m fastmix bench`: the README's main job. Every operation is timed against its naive
+formula and its floor on the same data, the table, JSON and plot say so, and timm joins as a peer
+when it is installed."""
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import fastmix
+from fastmix import bench, peers
+
+TINY = dict(batch=4, size=16, rounds=1, num_classes=10)
+CPU_BACKENDS = [b for b in ("cpp", "numba", "torch") if fastmix.backends()[b] is None]
+
+
+@pytest.fixture
+def no_timm(monkeypatch):
+    monkeypatch.setattr(peers, "_cached", (None, "timm is not installed"))
+
+
+def rows_by_operation(rows):
+    grouped = {}
+    for row in rows:
+        grouped.setdefault(row.operation, []).append(row)
+    return grouped
+
+
+def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor(no_timm):
+    rows = bench.run(backends=["cpp", "torch"], **TINY)
+    grouped = rows_by_operation(rows)
+    assert list(grouped) == [
+        "mixup batch", "cutmix batch", "elem mixup/cutmix switching",
+        "collate uint8, mixup", "collate uint8, mixup/cutmix switching",
+        "collate float32 normalised, mixup", "collate float32 normalised, mixup/cutmix switching",
+        "soft targets C=10",
+    ]
+    for operation, group in grouped.items():
+        fastmix_backends = [r.backend for r in group if r.implementation == "fastmix"]
+        assert fastmix_backends == ["cpp", "torch"], operation
+        naive = [r for r in group if r.implementation.startswith("naive")]
+        floor = [r for r in group if r.implementation.startswith("floor")]
+        assert naive and len(floor) == 1, operation
+        # the ratios are taken against the scenario's own naive row and floor row
+        assert any(r.times_faster_than_naive == pytest.approx(1.0) for r in naive), operation
+        assert floor[0].ratio_to_floor == pytest.approx(1.0), operation
+        for r in group:
+            assert r.median_ms > 0 and r.gb_per_s > 0, (operation, r)
+            assert r.times_faster_than_naive == pytest.approx(
+                next(n.median_ms for n in naive if n.times_faster_than_naive == pytest.approx(1.0)) / r.median_ms)
+    assert [r.implementation for r in grouped["mixup batch"]] == [
+        "fastmix", "fastmix", "naive: timm flip formula", "naive: torchvision roll formula", "floor: one in-place pass"]
+    collate = [r.implementation for r in grouped["collate uint8, mixup"]]
+    assert "floor: default_collate, no mixing" in collate
+    assert "fastmix collate, mixing off (prob=0)" in collate
+
+
+def test_the_default_backends_are_every_available_cpu_backend(no_timm):
+    rows = bench.run(**TINY)
+    assert [r.backend for r in rows if r.operation == "mixup batch" and r.implementation == "fastmix"] == CPU_BACKENDS
+
+
+def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
+                       "--backends", "cpp", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("operation"))
+    for column in ("implementation", "backend", "median ms", "GB/s", "x faster than naive", "/ floor"):
+        assert column in header
+    assert "note: no timm peer rows: timm is not installed" in printed
+    saved = json.loads(out.read_text())
+    assert saved["args"]["batch_size"] == 4 and saved["notes"] == ["no timm peer rows: timm is not installed"]
+    assert {r["operation"] for r in saved["rows"]} >= {"mixup batch", "soft targets C=10"}
+    assert set(saved["rows"][0]) == {"operation", "implementation", "backend", "median_ms", "gb_per_s",
+                                     "times_faster_than_naive", "ratio_to_floor"}
+
+
+def test_plot_draws_the_table_as_a_png(tmp_path, capsys, no_timm):
+    from PIL import Image  # matplotlib and Pillow are both in the test extras
+
+    out = tmp_path / "bench.png"
+    assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
+                       "--backends", "cpp", "--plot", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+    assert width > 800 and height > 1000  # eight panels, one per operation
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_plot_without_matplotlib_says_what_to_install_before_timing_anything():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["matplotlib"] = None  # as if it were not installed
+        from fastmix import bench
+        bench.run = lambda *a, **k: sys.exit("the timing must not start")
+        bench.main(["--plot", "out.png"])
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "--plot: matplotlib is not installed; install it with: pip install matplotlib" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--backends", "cpu"], "--backends: unknown backend 'cpu'"),
+    (["--backends", "cuda"], "--backends: the bench times CPU batches"),
+    (["--batch-size", "0"], "expected an integer >= 1, got 0"),
+    (["--dtype", "int32"], "invalid choice: 'int32'"),
+])
+def test_bad_arguments_are_refused_with_what_was_expected(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_prints_one_line_per_operation_otherwise():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, terminal = io.StringIO(), Terminal()
+    for stream in (log, terminal):
+        progress = bench.ProgressLine(stream)
+        for scenario in (1, 2):
+            for done in range(3):
+                progress(scenario, 2, f"op{scenario}", done, 2)
+    assert log.getvalue() == "[1/2] op1 (2 rounds)\n[2/2] op2 (2 rounds)\n"
+    written = terminal.getvalue()
+    assert "\n" not in written and written.count("\r") == 8  # six updates, then the line is blanked and the cursor returned
+    assert "[2/2] op2: round 2/2" in written and written.endswith("\r")
+
+
+# A stand-in for an installed timm whose package import fails (as it does wherever torchvision
+# does not match torch) but whose timm/data/mixup.py loads alone. It has timm's interface, and
+# mixes like timm's batch mode, so the peer rows can be checked end to end.
+STAND_IN_MIXUP = '''
+import numpy as np
+import torch
+
+
+def mixup_target(target, num_classes, lam=1.0, smoothing=0.0):
+    off = smoothing / num_classes
+    y1 = torch.full((target.size(0), num_classes), off).scatter_(1, target.view(-1, 1), 1 - smoothing + off)
+    y2 = torch.full((target.size(0), num_classes), off).scatter_(1, target.flip(0).view(-1, 1), 1 - smoothing + off)
+    return y1 * lam + y2 * (1 - lam)
+
+
+class Mixup:
+    calls = 0
+
+    def __init__(self, mixup_alpha=1.0, cutmix_alpha=0.0, mode="batch", label_smoothing=0.1, num_classes=1000, **_):
+        self.num_classes, self.smoothing = num_classes, label_smoothing
+
+    def __call__(self, x, target):
+        assert len(x) % 2 == 0
+        type(self).calls += 1
+        x.mul_(0.5).add_(x.flip(0).mul_(0.5))
+        return x, mixup_target(target, self.num_classes, 0.5, self.smoothing)
+
+
+class FastCollateMixup(Mixup):
+    def __call__(self, batch, _=None):
+        type(self).calls += 1
+        assert batch[0][0].shape[0] == 3, "CHW samples"
+        return torch.from_numpy(np.stack([b[0] for b in batch])), torch.tensor([b[1] for b in batch])
+'''
+
+
+@pytest.fixture
+def broken_timm_package(tmp_path, monkeypatch):
+    package = tmp_path / "timm"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
+    (package / "data" / "__init__.py").write_text("")
+    (package / "data" / "mixup.py").write_text(STAND_IN_MIXUP)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(peers, "_cached", None)
+    for name in [m for m in sys.modules if m == "timm" or m.startswith("timm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield
+    peers._cached = None
+
+
+def test_timm_mixup_file_is_loaded_alone_when_the_timm_package_does_not_import(broken_timm_package):
+    module, how = peers.load_timm_mixup()
+    assert module is not None and hasattr(module, "FastCollateMixup")
+    assert "timm/data/mixup.py loaded alone" in how and "torchvision::nms" in how
+
+
+def test_timm_joins_the_table_as_a_peer_where_it_can_do_the_same_work(broken_timm_package):
+    notes = []
+    rows = bench.run(backends=["cpp"], notes=notes, **TINY)
+    peer_rows = {(r.operation, r.implementation) for r in rows if r.implementation.startswith("peer")}
+    assert peer_rows == {
+        ("mixup batch", "peer: timm Mixup (images + targets)"),
+        ("cutmix batch", "peer: timm Mixup (images + targets)"),
+        ("elem mixup/cutmix switching", "peer: timm Mixup (images + targets)"),
+        ("collate uint8, mixup", "peer: timm FastCollateMixup (CHW numpy samples)"),
+        ("collate uint8, mixup/cutmix switching", "peer: timm FastCollateMixup (CHW numpy samples)"),
+        ("soft targets C=10", "peer: timm mixup_target"),
+    }
+    module, _ = peers.load_timm_mixup()
+    assert module.Mixup.calls >= 3 * 2  # warm-up and timed round of each apply scenario
+    assert any(note.startswith("peer rows: timm") for note in notes)
+    assert any("float32 normalised collate" in note for note in notes)
+
+
+def test_timm_peer_is_left_out_for_uint8_batches_with_a_note(broken_timm_package):
+    notes = []
+    rows = bench.run(backends=["cpp"], dtype="uint8", notes=notes, **TINY)
+    assert not [r for r in rows if r.operation == "mixup batch" and r.implementation.startswith("peer")]
+    assert "no timm Mixup rows for uint8 images: timm's Mixup mixes float batches only" in notes
+
+
+def test_no_timm_means_no_peer_rows_and_a_note(no_timm):
+    notes = []
+    rows = bench.run(backends=["cpp"], notes=notes, **TINY)
+    assert not [r for r in rows if r.implementation.startswith("peer")]
+    assert notes == ["no timm peer rows: timm is not installed"]
+
+
+def test_python_dash_m_fastmix_bench_runs_the_main_job():
+    result = subprocess.run(
+        [sys.executable, "-m", "fastmix", "bench", "--batch-size", "2", "--image-size", "8", "--rounds", "1",
+         "--backends", "cpp"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "fastmix bench: batch 2x3x8x8 float32" in result.stdout
+    assert "[8/8] soft targets C=1000" in result.stderr  # the progress display, one line per operation
