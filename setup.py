@@ -107,9 +107,10 @@ setup(
     cmdclass=cmdclass,
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow"],
+        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow", "matplotlib>=3.5"],
         "numba": ["numba>=0.59"],  # the CPU fallback when fastmix._C is not built or does not load
         "plot": ["matplotlib>=3.5"],
+        "preview": ["pillow"],  # python -m fastmix preview draws its grid with Pillow
     },
     entry_points={"console_scripts": ["fastmix=fastmix.__main__:main"]},
 )

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastmix bench [options]`` (see ``python -m fastmix bench --help``)."""
+"""Command line: ``python -m fastmix COMMAND [options]`` (see ``python -m fastmix COMMAND --help``)."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +8,7 @@ USAGE = """usage: python -m fastmix COMMAND [options]
 
 commands:
   bench      time fastmix against naive tensor arithmetic and the floor on a synthetic batch
+  preview    draw one mixed batch as a grid of tiles labelled with their soft labels (needs Pillow)
   backends   list the backends and why any is unavailable
 """
 
@@ -22,6 +23,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(rest)
+    if command == "preview":
+        from .preview import main as preview_main
+
+        return preview_main(rest)
     if command == "backends":
         from .backends import backends
 

@@ -1,0 +1,340 @@
+"""``python -m fastmix preview --out grid.png``: one mixed batch drawn as a grid of labelled tiles.
+
+The batch comes through the path users train with: a DataLoader over the images whose
+``collate_fn`` is ``fastmix.MixupCollate(fastmix.Mixup(...), dtype=torch.uint8)``. Each tile is
+one output sample, with its top-2 soft labels and their weights from the targets the collate
+returned (e.g. "0.56 red circle" over "0.35 blue cross"). The images are the built-in procedural
+shapes (fastmix.procedural) or, with ``--images DIR``, the pictures of a folder. Pillow renders the
+grid; it is optional (``pip install "fastmix[preview]"``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .collate import MixupCollate
+from .mixup import Mixup
+from .params import MixKind, MixParams
+
+GAP = 2  #: pixels between tiles
+GAP_COLOUR = (24, 24, 24)
+BAND_COLOUR = (0, 0, 0, 165)  # translucent: the text reads on any image, the image still shows beneath
+TEXT_COLOUR = (255, 255, 255, 255)
+MIN_FONT_SIZE = 8
+#: A class is listed on a tile when its target exceeds the label-smoothing floor by this much:
+#: half the last printed digit, so a tile never reads "0.00 <class>".
+MIN_SHOWN_WEIGHT = 0.005
+
+
+def pillow_missing() -> Optional[str]:
+    """None when Pillow imports, else one line saying what to install."""
+    try:
+        from PIL import Image, ImageDraw, ImageFont  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name in ("PIL", None) or (exc.name or "").startswith("PIL."):
+            return 'Pillow is not installed; install it with: pip install pillow  (or: pip install "fastmix[preview]")'
+        return f"Pillow failed to import ({exc}); reinstall it: pip install --force-reinstall pillow"
+    except Exception as exc:  # noqa: BLE001  (a broken install: say so in one line, not a traceback)
+        return f"Pillow failed to import ({type(exc).__name__}: {exc}); reinstall it: pip install --force-reinstall pillow"
+    return None
+
+
+def top_labels(target: torch.Tensor | Sequence[float], classes: Sequence[str], smoothing: float = 0.0,
+               k: int = 2) -> List[Tuple[str, float]]:
+    """The (at most ``k``) heaviest classes of one soft-target row, as ``(class name, weight)``.
+
+    Args:
+        target: (C,) the soft target of one sample, as the collate returned it (weights include
+            label smoothing).
+        classes: the C class names.
+        smoothing: the label smoothing eps; every class gets at least eps / C, so only classes
+            above that floor (by at least MIN_SHOWN_WEIGHT) count as having weight.
+        k: how many classes at most.
+
+    The heaviest class is always listed; an unmixed sample (or one mixed with a sample of its own
+    class) lists one class. Ties keep the lower class index first.
+    """
+    row = torch.as_tensor(target, dtype=torch.float64).flatten()
+    if row.numel() != len(classes):
+        raise ValueError(f"target: expected {len(classes)} weights (one per class), got {row.numel()}")
+    if row.numel() == 0:
+        raise ValueError("target: expected at least one class, got an empty row")
+    weights = row.tolist()
+    floor = smoothing / len(classes)
+    order = sorted(range(len(weights)), key=lambda c: (-weights[c], c))[:k]
+    picked = [order[0]] + [c for c in order[1:] if weights[c] - floor >= MIN_SHOWN_WEIGHT]
+    return [(classes[c], weights[c]) for c in picked]
+
+
+def caption_lines(target: torch.Tensor | Sequence[float], classes: Sequence[str],
+                  smoothing: float = 0.0) -> List[str]:
+    """The text of one tile, one line per class: ``["0.62 red circle", "0.38 blue cross"]``."""
+    return [f"{weight:.2f} {name}" for name, weight in top_labels(target, classes, smoothing)]
+
+
+def caption(target: torch.Tensor | Sequence[float], classes: Sequence[str], smoothing: float = 0.0) -> str:
+    """One tile's text on one line: ``"0.62 red circle / 0.38 blue cross"``."""
+    return " / ".join(caption_lines(target, classes, smoothing))
+
+
+def grid_shape(count: int, columns: Optional[int]) -> Tuple[int, int]:
+    """``(columns, rows)`` of a grid of ``count`` tiles: ``columns`` (default ceil(sqrt(count)),
+    at most ``count``) and as many rows as needed."""
+    columns = math.ceil(math.sqrt(count)) if columns is None else min(columns, count)
+    return columns, math.ceil(count / columns)
+
+
+def grid_size(count: int, columns: Optional[int], tile_size: int) -> Tuple[int, int]:
+    """``(width, height)`` in pixels of the grid image: tiles of ``tile_size`` with GAP between them."""
+    cols, rows = grid_shape(count, columns)
+    return cols * tile_size + (cols - 1) * GAP, rows * tile_size + (rows - 1) * GAP
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1 with FreeType: a scalable font
+    except (TypeError, ValueError, OSError):
+        return ImageFont.load_default()
+
+
+def _fit_font(draw, lines: List[str], width: int, size: int):
+    """The largest default font of at most ``size`` in which every line fits ``width`` pixels."""
+    font = _font(size)
+    while size > MIN_FONT_SIZE and max(draw.textlength(line, font=font) for line in lines) > width:
+        size -= 1
+        font = _font(size)
+    return font
+
+
+def _shorten(draw, line: str, font, width: int) -> str:
+    if draw.textlength(line, font=font) <= width:
+        return line
+    while len(line) > 1 and draw.textlength(line + "...", font=font) > width:
+        line = line[:-1]
+    return line.rstrip() + "..."
+
+
+def render_grid(images: torch.Tensor, captions: Sequence[Sequence[str]], path: str,
+                columns: Optional[int] = None) -> Tuple[int, int]:
+    """Draw ``images`` as a grid of tiles, each with its caption lines on a dark band, to ``path``.
+
+    Args:
+        images: (B, 3, S, S) uint8, as ``MixupCollate(dtype=torch.uint8)`` returns them.
+        captions: B lists of text lines, drawn at the bottom of each tile.
+        path: the output file; its extension picks the format (".png").
+        columns: tiles per row (default ceil(sqrt(B))).
+
+    Returns the (width, height) of the image written: see :func:`grid_size`.
+    """
+    from PIL import Image, ImageDraw
+
+    if images.dim() != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"images: expected a (B, 3, S, S) uint8 tensor, got {tuple(images.shape)} {images.dtype}")
+    if images.shape[2] != images.shape[3]:
+        raise ValueError(f"images: expected square tiles, got {images.shape[2]}x{images.shape[3]}")
+    if len(captions) != images.shape[0]:
+        raise ValueError(f"captions: expected {images.shape[0]} (one per image), got {len(captions)}")
+    count, tile = images.shape[0], images.shape[2]
+    cols, _ = grid_shape(count, columns)
+    width, height = grid_size(count, columns, tile)
+    canvas = Image.new("RGBA", (width, height), GAP_COLOUR + (255,))
+    overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    pixels = images.permute(0, 2, 3, 1).contiguous().numpy()  # HWC for PIL
+    pad = max(2, tile // 40)
+    for i in range(count):
+        left, top = (i % cols) * (tile + GAP), (i // cols) * (tile + GAP)
+        canvas.paste(Image.fromarray(pixels[i], "RGB"), (left, top))
+        lines = list(captions[i])
+        if not lines:
+            continue
+        font = _fit_font(draw, lines, tile - 2 * pad, max(MIN_FONT_SIZE, tile // 12))
+        lines = [_shorten(draw, line, font, tile - 2 * pad) for line in lines]
+        ascent_to_descent = draw.textbbox((0, 0), "Ag", font=font)
+        line_height = ascent_to_descent[3] - ascent_to_descent[1] + max(1, pad // 2)
+        band_top = max(top, top + tile - len(lines) * line_height - 2 * pad)
+        draw.rectangle((left, band_top, left + tile - 1, top + tile - 1), fill=BAND_COLOUR)
+        for n, line in enumerate(lines):
+            draw.text((left + pad, band_top + pad + n * line_height - ascent_to_descent[1]), line, font=font,
+                      fill=TEXT_COLOUR)
+    Image.alpha_composite(canvas, overlay).convert("RGB").save(path)
+    return width, height
+
+
+def mixed_batch(dataset: Dataset, mixup: Mixup, batch_size: int,
+                seed: int) -> Tuple[torch.Tensor, torch.Tensor, MixParams]:
+    """One batch of ``dataset`` through the training path: a shuffled DataLoader (its order seeded
+    by ``seed``) with ``MixupCollate(mixup, dtype=torch.uint8)`` as its collate_fn.
+
+    Returns images (B, 3, H, W) uint8, targets (B, C) float32 and the MixParams that were applied;
+    B = min(batch_size, len(dataset)).
+    """
+    collate = MixupCollate(mixup, dtype=torch.uint8)
+    order = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate)
+    images, targets = next(iter(loader))
+    return images, targets, mixup.last_params
+
+
+def describe_params(params: MixParams) -> str:
+    """What was done to the batch, e.g. "16 samples: mixup on 10 (lam 0.62), 6 unmixed"."""
+    mixed = params.mixed()
+    parts = []
+    for kind, name in ((MixKind.BLEND, "mixup"), (MixKind.PASTE, "cutmix")):
+        chosen = mixed & (params.kind == kind)
+        if chosen.any():
+            lams = params.lam[chosen]
+            low, high = lams.min().item(), lams.max().item()
+            lam = f"lam {low:.2f}" if high - low < 0.005 else f"lam {low:.2f}..{high:.2f}"
+            parts.append(f"{name} on {int(chosen.sum())} ({lam})")
+    unmixed = int((~mixed).sum())
+    if unmixed:
+        parts.append(f"{unmixed} unmixed")
+    return f"{params.batch_size} samples: " + ", ".join(parts)
+
+
+# MixPolicy's argument names, as the CLI spells them, for its error messages
+_OPTION_NAMES = {name: "--" + name.replace("_", "-") for name in
+                 ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "prob", "switch_prob", "mode", "label_smoothing")}
+
+
+def _cli_message(exc: Exception) -> str:
+    """A MixPolicy error with its argument names spelled as CLI options."""
+    message = str(exc)
+    names, sep, rest = message.partition(":")
+    if sep:
+        names = ", ".join(_OPTION_NAMES.get(n.strip(), n.strip()) for n in names.split(","))
+        return names + sep + rest
+    return message
+
+
+def _int_at_least(low: int):
+    """An argparse type: an int >= low."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+MIN_TILE_SIZE = 32  # room for two lines of the smallest font
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m fastmix preview`` options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fastmix preview",
+        description="Render one batch mixed by fastmix.MixupCollate as a grid of tiles, each labelled with its "
+                    "top-2 soft labels and their weights (label smoothing included).",
+    )
+    parser.add_argument("--out", default="preview.png", metavar="FILE.png",
+                        help="where to write the grid (default preview.png)")
+    parser.add_argument("--images", metavar="DIR",
+                        help="a folder of images instead of the built-in procedural shapes: class subfolders "
+                             "(torchvision ImageFolder layout) or image files, each then its own class")
+    mixing = parser.add_argument_group("mixing (fastmix.Mixup / timm names and defaults)")
+    mixing.add_argument("--mixup-alpha", type=float, metavar="ALPHA", default=1.0,
+                        help="Mixup Beta(alpha, alpha); 0 = off (default 1.0)")
+    mixing.add_argument("--cutmix-alpha", type=float, metavar="ALPHA", default=0.0,
+                        help="CutMix Beta(alpha, alpha); 0 = off (default 0.0)")
+    mixing.add_argument("--cutmix-minmax", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                        help="CutMix box sides as fractions of the image, drawn uniformly (default: from lambda)")
+    mixing.add_argument("--prob", type=float, metavar="P", default=1.0,
+                        help="chance a batch / sample is mixed (default 1.0)")
+    mixing.add_argument("--switch-prob", type=float, metavar="P", default=0.5,
+                        help="chance of CutMix rather than Mixup when both are on (default 0.5)")
+    mixing.add_argument("--mode", choices=("batch", "pair", "elem"), default="batch",
+                        help="one lambda per batch, per pair or per sample (default batch)")
+    mixing.add_argument("--label-smoothing", type=float, metavar="EPS", default=0.1,
+                        help="the true class scores 1 - EPS + EPS/C, every other EPS/C (default 0.1)")
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--batch-size", type=_int_at_least(1), metavar="N", default=16,
+                      help="samples in the batch, one tile each (default 16)")
+    grid.add_argument("--columns", type=_int_at_least(1), metavar="N", default=None,
+                      help="tiles per row (default ceil(sqrt(batch size)))")
+    grid.add_argument("--tile-size", type=_int_at_least(MIN_TILE_SIZE), metavar="PX", default=160,
+                      help="tile side in pixels; images are drawn or resized and centre-cropped to it (default 160)")
+    grid.add_argument("--seed", type=int, metavar="N", default=0,
+                      help="seeds the batch order and the mixing: same seed, same grid (default 0)")
+    return parser
+
+
+def _check_out(parser: argparse.ArgumentParser, out: str) -> None:
+    from PIL import Image
+
+    extension = os.path.splitext(out)[1].lower()
+    if extension not in Image.registered_extensions():
+        parser.error(f"--out: expected an image file name such as grid.png, got {out!r} "
+                     f"(unknown extension {extension!r})")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        parser.error(f"--out: the folder {folder!r} does not exist")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m fastmix preview [options]``; returns the exit code (2 when Pillow is missing)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    missing = pillow_missing()
+    if missing:  # one line, no traceback: said before any work
+        print(f"python -m fastmix preview: {missing}", file=sys.stderr)
+        return 2
+    _check_out(parser, args.out)
+
+    if args.images is None:
+        from .procedural import COLOURS, SHAPES, ProceduralShapes
+
+        dataset = ProceduralShapes(image_size=args.tile_size)
+        source = f"procedural shapes ({len(dataset.classes)} classes: {len(COLOURS)} colours x {len(SHAPES)} shapes)"
+    else:
+        from .image_folder import ImageFolderImages
+
+        try:
+            dataset = ImageFolderImages(args.images, image_size=args.tile_size)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--images: {exc}")
+        source = f"{args.images} ({len(dataset)} images, {len(dataset.classes)} classes, {dataset.layout} layout)"
+
+    try:
+        mixup = Mixup(mixup_alpha=args.mixup_alpha, cutmix_alpha=args.cutmix_alpha,
+                      cutmix_minmax=None if args.cutmix_minmax is None else tuple(args.cutmix_minmax), prob=args.prob,
+                      switch_prob=args.switch_prob, mode=args.mode, label_smoothing=args.label_smoothing,
+                      num_classes=len(dataset.classes), seed=args.seed)
+    except (TypeError, ValueError) as exc:
+        parser.error(_cli_message(exc))
+
+    from .image_folder import UnreadableImageError
+
+    try:
+        images, targets, params = mixed_batch(dataset, mixup, args.batch_size, args.seed)
+    except UnreadableImageError as exc:
+        parser.error(f"--images: {exc}")
+    classes = dataset.classes
+    captions = [caption_lines(row, classes, mixup.policy.label_smoothing) for row in targets]
+    try:
+        width, height = render_grid(images, captions, args.out, args.columns)
+    except OSError as exc:
+        parser.error(f"--out: could not write {args.out!r}: {exc}")
+
+    print(f"images: {source}, batch of {images.shape[0]} drawn with seed {args.seed}")
+    if images.shape[0] < args.batch_size:
+        print(f"note: --batch-size {args.batch_size} but the folder has {len(dataset)} images: the batch has them all")
+    print(f"mixing: MixupCollate(dtype=torch.uint8) with {mixup!r}")
+    print(f"this batch: {describe_params(params)}")
+    cols, rows = grid_shape(images.shape[0], args.columns)
+    print(f"wrote {args.out} ({width}x{height} px: {cols}x{rows} tiles of {args.tile_size}x{args.tile_size})")
+    return 0
