@@ -10,8 +10,9 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <type_traits>
+#include <array>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "../check_params.h"
@@ -33,8 +34,10 @@ struct Geometry {
   int64_t out_batch_stride;
 };
 
+// always_inline, like every per-element step here: the float16 rounding (half_convert.h) is large
+// enough that GCC otherwise calls it per element instead of vectorising the loops that use it.
 template <typename Out, bool kNorm>
-inline Out convert(float v, float scale, float bias) {
+FASTMIX_ALWAYS_INLINE Out convert(float v, float scale, float bias) {
   if constexpr (kNorm) {
     const float scaled = v * scale;
     v = scaled + bias;
@@ -43,7 +46,7 @@ inline Out convert(float v, float scale, float bias) {
 }
 
 template <Op kOp, typename In>
-inline float mixed(In a, In b, float lam, float rest) {
+FASTMIX_ALWAYS_INLINE float mixed(In a, In b, float lam, float rest) {
   if constexpr (kOp == Op::kKeep) return static_cast<float>(a);
   else if constexpr (kOp == Op::kTake) return static_cast<float>(b);
   else {
@@ -89,6 +92,39 @@ __attribute__((always_inline)) inline void for_each_element(const Geometry& g, c
   }
 }
 
+// float16 outputs where input and output share their layout (CHW -> NCHW, HWC -> NHWC): there,
+// pixels [w0, w1) of row h are contiguous runs with the same element indices in input and output.
+// Each run is computed in blocks of float32 values, f(i, scale, bias) giving the kOut values of
+// element i, and each block is rounded into outs[0..kOut) by narrow_row, which has F16C /
+// AVX-512 versions: cheaper than rounding on the bits per element (see deinterleave_row).
+template <int kOut, bool kPerElementNorm, typename F>
+FASTMIX_ALWAYS_INLINE void staged_run(c10::Half* const* outs, int64_t first, int64_t count, const float* scale,
+                                      const float* bias, F&& f) {
+  constexpr int64_t kBlock = 256;
+  float staged[kOut][kBlock];
+  for (int64_t k0 = 0; k0 < count; k0 += kBlock) {
+    const int64_t m = std::min(kBlock, count - k0);
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t e = kPerElementNorm ? k0 + k : 0;
+      const std::array<float, kOut> v = f(first + k0 + k, scale[e], bias[e]);
+      for (int o = 0; o < kOut; ++o) staged[o][k] = v[o];
+    }
+    for (int o = 0; o < kOut; ++o) narrow_row(outs[o] + first + k0, staged[o], m);
+  }
+}
+
+template <int kC, int kOut, typename F>
+FASTMIX_ALWAYS_INLINE void for_each_staged_run(const Geometry& g, const Norm& n, int64_t h, int64_t w0, int64_t w1,
+                                               c10::Half* const* outs, F&& f) {
+  const int64_t C = kC > 0 ? kC : g.channels, W = g.width, HW = g.height * W;
+  if (g.hwc_in) {  // HWC -> NHWC: one run of pixels x channels, normalised per element
+    const int64_t first = h * W * C + w0 * C;
+    staged_run<kOut, true>(outs, first, (w1 - w0) * C, n.scale_hwc + w0 * C, n.bias_hwc + w0 * C, f);
+  } else {  // CHW -> NCHW: one run per channel
+    for (int64_t c = 0; c < C; ++c) staged_run<kOut, false>(outs, c * HW + h * W + w0, w1 - w0, n.scale + c, n.bias + c, f);
+  }
+}
+
 // Row h of an HWC sample (its W * kC elements at `row`) into the kC planes of an NCHW output,
 // converted and normalised: explicit per-plane pointers and a compile-time channel count are the
 // form the vectoriser turns into de-interleaving shuffles.
@@ -104,6 +140,22 @@ __attribute__((always_inline)) inline void deinterleave_row(const In* __restrict
     planes[c] = out + c * HW + h * W;
     s[c] = kNorm ? n.scale[c] : 1.f;
     t[c] = kNorm ? n.bias[c] : 0.f;
+  }
+  if constexpr (std::is_same_v<Out, c10::Half>) {
+    // float16: de-interleave blocks of pixels as float32, then round each plane's block with
+    // narrow_row, which has F16C / AVX-512 versions: cheaper than rounding on the bits here.
+    constexpr int64_t kBlock = 256;
+    float staged[kC][kBlock];
+    for (int64_t w0 = 0; w0 < W; w0 += kBlock) {
+      const int64_t m = std::min(kBlock, W - w0);
+      const In* __restrict__ block = row + w0 * kC;
+      for (int64_t w = 0; w < m; ++w) {
+#pragma GCC unroll 4
+        for (int c = 0; c < kC; ++c) staged[c][w] = convert<float, kNorm>(static_cast<float>(block[w * kC + c]), s[c], t[c]);
+      }
+      for (int c = 0; c < kC; ++c) narrow_row(planes[c] + w0, staged[c], m);
+    }
+    return;
   }
   for (int64_t w = 0; w < W; ++w) {
 #pragma GCC unroll 4
@@ -169,6 +221,15 @@ __attribute__((always_inline)) inline void segment(const In* a, const In* b, Out
       return;
     }
   }
+  if constexpr (std::is_same_v<Out, c10::Half>) {
+    if (g.hwc_in == g.nhwc_out) {
+      c10::Half* const outs[1] = {out};
+      for_each_staged_run<kC, 1>(g, n, h, w0, w1, outs, [=](int64_t i, float s, float t) {
+        return std::array<float, 1>{convert<float, kNorm>(mixed<kOp>(a[i], b[i], lam, rest), s, t)};
+      });
+      return;
+    }
+  }
   // Captures by value: uint8 stores may alias anything a reference capture points at.
   for_each_element<kC>(g, n, h, w0, w1, [=](int64_t i, int64_t o, const float* s, const float* t) {
     out[o] = convert<Out, kNorm>(mixed<kOp>(a[i], b[i], lam, rest), kNorm ? *s : 1.f, kNorm ? *t : 0.f);
@@ -224,6 +285,18 @@ FASTMIX_MULTIVERSION void write_blended_pair_rows(const In* a, const In* b, Out*
         deinterleave_row<Staged, Out, kNorm, kC>(sa, out_a, g, n, h);
         deinterleave_row<Staged, Out, kNorm, kC>(sb, out_b, g, n, h);
       }
+      return;
+    }
+  }
+  if constexpr (std::is_same_v<Out, c10::Half>) {
+    if (g.hwc_in == g.nhwc_out) {
+      c10::Half* const outs[2] = {out_a, out_b};
+      for (int64_t h = h0; h < h1; ++h)
+        for_each_staged_run<kC, 2>(g, n, h, 0, g.width, outs, [=](int64_t i, float s, float t) {
+          const float x = static_cast<float>(a[i]), y = static_cast<float>(b[i]);
+          return std::array<float, 2>{convert<float, kNorm>(mixed<Op::kBlend>(x, y, lam_a, rest_a), s, t),
+                                      convert<float, kNorm>(mixed<Op::kBlend>(y, x, lam_b, rest_b), s, t)};
+        });
       return;
     }
   }
