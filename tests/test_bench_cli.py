@@ -13,7 +13,7 @@ import fastmix
 from fastmix import bench, peers
 
 TINY = dict(batch=4, size=16, rounds=1, num_classes=10)
-CPU_BACKENDS = [b for b in ("cpp", "numba", "torch") if fastmix.backends()[b] is None]
+COMPILED_CPU_BACKENDS = [b for b in ("cpp", "numba") if fastmix.backends()[b] is None]
 
 
 @pytest.fixture
@@ -57,9 +57,10 @@ def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor
     assert "fastmix collate, mixing off (prob=0)" in collate
 
 
-def test_the_default_backends_are_every_available_cpu_backend(no_timm):
+def test_the_default_backends_are_the_available_compiled_cpu_backends(no_timm):
     rows = bench.run(**TINY)
-    assert [r.backend for r in rows if r.operation == "mixup batch" and r.implementation == "fastmix"] == CPU_BACKENDS
+    assert [r.backend for r in rows if r.operation == "mixup batch" and r.implementation == "fastmix"] == (
+        COMPILED_CPU_BACKENDS or ["torch"])
 
 
 def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
