@@ -70,10 +70,12 @@ def test_torch_compile_fullgraph_mixes_in_place():
         assert torch.equal(targets, mix_targets_reference(labels, params, 10, 0.1))
 
 
-def test_torch_compile_fullgraph_of_the_functional_api():
-    """apply_mix_ itself compiles without graph breaks (host-side checks are skipped while tracing)."""
+@pytest.mark.parametrize("backend", ["cpp", "auto"])
+def test_torch_compile_fullgraph_of_the_functional_api(backend):
+    """apply_mix_ itself compiles without graph breaks (host-side checks are skipped while tracing),
+    with an explicit backend and with the automatic choice (marked constant for the compiler)."""
     def mix(images, params):
-        return fastmix.apply_mix_(images, params, backend="cpp")
+        return fastmix.apply_mix_(images, params, backend=backend)
 
     compiled = torch.compile(mix, fullgraph=True, backend="aot_eager")
     generator = torch.Generator().manual_seed(3)
@@ -98,19 +100,6 @@ def test_the_backend_choice_is_marked_constant_the_way_torch_compiler_marks_it()
     added = {k: v for k, v in vars(marked).items()}
     assert added == {"_dynamo_marked_constant": True}
     assert getattr(backends._resolve, "_dynamo_marked_constant", False) is True
-
-
-def test_torch_compile_fullgraph_with_the_automatic_backend_choice():
-    def mix(images, params):
-        return fastmix.apply_mix_(images, params, backend="auto")
-
-    compiled = torch.compile(mix, fullgraph=True, backend="aot_eager")
-    generator = torch.Generator().manual_seed(4)
-    images = random_values((6, 3, 8, 8), torch.float32, generator)
-    params = random_params(6, 8, 8, generator)
-    expected = mix_reference_(images.clone(), params)
-    compiled(images, params)
-    assert torch.equal(images, expected)
 
 
 def test_import_fastmix_does_not_import_torch_dynamo():
