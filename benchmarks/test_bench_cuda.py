@@ -19,8 +19,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 IN_PLACE_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = baselines.IMAGENET_MEAN, baselines.IMAGENET_STD
 
 
 def synced(fn, *args):
@@ -82,15 +81,11 @@ def test_cuda_mixup_fastmix_apply(benchmark, dtype):
     run_benchmark(benchmark, fastmix.apply_mix_, images, params, "cuda")
 
 
-def naive_mixup_(images, lam):
-    return images.mul_(lam).add_(images.flip(0).mul_(1.0 - lam))
-
-
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
 def test_cuda_mixup_naive(benchmark, dtype):
     benchmark.group = f"cuda in-place mixup {dtype}"
-    benchmark.extra_info["baseline"] = "x.mul_(lam).add_(x.flip(0).mul_(1 - lam))"
-    run_benchmark(benchmark, naive_mixup_, batch(IN_PLACE_DTYPES[dtype]), float(mixup_params().lam[0]))
+    benchmark.extra_info["baseline"] = "timm: x_flipped = x.flip(0).mul_(1 - lam); x.mul_(lam).add_(x_flipped)"
+    run_benchmark(benchmark, baselines.naive_mixup_flip_, batch(IN_PLACE_DTYPES[dtype]), float(mixup_params().lam[0]))
 
 
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
@@ -129,19 +124,13 @@ def test_cuda_fused_fastmix(benchmark, out_format):
     run_benchmark(benchmark, torch.ops.fastmix.mix_into, out, images, *params.as_tuple(), scale, bias, True)
 
 
-def naive_fused(images, mean, std, lam):
-    x = images.permute(0, 3, 1, 2).float()
-    x.div_(255).sub_(mean).div_(std)
-    x.mul_(lam).add_(x.flip(0).mul_(1.0 - lam))
-    return x.to(torch.bfloat16)
-
-
 def test_cuda_fused_naive(benchmark):
     benchmark.group = FUSED_GROUP
     benchmark.extra_info["baseline"] = "permute, float, div 255, sub mean, div std, flip-mix, to bfloat16"
     mean = torch.tensor(MEAN, device="cuda").view(1, 3, 1, 1)
     std = torch.tensor(STD, device="cuda").view(1, 3, 1, 1)
-    run_benchmark(benchmark, naive_fused, hwc_batch(), mean, std, float(mixup_params().lam[0]))
+    run_benchmark(benchmark, baselines.naive_normalize_mix, hwc_batch(), float(mixup_params().lam[0]), mean, std,
+                  torch.bfloat16)
 
 
 def test_cuda_fused_convert_floor(benchmark):

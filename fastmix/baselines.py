@@ -7,6 +7,10 @@ import torch
 
 from .params import MixKind, MixParams
 
+# The normalisation the benches use (torchvision's ImageNet statistics).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 def floor_pass_(images: torch.Tensor) -> torch.Tensor:
     """One in-place read and write of the batch: the least any in-place mix can cost."""
@@ -16,13 +20,16 @@ def floor_pass_(images: torch.Tensor) -> torch.Tensor:
 
 
 def naive_mixup_flip_(images: torch.Tensor, lam: float) -> torch.Tensor:
-    """timm's batch-mode Mixup: ``x.mul_(lam).add_(x.flip(0).mul_(1 - lam))`` (a flipped copy).
+    """timm's batch-mode Mixup: ``x_flipped = x.flip(0).mul_(1 - lam); x.mul_(lam).add_(x_flipped)``
+    (the flipped copy is taken first: written as one expression, ``x.mul_(lam)`` would run before
+    the flip and the partners would be mixed already).
 
     uint8 batches go through float32 and back, rounded, as such code must do for them."""
     if images.dtype == torch.uint8:
         mixed = images.float().mul_(lam).add_(images.flip(0).float().mul_(1.0 - lam))
         return images.copy_(mixed.round_())
-    return images.mul_(lam).add_(images.flip(0).mul_(1.0 - lam))
+    flipped = images.flip(0).mul_(1.0 - lam)
+    return images.mul_(lam).add_(flipped)
 
 
 def naive_mixup_roll_(images: torch.Tensor, lam: float) -> torch.Tensor:
@@ -86,5 +93,14 @@ def naive_collate_normalized(
     from torch.utils.data import default_collate
 
     images, labels = default_collate(samples)
-    images = images.permute(0, 3, 1, 2).float().div_(255.0).sub_(mean).div_(std)
-    return images.mul_(lam).add_(images.flip(0).mul_(1.0 - lam)), labels
+    return naive_normalize_mix(images, lam, mean, std), labels
+
+
+def naive_normalize_mix(
+    images: torch.Tensor, lam: float, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> (B, C, H, W) ``dtype``: float, /255, normalise (mean, std of shape
+    (1, C, 1, 1)), blend with the flip, cast: the usual chain of tensor passes."""
+    x = images.permute(0, 3, 1, 2).float().div_(255.0).sub_(mean).div_(std)
+    flipped = x.flip(0).mul_(1.0 - lam)  # before x changes
+    return x.mul_(lam).add_(flipped).to(dtype)
