@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from types import ModuleType
 from typing import Callable, Dict, List, Optional
 
@@ -22,53 +20,13 @@ from torch.utils.data import default_collate
 
 from . import baselines
 from .backends import backends as available_backends
+from .bench_timing import ProgressCallback, Row, Scenario, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
 from .mixup import Mixup
 from .ops import apply_mix_unchecked_, mix_targets_unchecked
 from .params import MixParams
 from .peers import load_timm_mixup
 
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class Row:
-    operation: str
-    implementation: str
-    backend: str
-    median_ms: float
-    gb_per_s: float
-    times_faster_than_naive: Optional[float]
-    ratio_to_floor: Optional[float]
-
-
-@dataclass
-class Scenario:
-    """One operation: fastmix per backend, the naive formulas and the floor, on shared data."""
-
-    operation: str
-    bytes_moved: int  # nominal traffic: one read and one write of the batch (or of the targets)
-    candidates: Dict[str, Callable[[], object]]  # "fastmix/<backend>", "naive: ...", "floor: ...[@backend]"
-    naive: str  # the key the "times faster" column divides by
-    floor: str
-
-
-def interleaved_medians(
-    candidates: Dict[str, Callable[[], object]],
-    rounds: int,
-    on_round: Callable[[int, int], None] = lambda done, total: None,
-) -> Dict[str, float]:
-    """Median seconds of each candidate over ``rounds`` rounds, each round running every candidate
-    once (after one warm-up round). ``on_round(done, rounds)`` is called before each round."""
-    times: Dict[str, List[float]] = {name: [] for name in candidates}
-    for r in range(rounds + 1):  # round 0 warms up
-        on_round(r, rounds)
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - start
-            if r:
-                times[name].append(elapsed)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _make_batch(batch: int, size: int, dtype: torch.dtype) -> torch.Tensor:
@@ -95,6 +53,14 @@ def build_scenarios(
     def apply_with(params: MixParams, backend: str) -> Callable[[], object]:
         return lambda: apply_mix_unchecked_(images, params, backend)
 
+    timm_apply = timm_mixup  # timm's Mixup, where it can do the in-place work
+    if timm_mixup is not None and dtype == torch.uint8:
+        notes.append("no timm Mixup rows for uint8 images: timm's Mixup mixes float batches only")
+        timm_apply = None
+    elif timm_mixup is not None and batch % 2:
+        notes.append(f"no timm Mixup rows: timm asserts an even batch size, got {batch}")
+        timm_apply = None
+
     scenarios = []
     settings = [
         ("mixup batch", dict(mixup_alpha=0.8)),
@@ -116,16 +82,9 @@ def build_scenarios(
         else:
             candidates["naive: timm clone + per-sample loop"] = lambda p=params: baselines.naive_elem_loop_(images, p)
             naive = "naive: timm clone + per-sample loop"
-        if timm_mixup is not None:
-            if dtype == torch.uint8:
-                if operation == "mixup batch":
-                    notes.append("no timm Mixup rows for uint8 images: timm's Mixup mixes float batches only")
-            elif batch % 2:
-                if operation == "mixup batch":
-                    notes.append(f"no timm Mixup rows: timm asserts an even batch size, got {batch}")
-            else:
-                peer = timm_mixup.Mixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
-                candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
+        if timm_apply is not None:
+            peer = timm_apply.Mixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
+            candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
 
@@ -142,10 +101,6 @@ def build_scenarios(
         Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
     )
     return scenarios
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def collate_scenarios(
@@ -170,12 +125,12 @@ def collate_scenarios(
     # timm's fast collate takes CHW numpy samples (its ToNumpy transform makes them so)
     samples_chw = None
     nbytes = batch * size * size * 3 * 2  # one read of the samples, one write of a uint8 batch
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(baselines.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(baselines.IMAGENET_STD).view(1, 3, 1, 1)
     floor_backend = "cpp" if "cpp" in backends else backends[0]
     scenarios = []
-    for output, kwargs in [("uint8", dict(dtype=torch.uint8)),
-                           ("float32 normalised", dict(dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD))]:
+    normalised = dict(dtype=torch.float32, mean=baselines.IMAGENET_MEAN, std=baselines.IMAGENET_STD)
+    for output, kwargs in [("uint8", dict(dtype=torch.uint8)), ("float32 normalised", normalised)]:
         for setting, knobs in [("mixup", dict(mixup_alpha=0.8)), ("mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0))]:
             candidates: Dict[str, Callable[[], object]] = {}
             for b in backends:
@@ -204,9 +159,6 @@ def collate_scenarios(
     return scenarios
 
 
-ProgressCallback = Callable[[int, int, str, int, int], None]  # (scenario, of scenarios, operation, round, of rounds)
-
-
 def run(
     batch: int = 256,
     size: int = 224,
@@ -217,40 +169,26 @@ def run(
     num_classes: int = 1000,
     progress: Optional[ProgressCallback] = None,
     notes: Optional[List[str]] = None,
+    device: str = "cpu",
 ) -> List[Row]:
-    """Time every scenario (see ``build_scenarios``) and return one row per implementation.
+    """Time every scenario and return one row per implementation.
 
-    ``backends`` defaults to the compiled CPU backends available (cpp, numba), else torch; the
-    torch backend is the plain-torch reference, 50-100x slower, so it is timed only when asked
-    for. ``notes``, when given, receives what was left out of the table and why."""
+    On the CPU (``build_scenarios``), ``backends`` defaults to the compiled CPU backends available
+    (cpp, numba), else torch; the torch backend is the plain-torch reference, 50-100x slower, so
+    it is timed only when asked for. On ``device="cuda"`` (``fastmix.bench_device``) the batch
+    lives on the GPU, the cuda kernels run and CUDA events time them; ``backends`` is ignored.
+    ``notes``, when given, receives what was left out of the table and why."""
     torch.set_num_threads(threads)
+    if device != "cpu":
+        from .bench_device import CUDA_INPUT_SETS, CudaEventTimer, device_scenarios
+
+        scenarios = device_scenarios(torch.device(device), batch, size, DTYPES[dtype], num_classes, CUDA_INPUT_SETS)
+        return time_scenarios(scenarios, rounds, progress, CudaEventTimer())
     if backends is None:
         status = available_backends()
         backends = [b for b in ("cpp", "numba") if status[b] is None] or ["torch"]
-    rows: List[Row] = []
     scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes, notes)
-    for k, scenario in enumerate(scenarios, 1):
-        on_round = (lambda done, total, k=k, op=scenario.operation: progress(k, len(scenarios), op, done, total)) if progress else (
-            lambda done, total: None)
-        medians = interleaved_medians(scenario.candidates, rounds, on_round)
-        for name, seconds in medians.items():
-            # "fastmix/<backend>", or "<baseline>" (plain torch), or "<baseline>@<backend>"
-            if name.startswith("fastmix/"):
-                implementation, _, backend = name.partition("/")
-            else:
-                implementation, _, backend = name.partition("@")
-            rows.append(
-                Row(
-                    operation=scenario.operation,
-                    implementation=implementation,
-                    backend=backend or "torch",
-                    median_ms=seconds * 1e3,
-                    gb_per_s=scenario.bytes_moved / seconds / 1e9,
-                    times_faster_than_naive=medians[scenario.naive] / seconds,
-                    ratio_to_floor=seconds / medians[scenario.floor],
-                )
-            )
-    return rows
+    return time_scenarios(scenarios, rounds, progress)
 
 
 def format_table(rows: List[Row]) -> str:
@@ -277,7 +215,23 @@ def format_table(rows: List[Row]) -> str:
     return "\n".join(out)
 
 
-def machine_description() -> str:
+def summary_lines(rows: List[Row]) -> List[str]:
+    """Each compiled fastmix row in words, against its operation's floor and naive rows. Where the
+    operation reads and writes the whole batch (Mixup, the fused conversion) the floor moves the
+    same bytes, so "of the floor's speed" is the fraction of its bandwidth fastmix achieves."""
+    floors = {r.operation: r for r in rows if r.implementation.startswith("floor")}
+    lines = []
+    for r in rows:
+        floor = floors.get(r.operation)
+        if r.implementation.startswith("fastmix") and r.backend != "torch" and floor is not None:
+            lines.append(f"{r.operation}: {r.implementation} [{r.backend}] {r.median_ms:.3f} ms ({r.gb_per_s:.0f} GB/s), "
+                         f"{1.0 / r.ratio_to_floor:.2f} of the floor's speed ({floor.implementation[7:]}: "
+                         f"{floor.median_ms:.3f} ms, {floor.gb_per_s:.0f} GB/s), "
+                         f"{r.times_faster_than_naive:.1f}x faster than naive")
+    return lines
+
+
+def machine_description(device: str = "cpu") -> str:
     cpu = platform.processor() or platform.machine()
     try:
         for line in open("/proc/cpuinfo"):
@@ -286,7 +240,12 @@ def machine_description() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, torch {torch.__version__}, python {platform.python_version()}"
+    host = f"{cpu}, torch {torch.__version__}, python {platform.python_version()}"
+    if device == "cuda":
+        from .bench_device import device_description
+
+        return f"{device_description()}; host {host}"
+    return host
 
 
 class ProgressLine:
@@ -334,18 +293,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "torch is the plain-torch reference)")
     parser.add_argument("--rounds", type=_positive_int, default=11, help="timed rounds per implementation (median reported)")
     parser.add_argument("--num-classes", type=_positive_int, default=1000)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cpu (default): CPU batches and the DataLoader collate; cuda: a batch already on the GPU, "
+                             "timed with CUDA events (the cuda kernels; --backends and --threads do not apply)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows, notes and machine to FILE")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the table as a bar chart (needs matplotlib)")
     args = parser.parse_args(argv)
     backends = args.backends.split(",") if args.backends else None
-    if backends:
+    if args.device == "cuda":
+        if backends:
+            parser.error("--backends: with --device cuda the cuda kernels are timed; leave --backends out")
+        reason = available_backends()["cuda"]
+        if reason is not None:
+            parser.error(f"--device cuda: the cuda backend is not available: {reason}")
+    elif backends:
         status = available_backends()
         for b in backends:
             if b not in status:
                 parser.error(f"--backends: unknown backend {b!r}; expected some of cpp, numba, torch")
             if b == "cuda":
-                parser.error("--backends: the bench times CPU batches; the CUDA kernels are timed by "
-                             "python -m pytest benchmarks/test_bench_cuda.py on a machine with a GPU")
+                parser.error("--backends: the bench times CPU batches here; time the CUDA kernels with --device cuda")
             if status[b] is not None:
                 parser.error(f"--backends: {b} is not available: {status[b]}")
     if args.plot:
@@ -355,31 +322,36 @@ def main(argv: Optional[List[str]] = None) -> int:
         if missing:  # said now, not after minutes of timing
             parser.error(f"--plot: {missing}")
 
+    where = f"{args.threads} thread(s)" if args.device == "cpu" else "on the GPU, CUDA events"
+    machine = machine_description(args.device)
     print(
         f"fastmix bench: batch {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
-        f"{args.threads} thread(s), medians of {args.rounds} interleaved rounds\nmachine: {machine_description()}",
+        f"{where}, medians of {args.rounds} interleaved rounds\nmachine: {machine}",
         flush=True,
     )
     notes: List[str] = []
     progress = ProgressLine()
     try:
         rows = run(args.batch_size, args.image_size, args.dtype, args.threads, backends, args.rounds, args.num_classes,
-                   progress, notes)
+                   progress, notes, args.device)
     finally:
         progress.close()
     print(format_table(rows))
+    if args.device == "cuda":
+        for line in summary_lines(rows):
+            print(line)
     for note in notes:
         print(f"note: {note}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine_description(), "args": vars(args), "notes": notes, "rows": [asdict(r) for r in rows]},
+            json.dump({"machine": machine, "args": vars(args), "notes": notes, "rows": [asdict(r) for r in rows]},
                       f, indent=2)
         print(f"wrote {args.json}")
     if args.plot:
         from .bench_plot import plot_rows
 
         title = (f"fastmix bench: {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
-                 f"{args.threads} thread(s)\n{machine_description()}")
+                 f"{where}\n{machine}")
         plot_rows(rows, args.plot, title)
         print(f"wrote {args.plot}")
     return 0

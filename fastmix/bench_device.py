@@ -1,0 +1,182 @@
+"""``python -m fastmix bench --device cuda``: fastmix on a batch already on the GPU, against the
+naive tensor formulas and the floor, timed with CUDA events.
+
+Operations (each on shared data, interleaved round by round like the CPU bench):
+
+* in-place Mixup, CutMix and elem-mode switching of a (B, 3, H, W) batch: the op
+  ``torch.ops.fastmix.mix_`` (params already on the device, as ``fastmix.Mixup`` passes them)
+  and ``fastmix.apply_mix_`` (params sampled on the host and copied over), beside timm's flip
+  formula, torchvision's roll formula or timm's per-sample loop, and the floor: a device-to-device
+  copy of the batch (the same bytes: one read, one write). time(floor) / time(fastmix) is the
+  fraction of the copy bandwidth fastmix achieves;
+* the fused path: uint8 (B, H, W, 3) -> mixed, normalised bfloat16 (B, 3, H, W), NCHW or
+  channels_last, in one op (``torch.ops.fastmix.mix_into``), beside the naive chain (permute,
+  float, /255, -mean, /std, flip-mix, cast) and the floor: one uint8 -> bfloat16 conversion pass;
+* the soft targets, beside timm's ``mixup_target`` formula and ``torch.zeros``.
+
+The scenarios are device-generic (on the CPU they run the cpp kernels), so the tests can check
+them where no GPU is.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence
+
+import torch
+
+from . import baselines
+from .bench_timing import Scenario
+from .mixup import Mixup
+from .ops import apply_mix_unchecked_
+from .params import MixParams
+
+# H100 / H200 L2 caches hold 50-60 MB: each call takes the next of several batches, so that no
+# call finds the previous call's data in the cache (a 256x3x224x224 bfloat16 batch is 77 MB).
+CUDA_INPUT_SETS = 3
+
+
+def rotating(fn: Callable[..., object], inputs: Sequence[tuple]) -> Callable[[], object]:
+    """A candidate that calls fn(*inputs[k]) with k = 0, 1, 2, ... cycling."""
+    state = {"next": 0}
+
+    def call() -> object:
+        k = state["next"]
+        state["next"] = (k + 1) % len(inputs)
+        return fn(*inputs[k])
+
+    return call
+
+
+def _random_batches(shape: tuple, dtype: torch.dtype, device: torch.device, count: int) -> List[torch.Tensor]:
+    generator = torch.Generator(device=device).manual_seed(0)
+    if dtype == torch.uint8:
+        return [torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator, device=device) for _ in range(count)]
+    return [torch.rand(shape, generator=generator, device=device).to(dtype) for _ in range(count)]
+
+
+def device_scenarios(
+    device: torch.device, batch: int, size: int, dtype: torch.dtype, num_classes: int, input_sets: int
+) -> List[Scenario]:
+    """The operations on synthetic batches on ``device`` (``input_sets`` copies of each input)."""
+    device = torch.device(device)
+    backend = "cuda" if device.type == "cuda" else "cpp"
+    shape = (batch, 3, size, size)
+    images = _random_batches(shape, dtype, device, input_sets)
+    copy_sources = _random_batches(shape, dtype, device, input_sets)
+    copy_targets = [torch.empty_like(x) for x in copy_sources]
+    nbytes = 2 * images[0].numel() * images[0].element_size()
+    copy_floor = rotating(torch.Tensor.copy_, list(zip(copy_targets, copy_sources)))
+    each_image = [(x,) for x in images]
+
+    def op_with(params: MixParams) -> Callable[[], object]:
+        on_device = params.to(device).as_tuple()
+
+        def mix(x: torch.Tensor) -> torch.Tensor:
+            torch.ops.fastmix.mix_(x, *on_device)
+            return x
+
+        return rotating(mix, each_image)
+
+    def apply_with(params: MixParams) -> Callable[[], object]:
+        return rotating(lambda x: apply_mix_unchecked_(x, params, backend), each_image)
+
+    scenarios = []
+    settings = [
+        ("mixup batch", dict(mixup_alpha=0.8)),
+        ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
+        ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
+    ]
+    for operation, knobs in settings:
+        params = Mixup(num_classes=num_classes, seed=0, **knobs).sample(batch, size, size)
+        lam = float(params.lam[0])
+        candidates: Dict[str, Callable[[], object]] = {
+            f"fastmix/{backend}": op_with(params),
+            f"fastmix.apply_mix_, params from the host@{backend}": apply_with(params),
+        }
+        if operation == "mixup batch":
+            naive = "naive: timm flip formula"
+            candidates[naive] = rotating(lambda x, lam=lam: baselines.naive_mixup_flip_(x, lam), each_image)
+            candidates["naive: torchvision roll formula"] = rotating(
+                lambda x, lam=lam: baselines.naive_mixup_roll_(x, lam), each_image)
+        elif operation == "cutmix batch":
+            naive = "naive: timm flip + paste"
+            box = tuple(int(v) for v in params.box[0])
+            candidates[naive] = rotating(lambda x, box=box: baselines.naive_cutmix_flip_(x, box), each_image)
+        else:
+            naive = "naive: timm clone + per-sample loop"
+            candidates[naive] = rotating(lambda x, p=params: baselines.naive_elem_loop_(x, p), each_image)
+        floor = "floor: device-to-device copy"
+        candidates[floor] = copy_floor
+        scenarios.append(Scenario(operation, nbytes, candidates, naive, floor))
+
+    scenarios.append(fused_scenario(device, backend, batch, size, num_classes, input_sets))
+
+    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1)).to(device)
+    params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
+    lam = float(params.lam[0])
+    partner, lam_t, kind, _ = params.to(device).as_tuple()
+    targets: Dict[str, Callable[[], object]] = {
+        f"fastmix/{backend}": lambda: torch.ops.fastmix.mix_targets(labels, partner, lam_t, kind, num_classes, 0.1),
+        "naive: timm mixup_target": lambda: baselines.naive_targets(labels, lam, num_classes, 0.1),
+        "floor: torch.zeros": lambda: torch.zeros(batch, num_classes, device=device),
+    }
+    scenarios.append(Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets,
+                              "naive: timm mixup_target", "floor: torch.zeros"))
+    return scenarios
+
+
+def fused_scenario(
+    device: torch.device, backend: str, batch: int, size: int, num_classes: int, input_sets: int
+) -> Scenario:
+    """uint8 (B, H, W, 3) on the device -> mixed, normalised bfloat16 (B, 3, H, W)."""
+    images = _random_batches((batch, size, size, 3), torch.uint8, device, input_sets)
+    params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
+    lam = float(params.lam[0])
+    on_device = params.to(device).as_tuple()
+    mean, std = torch.tensor(baselines.IMAGENET_MEAN), torch.tensor(baselines.IMAGENET_STD)
+    scale, bias = (1.0 / (255.0 * std)).to(device), (-mean / std).to(device)  # x * scale + bias
+    nchw = [torch.empty(batch, 3, size, size, dtype=torch.bfloat16, device=device) for _ in range(input_sets)]
+    nhwc = [x.contiguous(memory_format=torch.channels_last) for x in nchw]
+
+    def fused(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        torch.ops.fastmix.mix_into(out, x, *on_device, scale, bias, True)
+        return out
+
+    mean_4d, std_4d = mean.view(1, 3, 1, 1).to(device), std.view(1, 3, 1, 1).to(device)
+    naive = "naive: permute, float, /255, -mean, /std, flip-mix, to bfloat16"
+    floor = "floor: one uint8 -> bfloat16 conversion pass"
+    candidates: Dict[str, Callable[[], object]] = {
+        f"fastmix/{backend}": rotating(fused, list(zip(nchw, images))),
+        f"fastmix mix_into, channels_last out@{backend}": rotating(fused, list(zip(nhwc, images))),
+        naive: rotating(lambda x: baselines.naive_normalize_mix(x, lam, mean_4d, std_4d, torch.bfloat16),
+                        [(x,) for x in images]),
+        floor: rotating(lambda out, x: out.copy_(x.permute(0, 3, 1, 2)), list(zip(nhwc, images))),
+    }
+    nbytes = batch * size * size * 3 * (1 + 2)  # one uint8 read, one bfloat16 write
+    return Scenario("fused uint8 HWC -> bfloat16 normalised, mixup", nbytes, candidates, naive, floor)
+
+
+class CudaEventTimer:
+    """Seconds between two CUDA events around one call, on the current stream.
+
+    A short GPU spin is queued first, so the events and the call's kernels are all queued before
+    the GPU reaches them and the host's launch overhead stays out of the timed region (a call
+    whose launches take longer than the spin, like a per-sample Python loop, is timed with its
+    host waits: that is its real cost)."""
+
+    def __init__(self, spin_cycles: int = 2_000_000) -> None:
+        self.spin_cycles = spin_cycles
+
+    def __call__(self, fn: Callable[[], object]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(self.spin_cycles)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+
+def device_description() -> str:
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return (f"{props.name} ({props.multi_processor_count} SMs, {props.total_memory / 2**30:.0f} GiB), "
+            f"CUDA {torch.version.cuda}")
