@@ -5,7 +5,8 @@ Operations (each on shared data, interleaved round by round like the CPU bench):
 
 * in-place Mixup, CutMix and elem-mode switching of a (B, 3, H, W) batch: the op
   ``torch.ops.fastmix.mix_`` (params already on the device, as ``fastmix.Mixup`` passes them)
-  and ``fastmix.apply_mix_`` (params sampled on the host and copied over), beside timm's flip
+  and ``fastmix.apply_mix_`` (params sampled on the host and copied over) -- for Mixup also the
+  op's fixed cost (its in-place plan and launches, on params that move no data) -- beside timm's flip
   formula, torchvision's roll formula or timm's per-sample loop, and the floor: a device-to-device
   copy of the batch (the same bytes: one read, one write). time(floor) / time(fastmix) is the
   fraction of the copy bandwidth fastmix achieves;
@@ -27,7 +28,7 @@ from . import baselines
 from .bench_timing import Scenario
 from .mixup import Mixup
 from .ops import apply_mix_unchecked_
-from .params import MixParams
+from .params import MixKind, MixParams
 
 # H100 / H200 L2 caches hold 50-60 MB: each call takes the next of several batches, so that no
 # call finds the previous call's data in the cache (a 256x3x224x224 bfloat16 batch is 77 MB).
@@ -93,6 +94,11 @@ def device_scenarios(
             f"fastmix.apply_mix_, params from the host@{backend}": apply_with(params),
         }
         if operation == "mixup batch":
+            # The same plan (every sample written) with nothing to write: what the op costs beyond
+            # moving data -- the plan kernel, the mixing kernel's launch and its walk of the steps.
+            no_data = MixParams(params.partner, params.lam, torch.full_like(params.kind, int(MixKind.PASTE)),
+                                torch.zeros_like(params.box))
+            candidates[f"overhead: plan + launch, CutMix with empty boxes@{backend}"] = op_with(no_data)
             naive = "naive: timm flip formula"
             candidates[naive] = rotating(lambda x, lam=lam: baselines.naive_mixup_flip_(x, lam), each_image)
             candidates["naive: torchvision roll formula"] = rotating(

@@ -40,7 +40,8 @@ def test_every_operation_has_fastmix_its_naive_formulas_and_its_floor():
         "fused uint8 HWC -> bfloat16 normalised, mixup", "soft targets C=10"]
     names = {s.operation: list(s.candidates) for s in scenarios}
     assert names["mixup batch"] == [
-        "fastmix/cpp", "fastmix.apply_mix_, params from the host@cpp", "naive: timm flip formula",
+        "fastmix/cpp", "fastmix.apply_mix_, params from the host@cpp",
+        "overhead: plan + launch, CutMix with empty boxes@cpp", "naive: timm flip formula",
         "naive: torchvision roll formula", "floor: device-to-device copy"]
     assert names["fused uint8 HWC -> bfloat16 normalised, mixup"] == [
         "fastmix/cpp", "fastmix mix_into, channels_last out@cpp",
@@ -60,7 +61,8 @@ def test_in_place_rows_mix_the_batch_alike(recorded_inputs, operation, dtype):
     images = recorded_inputs[0]
     original = images.clone()
     results = {}
-    for name in list(scenario.candidates)[:3]:  # the two fastmix rows and the first naive formula
+    names = [name for name in scenario.candidates if name.startswith("fastmix")] + [scenario.naive]
+    for name in names:  # the two fastmix rows and the naive formula
         images.copy_(original)
         assert scenario.candidates[name]() is images  # in place
         results[name] = images.clone()
@@ -69,6 +71,16 @@ def test_in_place_rows_mix_the_batch_alike(recorded_inputs, operation, dtype):
     assert torch.equal(fastmix_op, fastmix_apply)
     tolerance = 1e-6 if dtype == torch.float32 else 1e-2
     torch.testing.assert_close(naive, fastmix_op, atol=tolerance, rtol=tolerance)
+
+
+@requires_cpp
+def test_the_overhead_row_runs_the_plan_but_changes_nothing(recorded_inputs):
+    scenario = by_operation(bench_device.device_scenarios(torch.device("cpu"), dtype=torch.float32, input_sets=1,
+                                                          **TINY))["mixup batch"]
+    images = recorded_inputs[0]
+    original = images.clone()
+    assert scenario.candidates["overhead: plan + launch, CutMix with empty boxes@cpp"]() is images
+    assert torch.equal(images, original)
 
 
 @requires_cpp
