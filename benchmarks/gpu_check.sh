@@ -21,6 +21,7 @@ part=${1:-all}
 case "$part" in core|rest|all) ;; *) echo "usage: $0 [core|rest|all]" >&2; exit 2 ;; esac
 summary="$OUT/summary.txt"
 : > "$summary"
+failed=0
 
 step() {  # step NAME SECONDS COMMAND...: run it with a limit, log to $OUT/NAME.log, record rc and time
   local name=$1 limit=$2 start=$SECONDS rc
@@ -30,12 +31,13 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, log to $OUT/NAME.
   rc=$?
   tail -n 4 "$OUT/$name.log"
   echo "$name: rc=$rc in $((SECONDS - start)) s$([ $rc -eq 124 ] && echo " (timed out at $limit s)")" | tee -a "$summary"
+  [ $rc -eq 0 ] || failed=1
   return $rc
 }
 
 {
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv
-  "$PY" -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv || echo "no nvidia-smi"
+  "$PY" -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU visible')"
   nproc
 } 2>&1 | tee "$OUT/machine.txt"
 
@@ -68,6 +70,7 @@ if [ "$part" != rest ]; then
       -k "not imagenet and not graph and not compile"
   else
     echo "sanitizer: compute-sanitizer not found" | tee -a "$summary"
+    failed=1
   fi
 fi
 
@@ -82,3 +85,4 @@ fi
 echo "== summary"
 cat "$OUT/machine.txt" "$summary"
 grep -h "of the floor's speed" "$OUT"/figures-*.log 2> /dev/null
+exit $failed  # 0 only when every step passed

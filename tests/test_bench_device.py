@@ -2,6 +2,9 @@
 formulas and the floor. The scenarios are device-generic, so here they run on the CPU (the cpp
 kernels) to show that every row of an operation does the same work; the CUDA run itself is
 checked where a GPU is."""
+import subprocess
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -186,3 +189,13 @@ def test_cuda_event_timer_times_the_gpu_work():
     one = sorted(timer(lambda: x.mul_(1.0)) for _ in range(7))[3]
     four = sorted(timer(lambda: [x.mul_(1.0) for _ in range(4)]) for _ in range(7))[3]
     assert 2.5 < four / one < 5.5
+
+
+def test_the_gpu_check_script_parses_and_names_its_parts():
+    """benchmarks/gpu_check.sh runs only where a GPU is lent: here it must at least be valid bash
+    and refuse an unknown part before doing anything."""
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    result = subprocess.run(["bash", str(script), "everything"], capture_output=True, text=True,
+                            env={"OUT": "/tmp/fastmix-gpu-check-usage", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "usage:" in result.stderr and "[core|rest|all]" in result.stderr
