@@ -11,6 +11,13 @@ from .params import MixKind, MixParams
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# The in-place operations the benches time, each with the fastmix.Mixup knobs that make it.
+IN_PLACE_OPERATIONS = [
+    ("mixup batch", dict(mixup_alpha=0.8)),
+    ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
+    ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
+]
+
 
 def floor_pass_(images: torch.Tensor) -> torch.Tensor:
     """One in-place read and write of the batch: the least any in-place mix can cost."""

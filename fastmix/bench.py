@@ -62,12 +62,7 @@ def build_scenarios(
         timm_apply = None
 
     scenarios = []
-    settings = [
-        ("mixup batch", dict(mixup_alpha=0.8)),
-        ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
-        ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
-    ]
-    for operation, knobs in settings:
+    for operation, knobs in baselines.IN_PLACE_OPERATIONS:
         params = Mixup(num_classes=num_classes, seed=0, **knobs).sample(batch, size, size)
         candidates = {f"fastmix/{b}": apply_with(params, b) for b in backends}
         lam = float(params.lam[0])

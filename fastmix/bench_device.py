@@ -81,12 +81,7 @@ def device_scenarios(
         return rotating(lambda x: apply_mix_unchecked_(x, params, backend), each_image)
 
     scenarios = []
-    settings = [
-        ("mixup batch", dict(mixup_alpha=0.8)),
-        ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
-        ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
-    ]
-    for operation, knobs in settings:
+    for operation, knobs in baselines.IN_PLACE_OPERATIONS:
         params = Mixup(num_classes=num_classes, seed=0, **knobs).sample(batch, size, size)
         lam = float(params.lam[0])
         candidates: Dict[str, Callable[[], object]] = {
