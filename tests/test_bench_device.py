@@ -184,7 +184,7 @@ def test_cuda_rows_mix_the_batch_alike(recorded_inputs):
 
 @requires_cuda
 def test_cuda_event_timer_times_the_gpu_work():
-    x = torch.empty(64 * 2**20 // 4, device="cuda")
+    x = torch.rand(64 * 2**20 // 4, device="cuda")  # 64 MiB of real values
     timer = bench_device.CudaEventTimer()
     one = sorted(timer(lambda: x.mul_(1.0)) for _ in range(7))[3]
     four = sorted(timer(lambda: [x.mul_(1.0) for _ in range(4)]) for _ in range(7))[3]
