@@ -5,7 +5,10 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "mix_plan.h"
 
@@ -69,6 +72,33 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
                   bi[3], ")");
     }
   }
+}
+
+// Whether two elements of x may lie at one address (an in-place mix of such a tensor races with
+// itself). With the dims of size > 1 in order of stride, x's elements are all distinct when each
+// stride exceeds the farthest offset the smaller dims reach: exact for every layout that views,
+// slices, permutes and transposes make, and true for expand() (a zero stride) and overlapping
+// windows (unfold with a step under the window). torch's has_internal_overlap only proves the
+// first: it answers "too hard" for every strided view.
+inline bool elements_may_share_memory(const at::Tensor& x) {
+  if (x.is_non_overlapping_and_dense()) return false;
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (x.size(d) > 1) dims.emplace_back(x.stride(d), x.size(d));
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;  // the farthest offset the dims so far reach
+  for (const auto& [stride, size] : dims) {
+    if (stride <= reach) return true;
+    reach += stride * (size - 1);
+  }
+  return false;
+}
+
+inline void check_no_shared_memory(const at::Tensor& images) {
+  TORCH_CHECK_VALUE(!elements_may_share_memory(images),
+                    "fastmix.mix_: images must not have elements that share memory (from expand() or "
+                    "overlapping windows such as unfold()), got strides ", images.strides(),
+                    " for shape ", images.sizes(), "; call .contiguous() first");
 }
 
 inline void check_images(const at::Tensor& images) {

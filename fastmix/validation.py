@@ -7,6 +7,23 @@ import torch
 IMAGE_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def elements_may_share_memory(x: torch.Tensor) -> bool:
+    """Whether two elements of ``x`` may lie at one address (mixing it in place would race).
+
+    With the dims of size > 1 in order of stride, the elements are all distinct when each stride
+    exceeds the farthest offset the smaller dims reach: exact for every layout that views,
+    slices, permutes and transposes make; true for expand() (a zero stride) and overlapping
+    windows (unfold with a step under the window). The same rule as csrc/check_params.h."""
+    if x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last):
+        return False
+    reach = 0  # the farthest offset the dims so far reach
+    for stride, size in sorted((st, sz) for st, sz in zip(x.stride(), x.shape) if sz > 1):
+        if stride <= reach:
+            return True
+        reach += stride * (size - 1)
+    return False
+
+
 def check_images(images: torch.Tensor, needs_spatial: bool) -> None:
     """images: (B, ...) tensor of a supported dtype; (B, C, H, W) or more dims when CutMix may run."""
     if not isinstance(images, torch.Tensor):
@@ -21,10 +38,11 @@ def check_images(images: torch.Tensor, needs_spatial: bool) -> None:
     if needs_spatial and images.shape[-2] * images.shape[-1] == 0:
         raise ValueError(f"images: CutMix needs H >= 1 and W >= 1, got shape {tuple(images.shape)}")
     # (not while tracing: the op checks it again at run time)
-    if not torch.compiler.is_compiling() and images.numel() and torch._debug_has_internal_overlap(images) == 1:
+    if not torch.compiler.is_compiling() and images.numel() and elements_may_share_memory(images):
         raise ValueError(
             f"images: expected a tensor whose elements do not share memory (it is written in place), got one "
-            f"with strides {images.stride()} (from expand()?); call .contiguous() first"
+            f"with strides {images.stride()} for shape {tuple(images.shape)} (from expand() or overlapping windows "
+            f"such as unfold()?); call .contiguous() first"
         )
     if images.requires_grad:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")

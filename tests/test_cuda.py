@@ -219,6 +219,27 @@ def test_mix_into_refuses_out_aliasing_images():
         torch.ops.fastmix.mix_into(images, images, *params.as_tuple(), torch.empty(0), torch.empty(0), False)
 
 
+def test_mix_into_with_only_an_empty_scale_on_cuda_names_the_devices():
+    """An empty CUDA scale/bias sends the call to the CUDA kernel: it says so instead of failing
+    inside the device guard."""
+    params = MixParams.identity(2)
+    out, images = torch.empty(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
+    empty = torch.empty(0, device="cuda")
+    with pytest.raises(ValueError, match="must be on one device, got out on cpu, images on cpu, scale on cuda"):
+        torch.ops.fastmix.mix_into(out, images, *params.as_tuple(), empty, empty, False)
+
+
+def test_overlapping_windows_are_refused_on_cuda():
+    buffer = torch.rand(960, device="cuda")
+    images = buffer.as_strided((9, 192), (96, 1))  # what unfold(0, 192, 96) makes
+    before = buffer.clone()
+    params = MixParams(torch.arange(9).flip(0), torch.full((9,), 0.5), torch.ones(9, dtype=torch.uint8),
+                       torch.zeros(9, 4, dtype=torch.int64)).to("cuda")
+    with pytest.raises(ValueError, match="images must not have elements that share memory"):
+        torch.ops.fastmix.mix_(images, *params.as_tuple())
+    assert torch.equal(buffer, before)
+
+
 @pytest.mark.parametrize("labels_form", ["indices", "dense"])
 def test_mixup_end_to_end_on_cuda(labels_form):
     for mode in ["batch", "pair", "elem"]:

@@ -406,6 +406,98 @@ def test_images_sharing_memory_are_refused_by_name_on_every_backend(backend):
         fastmix.apply_mix_(images, fastmix.MixParams.identity(4), backend=backend)
 
 
+def overlapping_windows():
+    """Nine windows of 192 elements, 96 apart, over one buffer (what unfold(0, 192, 96) makes)."""
+    return torch.rand(960, generator=torch.Generator().manual_seed(1)).unfold(0, 192, 96)
+
+
+@pytest.mark.parametrize("backend", [CPP, NUMBA, "torch"])
+def test_overlapping_windows_are_refused_by_name_and_left_as_they_were(backend):
+    images = overlapping_windows()
+    before = images.clone()
+    with pytest.raises(ValueError, match="^images: .*share memory.*unfold"):
+        fastmix.Mixup(num_classes=10, seed=0, backend=backend)(images, torch.randint(0, 10, (9,)))
+    with pytest.raises(ValueError, match="^images: .*share memory"):
+        fastmix.apply_mix_(images, fastmix.MixParams.identity(9), backend=backend)
+    assert torch.equal(images, before)
+
+
+@pytest.mark.parametrize("op", [pytest.param("cpp", marks=requires_cpp), pytest.param("numba", marks=requires_numba)])
+def test_the_raw_ops_refuse_overlapping_windows_too(op):
+    from fastmix import numba_backend
+
+    images = overlapping_windows()
+    before = images.clone()
+    params = flip_blend_params(9)
+    mix = torch.ops.fastmix.mix_ if op == "cpp" else numba_backend.mix_
+    with pytest.raises(ValueError, match="fastmix.mix_: images must not have elements that share memory"):
+        mix(images, *params.as_tuple())
+    assert torch.equal(images, before)
+
+
+def flip_blend_params(batch):
+    return MixParams(partner=torch.arange(batch).flip(0), lam=torch.full((batch,), 0.5),
+                     kind=torch.full((batch,), int(MixKind.BLEND), dtype=torch.uint8),
+                     box=torch.zeros(batch, 4, dtype=torch.int64))
+
+
+def random_view(generator):
+    """A random view of a contiguous buffer of storage offsets (its values are its elements'
+    offsets): slices with steps and permutes, then, two times in nine, an expand, an overlapping
+    unfold or an arbitrary as_strided. Returns it and whether it is plain (slices and permutes only)."""
+    def draw(low, high):
+        return int(torch.randint(low, high, (), generator=generator))
+
+    shape = [draw(1, 6) for _ in range(draw(2, 5))]
+    x = torch.arange(math.prod(shape)).view(shape)
+    for _ in range(2):
+        d = draw(0, x.dim())
+        x = x[(slice(None),) * d + (slice(draw(0, 2), None, draw(1, 4)),)]
+        x = x.permute(*torch.randperm(x.dim(), generator=generator).tolist())
+    kind = draw(0, 9)
+    if kind == 0:
+        return x.unsqueeze(0).expand(3, *x.shape), False
+    if kind == 1 and x.size(-1) >= 2:
+        return x.unfold(-1, 2, 1), False
+    if kind == 2:
+        return torch.arange(64).as_strided([draw(1, 4) for _ in range(3)], [draw(0, 6) for _ in range(3)]), False
+    return x, True
+
+
+def test_the_shared_memory_rule_catches_every_shared_address_and_refuses_no_plain_view():
+    from fastmix.validation import elements_may_share_memory
+
+    generator = torch.Generator().manual_seed(7)
+    caught = 0
+    for _ in range(3000):
+        offsets, plain = random_view(generator)
+        shares = offsets.unique().numel() < offsets.numel()
+        flagged = elements_may_share_memory(offsets)
+        assert flagged or not shares, (offsets.shape, offsets.stride())
+        assert not (plain and flagged), (offsets.shape, offsets.stride())
+        caught += shares
+    assert caught > 300
+
+
+@requires_cpp
+def test_the_compiled_op_refuses_exactly_what_python_refuses():
+    from fastmix.validation import elements_may_share_memory
+
+    generator = torch.Generator().manual_seed(8)
+    for _ in range(1000):
+        offsets, _ = random_view(generator)
+        if offsets.numel() == 0:
+            continue
+        images = torch.zeros(int(offsets.max()) + 1).as_strided(offsets.shape, offsets.stride())
+        try:
+            torch.ops.fastmix.mix_(images, *MixParams.identity(images.shape[0]).as_tuple())
+            refused = False
+        except ValueError as error:
+            assert "share memory" in str(error)
+            refused = True
+        assert refused == elements_may_share_memory(images), (images.shape, images.stride())
+
+
 def test_cutmix_on_empty_images_is_refused_by_name():
     with pytest.raises(ValueError, match="^images: CutMix needs H >= 1 and W >= 1"):
         fastmix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=10)(torch.rand(4, 3, 0, 5), torch.arange(4))

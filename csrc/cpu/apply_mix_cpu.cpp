@@ -5,7 +5,6 @@
 // chunk-sized buffer per thread. Chunks are independent, so at::parallel_for runs them on
 // torch's intra-op threads and extra memory is threads x chunk, whatever the batch size.
 #include <ATen/Dispatch.h>
-#include <ATen/MemoryOverlap.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <torch/library.h>
@@ -369,9 +368,7 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
               const at::Tensor& kind, const at::Tensor& box) {
   check_images(images);
   check_params_layout(images, partner, lam, kind, box);
-  TORCH_CHECK_VALUE(at::has_internal_overlap(images) != at::MemOverlap::Yes,
-              "fastmix.mix_: images must not have overlapping memory (e.g. from expand()); "
-              "call .contiguous() first");
+  check_no_shared_memory(images);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
                    kind_c = kind.contiguous(), box_c = box.contiguous();
   check_params_values(images, partner_c, lam_c, kind_c, box_c);

@@ -10,7 +10,6 @@
 // the image is clipped to it.
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
-#include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -65,9 +64,7 @@ void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Te
                const at::Tensor& box) {
   check_images(images);
   check_params_layout(images, partner, lam, kind, box);
-  TORCH_CHECK_VALUE(at::has_internal_overlap(images) != at::MemOverlap::Yes,
-                    "fastmix.mix_: images must not have overlapping memory (e.g. from expand()); "
-                    "call .contiguous() first");
+  check_no_shared_memory(images);
   const int64_t batch = images.size(0);
   TORCH_CHECK_VALUE(batch <= kMaxBatch, "fastmix.mix_: at most ", kMaxBatch, " samples on CUDA, got ", batch);
   if (images.numel() == 0) return;

@@ -55,6 +55,11 @@ void launch_for_out(TorchCudaRunner& runner, const at::Tensor& src, const at::Te
 void mix_into_cuda(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                    bool hwc) {
+  // The dispatcher picks this kernel when any argument is on CUDA, an empty scale/bias too (whose
+  // device the shared checks look at only when normalising).
+  TORCH_CHECK_VALUE(out.is_cuda(), "fastmix.mix_into: out, images, the params, scale and bias must be on one device, "
+                    "got out on ", out.device(), ", images on ", images.device(), ", scale on ", scale.device(),
+                    " and bias on ", bias.device());
   TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
   check_mix_into_images(out, images, hwc);
   const bool nhwc_out = check_out_params_and_affine("mix_into", out, partner, lam, kind, box, scale, bias,

@@ -122,6 +122,7 @@ def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: t
     """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype)."""
     _require()
     from .apply_mix import mix_ as run
+    from ..validation import elements_may_share_memory
     from .memory import flat_view
 
     _cpu(images, "images", "mix_")
@@ -133,8 +134,10 @@ def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: t
     p, l, k, b = _params("mix_", images.shape[0], partner, lam, kind, box, height, width)
     if images.numel() == 0:
         return
-    if torch._debug_has_internal_overlap(images) == 1:
-        raise ValueError("fastmix.mix_: images must not have overlapping memory (e.g. from expand()); call .contiguous() first")
+    if elements_may_share_memory(images):
+        raise ValueError(
+            "fastmix.mix_: images must not have elements that share memory (from expand() or overlapping windows "
+            f"such as unfold()), got strides {images.stride()} for shape {tuple(images.shape)}; call .contiguous() first")
     run(flat_view(images), tuple(images.shape), tuple(images.stride()), p, l, k, b, threads())
 
 
