@@ -411,6 +411,12 @@ def overlapping_windows():
     return torch.rand(960, generator=torch.Generator().manual_seed(1)).unfold(0, 192, 96)
 
 
+def flip_blend_params(batch):
+    return MixParams(partner=torch.arange(batch).flip(0), lam=torch.full((batch,), 0.5),
+                     kind=torch.full((batch,), int(MixKind.BLEND), dtype=torch.uint8),
+                     box=torch.zeros(batch, 4, dtype=torch.int64))
+
+
 @pytest.mark.parametrize("backend", [CPP, NUMBA, "torch"])
 def test_overlapping_windows_are_refused_by_name_and_left_as_they_were(backend):
     images = overlapping_windows()
@@ -433,12 +439,6 @@ def test_the_raw_ops_refuse_overlapping_windows_too(op):
     with pytest.raises(ValueError, match="fastmix.mix_: images must not have elements that share memory"):
         mix(images, *params.as_tuple())
     assert torch.equal(images, before)
-
-
-def flip_blend_params(batch):
-    return MixParams(partner=torch.arange(batch).flip(0), lam=torch.full((batch,), 0.5),
-                     kind=torch.full((batch,), int(MixKind.BLEND), dtype=torch.uint8),
-                     box=torch.zeros(batch, 4, dtype=torch.int64))
 
 
 def random_view(generator):

@@ -121,8 +121,8 @@ def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: t
          box: torch.Tensor) -> None:
     """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype)."""
     _require()
-    from .apply_mix import mix_ as run
     from ..validation import elements_may_share_memory
+    from .apply_mix import mix_ as run
     from .memory import flat_view
 
     _cpu(images, "images", "mix_")
