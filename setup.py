@@ -95,7 +95,7 @@ ext_modules, cmdclass = _extensions()
 
 setup(
     name="fastmix",
-    version="0.1.0",
+    version="0.2.0",
     description="In-place Mixup/CutMix for image batches and their labels: fused, any batch size, C++/CUDA kernels",
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
     if os.path.exists(os.path.join(HERE, "README.md"))

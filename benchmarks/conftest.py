@@ -14,7 +14,7 @@ BATCH = 256
 SIZE = 224
 THREADS = int(os.environ.get("FASTMIX_BENCH_THREADS", "1"))
 
-BACKENDS = [b for b in ("cpp", "numba", "torch") if fastmix.backends()[b] is None]
+BACKENDS = [b for b in ("cpp", "numba", "torch") if fastmix.available_backends()[b] is None]
 
 
 def pytest_configure(config):

@@ -42,7 +42,7 @@ step() {  # step NAME SECONDS COMMAND...: run it with a limit, log to $OUT/NAME.
 } 2>&1 | tee "$OUT/machine.txt"
 
 # The build: the CUDA sources for the card in this machine only (sm_90 on Hopper).
-has_cuda_kernels() { "$PY" -c "import sys, fastmix; sys.exit(fastmix.backends()['cuda'] is not None)" 2> /dev/null; }
+has_cuda_kernels() { "$PY" -c "import sys, fastmix; sys.exit(fastmix.available_backends()['cuda'] is not None)" 2> /dev/null; }
 if [ "$part" != rest ] || ! has_cuda_kernels; then
   arch=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo 9.0)
   step build 420 env MAX_JOBS="$(nproc)" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-$arch}" \

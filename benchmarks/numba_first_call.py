@@ -23,7 +23,7 @@ start = time.perf_counter()
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[1]))
 import fastmix
-from fastmix.numba_backend import unavailable_reason
+from fastmix.backends.numba import unavailable_reason
 assert unavailable_reason() is None, unavailable_reason()
 times = {"import fastmix + numba": time.perf_counter() - start}
 images = torch.rand(32, 3, 224, 224)
@@ -34,7 +34,7 @@ rng = np.random.default_rng(0)
 samples = [(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), i) for i in range(32)]
 collate = fastmix.MixupCollate(fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0, backend="numba"))
 ops = {
-    "apply_mix_ float32 (mixup)": lambda: fastmix.apply_mix_(images, params, backend="numba"),
+    "mix_ float32 (mixup)": lambda: fastmix.mix_(images, params, backend="numba"),
     "mix_targets": lambda: fastmix.mix_targets(labels, params, 1000, 0.1, backend="numba"),
     "collate uint8 HWC": lambda: collate(samples),
 }

@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 import fastmix
-from fastmix import baselines
-from fastmix.bench import interleaved_medians
-from fastmix.ops import apply_mix_unchecked_
+from fastmix.bench import baselines
+from fastmix.bench.timing import interleaved_medians
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--rounds", type=int, default=11)
     args = parser.parse_args()
-    status = fastmix.backends()
+    status = fastmix.available_backends()
     for needed in ("cpp", "numba"):
         if status[needed] is not None:
             raise SystemExit(f"the {needed} backend is not available: {status[needed]}")
@@ -51,8 +50,8 @@ def main() -> None:
     params = fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0).sample(batch, size, size)
     lam = float(params.lam[0])
     apply = interleaved_medians({
-        "cpp": lambda: apply_mix_unchecked_(images, params, "cpp"),
-        "numba": lambda: apply_mix_unchecked_(images, params, "numba"),
+        "cpp": lambda: fastmix.mix_(images, params, "cpp"),
+        "numba": lambda: fastmix.mix_(images, params, "numba"),
         "naive": lambda: baselines.naive_mixup_flip_(images, lam),
     }, args.rounds)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import fastmix
-from fastmix import baselines
-from fastmix.peers import load_timm_mixup
+from fastmix.bench import baselines
+from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
 from .conftest import BACKENDS
@@ -43,7 +43,7 @@ CASES = [(s, d) for s in SETTINGS for d in DTYPES]
 def test_fastmix(benchmark, setting, dtype, backend):
     benchmark.group = f"apply {setting} {dtype}"
     images, params = make_batch(DTYPES[dtype]), params_for(setting)
-    benchmark(fastmix.apply_mix_, images, params, backend)
+    benchmark(fastmix.mix_, images, params, backend)
 
 
 @pytest.mark.parametrize("setting,dtype", CASES)

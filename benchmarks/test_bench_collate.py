@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import default_collate
 
 import fastmix
-from fastmix import baselines
-from fastmix.peers import load_timm_mixup
+from fastmix.bench import baselines
+from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
 from .conftest import BACKENDS

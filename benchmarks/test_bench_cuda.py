@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import fastmix
-from fastmix import baselines
+from fastmix.bench import baselines
 
 from . import conftest
 
 pytestmark = pytest.mark.skipif(
-    fastmix.backends()["cuda"] is not None, reason=f"cuda backend unavailable: {fastmix.backends()['cuda']}"
+    fastmix.available_backends()["cuda"] is not None, reason=f"cuda backend unavailable: {fastmix.available_backends()['cuda']}"
 )
 
 IN_PLACE_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -75,10 +75,10 @@ def test_cuda_mixup_fastmix_op(benchmark, dtype):
 
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
 def test_cuda_mixup_fastmix_apply(benchmark, dtype):
-    """fastmix.apply_mix_ with the params on the CPU (as sampled): checks and copies included."""
+    """fastmix.mix_ with the params on the CPU (as sampled): checks and copies included."""
     benchmark.group = f"cuda in-place mixup {dtype}"
     images, params = batch(IN_PLACE_DTYPES[dtype]), mixup_params()
-    run_benchmark(benchmark, fastmix.apply_mix_, images, params, "cuda")
+    run_benchmark(benchmark, fastmix.mix_, images, params, "cuda")
 
 
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
@@ -121,7 +121,7 @@ def test_cuda_fused_fastmix(benchmark, out_format):
     if out_format == "channels_last":
         out = out.contiguous(memory_format=torch.channels_last)
     scale, bias = normalisation()
-    run_benchmark(benchmark, torch.ops.fastmix.mix_into, out, images, *params.as_tuple(), scale, bias, True)
+    run_benchmark(benchmark, torch.ops.fastmix.mix_into_, out, images, *params.as_tuple(), scale, bias, True)
 
 
 def test_cuda_fused_naive(benchmark):

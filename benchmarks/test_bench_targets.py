@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import fastmix
-from fastmix import baselines
+from fastmix.bench import baselines
 
 from . import conftest
 from .conftest import BACKENDS

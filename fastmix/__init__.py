@@ -3,18 +3,20 @@
     import fastmix
     mix = fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=1000)
     images, targets = mix(images, labels)   # images mixed in place; targets (B, 1000) float32
+
+The library is what this imports; the command-line tools (``python -m fastmix bench|preview``)
+live in fastmix.bench and fastmix.preview and load only when run.
 """
 import torch  # noqa: F401  (loads libtorch before fastmix._C)
 
-from .backends import backends
-from .collate import CompactTargets, MixupCollate, compact_targets_loss
+from .backends import available_backends
+from .collate import MixupCollate
+from .functional import apply_mix_, mix_, mix_targets
 from .mixup import Mixup
-from .ops import apply_mix_, mix_targets
-from .params import MixKind, MixParams
-from .policy import MixPolicy
-from .sampling import sample_params
+from .sampling import MixKind, MixParams, MixPolicy, sample_params
+from .targets import CompactTargets, compact_targets_loss
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Mixup",
@@ -24,8 +26,9 @@ __all__ = [
     "MixPolicy",
     "MixParams",
     "MixKind",
-    "apply_mix_",
+    "mix_",
     "mix_targets",
     "sample_params",
-    "backends",
+    "available_backends",
+    "apply_mix_",
 ]

@@ -20,17 +20,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "bench":
-        from .bench import main as bench_main
+        from .bench.cli import main as bench_main
 
         return bench_main(rest)
     if command == "preview":
-        from .preview import main as preview_main
+        from .preview.cli import main as preview_main
 
         return preview_main(rest)
     if command == "backends":
-        from .backends import backends
+        from .backends import available_backends
 
-        for name, reason in backends().items():
+        for name, reason in available_backends().items():
             print(f"{name:6s} {'available' if reason is None else 'unavailable: ' + reason}")
         return 0
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

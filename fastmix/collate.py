@@ -12,55 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from .backends import resolve_backend
+from .checks import INPUT_DTYPES, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
 from .mixup import Mixup
-from .ops import mix_targets_unchecked
-from .params import MixParams
-from .reference import mix_into_reference
-
-OUTPUT_DTYPES = (torch.uint8, torch.float32, torch.bfloat16, torch.float16)
-
-
-class CompactTargets(NamedTuple):
-    """Targets as (B,) indices and weights instead of a (B, C) matrix, for very large C.
-
-    The soft target of sample i is ``lam[i] * s(index_a[i]) + (1 - lam[i]) * s(index_b[i])``.
-    """
-
-    index_a: torch.Tensor  #: (B,) int64, the sample's own class
-    index_b: torch.Tensor  #: (B,) int64, the partner's class (the own class when not mixed)
-    lam: torch.Tensor  #: (B,) float32, the weight of index_a
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "CompactTargets":
-        return CompactTargets(*(t.to(device, non_blocking=non_blocking) for t in self))
-
-    def dense(self, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
-        """The (B, num_classes) float32 soft targets these stand for."""
-        off = smoothing / num_classes
-        on = 1.0 - smoothing + off
-        lam = self.lam.view(-1, 1)
-        a = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_a.view(-1, 1), on)
-        b = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_b.view(-1, 1), on)
-        return a * lam + b * (1 - lam)
-
-
-def compact_targets_loss(logits: torch.Tensor, targets: CompactTargets, smoothing: float = 0.0) -> torch.Tensor:
-    """Mean soft-target cross entropy of ``logits`` (B, C) against compact targets.
-
-    Equals ``-(targets.dense(C, smoothing) * logits.log_softmax(-1)).sum(-1).mean()`` without
-    building the (B, C) matrix: torch's label_smoothing uses the same on/off values as fastmix.
-    """
-    ce = torch.nn.functional.cross_entropy
-    loss_a = ce(logits, targets.index_a, reduction="none", label_smoothing=smoothing)
-    loss_b = ce(logits, targets.index_b, reduction="none", label_smoothing=smoothing)
-    lam = targets.lam.to(logits.dtype)
-    return (lam * loss_a + (1 - lam) * loss_b).mean()
+from .sampling.params import MixParams
+from .targets import CompactTargets
 
 
 def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
@@ -131,29 +92,24 @@ class MixupCollate:
         label_key: str = "label",
         compact_targets: bool = False,
     ) -> None:
-        if not isinstance(mixup, Mixup):
-            raise TypeError(f"mixup: expected a fastmix.Mixup, got {type(mixup).__name__}")
-        if dtype not in OUTPUT_DTYPES:
-            raise ValueError(f"dtype: expected one of {', '.join(str(d) for d in OUTPUT_DTYPES)}, got {dtype}")
-        if (mean is None) != (std is None):
-            raise ValueError(f"mean, std: give both or neither, got mean={mean} and std={std}")
-        if mean is not None and dtype == torch.uint8:
-            raise ValueError("mean, std: normalisation needs a float output dtype, got dtype=torch.uint8")
-        self.mean = None if mean is None else torch.as_tensor(mean, dtype=torch.float64).flatten()
-        self.std = None if std is None else torch.as_tensor(std, dtype=torch.float64).flatten()
-        if self.std is not None:
-            if self.mean.shape != self.std.shape:
-                raise ValueError(f"mean, std: expected the same length, got {len(self.mean)} and {len(self.std)}")
-            if not bool((self.std > 0).all()):
-                raise ValueError(f"std: expected values > 0, got {self.std.tolist()}")
-        if compact_targets and mixup.policy.num_classes < 1:
-            raise ValueError("compact_targets: needs num_classes >= 1")
+        check_collate_mixup(mixup)
+        self.mean, self.std = check_collate_settings(dtype, mean, std)
+        self.backend = mixup.backend_for(torch.device("cpu"))  # the collate runs on the CPU
         self.mixup = mixup
         self.dtype = dtype
         self.channels_last = bool(channels_last)
         self.image_key = image_key
         self.label_key = label_key
         self.compact_targets = bool(compact_targets)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["backend"]  # each process resolves its own (a worker may be spawned)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.backend = self.mixup.backend_for(torch.device("cpu"))
 
     def affine(self, channels: int, uint8_input: bool) -> Tuple[torch.Tensor, torch.Tensor]:
         """(scale, bias) float32 (C,) so that out = mixed * scale + bias; empty for uint8 output."""
@@ -164,7 +120,7 @@ class MixupCollate:
         if len(mean) == 1:
             mean, std = mean.expand(channels), std.expand(channels)
         if len(mean) != channels:
-            raise ValueError(f"mean, std: expected {channels} values (the images' channels), got {len(mean)}")
+            raise ValueError(f"mean, std: expected {channels} values (the images' channels) or 1, got {len(mean)}")
         unit = 255.0 if uint8_input else 1.0
         return (1.0 / (std * unit)).float(), (-mean / std).float()
 
@@ -196,9 +152,9 @@ class MixupCollate:
         if dense:
             out = torch.stack([torch.as_tensor(y) for y in labels])
             if out.shape[1] != num_classes:
-                raise ValueError(f"samples[0]: dense label has {out.shape[1]} classes, expected num_classes={num_classes}")
+                raise ValueError(f"samples[0]: expected a dense label of num_classes={num_classes} values, got {out.shape[1]}")
             if self.compact_targets:
-                raise ValueError("compact_targets: needs class-index labels, got dense (C,) labels")
+                raise ValueError("compact_targets: expected class-index labels, got dense (C,) labels")
             return out
         values = []
         for i, y in enumerate(labels):
@@ -209,7 +165,8 @@ class MixupCollate:
             if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
                 raise TypeError(f"samples[{i}]: expected an integer class index, got {type(y).__name__} {y!r}")
             if not 0 <= y < num_classes:
-                raise ValueError(f"samples[{i}]: label {y} is outside [0, {num_classes}) (num_classes={num_classes})")
+                raise ValueError(f"samples[{i}]: expected a class index in [0, {num_classes}) (num_classes={num_classes}), "
+                                 f"got {y}")
             values.append(int(y))
         return torch.tensor(values, dtype=torch.int64)
 
@@ -222,15 +179,15 @@ class MixupCollate:
             image, is_hwc = _as_image_tensor(raw, i)
             if i == 0:
                 hwc, shape, dtype = is_hwc, image.shape, image.dtype
-                if dtype not in (torch.uint8, torch.float32):
-                    raise TypeError(f"samples[0]: expected a uint8 or float32 image, got {dtype}")
+                if dtype not in INPUT_DTYPES:
+                    raise TypeError(f"samples[0]: expected a {dtype_names(INPUT_DTYPES)} image, got {dtype_name(dtype)}")
                 if self.dtype == torch.uint8 and dtype != torch.uint8:
-                    raise TypeError(f"samples[0]: dtype=torch.uint8 output needs uint8 images, got {dtype}")
+                    raise TypeError(f"samples[0]: expected a uint8 image for dtype=torch.uint8 output, got {dtype_name(dtype)}")
             elif is_hwc != hwc or image.shape != shape or image.dtype != dtype:
                 what = lambda h, s, d: f"{'HWC' if h else 'CHW'} {tuple(s)} {str(d).replace('torch.', '')}"  # noqa: E731
                 raise ValueError(
-                    f"samples[{i}]: image is {what(is_hwc, image.shape, image.dtype)}, but samples[0] is "
-                    f"{what(hwc, shape, dtype)}"
+                    f"samples[{i}]: expected an image like samples[0] ({what(hwc, shape, dtype)}), got "
+                    f"{what(is_hwc, image.shape, image.dtype)}"
                 )
             images.append(image)
         labels = self._labels(raw_labels)
@@ -241,15 +198,7 @@ class MixupCollate:
         params = mix.sample(len(images), height, width)
         mix.last_params = params
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
-        chosen = resolve_backend(mix.backend, out.device)
-        if chosen == "torch":
-            mix_into_reference(out, torch.stack(images), params, scale, bias, hwc)
-        elif chosen == "numba":
-            from . import numba_backend
-
-            numba_backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
-        else:
-            torch.ops.fastmix.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
+        self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
         targets = self._targets(labels, params)
 
         if isinstance(samples[0], Mapping):
@@ -267,7 +216,8 @@ class MixupCollate:
             return CompactTargets(labels, torch.where(mixed, labels[params.partner], labels),
                                   torch.where(mixed, params.lam, torch.ones_like(params.lam)))
         policy = self.mixup.policy
-        return mix_targets_unchecked(labels, params, policy.num_classes, policy.label_smoothing, self.mixup.backend)
+        partner, lam, kind, _ = params.as_tuple()
+        return self.backend.mix_targets(labels, partner, lam, kind, policy.num_classes, policy.label_smoothing)
 
     def __repr__(self) -> str:
         return (

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
-from .backends import check_backend_name
-from .ops import apply_mix_unchecked_, mix_targets_unchecked
-from .params import MixParams
-from .policy import MixPolicy
-from .randomness import make_generator
-from .sampling import sample_params
-from .validation import check_images, check_labels
+from .backends import Backend, check_backend_name, resolve_backend
+from .checks import check_images, check_labels, check_seed
+from .sampling.params import MixParams
+from .sampling.policy import MixPolicy
+from .sampling.sample import sample_params
+from .sampling.streams import make_generator
 
 
 class Mixup:
@@ -36,7 +35,8 @@ class Mixup:
     Args: see :class:`fastmix.MixPolicy` for the knobs (same meanings and defaults as timm), plus
         seed: seed of this object's random stream (None: torch.initial_seed()); combined with the
             DataLoader worker and the DDP rank, so streams differ across processes.
-        backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.backends`).
+        backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.available_backends`);
+            a named one that cannot run here raises ValueError now.
 
     Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
     targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the
@@ -68,14 +68,15 @@ class Mixup:
             label_smoothing=label_smoothing,
             num_classes=num_classes,
         )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.backend = check_backend_name(backend)
+        if backend != "auto":  # a named backend that cannot run here fails now, not at the first batch
+            resolve_backend(backend, "cuda" if backend == "cuda" else "cpu")
         self.mixup_enabled = True
         self.last_params: Optional[MixParams] = None
         self._generator: Optional[torch.Generator] = None
         self._generator_pid: Optional[int] = None
+        self._backends: Dict[str, Backend] = {}
 
     # timm's attribute names, read-only views of the policy
     mixup_alpha = property(lambda self: self.policy.mixup_alpha)
@@ -96,6 +97,13 @@ class Mixup:
             self._generator_pid = os.getpid()
         return self._generator
 
+    def backend_for(self, device: torch.device) -> Backend:
+        """The backend that runs for tensors on ``device`` (resolved once per device type)."""
+        found = self._backends.get(device.type)
+        if found is None:
+            found = self._backends[device.type] = resolve_backend(self.backend, device)
+        return found
+
     def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None) -> MixParams:
         """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU."""
         return sample_params(self.policy, batch_size, height, width, self.generator, enabled=self.mixup_enabled)
@@ -104,21 +112,24 @@ class Mixup:
         needs_spatial = self.policy.uses_cutmix and self.mixup_enabled and self.policy.prob > 0
         check_images(images, needs_spatial)
         check_labels(labels, images.shape[0], images.device, self.policy.num_classes)
+        backend = self.backend_for(images.device)
         batch = images.shape[0]
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
         params = self.sample(batch, height, width)
         self.last_params = params
         if batch == 0:
             return images, torch.empty(0, self.policy.num_classes, dtype=torch.float32, device=images.device)
-        params = params.to(images.device, non_blocking=True)
-        targets = mix_targets_unchecked(labels, params, self.policy.num_classes, self.policy.label_smoothing, self.backend)
-        apply_mix_unchecked_(images, params, self.backend)
+        partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
+        policy = self.policy
+        targets = backend.mix_targets(labels, partner, lam, kind, policy.num_classes, policy.label_smoothing)
+        backend.mix_(images, partner, lam, kind, box)
         return images, targets
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_generator"] = None  # each process makes its own stream
         state["_generator_pid"] = None
+        state["_backends"] = {}  # and resolves its own backends
         return state
 
     def __repr__(self) -> str:

@@ -10,10 +10,11 @@ import textwrap
 import pytest
 
 import fastmix
-from fastmix import bench, peers
+from fastmix.bench import cli as bench
+from fastmix.bench import peers
 
 TINY = dict(batch=4, size=16, rounds=1, num_classes=10)
-COMPILED_CPU_BACKENDS = [b for b in ("cpp", "numba") if fastmix.backends()[b] is None]
+COMPILED_CPU_BACKENDS = [b for b in ("cpp", "numba") if fastmix.available_backends()[b] is None]
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_plot_without_matplotlib_says_what_to_install_before_timing_anything():
     code = textwrap.dedent("""
         import sys
         sys.modules["matplotlib"] = None  # as if it were not installed
-        from fastmix import bench
+        from fastmix.bench import cli as bench
         bench.run = lambda *a, **k: sys.exit("the timing must not start")
         bench.main(["--plot", "out.png"])
     """)

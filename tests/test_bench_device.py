@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastmix import bench, bench_device
-from fastmix.bench_timing import Row, time_scenarios
+from fastmix.bench import cli as bench
+from fastmix.bench import device as bench_device
+from fastmix.bench.timing import Row, time_scenarios
 
 from .conftest import HAS_CUDA, requires_cpp, requires_cuda
 
@@ -43,11 +44,11 @@ def test_every_operation_has_fastmix_its_naive_formulas_and_its_floor():
         "fused uint8 HWC -> bfloat16 normalised, mixup", "soft targets C=10"]
     names = {s.operation: list(s.candidates) for s in scenarios}
     assert names["mixup batch"] == [
-        "fastmix/cpp", "fastmix.apply_mix_, params from the host@cpp",
+        "fastmix/cpp", "fastmix.mix_, params from the host@cpp",
         "overhead: plan + launch, CutMix with empty boxes@cpp", "naive: timm flip formula",
         "naive: torchvision roll formula", "floor: device-to-device copy"]
     assert names["fused uint8 HWC -> bfloat16 normalised, mixup"] == [
-        "fastmix/cpp", "fastmix mix_into, channels_last out@cpp",
+        "fastmix/cpp", "fastmix mix_into_, channels_last out@cpp",
         "naive: permute, float, /255, -mean, /std, flip-mix, to bfloat16", "floor: one uint8 -> bfloat16 conversion pass"]
     for s in scenarios:
         assert s.naive in s.candidates and s.floor in s.candidates
@@ -92,7 +93,7 @@ def test_fused_rows_convert_normalise_and_mix_alike(recorded_inputs):
                                                           **TINY))["fused uint8 HWC -> bfloat16 normalised, mixup"]
     fastmix_nchw, fastmix_nhwc, naive, floor = (fn().clone() for fn in scenario.candidates.values())  # outputs are reused
     assert fastmix_nchw.dtype == naive.dtype == torch.bfloat16 and fastmix_nchw.shape == (6, 3, 16, 16)
-    assert scenario.candidates["fastmix mix_into, channels_last out@cpp"]().is_contiguous(memory_format=torch.channels_last)
+    assert scenario.candidates["fastmix mix_into_, channels_last out@cpp"]().is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(fastmix_nchw, fastmix_nhwc)
     # x * (1 / (255 std)) + (-mean / std) against ((x / 255) - mean) / std: float32 apart, then one bfloat16 rounding
     torch.testing.assert_close(fastmix_nchw.float(), naive.float(), atol=0.02, rtol=0.01)
@@ -166,7 +167,7 @@ def test_cli_on_the_gpu_prints_the_table_and_the_summary(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "on the GPU, CUDA events" in printed and torch.cuda.get_device_name() in printed
     assert "mixup batch: fastmix [cuda]" in printed and "of the floor's speed (device-to-device copy" in printed
-    assert "fused uint8 HWC -> bfloat16 normalised, mixup: fastmix mix_into, channels_last out [cuda]" in printed
+    assert "fused uint8 HWC -> bfloat16 normalised, mixup: fastmix mix_into_, channels_last out [cuda]" in printed
     assert out.exists()
 
 

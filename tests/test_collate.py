@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 import fastmix
 from fastmix import MixKind, MixParams
-from fastmix.reference import mix_into_reference, mix_reference_, mix_targets_reference
+from .helpers import reference_mix_into, reference_mix_, reference_targets
 
 from .conftest import COMPILED_BACKENDS
 
@@ -75,9 +75,9 @@ def reference_collate(collate, raw_images, labels, params):
     memory_format = torch.channels_last if collate.channels_last else torch.contiguous_format
     out = torch.empty((len(raw_images), channels, height, width), dtype=collate.dtype, memory_format=memory_format)
     scale, bias = collate.affine(channels, stacked.dtype == torch.uint8)
-    mix_into_reference(out, stacked, params, scale, bias, hwc)
+    reference_mix_into(out, stacked, params, scale, bias, hwc)
     policy = collate.mixup.policy
-    targets = mix_targets_reference(torch.as_tensor(labels, dtype=torch.int64), params,
+    targets = reference_targets(torch.as_tensor(labels, dtype=torch.int64), params,
                                     policy.num_classes, policy.label_smoothing)
     return out, targets
 
@@ -228,7 +228,7 @@ def test_dense_labels_match_reference(backend):
     dense = torch.rand(7, 4, generator=generator).softmax(-1)
     images, targets = collate([(r, d) for r, d in zip(raw, dense)])
     params = mix.last_params
-    assert torch.equal(targets, mix_targets_reference(dense, params, 4, SMOOTHING))
+    assert torch.equal(targets, reference_targets(dense, params, 4, SMOOTHING))
     expected_images, _ = reference_collate(collate, raw, [0] * 7, params)
     assert torch.equal(images, expected_images)
 
@@ -269,7 +269,7 @@ def test_uint8_to_float32_without_mean_std_is_x_over_255_after_mixing():
     generator = torch.Generator().manual_seed(4)
     raw = [make_raw_image("torch_chw_uint8", generator) for _ in range(9)]
     images, _ = collate([(r, 0) for r in raw])
-    mixed = mix_reference_(torch.stack(raw).float(), mix.last_params)
+    mixed = reference_mix_(torch.stack(raw).float(), mix.last_params)
     assert torch.equal(images, mixed * torch.tensor(1 / 255, dtype=torch.float32))
     torch.testing.assert_close(images, mixed / 255, rtol=1e-6, atol=0)
     assert float(images.min()) >= 0 and float(images.max()) <= 1
@@ -288,7 +288,7 @@ def test_normalised_float32_is_close_to_the_naive_formula(backend, channels):
         raw = [make_raw_image(kind, generator) for _ in range(7)]
         images, _ = collate([(r, 0) for r in raw])
         stacked, _ = reference_stack(raw)
-        mixed = mix_reference_(stacked.permute(0, 3, 1, 2).float(), mix.last_params)
+        mixed = reference_mix_(stacked.permute(0, 3, 1, 2).float(), mix.last_params)
         mean = torch.tensor(MEAN[channels]).view(1, -1, 1, 1)
         std = torch.tensor(STD[channels]).view(1, -1, 1, 1)
         torch.testing.assert_close(images, (mixed / 255 - mean) / std, rtol=1e-6, atol=1e-6)
@@ -300,7 +300,7 @@ def test_a_single_mean_and_std_value_applies_to_every_channel():
     generator = torch.Generator().manual_seed(0)
     raw = [make_raw_image("torch_chw_uint8", generator) for _ in range(4)]
     images, _ = collate([(r, 0) for r in raw])
-    mixed = mix_reference_(torch.stack(raw).float(), mix.last_params)
+    mixed = reference_mix_(torch.stack(raw).float(), mix.last_params)
     torch.testing.assert_close(images, (mixed / 255 - 0.5) / 0.25, rtol=1e-6, atol=1e-6)
 
 

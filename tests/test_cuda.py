@@ -1,5 +1,5 @@
 """The CUDA kernels produce exactly what the torch reference produces, bit for bit, on the device:
-mix_ (every dtype, layout, batch size and partner map), mix_targets, mix_into; end to end through
+mix_ (every dtype, layout, batch size and partner map), mix_targets, mix_into_; end to end through
 fastmix.Mixup; on a side stream; inside a CUDA graph (so: no host sync); under torch.compile; and
 opcheck-clean. Skipped where the cuda backend is unavailable (no GPU, or built without CUDA)."""
 import importlib.util
@@ -10,10 +10,9 @@ import torch
 
 import fastmix
 from fastmix import MixKind, MixParams
-from fastmix.reference import mix_into_reference, mix_reference_, mix_targets_reference
 
 from .conftest import requires_cuda
-from .test_parity import DTYPES, LAYOUTS, make_images, random_params, random_values
+from .helpers import DTYPES, LABEL_FORMS, LAYOUTS, make_images, make_labels, mix_into_inputs, random_params, random_values, reference_mix_, reference_mix_into, reference_targets
 
 pytestmark = requires_cuda
 
@@ -37,12 +36,12 @@ def to_cuda_same_layout(x: torch.Tensor) -> torch.Tensor:
 
 
 def assert_mix_matches(images_cpu: torch.Tensor, params: MixParams, via: str) -> None:
-    expected = mix_reference_(images_cpu.clone(), params)
+    expected = reference_mix_(images_cpu.clone(), params)
     images = to_cuda_same_layout(images_cpu)
     storage_before = storage_of(images).clone()
     ptr, strides = images.data_ptr(), images.stride()
-    if via == "apply_mix_":
-        out = fastmix.apply_mix_(images, params, backend="cuda")
+    if via == "mix_":
+        out = fastmix.mix_(images, params, backend="cuda")
         assert out is images
     else:
         torch.ops.fastmix.mix_(images, *params.to(images.device).as_tuple())
@@ -55,7 +54,7 @@ def assert_mix_matches(images_cpu: torch.Tensor, params: MixParams, via: str) ->
     assert torch.equal(bitwise(storage_of(images)[outside]), bitwise(storage_before[outside]))
 
 
-@pytest.mark.parametrize("via", ["apply_mix_", "op"])
+@pytest.mark.parametrize("via", ["mix_", "op"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_mix_matches_reference(dtype, layout, via):
@@ -119,7 +118,7 @@ def test_blend_rounds_half_to_even():
         kind=torch.full((2,), int(MixKind.BLEND), dtype=torch.uint8),
         box=torch.zeros(2, 4, dtype=torch.int64),
     )
-    fastmix.apply_mix_(images, params, backend="cuda")
+    fastmix.mix_(images, params, backend="cuda")
     assert images.tolist() == [[2, 2, 252], [2, 2, 252]]
 
 
@@ -130,24 +129,15 @@ def test_params_on_another_device_are_refused():
         torch.ops.fastmix.mix_(images, *params.as_tuple())
 
 
-@pytest.mark.parametrize("form", ["indices", "int32 indices", "probabilities", "multi-label", "float16 dense"])
+@pytest.mark.parametrize("form", LABEL_FORMS)
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 1.0])
 def test_targets_match_reference(form, smoothing):
     generator = torch.Generator().manual_seed(3)
     for batch in [0, 1, 3, 64, 65]:
         for num_classes in [1, 10, 1000]:
-            if form == "indices":
-                labels = torch.randint(0, num_classes, (batch,), generator=generator)
-            elif form == "int32 indices":
-                labels = torch.randint(0, num_classes, (batch,), generator=generator, dtype=torch.int32)
-            elif form == "probabilities":
-                labels = torch.rand(batch, num_classes, generator=generator).softmax(dim=1)
-            elif form == "multi-label":
-                labels = (torch.rand(batch, num_classes, generator=generator) < 0.3).float()
-            else:
-                labels = torch.rand(batch, num_classes, generator=generator).half()
+            labels = make_labels(form, batch, num_classes, generator)
             params = random_params(batch, 4, 4, generator) if batch else MixParams.identity(0)
-            expected = mix_targets_reference(labels, params, num_classes, smoothing)
+            expected = reference_targets(labels, params, num_classes, smoothing)
             got = fastmix.mix_targets(labels.cuda(), params, num_classes, smoothing, backend="cuda")
             assert got.device.type == "cuda" and got.dtype == torch.float32 and got.shape == (batch, num_classes)
             assert torch.equal(bitwise(got.cpu()), bitwise(expected))
@@ -188,16 +178,10 @@ def test_mix_into_matches_reference(in_dtype, out_dtype, hwc, channels_last, nor
     cases = [(5, 3, 8, 16, False), (4, 3, 7, 9, False), (3, 4, 8, 8, False), (6, 1, 8, 8, False),
              (2, 5, 6, 10, False), (7, 3, 8, 16, True), (64, 3, 32, 32, False)]
     for batch, c, h, w, misaligned in cases:
-        shape = (batch, h, w, c) if hwc else (batch, c, h, w)
-        images = random_values(shape, in_dtype, generator)
-        if in_dtype == torch.float32:
-            images = images * 100
-        params = random_params(batch, h, w, generator)
-        scale = torch.rand(c, generator=generator) + 0.5 if normalize else torch.empty(0)
-        bias = torch.rand(c, generator=generator) - 0.5 if normalize else torch.empty(0)
-        expected = mix_into_reference(torch.empty(batch, c, h, w, dtype=out_dtype), images, params, scale, bias, hwc)
+        images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
+        expected = reference_mix_into(torch.empty(batch, c, h, w, dtype=out_dtype), images, params, scale, bias, hwc)
         out = poisoned_out((batch, c, h, w), out_dtype, channels_last, misaligned)
-        torch.ops.fastmix.mix_into(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), hwc)
+        torch.ops.fastmix.mix_into_(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), hwc)
         assert torch.equal(bitwise(out.cpu()), bitwise(expected)), (batch, c, h, w, misaligned)
 
 
@@ -206,17 +190,17 @@ def test_mix_into_reads_channels_last_images_as_hwc():
     images = random_values((6, 3, 8, 16), torch.uint8, generator).contiguous(memory_format=torch.channels_last)
     params = random_params(6, 8, 16, generator)
     scale, bias = torch.rand(3, generator=generator), torch.rand(3, generator=generator)
-    expected = mix_into_reference(torch.empty(6, 3, 8, 16, dtype=torch.bfloat16), images, params, scale, bias, False)
+    expected = reference_mix_into(torch.empty(6, 3, 8, 16, dtype=torch.bfloat16), images, params, scale, bias, False)
     out = poisoned_out((6, 3, 8, 16), torch.bfloat16, False)
-    torch.ops.fastmix.mix_into(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), False)
+    torch.ops.fastmix.mix_into_(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), False)
     assert torch.equal(bitwise(out.cpu()), bitwise(expected))
 
 
 def test_mix_into_refuses_out_aliasing_images():
     images = torch.zeros(2, 3, 4, 4, device="cuda")
     params = MixParams.identity(2, "cuda")
-    with pytest.raises(ValueError, match="share memory"):
-        torch.ops.fastmix.mix_into(images, images, *params.as_tuple(), torch.empty(0), torch.empty(0), False)
+    with pytest.raises(ValueError, match="^images: expected memory apart from out"):
+        torch.ops.fastmix.mix_into_(images, images, *params.as_tuple(), torch.empty(0), torch.empty(0), False)
 
 
 def test_mix_into_with_only_an_empty_scale_on_cuda_names_the_devices():
@@ -225,8 +209,8 @@ def test_mix_into_with_only_an_empty_scale_on_cuda_names_the_devices():
     params = MixParams.identity(2)
     out, images = torch.empty(2, 3, 4, 4), torch.zeros(2, 3, 4, 4)
     empty = torch.empty(0, device="cuda")
-    with pytest.raises(ValueError, match="must be on one device, got out on cpu, images on cpu, scale on cuda"):
-        torch.ops.fastmix.mix_into(out, images, *params.as_tuple(), empty, empty, False)
+    with pytest.raises(ValueError, match="^out: expected a tensor on the device of .*, got out on cpu, images on cpu, scale on cuda"):
+        torch.ops.fastmix.mix_into_(out, images, *params.as_tuple(), empty, empty, False)
 
 
 def test_overlapping_windows_are_refused_on_cuda():
@@ -235,7 +219,7 @@ def test_overlapping_windows_are_refused_on_cuda():
     before = buffer.clone()
     params = MixParams(torch.arange(9).flip(0), torch.full((9,), 0.5), torch.ones(9, dtype=torch.uint8),
                        torch.zeros(9, 4, dtype=torch.int64)).to("cuda")
-    with pytest.raises(ValueError, match="images must not have elements that share memory"):
+    with pytest.raises(ValueError, match="^images: expected a tensor whose elements do not share memory"):
         torch.ops.fastmix.mix_(images, *params.as_tuple())
     assert torch.equal(buffer, before)
 
@@ -252,8 +236,8 @@ def test_mixup_end_to_end_on_cuda(labels_form):
             out, targets = fastmix.Mixup(**kw, seed=5)(images.cuda(), labels.cuda())
             params = fastmix.Mixup(**kw, seed=5, backend="torch").sample(batch, 12, 10)
             assert out.device.type == "cuda" and targets.device == out.device
-            assert torch.equal(out.cpu(), mix_reference_(images.clone(), params))
-            assert torch.equal(targets.cpu(), mix_targets_reference(labels, params, 10, 0.1))
+            assert torch.equal(out.cpu(), reference_mix_(images.clone(), params))
+            assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
 def test_runs_on_the_current_stream():
@@ -261,7 +245,7 @@ def test_runs_on_the_current_stream():
     images_cpu = random_values((32, 3, 64, 64), torch.bfloat16, generator)
     params = random_params(32, 64, 64, generator)
     labels = torch.randint(0, 10, (32,), generator=generator)
-    expected = mix_reference_(images_cpu.clone(), params)
+    expected = reference_mix_(images_cpu.clone(), params)
     source, images = images_cpu.cuda(), torch.zeros_like(images_cpu, device="cuda")
     device_params, device_labels = params.to("cuda"), labels.cuda()
     side = torch.cuda.Stream()
@@ -274,7 +258,7 @@ def test_runs_on_the_current_stream():
         targets = torch.ops.fastmix.mix_targets(device_labels, *device_params.as_tuple()[:3], 10, 0.1)
         torch.cuda.current_stream().synchronize()
         assert torch.equal(bitwise(images.cpu()), bitwise(expected))
-        assert torch.equal(targets.cpu(), mix_targets_reference(labels, params, 10, 0.1))
+        assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
 def test_capturable_in_a_cuda_graph():
@@ -299,7 +283,7 @@ def test_capturable_in_a_cuda_graph():
             dst.copy_(src)
         graph.replay()
         torch.cuda.synchronize()
-        assert torch.equal(images.cpu(), mix_reference_(data.clone(), new)), f"replay {trial}"
+        assert torch.equal(images.cpu(), reference_mix_(data.clone(), new)), f"replay {trial}"
 
 
 COMPILE_BACKENDS = ["aot_eager", pytest.param("inductor", marks=pytest.mark.skipif(
@@ -319,12 +303,12 @@ def test_torch_compile_fullgraph(compile_backend):
         images_cpu = random_values((8, 3, 16, 16), torch.float32, generator)
         labels = torch.randint(0, 10, (8,), generator=generator)
         params = random_params(8, 16, 16, generator)
-        expected = mix_reference_(images_cpu.clone(), params)
+        expected = reference_mix_(images_cpu.clone(), params)
         images = images_cpu.cuda()
         doubled, targets = compiled(images, labels.cuda(), *params.to("cuda").as_tuple())
         assert torch.equal(images.cpu(), expected), "the compiled graph must mutate the caller's tensor"
         assert torch.equal(doubled.cpu(), expected * 2.0)
-        assert torch.equal(targets.cpu(), mix_targets_reference(labels, params, 10, 0.1))
+        assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32])
@@ -353,4 +337,4 @@ def test_opcheck_mix_into(hwc):
     params = random_params(4, 8, 8, generator).to("cuda")
     out = torch.empty(4, 3, 8, 8, dtype=torch.bfloat16, device="cuda")
     scale, bias = torch.rand(3, device="cuda"), torch.rand(3, device="cuda")
-    torch.library.opcheck(torch.ops.fastmix.mix_into.default, (out, images, *params.as_tuple(), scale, bias, hwc))
+    torch.library.opcheck(torch.ops.fastmix.mix_into_.default, (out, images, *params.as_tuple(), scale, bias, hwc))

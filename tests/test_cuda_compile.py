@@ -26,9 +26,8 @@ import pytest
 import torch
 
 from fastmix import MixKind, MixParams
-from fastmix.reference import mix_into_reference, mix_reference_, mix_targets_reference
 
-from .test_parity import make_images, random_params, random_values
+from .helpers import make_images, mix_into_inputs, random_params, random_values, reference_mix_, reference_mix_into, reference_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 CUDA_DIR = ROOT / "csrc" / "cuda"
@@ -115,7 +114,7 @@ def _check_build(result: subprocess.CompletedProcess, name: str) -> None:
 
 
 def test_every_cuda_source_is_listed():
-    assert {"apply_mix_cuda.cu", "mix_targets_cuda.cu", "mix_into_cuda.cu"} <= set(CU_FILES)
+    assert {"mix_cuda.cu", "mix_targets_cuda.cu", "mix_into_cuda.cu"} <= set(CU_FILES)
 
 
 @pytest.mark.parametrize("name", CU_FILES)
@@ -236,7 +235,7 @@ def test_emulated_mix_matches_reference(builds, tmp_path):
         after = torch.frombuffer(bytearray(results[pos:pos + nbytes]), dtype=torch.uint8).view(x.dtype)
         pos += nbytes
         got = after.as_strided(x.shape, x.stride(), x.storage_offset())
-        expected = mix_reference_(x.clone(), params)
+        expected = reference_mix_(x.clone(), params)
         assert torch.equal(_bitwise(got), _bitwise(expected)), (
             f"case {n}: {x.dtype} {tuple(x.shape)} strides {x.stride()} groups {groups} misalign {misalign} "
             f"{params}"
@@ -293,13 +292,7 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
     cases, payload = [], b""
     for case in _into_cases(generator):
         in_dtype, out_dtype, batch, c, h, w, hwc, out_nhwc, normalize, misalign = case
-        shape = (batch, h, w, c) if hwc else (batch, c, h, w)
-        images = random_values(shape, in_dtype, generator)
-        if in_dtype == torch.float32:
-            images = images * 100
-        params = random_params(batch, h, w, generator)
-        scale = torch.rand(c, generator=generator) + 0.5 if normalize else torch.empty(0)
-        bias = torch.rand(c, generator=generator) - 0.5 if normalize else torch.empty(0)
+        images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
         cases.append((case, images, params, scale, bias))
         payload += (
             _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, out_nhwc, normalize,
@@ -318,7 +311,7 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
         pos += nbytes
         got = flat.view(batch, h, w, c).permute(0, 3, 1, 2) if out_nhwc else flat.view(batch, c, h, w)
         out = torch.empty(batch, c, h, w, dtype=out_dtype)
-        expected = mix_into_reference(out, images, params, scale, bias, hwc)
+        expected = reference_mix_into(out, images, params, scale, bias, hwc)
         assert torch.equal(_bitwise(got), _bitwise(expected)), f"{case}: {params}"
     assert pos == len(results)
 
@@ -346,6 +339,6 @@ def test_emulated_targets_match_reference(builds, tmp_path):
         nbytes = labels.shape[0] * num_classes * 4
         got = torch.frombuffer(bytearray(results[pos:pos + nbytes]), dtype=torch.float32).view(-1, num_classes)
         pos += nbytes
-        expected = mix_targets_reference(labels, params, num_classes, smoothing)
+        expected = reference_targets(labels, params, num_classes, smoothing)
         assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), f"{labels} {params}"
     assert pos == len(results)

@@ -24,7 +24,7 @@ import torch
 
 import fastmix
 from fastmix import MixParams
-from fastmix.reference import mix_into_reference, mix_reference_
+from .helpers import reference_mix_into, reference_mix_
 
 from .conftest import COMPILED_BACKENDS, HAS_CPP, HAS_NUMBA
 
@@ -94,8 +94,8 @@ def test_inplace_every_bit_pattern(backend, layout, dtype):
     for lam_values in ([0.5, 0.3, 1.0, 0.0, 0.7], [0.9999, 1e-4, 0.5, 0.123456]):
         images = every_pattern_batch(dtype, layout, generator)
         params = edge_params(images.shape[0], generator, lam_values)
-        expected = mix_reference_(images.clone(), params)
-        fastmix.apply_mix_(images, params, backend=backend)
+        expected = reference_mix_(images.clone(), params)
+        fastmix.mix_(images, params, backend=backend)
         assert_same_values(images, expected)
         blended = (params.kind == 1) & (params.partner != torch.arange(len(params.kind)))
         assert_canonical_nans(images[blended])  # the others keep (or paste) their NaNs as they are
@@ -108,8 +108,8 @@ def test_inplace_cpp_equals_numba(dtype):
     images = every_pattern_batch(dtype, "contiguous", generator)
     params = edge_params(images.shape[0], generator, [0.5, 0.3, 1.0, 0.0])
     by_cpp, by_numba = images.clone(), images.clone()
-    fastmix.apply_mix_(by_cpp, params, backend="cpp")
-    fastmix.apply_mix_(by_numba, params, backend="numba")
+    fastmix.mix_(by_cpp, params, backend="cpp")
+    fastmix.mix_(by_numba, params, backend="numba")
     assert_same_values(by_cpp, by_numba)
 
 
@@ -137,10 +137,10 @@ def edge_float32_images(batch: int, hwc: bool, generator: torch.Generator) -> to
 
 def mix_into_backend(backend: str):
     if backend == "cpp":
-        return torch.ops.fastmix.mix_into
-    from fastmix import numba_backend
+        return torch.ops.fastmix.mix_into_
+    from fastmix.backends import numba as numba_backend
 
-    return numba_backend.mix_into
+    return numba_backend.mix_into_
 
 
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
@@ -161,7 +161,7 @@ def test_mix_into_edge_values(backend, hwc, channels_last, normalize, dtype):
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty((batch, 3, 16, 17), dtype=dtype, memory_format=memory_format)
     expected = torch.empty_like(out)
-    mix_into_reference(expected, images, params, scale, bias, hwc)
+    reference_mix_into(expected, images, params, scale, bias, hwc)
     mix_into_backend(backend)(out, images, *params.as_tuple(), scale, bias, hwc)
     assert_same_values(out, expected)
     assert_canonical_nans(out)

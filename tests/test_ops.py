@@ -4,10 +4,9 @@ import pytest
 import torch
 
 import fastmix
-from fastmix.reference import mix_reference_, mix_targets_reference
 
 from .conftest import requires_cpp
-from .test_parity import random_params, random_values
+from .helpers import random_params, random_values, reference_mix_, reference_targets
 
 pytestmark = requires_cpp
 
@@ -39,7 +38,7 @@ def test_opcheck_mix_into_and_collate(hwc, out_dtype):
     out = torch.empty(4, 3, 8, 9, dtype=out_dtype)
     scale, bias = (torch.empty(0), torch.empty(0)) if out_dtype == torch.uint8 else (torch.rand(3), torch.rand(3))
     args = (*params.as_tuple(), scale, bias, hwc)
-    torch.library.opcheck(torch.ops.fastmix.mix_into.default, (out, images, *args))
+    torch.library.opcheck(torch.ops.fastmix.mix_into_.default, (out, images, *args))
     torch.library.opcheck(torch.ops.fastmix.collate_mix_.default, (out, list(images.unbind(0)), *args))
 
 
@@ -63,43 +62,44 @@ def test_torch_compile_fullgraph_mixes_in_place():
         images = random_values((8, 3, 16, 16), torch.float32, generator)
         labels = torch.randint(0, 10, (8,), generator=generator)
         params = random_params(8, 16, 16, generator)
-        expected = mix_reference_(images.clone(), params)
+        expected = reference_mix_(images.clone(), params)
         doubled, targets = compiled(images, labels, *params.as_tuple())
         assert torch.equal(images, expected), "the compiled graph must mutate the caller's tensor"
         assert torch.equal(doubled, expected * 2.0)
-        assert torch.equal(targets, mix_targets_reference(labels, params, 10, 0.1))
+        assert torch.equal(targets, reference_targets(labels, params, 10, 0.1))
 
 
 @pytest.mark.parametrize("backend", ["cpp", "auto"])
 def test_torch_compile_fullgraph_of_the_functional_api(backend):
-    """apply_mix_ itself compiles without graph breaks (host-side checks are skipped while tracing),
+    """fastmix.mix_ itself compiles without graph breaks (host-side checks are skipped while tracing),
     with an explicit backend and with the automatic choice (marked constant for the compiler)."""
     def mix(images, params):
-        return fastmix.apply_mix_(images, params, backend=backend)
+        return fastmix.mix_(images, params, backend=backend)
 
     compiled = torch.compile(mix, fullgraph=True, backend="aot_eager")
     generator = torch.Generator().manual_seed(3)
     images = random_values((4, 3, 8, 8), torch.float32, generator)
     params = random_params(4, 8, 8, generator)
-    expected = mix_reference_(images.clone(), params)
+    expected = reference_mix_(images.clone(), params)
     compiled(images, params)
     assert torch.equal(images, expected)
 
 
 def test_the_backend_choice_is_marked_constant_the_way_torch_compiler_marks_it():
-    """backends._resolve carries the mark torch.compiler.assume_constant_result sets (set directly,
-    so that importing fastmix does not import torch._dynamo); a torch that marks differently fails here."""
-    import importlib
-
-    backends = importlib.import_module("fastmix.backends")  # the module, not the function fastmix.backends
+    """The choice carries the mark torch.compiler.assume_constant_result sets (set directly by
+    fastmix.backends._dynamo_compat, so that importing fastmix does not import torch._dynamo);
+    a torch that marks differently fails here."""
+    from fastmix.backends import _dynamo_compat, registry
 
     def probe():
         return 0
 
+    def ours():
+        return 0
+
     marked = torch.compiler.assume_constant_result(probe)
-    added = {k: v for k, v in vars(marked).items()}
-    assert added == {"_dynamo_marked_constant": True}
-    assert getattr(backends._resolve, "_dynamo_marked_constant", False) is True
+    assert vars(marked) == vars(_dynamo_compat.assume_constant_result(ours))
+    assert getattr(registry._resolve_name, _dynamo_compat.DYNAMO_CONSTANT_MARK, False) is True
 
 
 def test_import_fastmix_does_not_import_torch_dynamo():

@@ -7,53 +7,9 @@ from hypothesis import strategies as st
 
 import fastmix
 from fastmix import MixKind, MixParams
-from fastmix.reference import mix_reference_, mix_targets_reference
 
 from .conftest import COMPILED_BACKENDS
-
-DTYPES = [torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64]
-# contiguous / channels_last hit the dense kernel; the others the generic strided one.
-LAYOUTS = ["contiguous", "channels_last", "video", "flat", "sliced", "batch_inner", "hwc_permuted"]
-
-
-def random_values(shape, dtype, generator):
-    if dtype == torch.uint8:
-        return torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
-    return (torch.rand(shape, generator=generator, dtype=torch.float64) * 4 - 2).to(dtype)
-
-
-def make_images(layout, batch, channels, height, width, dtype, generator):
-    """A batch of the given logical shape (B, C, H, W) (or (B, T, C, H, W), (B, D)) and layout."""
-    if layout == "contiguous":
-        return random_values((batch, channels, height, width), dtype, generator)
-    if layout == "channels_last":
-        x = random_values((batch, channels, height, width), dtype, generator)
-        return x.contiguous(memory_format=torch.channels_last)
-    if layout == "video":
-        return random_values((batch, 2, channels, height, width), dtype, generator)
-    if layout == "flat":
-        return random_values((batch, channels * height * width), dtype, generator)
-    if layout == "sliced":  # gaps between elements: every other column of a wider batch
-        return random_values((batch, channels, height, 2 * width), dtype, generator)[..., ::2]
-    if layout == "batch_inner":  # samples interleaved: batch is not the outermost dim in memory
-        return random_values((channels, batch, height, width), dtype, generator).transpose(0, 1)
-    if layout == "hwc_permuted":  # (B, H, C, W) memory order viewed as (B, C, H, W)
-        return random_values((batch, height, channels, width), dtype, generator).permute(0, 2, 1, 3)
-    raise AssertionError(layout)
-
-
-def random_params(batch, height, width, generator, allow_paste=True):
-    """Arbitrary params: any partner map (cycles of any length, trees, self-partners), kinds, boxes."""
-    partner = torch.randint(0, batch, (batch,), generator=generator)
-    if torch.rand((), generator=generator) < 0.5:
-        partner = torch.randperm(batch, generator=generator)
-    kind = torch.randint(0, 3 if allow_paste else 2, (batch,), generator=generator).to(torch.uint8)
-    lam = torch.rand(batch, generator=generator)
-    y = torch.randint(0, height + 1, (batch, 2), generator=generator).sort(dim=1).values
-    x = torch.randint(0, width + 1, (batch, 2), generator=generator).sort(dim=1).values
-    box = torch.cat([y, x], dim=1)
-    return MixParams(partner=partner, lam=lam, kind=kind, box=box)
-
+from .helpers import DTYPES, LAYOUTS, make_images, make_labels, random_params, random_values, reference_mix_, reference_targets
 
 def policy_params(data, batch, height, width, allow_cutmix):
     mode = data.draw(st.sampled_from(["batch", "pair", "elem"]))
@@ -94,10 +50,10 @@ def test_apply_matches_reference(backend, data):
     else:
         params = policy_params(data, batch, height, width, allow_cutmix=spatial)
 
-    expected = mix_reference_(images.clone(), params)
+    expected = reference_mix_(images.clone(), params)
     torch.set_num_threads(threads)
     before_ptr, before_strides = images.data_ptr(), images.stride()
-    out = fastmix.apply_mix_(images, params, backend=backend)
+    out = fastmix.mix_(images, params, backend=backend)
     assert out is images and images.data_ptr() == before_ptr and images.stride() == before_strides
     assert torch.equal(images, expected)
 
@@ -120,9 +76,9 @@ def test_apply_matches_reference_across_chunks(backend, dtype, shape, threads):
         if trial % 2 and len(shape) == 4:
             images = images.contiguous(memory_format=torch.channels_last)
         params = random_params(shape[0], shape[-2], shape[-1], generator)
-        expected = mix_reference_(images.clone(), params)
+        expected = reference_mix_(images.clone(), params)
         torch.set_num_threads(threads)
-        fastmix.apply_mix_(images, params, backend=backend)
+        fastmix.mix_(images, params, backend=backend)
         assert torch.equal(images, expected), f"trial {trial}"
 
 
@@ -134,17 +90,10 @@ def test_targets_match_reference(backend, data):
     smoothing = data.draw(st.sampled_from([0.0, 0.1, 0.25, 1.0]), label="smoothing")
     generator = torch.Generator().manual_seed(data.draw(st.integers(0, 2**31), label="seed"))
     form = data.draw(st.sampled_from(["indices", "int32 indices", "probabilities", "multi-label"]), label="labels")
-    if form == "indices":
-        labels = torch.randint(0, num_classes, (batch,), generator=generator)
-    elif form == "int32 indices":
-        labels = torch.randint(0, num_classes, (batch,), generator=generator, dtype=torch.int32)
-    elif form == "probabilities":
-        labels = torch.rand(batch, num_classes, generator=generator).softmax(dim=1)
-    else:
-        labels = (torch.rand(batch, num_classes, generator=generator) < 0.3).float()
+    labels = make_labels(form, batch, num_classes, generator)
     params = random_params(batch, 4, 4, generator) if batch else MixParams.identity(0)
 
-    expected = mix_targets_reference(labels, params, num_classes, smoothing)
+    expected = reference_targets(labels, params, num_classes, smoothing)
     got = fastmix.mix_targets(labels, params, num_classes, smoothing, backend=backend)
     assert got.dtype == torch.float32 and got.shape == (batch, num_classes)
     assert torch.equal(got, expected)
@@ -162,9 +111,9 @@ def test_mixup_call_matches_reference_end_to_end(backend):
             out, targets = fastmix.Mixup(**kw, seed=5, backend=backend)(images, labels)
             reference = fastmix.Mixup(**kw, seed=5, backend="torch")
             params = reference.sample(batch, 12, 10)
-            mix_reference_(expected_images, params)
+            reference_mix_(expected_images, params)
             assert torch.equal(out, expected_images)
-            assert torch.equal(targets, mix_targets_reference(labels, params, 10, 0.1))
+            assert torch.equal(targets, reference_targets(labels, params, 10, 0.1))
 
 
 def test_reference_blend_rounds_half_to_even():
@@ -176,7 +125,7 @@ def test_reference_blend_rounds_half_to_even():
         kind=torch.full((2,), int(MixKind.BLEND), dtype=torch.uint8),
         box=torch.zeros(2, 4, dtype=torch.int64),
     )
-    for backend in ["torch"] + [b.values[0] for b in COMPILED_BACKENDS if fastmix.backends()[b.values[0]] is None]:
+    for backend in ["torch"] + [b.values[0] for b in COMPILED_BACKENDS if fastmix.available_backends()[b.values[0]] is None]:
         x = images.clone()
-        fastmix.apply_mix_(x, params, backend=backend)
+        fastmix.mix_(x, params, backend=backend)
         assert x.tolist() == [[2, 2, 252], [2, 2, 252]], backend

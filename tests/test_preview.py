@@ -12,11 +12,11 @@ import torch
 from torch.utils.data import DataLoader
 
 import fastmix
-from fastmix import preview
+from fastmix.preview import cli as preview
 from fastmix.__main__ import USAGE
 from fastmix.__main__ import main as fastmix_main
-from fastmix.image_folder import ImageFolderImages
-from fastmix.procedural import CLASSES, COLOURS, SHAPES, ProceduralShapes, draw_item
+from fastmix.preview.image_folder import ImageFolderImages
+from fastmix.preview.procedural import CLASSES, COLOURS, SHAPES, ProceduralShapes, draw_item
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is part of the test extras")
 
@@ -266,7 +266,7 @@ def test_a_bad_images_folder_is_refused_with_what_was_found(tmp_path, capsys, ma
 
 @pytest.mark.parametrize("options,message", [
     (["--prob", "2"], "--prob: expected a float in [0, 1], got 2.0"),
-    (["--mixup-alpha", "0"], "--mixup-alpha, --cutmix-alpha: at least one must be > 0"),
+    (["--mixup-alpha", "0"], "--mixup-alpha, --cutmix-alpha: expected at least one > 0"),
     (["--tile-size", "8"], "argument --tile-size: expected an integer >= 32, got 8"),
     (["--out", "grid.gif2"], "--out: expected an image file name such as grid.png, got 'grid.gif2'"),
 ])

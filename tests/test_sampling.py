@@ -11,8 +11,9 @@ import torch
 
 import fastmix
 from fastmix import MixKind, MixParams
-from fastmix.beta import sample_beta
-from fastmix.sampling import box_area_fraction, derangement_partners, pair_partners
+from fastmix.sampling.beta import sample_beta
+from fastmix.sampling.boxes import box_area_fraction
+from fastmix.sampling.partners import derangement_partners, pair_partners
 
 MODES = ["batch", "pair", "elem"]
 SIGMAS = 4  # frequencies must lie within this many binomial standard deviations

@@ -1,4 +1,4 @@
-// CPU implementation of fastmix::mix_into and fastmix::collate_mix_: mix a batch out of place,
+// CPU implementation of fastmix::mix_into_ and fastmix::collate_mix_: mix a batch out of place,
 // into a new (B, C, H, W) tensor, converting layout (HWC -> CHW), dtype and normalisation on the
 // way. Each input sample is read once and each output element written once: a swapped pair
 // (a <-> b) is one unit of work that writes out[a] and out[b] from the same rows of a and b,
@@ -15,8 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../check_params.h"
-#include "../mix_into_check.h"
+#include "../checks.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
 
@@ -374,12 +373,12 @@ void run_for_channels(const std::vector<const In*>& inputs, Out* out, const Geom
 // The checks of out, params and affine, then the dtype dispatch. `inputs` point at B samples laid out as
 // described by `hwc` with dims (c, h, w).
 template <typename In>
-void mix_samples_into(const char* op, const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
+void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
                       const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
                       const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
   const int64_t C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
-  const bool nhwc_out = check_out_params_and_affine(op, out, partner, lam, kind, box, scale, bias,
+  const bool nhwc_out = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
                                                     std::is_same_v<In, uint8_t>);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
@@ -431,10 +430,9 @@ void with_input_type(c10::ScalarType dtype, F&& f) {
   else f(float{});
 }
 
-void mix_into_cpu(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+void mix_into_cpu_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                   const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                   bool hwc) {
-  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
   check_mix_into_images(out, images, hwc);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const at::Tensor src = images.contiguous();
@@ -442,37 +440,27 @@ void mix_into_cpu(const at::Tensor& out, const at::Tensor& images, const at::Ten
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = src.data_ptr<In>() + i * C * H * W;
-    mix_samples_into("mix_into", out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
   });
 }
 
-void collate_mix_cpu(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
+void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
                      const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                      bool hwc) {
-  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.collate_mix_: out must have shape (B, C, H, W), got ", out.sizes());
-  check_params_layout(out, partner, lam, kind, box);
-  const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
-  TORCH_CHECK_VALUE(static_cast<int64_t>(samples.size()) == B, "fastmix.collate_mix_: expected ", B,
-                    " samples (out's batch size), got ", samples.size());
-  if (B == 0) return;
-  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{H, W, C} : std::vector<int64_t>{C, H, W};
-  const c10::ScalarType dtype = samples[0].scalar_type();
-  TORCH_CHECK_TYPE(dtype == at::kByte || dtype == at::kFloat, "fastmix.collate_mix_: samples must be uint8 or float32, got ",
-                   dtype);
-  std::vector<at::Tensor> contiguous(B);
-  for (int64_t i = 0; i < B; ++i) {
-    TORCH_CHECK_VALUE(samples[i].sizes() == at::IntArrayRef(expected) && samples[i].scalar_type() == dtype &&
-                          samples[i].device() == out.device(),
-                      "fastmix.collate_mix_: samples[", i, "] must be ", dtype, " of shape ", at::IntArrayRef(expected),
-                      " on ", out.device(), " like samples[0], got ", samples[i].scalar_type(), " of shape ",
-                      samples[i].sizes(), " on ", samples[i].device());
-    contiguous[i] = samples[i].contiguous();
+  check_collate_samples(out, samples, hwc);
+  const int64_t B = out.size(0);
+  if (B == 0) {
+    check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, true);
+    return;
   }
+  const c10::ScalarType dtype = samples[0].scalar_type();
+  std::vector<at::Tensor> contiguous(B);
+  for (int64_t i = 0; i < B; ++i) contiguous[i] = samples[i].contiguous();
   with_input_type(dtype, [&](auto tag) {
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = contiguous[i].data_ptr<In>();
-    mix_samples_into("collate_mix_", out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
   });
 }
 
@@ -481,6 +469,6 @@ void collate_mix_cpu(const at::Tensor& out, at::TensorList samples, const at::Te
 }  // namespace fastmix
 
 TORCH_LIBRARY_IMPL(fastmix, CPU, m) {
-  m.impl("mix_into", &fastmix::cpu::mix_into_cpu);
-  m.impl("collate_mix_", &fastmix::cpu::collate_mix_cpu);
+  m.impl("mix_into_", &fastmix::cpu::mix_into_cpu_);
+  m.impl("collate_mix_", &fastmix::cpu::collate_mix_cpu_);
 }

@@ -11,7 +11,7 @@
 #include <torch/library.h>
 
 #include "../mix_plan.h"
-#include "../mix_targets_check.h"
+#include "../checks.h"
 
 namespace fastmix {
 namespace cpu {
@@ -75,19 +75,15 @@ at::Tensor mix_targets_cpu(const at::Tensor& labels, const at::Tensor& partner, 
   check_mix_targets_args(labels, partner, lam, kind, num_classes, smoothing);
   const int64_t batch = labels.size(0);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous();
+  check_targets_params_values(partner_c, lam_c, kind_c);
   const int64_t* p = partner_c.data_ptr<int64_t>();
-  for (int64_t i = 0; i < batch; ++i)
-    TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < batch, "fastmix.mix_targets: partner[", i, "] must be in [0, ",
-                batch, "), got ", p[i]);
   at::Tensor out = at::empty({batch, num_classes}, labels.options().dtype(at::kFloat));
   if (batch == 0) return out;
   const Smoothing s = smoothing_values(num_classes, smoothing);
   if (labels.dim() == 1) {
     const at::Tensor idx = labels.to(at::kLong).contiguous();
     const int64_t* y = idx.data_ptr<int64_t>();
-    for (int64_t i = 0; i < batch; ++i)
-      TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < num_classes, "fastmix.mix_targets: labels[", i,
-                  "] must be a class index in [0, ", num_classes, "), got ", y[i]);
+    check_class_indices(y, batch, num_classes);
     targets_from_indices(y, p, lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(), batch, num_classes,
                          s, out.data_ptr<float>());
   } else {

@@ -19,7 +19,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "apply_mix_kernels.cuh"
+#include "mix_kernels.cuh"
 #include "mix_into_kernels.cuh"
 #include "mix_targets_kernels.cuh"
 

@@ -1,4 +1,4 @@
-// CUDA implementation of fastmix::mix_into: writes the mixed, converted and (optionally)
+// CUDA implementation of fastmix::mix_into_: writes the mixed, converted and (optionally)
 // normalised batch into `out` in one launch (mix_into_kernels.cuh). fastmix::collate_mix_ has no
 // CUDA implementation: the collate path runs in DataLoader workers, on the CPU.
 //
@@ -16,8 +16,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../check_params.h"
-#include "../mix_into_check.h"
+#include "../checks.h"
 #include "mix_into_kernels.cuh"
 
 namespace fastmix {
@@ -48,25 +47,24 @@ void launch_for_out(TorchCudaRunner& runner, const at::Tensor& src, const at::Te
       launch_typed<In, Half16>(runner, src, out, p, g, n);
       break;
     default:
-      TORCH_CHECK(false, "fastmix.mix_into: unexpected out dtype ", out.scalar_type());
+      TORCH_CHECK(false, "out: unexpected dtype ", out.scalar_type());
   }
 }
 
-void mix_into_cuda(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                    bool hwc) {
   // The dispatcher picks this kernel when any argument is on CUDA, an empty scale/bias too (whose
   // device the shared checks look at only when normalising).
-  TORCH_CHECK_VALUE(out.is_cuda(), "fastmix.mix_into: out, images, the params, scale and bias must be on one device, "
+  TORCH_CHECK_VALUE(out.is_cuda(), "out: expected a tensor on the device of images, the params, scale and bias, "
                     "got out on ", out.device(), ", images on ", images.device(), ", scale on ", scale.device(),
                     " and bias on ", bias.device());
-  TORCH_CHECK_VALUE(out.dim() == 4, "fastmix.mix_into: out must have shape (B, C, H, W), got ", out.sizes());
   check_mix_into_images(out, images, hwc);
-  const bool nhwc_out = check_out_params_and_affine("mix_into", out, partner, lam, kind, box, scale, bias,
+  const bool nhwc_out = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
                                                     images.scalar_type() == at::kByte);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
-  TORCH_CHECK_VALUE(B <= kMaxBatch, "fastmix.mix_into: at most ", kMaxBatch, " samples on CUDA, got ", B);
+  TORCH_CHECK_VALUE(B <= kMaxBatch, "out: expected at most ", kMaxBatch, " samples on CUDA, got ", B);
   if (out.numel() == 0) return;
 
   const c10::cuda::CUDAGuard guard(out.device());
@@ -98,4 +96,4 @@ void mix_into_cuda(const at::Tensor& out, const at::Tensor& images, const at::Te
 }  // namespace cuda
 }  // namespace fastmix
 
-TORCH_LIBRARY_IMPL(fastmix, CUDA, m) { m.impl("mix_into", &fastmix::cuda::mix_into_cuda); }
+TORCH_LIBRARY_IMPL(fastmix, CUDA, m) { m.impl("mix_into_", &fastmix::cuda::mix_into_cuda_); }

@@ -1,4 +1,4 @@
-// The CUDA fused out-of-place mix (fastmix::mix_into): out = cast(normalize(mixed(images))).
+// The CUDA fused out-of-place mix (fastmix::mix_into_): out = cast(normalize(mixed(images))).
 //
 // Out of place, so there is no plan: each output element reads its own input element and, when
 // its sample is blended or the element lies in its sample's box, the partner's element at the

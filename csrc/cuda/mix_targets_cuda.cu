@@ -12,7 +12,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../mix_targets_check.h"
+#include "../checks.h"
 #include "mix_targets_kernels.cuh"
 
 namespace fastmix {

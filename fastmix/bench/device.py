@@ -5,13 +5,13 @@ Operations (each on shared data, interleaved round by round like the CPU bench):
 
 * in-place Mixup, CutMix and elem-mode switching of a (B, 3, H, W) batch: the op
   ``torch.ops.fastmix.mix_`` (params already on the device, as ``fastmix.Mixup`` passes them)
-  and ``fastmix.apply_mix_`` (params sampled on the host and copied over) -- for Mixup also the
+  and ``fastmix.mix_`` (params sampled on the host and copied over) -- for Mixup also the
   op's fixed cost (its in-place plan and launches, on params that move no data) -- beside timm's flip
   formula, torchvision's roll formula or timm's per-sample loop, and the floor: a device-to-device
   copy of the batch (the same bytes: one read, one write). time(floor) / time(fastmix) is the
   fraction of the copy bandwidth fastmix achieves;
 * the fused path: uint8 (B, H, W, 3) -> mixed, normalised bfloat16 (B, 3, H, W), NCHW or
-  channels_last, in one op (``torch.ops.fastmix.mix_into``), beside the naive chain (permute,
+  channels_last, in one op (``torch.ops.fastmix.mix_into_``), beside the naive chain (permute,
   float, /255, -mean, /std, flip-mix, cast) and the floor: one uint8 -> bfloat16 conversion pass;
 * the soft targets, beside timm's ``mixup_target`` formula and ``torch.zeros``.
 
@@ -24,11 +24,11 @@ from typing import Callable, Dict, List, Sequence
 
 import torch
 
+from ..backends import resolve_backend
+from ..mixup import Mixup
+from ..sampling.params import MixKind, MixParams
 from . import baselines
-from .bench_timing import Scenario
-from .mixup import Mixup
-from .ops import apply_mix_unchecked_
-from .params import MixKind, MixParams
+from .timing import Scenario
 
 # H100 / H200 L2 caches hold 50-60 MB: each call takes the next of several batches, so that no
 # call finds the previous call's data in the cache (a 256x3x224x224 bfloat16 batch is 77 MB).
@@ -78,7 +78,13 @@ def device_scenarios(
         return rotating(mix, each_image)
 
     def apply_with(params: MixParams) -> Callable[[], object]:
-        return rotating(lambda x: apply_mix_unchecked_(x, params, backend), each_image)
+        ops = resolve_backend(backend, device)
+
+        def mix(x: torch.Tensor) -> torch.Tensor:
+            ops.mix_(x, *params.to(x.device, non_blocking=True).as_tuple())
+            return x
+
+        return rotating(mix, each_image)
 
     scenarios = []
     for operation, knobs in baselines.IN_PLACE_OPERATIONS:
@@ -86,7 +92,7 @@ def device_scenarios(
         lam = float(params.lam[0])
         candidates: Dict[str, Callable[[], object]] = {
             f"fastmix/{backend}": op_with(params),
-            f"fastmix.apply_mix_, params from the host@{backend}": apply_with(params),
+            f"fastmix.mix_, params from the host@{backend}": apply_with(params),
         }
         if operation == "mixup batch":
             # The same plan (every sample written) with nothing to write: what the op costs beyond
@@ -139,7 +145,7 @@ def fused_scenario(
     nhwc = [x.contiguous(memory_format=torch.channels_last) for x in nchw]
 
     def fused(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        torch.ops.fastmix.mix_into(out, x, *on_device, scale, bias, True)
+        torch.ops.fastmix.mix_into_(out, x, *on_device, scale, bias, True)
         return out
 
     mean_4d, std_4d = mean.view(1, 3, 1, 1).to(device), std.view(1, 3, 1, 1).to(device)
@@ -147,7 +153,7 @@ def fused_scenario(
     floor = "floor: one uint8 -> bfloat16 conversion pass"
     candidates: Dict[str, Callable[[], object]] = {
         f"fastmix/{backend}": rotating(fused, list(zip(nchw, images))),
-        f"fastmix mix_into, channels_last out@{backend}": rotating(fused, list(zip(nhwc, images))),
+        f"fastmix mix_into_, channels_last out@{backend}": rotating(fused, list(zip(nhwc, images))),
         naive: rotating(lambda x: baselines.naive_normalize_mix(x, lam, mean_4d, std_4d, torch.bfloat16),
                         [(x,) for x in images]),
         floor: rotating(lambda out, x: out.copy_(x.permute(0, 3, 1, 2)), list(zip(nhwc, images))),

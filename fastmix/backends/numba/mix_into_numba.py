@@ -1,4 +1,4 @@
-"""numba kernels of fastmix::mix_into and fastmix::collate_mix_ (csrc/cpu/mix_into_cpu.cpp).
+"""numba kernels of fastmix::mix_into_ and fastmix::collate_mix_ (csrc/cpu/mix_into_cpu.cpp).
 
 Out of place: B input samples of C*H*W elements, (C, H, W) or (H, W, C) in memory, uint8 or
 float32, each at its own address, are mixed into out (B, C, H, W) (NCHW or NHWC memory order;
@@ -17,13 +17,16 @@ from __future__ import annotations
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
 import numpy as np
+import torch
 from numba import njit, prange
 from numba.extending import overload
 
-from .apply_mix import KEEP, MIX, TAKE, copy
+from ...checks import check_collate_samples, check_mix_into_images, check_out_and_affine
+from .availability import check_cpu, threads
 from .dtypes import from_acc, to_acc
-from .memory import array_at
-from .plan import BLEND, NONE, PASTE, is_written
+from .memory import array_at, flat_view
+from .mix_numba import KEEP, MIX, TAKE, copy
+from .plan import BLEND, NONE, PASTE, is_written, make_units
 
 ROW_BLOCK_BYTES = 32 * 1024
 
@@ -268,3 +271,57 @@ def mix_into_serial(addresses, like, out, geometry, scale, bias, scale_row, bias
     for t in range(units.shape[0] * blocks):
         run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
                  units, blocks, rows_per_block, t)
+
+
+# -- the ops (torch tensors in, checked, then the kernels) -----------------------------------------
+
+
+def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):
+    """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
+    check_mix_into_images(out, images, hwc)
+    check_cpu(out, "out")
+    channels_last = check_out_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
+    batch, channels, height, width = out.shape
+    source = images.contiguous()
+    sample_bytes = channels * height * width * source.element_size()
+    addresses = source.data_ptr() + np.arange(batch, dtype=np.int64) * sample_bytes
+    _run(out, channels_last, addresses, source.dtype, partner, lam, kind, box, scale, bias, hwc)
+
+
+def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc):
+    """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples
+    (C, H, W) or (H, W, C)."""
+    check_collate_samples(out, samples, hwc)
+    check_cpu(out, "out")
+    uint8_input = not samples or samples[0].dtype == torch.uint8
+    channels_last = check_out_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input)
+    if out.shape[0] == 0:
+        return
+    contiguous = [sample.contiguous() for sample in samples]  # held until the kernel returns
+    addresses = np.fromiter((s.data_ptr() for s in contiguous), dtype=np.int64, count=len(contiguous))
+    _run(out, channels_last, addresses, samples[0].dtype, partner, lam, kind, box, scale, bias, hwc)
+
+
+def _run(out, channels_last, addresses, input_dtype, partner, lam, kind, box, scale, bias, hwc):
+    """The kernel over checked arguments; ``addresses``: (B,) int64, where each input sample's
+    C*H*W contiguous elements are (kept alive by the caller)."""
+    if out.numel() == 0:
+        return
+    batch, channels, height, width = out.shape
+    p, l, k, b = (t.detach().contiguous().numpy() for t in (partner, lam, kind, box))
+    normalize = scale.numel() > 0
+    scale_c = scale.contiguous().numpy() if normalize else np.ones(channels, dtype=np.float32)
+    bias_c = bias.contiguous().numpy() if normalize else np.zeros(channels, dtype=np.float32)
+    per_pixel = hwc and channels_last  # HWC -> NHWC: one contiguous run, a (scale, bias) per element
+    scale_row = np.tile(scale_c, width) if per_pixel else np.empty(0, dtype=np.float32)
+    bias_row = np.tile(bias_c, width) if per_pixel else np.empty(0, dtype=np.float32)
+    geometry = (channels, height, width, int(hwc), int(channels_last))
+    units = make_units(p, k)
+    itemsize = 1 if input_dtype == torch.uint8 else 4
+    rows_per_block = max(1, ROW_BLOCK_BYTES // max(1, width * channels * itemsize))
+    blocks = (height + rows_per_block - 1) // rows_per_block
+    like = np.empty(1, dtype=np.uint8 if input_dtype == torch.uint8 else np.float32)
+    parallel = threads() > 1 and units.shape[0] * blocks > 1
+    run = mix_into_parallel if parallel else mix_into_serial
+    run(addresses, like, flat_view(out), geometry, scale_c, bias_c, scale_row, bias_row, normalize, p, l, k, b,
+        units, blocks, rows_per_block)

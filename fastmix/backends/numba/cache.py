@@ -1,6 +1,6 @@
 """numba's on-disk cache for these kernels, keyed on all the backend's sources.
 
-numba keys a cached kernel on its own source file only: a kernel in apply_mix.py would still be
+numba keys a cached kernel on its own source file only: a kernel in mix_numba.py would still be
 loaded after an edit of dtypes.py, which it calls. This locator keeps numba's choice of directory
 (in-tree ``__pycache__``, $NUMBA_CACHE_DIR or the user-wide cache) and replaces the stamp with a
 hash of every ``.py`` file of this package, so that any edit recompiles every kernel. It must be
@@ -52,7 +52,7 @@ def _install() -> bool:
             return self._inner.get_cache_path()
 
         def get_source_stamp(self):
-            return "fastmix.numba_backend " + SOURCES_HASH
+            return "fastmix.backends.numba " + SOURCES_HASH
 
         def get_disambiguator(self):
             return self._inner.get_disambiguator()

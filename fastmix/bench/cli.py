@@ -18,13 +18,12 @@ from typing import Callable, Dict, List, Optional
 import torch
 from torch.utils.data import default_collate
 
+from ..backends import available_backends, resolve_backend
+from ..mixup import Mixup
+from ..sampling.params import MixParams
 from . import baselines
-from .backends import backends as available_backends
-from .bench_timing import ProgressCallback, Row, Scenario, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
-from .mixup import Mixup
-from .ops import apply_mix_unchecked_, mix_targets_unchecked
-from .params import MixParams
 from .peers import load_timm_mixup
+from .timing import ProgressCallback, Row, Scenario, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
 
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,7 +50,8 @@ def build_scenarios(
     labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
 
     def apply_with(params: MixParams, backend: str) -> Callable[[], object]:
-        return lambda: apply_mix_unchecked_(images, params, backend)
+        mix_ = resolve_backend(backend, images.device).mix_
+        return lambda: mix_(images, *params.as_tuple())
 
     timm_apply = timm_mixup  # timm's Mixup, where it can do the in-place work
     if timm_mixup is not None and dtype == torch.uint8:
@@ -87,7 +87,9 @@ def build_scenarios(
 
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
     lam = float(params.lam[0])
-    targets = {f"fastmix/{b}": (lambda b=b: mix_targets_unchecked(labels, params, num_classes, 0.1, b)) for b in backends}
+    partner, lam_t, kind, _ = params.as_tuple()
+    targets = {f"fastmix/{b}": (lambda t=resolve_backend(b, "cpu").mix_targets: t(labels, partner, lam_t, kind, num_classes, 0.1))
+               for b in backends}
     targets["naive: timm mixup_target"] = lambda: baselines.naive_targets(labels, lam, num_classes, 0.1)
     if timm_mixup is not None:
         targets["peer: timm mixup_target"] = lambda: timm_mixup.mixup_target(labels, num_classes, lam, 0.1)
@@ -112,7 +114,7 @@ def collate_scenarios(
     own collate with mixing off (prob=0) stands beside it, to show what the mixing itself costs."""
     import numpy as np
 
-    from .collate import MixupCollate
+    from ..collate import MixupCollate
 
     notes = [] if notes is None else notes
     rng = np.random.default_rng(0)
@@ -170,12 +172,12 @@ def run(
 
     On the CPU (``build_scenarios``), ``backends`` defaults to the compiled CPU backends available
     (cpp, numba), else torch; the torch backend is the plain-torch reference, 50-100x slower, so
-    it is timed only when asked for. On ``device="cuda"`` (``fastmix.bench_device``) the batch
+    it is timed only when asked for. On ``device="cuda"`` (``fastmix.bench.device``) the batch
     lives on the GPU, the cuda kernels run and CUDA events time them; ``backends`` is ignored.
     ``notes``, when given, receives what was left out of the table and why."""
     torch.set_num_threads(threads)
     if device != "cpu":
-        from .bench_device import CUDA_INPUT_SETS, CudaEventTimer, device_scenarios
+        from .device import CUDA_INPUT_SETS, CudaEventTimer, device_scenarios
 
         scenarios = device_scenarios(torch.device(device), batch, size, DTYPES[dtype], num_classes, CUDA_INPUT_SETS)
         return time_scenarios(scenarios, rounds, progress, CudaEventTimer())
@@ -237,7 +239,7 @@ def machine_description(device: str = "cpu") -> str:
         pass
     host = f"{cpu}, torch {torch.__version__}, python {platform.python_version()}"
     if device == "cuda":
-        from .bench_device import device_description
+        from .device import device_description
 
         return f"{device_description()}; host {host}"
     return host
@@ -311,7 +313,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if status[b] is not None:
                 parser.error(f"--backends: {b} is not available: {status[b]}")
     if args.plot:
-        from .bench_plot import matplotlib_missing
+        from .plot import matplotlib_missing
 
         missing = matplotlib_missing()
         if missing:  # said now, not after minutes of timing
@@ -343,7 +345,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                       f, indent=2)
         print(f"wrote {args.json}")
     if args.plot:
-        from .bench_plot import plot_rows
+        from .plot import plot_rows
 
         title = (f"fastmix bench: {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
                  f"{where}\n{machine}")

@@ -2,10 +2,10 @@
 //
 // Two launches on the current stream, no device -> host sync: a one-block kernel builds the
 // in-place plan from the params on the device (inplace_plan_cuda.cuh), then one kernel mixes
-// every sample (apply_mix_kernels.cuh: threads own element positions and walk the plan for them).
+// every sample (mix_kernels.cuh: threads own element positions and walk the plan for them).
 //
 // Parameter *values* are not checked here: reading them would wait for the device. The Python
-// layer (fastmix.apply_mix_, fastmix.Mixup) checks them on the CPU before moving them; a raw call
+// layer (fastmix.mix_, fastmix.Mixup) checks them on the CPU before moving them; a raw call
 // with a partner outside [0, B) or a kind above 2 trips a device-side assert, and a box outside
 // the image is clipped to it.
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
@@ -14,8 +14,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
-#include "../check_params.h"
-#include "apply_mix_kernels.cuh"
+#include "../checks.h"
+#include "mix_kernels.cuh"
 
 namespace fastmix {
 namespace cuda {
@@ -56,7 +56,7 @@ bool mix_launch(const at::Tensor& images, const at::Tensor& partner, const at::T
     case at::kDouble:
       return mix_typed<double>(runner, images, layout, partner, lam, kind, box);
     default:
-      TORCH_CHECK(false, "fastmix.mix_: unexpected dtype ", images.scalar_type());
+      TORCH_CHECK(false, "images: unexpected dtype ", images.scalar_type());
   }
 }
 
@@ -64,9 +64,8 @@ void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Te
                const at::Tensor& box) {
   check_images(images);
   check_params_layout(images, partner, lam, kind, box);
-  check_no_shared_memory(images);
   const int64_t batch = images.size(0);
-  TORCH_CHECK_VALUE(batch <= kMaxBatch, "fastmix.mix_: at most ", kMaxBatch, " samples on CUDA, got ", batch);
+  TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ", batch);
   if (images.numel() == 0) return;
 
   const c10::cuda::CUDAGuard guard(images.device());

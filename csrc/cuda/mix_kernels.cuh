@@ -12,7 +12,7 @@
 // uint8) where the data pointer, the batch stride and the sample size allow it; any other strided
 // tensor takes the generic path (one element per thread, located by its multi-index).
 //
-// Torch-free: the glue (apply_mix_cuda.cu) and the host emulation run the same code through a
+// Torch-free: the glue (mix_cuda.cu) and the host emulation run the same code through a
 // Runner (see torch_runner.cuh and emulate_on_host.cuh).
 #pragma once
 

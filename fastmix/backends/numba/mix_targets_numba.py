@@ -10,9 +10,12 @@ from __future__ import annotations
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
 import numpy as np
+import torch
 from numba import njit, prange
 from numba.extending import overload
 
+from ...checks import check_mix_targets_args
+from .availability import check_cpu, threads
 from .plan import is_written
 
 ROWS_PER_TASK = 16
@@ -90,3 +93,19 @@ def smoothing_values(num_classes: int, smoothing: float):
     """(on, off) as float32, computed in double first (like the reference's Python floats)."""
     off = smoothing / num_classes
     return np.float32(1.0 - smoothing + off), np.float32(off)
+
+
+def mix_targets(labels, partner, lam, kind, num_classes, smoothing):
+    """torch.ops.fastmix.mix_targets on numba: (B, num_classes) float32 soft targets."""
+    check_mix_targets_args(labels, partner, lam, kind, num_classes, smoothing)
+    check_cpu(labels, "labels")
+    batch = labels.shape[0]
+    out = torch.empty((batch, num_classes), dtype=torch.float32)
+    if batch == 0:
+        return out
+    values = labels.detach().to(torch.int64 if labels.dim() == 1 else torch.float32).contiguous()
+    p, l, k = (t.detach().contiguous().numpy() for t in (partner, lam, kind))
+    on, off = smoothing_values(num_classes, float(smoothing))
+    run = targets_parallel if threads() > 1 and batch > 16 else targets_serial
+    run(values.numpy(), p, l, k, on, off, out.numpy())
+    return out

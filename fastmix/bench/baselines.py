@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .params import MixKind, MixParams
+from ..sampling.params import MixKind, MixParams
 
 # The normalisation the benches use (torchvision's ImageNet statistics).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -4,7 +4,7 @@ The batch comes through the path users train with: a DataLoader over the images 
 ``collate_fn`` is ``fastmix.MixupCollate(fastmix.Mixup(...), dtype=torch.uint8)``. Each tile is
 one output sample, with its top-2 soft labels and their weights from the targets the collate
 returned (e.g. "0.56 red circle" over "0.35 blue cross"). The images are the built-in procedural
-shapes (fastmix.procedural) or, with ``--images DIR``, the pictures of a folder. Pillow renders the
+shapes (fastmix.preview.procedural) or, with ``--images DIR``, the pictures of a folder. Pillow renders the
 grid; it is optional (``pip install "fastmix[preview]"``).
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .collate import MixupCollate
-from .mixup import Mixup
-from .params import MixKind, MixParams
+from ..collate import MixupCollate
+from ..mixup import Mixup
+from ..sampling.params import MixKind, MixParams
 
 GAP = 2  #: pixels between tiles
 GAP_COLOUR = (24, 24, 24)

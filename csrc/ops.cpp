@@ -30,9 +30,9 @@ TORCH_LIBRARY(fastmix, m) {
   // (uint8 or float32) once. Each element is cast(normalize(mixed)), normalize being
   // v * scale[c] + bias[c] when scale/bias (float32 (C,)) are not empty. One pass in, one out.
   m.def(
-      "mix_into(Tensor(a!) out, Tensor images, Tensor partner, Tensor lam, Tensor kind, Tensor box, "
+      "mix_into_(Tensor(a!) out, Tensor images, Tensor partner, Tensor lam, Tensor kind, Tensor box, "
       "Tensor scale, Tensor bias, bool hwc) -> ()");
-  // The collate path: like mix_into, reading B separate sample tensors (C, H, W) or (H, W, C).
+  // The collate path: like mix_into_, reading B separate sample tensors (C, H, W) or (H, W, C).
   m.def(
       "collate_mix_(Tensor(a!) out, Tensor[] samples, Tensor partner, Tensor lam, Tensor kind, "
       "Tensor box, Tensor scale, Tensor bias, bool hwc) -> ()");

@@ -1,4 +1,4 @@
-"""numba kernels of fastmix::mix_: a MixParams applied to a batch in place (csrc/cpu/apply_mix_cpu.cpp).
+"""numba kernels of fastmix::mix_: a MixParams applied to a batch in place (csrc/cpu/mix_cpu.cpp).
 
 Work is split over element positions, not samples: chunk c covers the same element range of every
 sample and walks the whole in-place plan (plan.py) for it, with one chunk-sized buffer. Chunks are
@@ -20,7 +20,10 @@ from . import cache  # noqa: F401  (first: keys numba's disk cache on all of thi
 import numpy as np
 from numba import njit, prange
 
+from ...checks import check_mix_args
+from .availability import check_cpu, threads
 from .dtypes import acc_weights, from_acc, to_acc
+from .memory import flat_view
 from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PASTE, SAVE, make_inplace_plan
 
 # What one sample does to the elements of a row segment (numpy scalars: see plan.py).
@@ -294,20 +297,14 @@ def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
         dst = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
         if j >= 0:
             src = strided_row(data, j * sample_stride + rows[r, 0], step, inner_len)
-            if kind[i] == BLEND:
-                blend_into(dst, src, own, rest)
-            else:
-                lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
-                if lo < hi:
-                    copy(dst[lo:hi], src[lo:hi])
+        else:  # the partner's original, saved packed in the buffer
+            src = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
+        if kind[i] == BLEND:
+            blend_into(dst, src, own, rest)
         else:
-            packed = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
-            if kind[i] == BLEND:
-                blend_into(dst, packed, own, rest)
-            else:
-                lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
-                if lo < hi:
-                    copy(dst[lo:hi], packed[lo:hi])
+            lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
+            if lo < hi:
+                copy(dst[lo:hi], src[lo:hi])
 
 
 @njit(nogil=True, cache=True)
@@ -392,7 +389,17 @@ def describe_strided(shape, strides):
     return inner, (shape[inner] if inner > 0 else 1), outer, rows
 
 
-def mix_(data, shape, strides, partner, lam, kind, box, threads):
+def mix_(images, partner, lam, kind, box):
+    """torch.ops.fastmix.mix_ on numba: check, then mix ``images`` (B, ...) in place."""
+    check_mix_args(images, partner, lam, kind, box)
+    check_cpu(images, "images")
+    if images.numel() == 0:
+        return
+    arrays = [t.detach().contiguous().numpy() for t in (partner, lam, kind, box)]
+    run_plan(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, threads())
+
+
+def run_plan(data, shape, strides, partner, lam, kind, box, threads):
     """Apply checked params in place. data: flat_view of the images; shape/strides: theirs."""
     plan = make_inplace_plan(partner, kind)
     if plan.shape[0] == 0:

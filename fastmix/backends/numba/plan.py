@@ -1,5 +1,5 @@
-"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h), the units of work
-of the out-of-place mix, and the value checks that keep the kernels inside their arrays.
+"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h) and the units
+of work of the out-of-place mix.
 
 Sample i is rewritten from itself and sample partner[i]; in place, every sample must be read as a
 partner before it is overwritten. The partner map is a functional graph: trees (samples nobody else
@@ -32,27 +32,6 @@ NO_SAMPLE = np.int64(-1)
 def is_written(partner, kind, i):
     """A sample is written when it is mixed with a sample other than itself."""
     return kind[i] != NONE and partner[i] != i
-
-
-@njit(nogil=True, cache=True)
-def find_bad_param(partner, kind, box, height, width):
-    """(code, i) of the first value the kernels cannot run with, (0, -1) if none.
-
-    code 1: partner[i] outside [0, B); 2: kind[i] not 0, 1 or 2; 3: paste box[i] outside the image
-    (height < 0: the images have no spatial dims, so no paste is possible).
-    """
-    batch = partner.shape[0]
-    for i in range(batch):
-        if partner[i] < 0 or partner[i] >= batch:
-            return 1, i
-        if kind[i] > PASTE:
-            return 2, i
-    for i in range(batch):
-        if kind[i] == PASTE and partner[i] != i:
-            y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
-            if height < 0 or not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
-                return 3, i
-    return 0, -1
 
 
 @njit(nogil=True, cache=True)

@@ -1,0 +1,268 @@
+// Every argument check of the fastmix ops, shared by the CPU and CUDA implementations, worded
+// as fastmix/checks.py words them: "argument: expected X, got Y". Everything is checked before
+// the first write, so a refused call leaves the caller's tensors as they were.
+//
+// Parameter *values* (partner, kind, lam, box, class indices) are read only on the CPU: on CUDA
+// reading them would synchronise with the device (see the CUDA files for what happens there).
+#pragma once
+
+#include <ATen/MemoryOverlap.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ostream>
+#include <utility>
+#include <vector>
+
+#include "mix_plan.h"
+
+namespace fastmix {
+
+// A dtype as torch names it in Python (int64, float32, ...), as fastmix/checks.py prints it.
+struct DtypeName {
+  c10::ScalarType type;
+};
+inline std::ostream& operator<<(std::ostream& os, DtypeName d) {
+  switch (d.type) {
+    case at::kByte: return os << "uint8";
+    case at::kChar: return os << "int8";
+    case at::kShort: return os << "int16";
+    case at::kInt: return os << "int32";
+    case at::kLong: return os << "int64";
+    case at::kHalf: return os << "float16";
+    case at::kBFloat16: return os << "bfloat16";
+    case at::kFloat: return os << "float32";
+    case at::kDouble: return os << "float64";
+    case at::kBool: return os << "bool";
+    case at::kComplexFloat: return os << "complex64";
+    case at::kComplexDouble: return os << "complex128";
+    default: return os << c10::toString(d.type);
+  }
+}
+
+// A shape or strides as a Python tuple: (4,), (4, 3, 8, 8).
+struct Tuple {
+  at::IntArrayRef values;
+};
+inline std::ostream& operator<<(std::ostream& os, Tuple t) {
+  os << "(";
+  for (size_t i = 0; i < t.values.size(); ++i) os << (i ? ", " : "") << t.values[i];
+  return os << (t.values.size() == 1 ? ",)" : ")");
+}
+
+inline bool is_image_dtype(c10::ScalarType t) {
+  return t == at::kByte || t == at::kHalf || t == at::kBFloat16 || t == at::kFloat || t == at::kDouble;
+}
+
+inline bool is_out_dtype(c10::ScalarType t) {
+  return t == at::kByte || t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
+}
+
+// The dtype and shape of one field of a MixParams, and its device against the data's.
+inline void check_param_field(const char* name, const at::Tensor& t, c10::ScalarType dtype,
+                              std::vector<int64_t> shape, const at::Tensor& data, const char* data_name) {
+  TORCH_CHECK_VALUE(t.scalar_type() == dtype && t.sizes() == at::IntArrayRef(shape), name, ": expected ",
+                    DtypeName{dtype}, " of shape ", Tuple{shape}, ", got ", DtypeName{t.scalar_type()},
+                    " of shape ", Tuple{t.sizes()});
+  TORCH_CHECK_VALUE(t.device() == data.device(), name, ": expected a tensor on the ", data_name, "' device ",
+                    data.device(), ", got ", t.device());
+}
+
+// Shapes, dtypes and devices of a MixParams against the batch (B, ...) it is applied to.
+inline void check_params_layout(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+                                const at::Tensor& kind, const at::Tensor& box, const char* data_name = "images") {
+  TORCH_CHECK_VALUE(images.dim() >= 1, data_name, ": expected a batch dim (B, ...), got a 0-d tensor");
+  const int64_t batch = images.size(0);
+  check_param_field("partner", partner, at::kLong, {batch}, images, data_name);
+  check_param_field("lam", lam, at::kFloat, {batch}, images, data_name);
+  check_param_field("kind", kind, at::kByte, {batch}, images, data_name);
+  check_param_field("box", box, at::kLong, {batch, 4}, images, data_name);
+}
+
+inline void check_partner_value(const int64_t* p, int64_t i, int64_t batch) {
+  TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < batch, "partner[", i, "]: expected an index in [0, ", batch, "), got ", p[i]);
+}
+
+inline void check_kind_and_lam_values(const uint8_t* k, const float* l, int64_t i) {
+  TORCH_CHECK_VALUE(k[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
+                    static_cast<int>(k[i]));
+  TORCH_CHECK_VALUE(std::isfinite(l[i]) && l[i] >= 0.f && l[i] <= 1.f, "lam[", i, "]: expected a value in [0, 1], got ",
+                    l[i]);
+}
+
+// Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...).
+inline void check_params_values(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+                                const at::Tensor& kind, const at::Tensor& box) {
+  const int64_t batch = images.size(0);
+  const int64_t* p = partner.data_ptr<int64_t>();
+  const float* l = lam.data_ptr<float>();
+  const uint8_t* k = kind.data_ptr<uint8_t>();
+  const int64_t* b = box.data_ptr<int64_t>();
+  const bool spatial = images.dim() >= 3;
+  const int64_t height = spatial ? images.size(-2) : 0, width = spatial ? images.size(-1) : 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    check_partner_value(p, i, batch);
+    check_kind_and_lam_values(k, l, i);
+    if (k[i] != kPaste) continue;
+    TORCH_CHECK_VALUE(spatial, "kind[", i, "]: paste (CutMix) needs images of shape (B, ..., H, W), got images of shape ",
+                      Tuple{images.sizes()});
+    const int64_t* bi = b + 4 * i;
+    TORCH_CHECK_VALUE(0 <= bi[0] && bi[0] <= bi[1] && bi[1] <= height && 0 <= bi[2] && bi[2] <= bi[3] && bi[3] <= width,
+                      "box[", i, "]: expected (y0, y1, x0, x1) with 0 <= y0 <= y1 <= ", height,
+                      " and 0 <= x0 <= x1 <= ", width, ", got (", bi[0], ", ", bi[1], ", ", bi[2], ", ", bi[3], ")");
+  }
+}
+
+// Whether two elements of x may lie at one address (an in-place mix of such a tensor races with
+// itself). With the dims of size > 1 in order of stride, x's elements are all distinct when each
+// stride exceeds the farthest offset the smaller dims reach: exact for every layout that views,
+// slices, permutes and transposes make, and true for expand() (a zero stride) and overlapping
+// windows (unfold with a step under the window). torch's has_internal_overlap only proves the
+// first: it answers "too hard" for every strided view. The same rule as fastmix/checks.py.
+inline bool elements_may_share_memory(const at::Tensor& x) {
+  if (x.is_non_overlapping_and_dense()) return false;
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (x.size(d) > 1) dims.emplace_back(x.stride(d), x.size(d));
+  std::sort(dims.begin(), dims.end());
+  int64_t reach = 0;  // the farthest offset the dims so far reach
+  for (const auto& [stride, size] : dims) {
+    if (stride <= reach) return true;
+    reach += stride * (size - 1);
+  }
+  return false;
+}
+
+// images of mix_: a supported dtype, and elements that do not share memory (written in place).
+inline void check_images(const at::Tensor& images) {
+  TORCH_CHECK_TYPE(is_image_dtype(images.scalar_type()),
+                   "images: expected dtype uint8, float16, bfloat16, float32 or float64, got ",
+                   DtypeName{images.scalar_type()});
+  TORCH_CHECK_VALUE(images.dim() >= 1, "images: expected a batch dim (B, ...), got a 0-d tensor");
+  TORCH_CHECK_VALUE(!elements_may_share_memory(images),
+                    "images: expected a tensor whose elements do not share memory (it is written in place), got one "
+                    "with strides ", Tuple{images.strides()}, " for shape ", Tuple{images.sizes()},
+                    " (from expand() or overlapping windows such as unfold()?); call .contiguous() first");
+}
+
+// out (B, C, H, W) contiguous or channels_last of a supported dtype, the params for it, and
+// scale/bias both empty or float32 (C,) on out's device. Returns whether out is channels_last.
+inline bool check_out_params_and_affine(const at::Tensor& out, const at::Tensor& partner, const at::Tensor& lam,
+                                        const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale,
+                                        const at::Tensor& bias, bool uint8_input) {
+  TORCH_CHECK_VALUE(out.dim() == 4, "out: expected shape (B, C, H, W), got ", Tuple{out.sizes()});
+  TORCH_CHECK_TYPE(is_out_dtype(out.scalar_type()), "out: expected dtype uint8, float32, bfloat16 or float16, got ",
+                   DtypeName{out.scalar_type()});
+  check_params_layout(out, partner, lam, kind, box, "out");
+  const int64_t channels = out.size(1);
+  const bool normalize = scale.numel() > 0 || bias.numel() > 0;
+  TORCH_CHECK_VALUE(!normalize || (scale.sizes() == at::IntArrayRef({channels}) &&
+                                   bias.sizes() == at::IntArrayRef({channels})),
+                    "scale, bias: expected both empty or both of shape (", channels, ",), got ", Tuple{scale.sizes()},
+                    " and ", Tuple{bias.sizes()});
+  TORCH_CHECK_TYPE(!normalize || (scale.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat),
+                   "scale, bias: expected float32, got ", DtypeName{scale.scalar_type()}, " and ",
+                   DtypeName{bias.scalar_type()});
+  TORCH_CHECK_VALUE(!normalize || (scale.device() == out.device() && bias.device() == out.device()),
+                    "scale, bias: expected tensors on out's device ", out.device(), ", got ", scale.device(), " and ",
+                    bias.device());
+  TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (uint8_input && !normalize),
+                    "out: expected a float dtype (uint8 output needs uint8 input and no scale/bias), got uint8");
+  const bool channels_last = !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
+  TORCH_CHECK_VALUE(out.is_contiguous() || channels_last, "out: expected a contiguous or channels_last tensor, got strides ",
+                    Tuple{out.strides()});
+  return channels_last;
+}
+
+inline void check_no_overlap_with_out(const at::Tensor& out, const at::Tensor& input, const char* name) {
+  if (out.numel() == 0 || input.numel() == 0) return;
+  const at::MemOverlapStatus overlap = at::get_overlap_status(out, input);
+  TORCH_CHECK_VALUE(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial, name,
+                    ": expected memory apart from out's (out is written while it is read), got memory that overlaps it");
+}
+
+// images of mix_into_: the batch (B, C, H, W), or (B, H, W, C) when hwc, uint8 or float32, on
+// out's device, not sharing memory with out.
+inline void check_mix_into_images(const at::Tensor& out, const at::Tensor& images, bool hwc) {
+  TORCH_CHECK_VALUE(out.dim() == 4, "out: expected shape (B, C, H, W), got ", Tuple{out.sizes()});
+  const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
+  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{B, H, W, C} : std::vector<int64_t>{B, C, H, W};
+  TORCH_CHECK_VALUE(images.sizes() == at::IntArrayRef(expected), "images: expected shape ", Tuple{expected}, " (",
+                    hwc ? "B, H, W, C" : "B, C, H, W", "), got ", Tuple{images.sizes()});
+  TORCH_CHECK_TYPE(images.scalar_type() == at::kByte || images.scalar_type() == at::kFloat,
+                   "images: expected dtype uint8 or float32, got ", DtypeName{images.scalar_type()});
+  TORCH_CHECK_VALUE(images.device() == out.device(), "images: expected a tensor on out's device ", out.device(),
+                    ", got ", images.device());
+  check_no_overlap_with_out(out, images, "images");
+}
+
+// samples of collate_mix_: B tensors (C, H, W), or (H, W, C) when hwc, of one dtype (uint8 or
+// float32), on out's device, none sharing memory with out.
+inline void check_collate_samples(const at::Tensor& out, at::TensorList samples, bool hwc) {
+  TORCH_CHECK_VALUE(out.dim() == 4, "out: expected shape (B, C, H, W), got ", Tuple{out.sizes()});
+  const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
+  TORCH_CHECK_VALUE(static_cast<int64_t>(samples.size()) == B, "samples: expected ", B,
+                    " tensors (out's batch size), got ", samples.size());
+  if (B == 0) return;
+  const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{H, W, C} : std::vector<int64_t>{C, H, W};
+  const c10::ScalarType dtype = samples[0].scalar_type();
+  TORCH_CHECK_TYPE(dtype == at::kByte || dtype == at::kFloat, "samples[0]: expected dtype uint8 or float32, got ",
+                   DtypeName{dtype});
+  for (int64_t i = 0; i < B; ++i) {
+    const at::Tensor& s = samples[i];
+    TORCH_CHECK_VALUE(s.sizes() == at::IntArrayRef(expected) && s.scalar_type() == dtype && s.device() == out.device(),
+                      "samples[", i, "]: expected ", DtypeName{dtype}, " of shape ", Tuple{expected}, " on ",
+                      out.device(), " like samples[0], got ", DtypeName{s.scalar_type()}, " of shape ", Tuple{s.sizes()},
+                      " on ", s.device());
+  }
+  for (int64_t i = 0; i < B; ++i) {
+    const std::string name = "samples[" + std::to_string(i) + "]";
+    check_no_overlap_with_out(out, samples[i], name.c_str());
+  }
+}
+
+// labels, params and knobs of mix_targets.
+inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& partner, const at::Tensor& lam,
+                                   const at::Tensor& kind, int64_t num_classes, double smoothing) {
+  TORCH_CHECK_VALUE(num_classes >= 1, "num_classes: expected an int >= 1, got ", num_classes);
+  TORCH_CHECK_VALUE(smoothing >= 0.0 && smoothing <= 1.0, "smoothing: expected a float in [0, 1], got ", smoothing);
+  TORCH_CHECK_VALUE(labels.dim() == 1 || labels.dim() == 2,
+                    "labels: expected class indices of shape (B,) or dense targets of shape (B, ", num_classes,
+                    "), got shape ", Tuple{labels.sizes()});
+  TORCH_CHECK_TYPE(!at::isComplexType(labels.scalar_type()), "labels: expected real values, got ",
+                   DtypeName{labels.scalar_type()});
+  if (labels.dim() == 1) {
+    TORCH_CHECK_TYPE(!at::isFloatingType(labels.scalar_type()) && labels.scalar_type() != at::kBool,
+                     "labels: expected integer class indices for 1-D labels, got ", DtypeName{labels.scalar_type()},
+                     " (pass dense targets as (B, ", num_classes, "))");
+  } else {
+    TORCH_CHECK_VALUE(labels.size(1) == num_classes, "labels: expected dense targets with num_classes=", num_classes,
+                      " columns, got shape ", Tuple{labels.sizes()});
+  }
+  const int64_t batch = labels.size(0);
+  check_param_field("partner", partner, at::kLong, {batch}, labels, "labels");
+  check_param_field("lam", lam, at::kFloat, {batch}, labels, "labels");
+  check_param_field("kind", kind, at::kByte, {batch}, labels, "labels");
+}
+
+// Values of the params of mix_targets, held on the host.
+inline void check_targets_params_values(const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind) {
+  const int64_t batch = partner.size(0);
+  const int64_t* p = partner.data_ptr<int64_t>();
+  const float* l = lam.data_ptr<float>();
+  const uint8_t* k = kind.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < batch; ++i) {
+    check_partner_value(p, i, batch);
+    check_kind_and_lam_values(k, l, i);
+  }
+}
+
+inline void check_class_indices(const int64_t* y, int64_t batch, int64_t num_classes) {
+  for (int64_t i = 0; i < batch; ++i)
+    TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < num_classes, "labels[", i, "]: expected a class index in [0, ", num_classes,
+                      ") (num_classes=", num_classes, "), got ", y[i]);
+}
+
+}  // namespace fastmix

@@ -1,0 +1,63 @@
+"""The ``numba`` backend: the CPU kernels of fastmix._C compiled by numba, for where the extension
+is not built or does not load. The same ops with the same arguments, checks and results, bit for
+bit (backends/reference.py); one file per operation, as in csrc/cpu/:
+
+    mix_numba.py          mix_(images, partner, lam, kind, box)               ~ csrc/cpu/mix_cpu.cpp
+    mix_into_numba.py     mix_into_(out, images, ...), collate_mix_(out, ...) ~ csrc/cpu/mix_into_cpu.cpp
+    mix_targets_numba.py  mix_targets(labels, partner, lam, kind, C, eps)     ~ csrc/cpu/mix_targets_cpu.cpp
+    plan.py         the in-place plan and the out-of-place units (mix_plan.h)
+    dtypes.py, memory.py, cache.py, availability.py: element types, tensors as arrays, the disk cache
+
+They take CPU torch tensors (handed to numba as numpy views: no copies). Kernels are compiled on
+first use with ``cache=True`` (to ``__pycache__`` beside these files, or $NUMBA_CACHE_DIR), so later
+processes and DataLoader workers load them from disk. They run on ``torch.get_num_threads()`` numba
+threads; with one thread (as in DataLoader workers) a serial build of each kernel runs and numba's
+thread pool is never started. This package imports without numba: availability.py says why the
+backend cannot run.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import torch
+
+from .availability import require, unavailable_reason  # noqa: F401  (re-exported)
+
+
+@torch.compiler.disable  # numba runs outside the graph (a graph break under torch.compile)
+def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor) -> None:
+    """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype)."""
+    require()
+    from .mix_numba import mix_ as run
+
+    run(images, partner, lam, kind, box)
+
+
+@torch.compiler.disable
+def mix_targets(labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
+                num_classes: int, smoothing: float) -> torch.Tensor:
+    """torch.ops.fastmix.mix_targets on numba: (B, num_classes) float32 soft targets."""
+    require()
+    from .mix_targets_numba import mix_targets as run
+
+    return run(labels, partner, lam, kind, num_classes, smoothing)
+
+
+@torch.compiler.disable
+def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
+              box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+    """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
+    require()
+    from .mix_into_numba import mix_into_ as run
+
+    run(out, images, partner, lam, kind, box, scale, bias, hwc)
+
+
+@torch.compiler.disable
+def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
+                 kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+    """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples."""
+    require()
+    from .mix_into_numba import collate_mix_ as run
+
+    run(out, samples, partner, lam, kind, box, scale, bias, hwc)

@@ -1,0 +1,67 @@
+"""The functional API: apply a MixParams to a batch, or to its labels, with a chosen backend.
+
+    params = mix.sample(B, H, W)                           # fastmix.Mixup.sample, or sample_params
+    fastmix.mix_(images, params)                           # in place
+    targets = fastmix.mix_targets(labels, params, num_classes=1000, smoothing=0.1)
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Tuple
+
+import torch
+
+from .backends import resolve_backend
+from .checks import check_images, check_label_values, check_params, check_targets_knobs, check_tensor
+from .sampling.params import MixParams
+
+
+def spatial_shape(images: torch.Tensor) -> Optional[Tuple[int, ...]]:
+    """The images' shape when a CutMix box can apply (3 dims or more), else None."""
+    return tuple(images.shape) if images.dim() >= 3 else None
+
+
+def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torch.Tensor:
+    """Mix ``images`` in place as ``params`` says; returns the same tensor.
+
+    Args:
+        images: (B, ...) uint8, float16, bfloat16, float32 or float64; any layout. CutMix boxes
+            apply to the last two dims (H, W), on every channel (and every frame of a video).
+        params: a MixParams for batch size B (on any device; copied to the images' device).
+        backend: "auto", "cpp", "cuda", "numba" or "torch".
+    """
+    check_images(images, needs_spatial=False)
+    chosen = resolve_backend(backend, images.device)
+    if not torch.compiler.is_compiling():  # value checks read the params; the op checks them too
+        check_params(params, images.shape[0], spatial_shape(images))
+    if images.shape[0] == 0:
+        return images
+    chosen.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())
+    return images
+
+
+def apply_mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torch.Tensor:
+    """The name of :func:`mix_` before fastmix 0.2 (deprecated)."""
+    warnings.warn("fastmix.apply_mix_ is now fastmix.mix_ (the op's name in every layer)", DeprecationWarning, stacklevel=2)
+    return mix_(images, params, backend)
+
+
+def mix_targets(
+    labels: torch.Tensor, params: MixParams, num_classes: int, smoothing: float = 0.0, backend: str = "auto"
+) -> torch.Tensor:
+    """(B, num_classes) float32 soft targets for class indices (B,) or dense targets (B, C).
+
+    Row i is ``lam[i] * s(labels[i]) + (1 - lam[i]) * s(labels[partner[i]])`` where ``s`` applies
+    label smoothing (on = 1 - eps + eps/C, off = eps/C; dense t -> t*on + (1-t)*off), or just
+    ``s(labels[i])`` for a sample left alone.
+    """
+    check_targets_knobs(num_classes, smoothing)
+    check_tensor("labels", labels)
+    if labels.dim() not in (1, 2):
+        raise ValueError(f"labels: expected class indices of shape (B,) or dense targets of shape (B, {num_classes}), "
+                         f"got shape {tuple(labels.shape)}")
+    check_label_values(labels, num_classes, read_values=True)
+    chosen = resolve_backend(backend, labels.device)
+    check_params(params, labels.shape[0], None, check_boxes=False)
+    partner, lam, kind, _ = params.to(labels.device, non_blocking=True).as_tuple()
+    return chosen.mix_targets(labels, partner, lam, kind, num_classes, float(smoothing))

@@ -1,0 +1,77 @@
+"""MixParams: everything that was randomly decided about one batch, in a few O(B) tensors.
+
+Every backend consumes the same MixParams, so a batch can be logged, replayed, or mixed by two
+backends and compared exactly.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import torch
+
+
+class MixKind(enum.IntEnum):
+    """What happens to one sample (the values stored in ``MixParams.kind``)."""
+
+    NONE = 0  #: left as it is
+    BLEND = 1  #: Mixup: ``lam * x[i] + (1 - lam) * x[partner[i]]``
+    PASTE = 2  #: CutMix: the box of ``x[partner[i]]`` is pasted into ``x[i]``
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """What was sampled for a batch of B samples.
+
+    Attributes:
+        partner: (B,) int64, the sample each sample is mixed with, in [0, B). A sample whose
+            partner is itself is left alone.
+        lam: (B,) float32 in [0, 1], the weight of the sample's own label in its target (and of its
+            own pixels for BLEND). For PASTE it is already area-corrected when ``correct_lam``.
+        kind: (B,) uint8, a :class:`MixKind` per sample.
+        box: (B, 4) int64, the CutMix box ``(y0, y1, x0, x1)``, half-open, in pixels of the last two
+            dims (H, W); only read for PASTE samples (zeros elsewhere).
+    """
+
+    partner: torch.Tensor
+    lam: torch.Tensor
+    kind: torch.Tensor
+    box: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.partner.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.partner.device
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
+        """The same params on ``device`` (one small copy per field; no per-sample host sync)."""
+        return MixParams(*(t.to(device, non_blocking=non_blocking) for t in self.as_tuple()))
+
+    def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.partner, self.lam, self.kind, self.box)
+
+    def mixed(self) -> torch.Tensor:
+        """(B,) bool: which samples are actually changed (mixed with a sample other than themselves)."""
+        return (self.kind != MixKind.NONE) & (self.partner != torch.arange(self.batch_size, device=self.device))
+
+    @staticmethod
+    def identity(batch_size: int, device: torch.device | str = "cpu") -> "MixParams":
+        """Params that leave every sample alone (lam = 1, partner = self)."""
+        return MixParams(
+            partner=torch.arange(batch_size, dtype=torch.int64, device=device),
+            lam=torch.ones(batch_size, dtype=torch.float32, device=device),
+            kind=torch.zeros(batch_size, dtype=torch.uint8, device=device),
+            box=torch.zeros(batch_size, 4, dtype=torch.int64, device=device),
+        )
+
+    def __repr__(self) -> str:
+        names = {int(k): k.name.lower() for k in MixKind}
+        kinds = [names.get(int(k), "?") for k in self.kind.tolist()]
+        return (
+            f"MixParams(batch_size={self.batch_size}, partner={self.partner.tolist()}, "
+            f"lam={[round(v, 4) for v in self.lam.tolist()]}, kind={kinds}, box={self.box.tolist()})"
+        )
+

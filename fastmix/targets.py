@@ -1,0 +1,42 @@
+"""Soft targets as indices and weights, for very large class counts, and their loss."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+class CompactTargets(NamedTuple):
+    """Targets as (B,) indices and weights instead of a (B, C) matrix, for very large C.
+
+    The soft target of sample i is ``lam[i] * s(index_a[i]) + (1 - lam[i]) * s(index_b[i])``.
+    """
+
+    index_a: torch.Tensor  #: (B,) int64, the sample's own class
+    index_b: torch.Tensor  #: (B,) int64, the partner's class (the own class when not mixed)
+    lam: torch.Tensor  #: (B,) float32, the weight of index_a
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "CompactTargets":
+        return CompactTargets(*(t.to(device, non_blocking=non_blocking) for t in self))
+
+    def dense(self, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
+        """The (B, num_classes) float32 soft targets these stand for."""
+        off = smoothing / num_classes
+        on = 1.0 - smoothing + off
+        lam = self.lam.view(-1, 1)
+        a = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_a.view(-1, 1), on)
+        b = torch.full((len(self.lam), num_classes), off, device=self.lam.device).scatter_(1, self.index_b.view(-1, 1), on)
+        return a * lam + b * (1 - lam)
+
+
+def compact_targets_loss(logits: torch.Tensor, targets: CompactTargets, smoothing: float = 0.0) -> torch.Tensor:
+    """Mean soft-target cross entropy of ``logits`` (B, C) against compact targets.
+
+    Equals ``-(targets.dense(C, smoothing) * logits.log_softmax(-1)).sum(-1).mean()`` without
+    building the (B, C) matrix: torch's label_smoothing uses the same on/off values as fastmix.
+    """
+    ce = torch.nn.functional.cross_entropy
+    loss_a = ce(logits, targets.index_a, reduction="none", label_smoothing=smoothing)
+    loss_b = ce(logits, targets.index_b, reduction="none", label_smoothing=smoothing)
+    lam = targets.lam.to(logits.dtype)
+    return (lam * loss_a + (1 - lam) * loss_b).mean()
