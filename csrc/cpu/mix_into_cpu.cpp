@@ -12,6 +12,8 @@
 //   2. relayout: into the output's order (NCHW planes or NHWC pixels), converted to float32 and
 //      normalised (v * scale[c] + bias[c]), or as uint8 for uint8 outputs;
 //   3. narrow: float32 -> bfloat16 / float16 (float32 and uint8 outputs are written by step 2).
+// The common collate case, blended HWC pixels of 3 channels into uint8 / float32 / bfloat16 planes,
+// does steps 1-3 in one loop (blend_planes_from_pixels): no staging row at all.
 // The element type is a runtime choice between these loops, not a template parameter of the
 // whole kernel: against the memory traffic of the batch the extra passes over an L1 row cost
 // little, and the build compiles ~30 small loops instead of ~40 copies of the whole kernel
@@ -82,8 +84,65 @@ FASTMIX_ALWAYS_INLINE D converted(S v, float s, float t, bool norm) {
       const float scaled = f * s;
       f = scaled + t;
     }
-    return f;
+    return from_acc<D>(f);  // float32 as it is; bfloat16 rounded (the de-interleave below writes it directly)
   }
+}
+
+// Steps 1 and 2 in one loop for the decoded-image collate (HWC pixels, 3 channels -> float32 or
+// bfloat16 planes): blended, normalised and de-interleaved without a staging row, the same
+// arithmetic as blend_row followed by planes_from_pixels. `second` (may be null) receives the
+// partner's output of a swapped pair from the same reads (b * lam_b + a * (1 - lam_b)).
+template <bool kNorm, typename In, typename D>
+FASTMIX_ALWAYS_INLINE void blend_planes_loop(const In* __restrict__ a, const In* __restrict__ b,
+                                             D* __restrict__ first, D* __restrict__ second, int64_t plane,
+                                             int64_t pixels, float lam_a, float lam_b, const float* scale,
+                                             const float* bias) {
+  const float rest_a = 1.f - lam_a, rest_b = 1.f - lam_b;
+  float s[3], t[3];  // in locals: stores may alias what a pointer reads
+  for (int c = 0; c < 3; ++c) {
+    s[c] = kNorm ? scale[c] : 1.f;
+    t[c] = kNorm ? bias[c] : 0.f;
+  }
+  auto value = [&](float x, float y, float lam, float rest, int c) {
+    const float own = x * lam, theirs = y * rest;
+    if constexpr (std::is_same_v<D, uint8_t>) return from_acc<uint8_t>(own + theirs);  // never normalised
+    else return converted<float, D>(own + theirs, s[c], t[c], kNorm);
+  };
+  D* __restrict__ f0 = first;
+  D* __restrict__ f1 = first + plane;
+  D* __restrict__ f2 = first + 2 * plane;
+  if (second == nullptr) {
+    for (int64_t w = 0; w < pixels; ++w) {
+      f0[w] = value(static_cast<float>(a[3 * w]), static_cast<float>(b[3 * w]), lam_a, rest_a, 0);
+      f1[w] = value(static_cast<float>(a[3 * w + 1]), static_cast<float>(b[3 * w + 1]), lam_a, rest_a, 1);
+      f2[w] = value(static_cast<float>(a[3 * w + 2]), static_cast<float>(b[3 * w + 2]), lam_a, rest_a, 2);
+    }
+    return;
+  }
+  D* __restrict__ g0 = second;
+  D* __restrict__ g1 = second + plane;
+  D* __restrict__ g2 = second + 2 * plane;
+  for (int64_t w = 0; w < pixels; ++w) {
+    const float x0 = static_cast<float>(a[3 * w]), x1 = static_cast<float>(a[3 * w + 1]),
+                x2 = static_cast<float>(a[3 * w + 2]);
+    const float y0 = static_cast<float>(b[3 * w]), y1 = static_cast<float>(b[3 * w + 1]),
+                y2 = static_cast<float>(b[3 * w + 2]);
+    f0[w] = value(x0, y0, lam_a, rest_a, 0);
+    f1[w] = value(x1, y1, lam_a, rest_a, 1);
+    f2[w] = value(x2, y2, lam_a, rest_a, 2);
+    g0[w] = value(y0, x0, lam_b, rest_b, 0);
+    g1[w] = value(y1, x1, lam_b, rest_b, 1);
+    g2[w] = value(y2, x2, lam_b, rest_b, 2);
+  }
+}
+
+// The loop above with the normalisation decided once per call, not per element.
+template <typename In, typename D>
+FASTMIX_MULTIVERSION __attribute__((noinline)) void blend_planes_from_pixels(
+    const In* a, const In* b, D* first, D* second, int64_t plane, int64_t pixels, float lam_a, float lam_b,
+    const float* scale, const float* bias, bool norm) {
+  if (norm) blend_planes_loop<true>(a, b, first, second, plane, pixels, lam_a, lam_b, scale, bias);
+  else blend_planes_loop<false>(a, b, first, second, plane, pixels, lam_a, lam_b, scale, bias);
 }
 
 // Same order, planar: C planes of W (the source's planes `src_plane` apart, the destination's `dst_plane`).
@@ -102,17 +161,18 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_planes(const S* __restr
   }
 }
 
-// Same order, interleaved: one run of W * C with a (scale, bias) per element.
+// Same order, interleaved: `rows` runs of `row` elements, with a (scale, bias) per element of a row.
 template <typename S, typename D>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_pixels(const S* __restrict__ src, D* __restrict__ dst,
-                                                                int64_t count, Norm n) {
-  if (n.on) {
-    const float* __restrict__ s = n.scale_row;
-    const float* __restrict__ t = n.bias_row;
-    for (int64_t k = 0; k < count; ++k) dst[k] = converted<S, D>(src[k], s[k], t[k], true);
-  } else {
-    for (int64_t k = 0; k < count; ++k) dst[k] = converted<S, D>(src[k], 1.f, 0.f, false);
+                                                                int64_t row, int64_t rows, Norm n) {
+  if (!n.on) {
+    for (int64_t k = 0; k < row * rows; ++k) dst[k] = converted<S, D>(src[k], 1.f, 0.f, false);
+    return;
   }
+  const float* __restrict__ s = n.scale_row;
+  const float* __restrict__ t = n.bias_row;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < row; ++k) dst[r * row + k] = converted<S, D>(src[r * row + k], s[k], t[k], true);
 }
 
 // HWC pixels -> C planes. kC > 0 fixes the channel count so that the loop becomes de-interleaving
@@ -177,7 +237,7 @@ void narrow(void* dst, c10::ScalarType out, const float* src, int64_t n) {
   else narrow_row(static_cast<c10::Half*>(dst), src, n);  // float16: F16C / AVX-512 where the CPU has them
 }
 
-// -- one output row ----------------------------------------------------------------------------------
+// -- a span of output rows ----------------------------------------------------------------------------
 
 // Input: B samples of C*H*W elements, (C, H, W) or (H, W, C) in memory.
 // Output: (B, C, H, W) in NCHW or NHWC memory order.
@@ -188,48 +248,70 @@ struct Geometry {
   int64_t out_elem;  // bytes
 };
 
-// A row of the input's order: where its elements are, their type, and how far apart its planes are
-// (CHW input; ignored for HWC).
-struct SourceRow {
+// Rows [h0, h1) of one sample in the input's order: where row h0 starts, the element type, and
+// (CHW) how far apart the planes are. Rows of a span are contiguous in every plane, in the input
+// as in the output, so a span is one run of (h1 - h0) * W pixels for the loops.
+struct Span {
   const void* data;
   bool is_float;
   int64_t plane;
 };
 
-// Writes source row `r` (image row h) of one sample into `out_sample` as the output wants it;
-// `scratch`: a float row of W * C for bfloat16 / float16 outputs.
+// Writes `pixels` pixels from `src` (planes `src_plane` apart) to `dst` as the output wants them.
 template <typename S, typename D>
-void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, const Geometry& g, const Norm& n) {
-  const int64_t C = g.C, W = g.W;
-  if (g.hwc_in && g.nhwc_out) return copy_pixels<S, D>(src, dst, W * C, n);
-  if (!g.hwc_in && !g.nhwc_out) return copy_planes<S, D>(src, src_plane, dst, dst_plane, W, C, n);
+void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_t pixels, const Geometry& g,
+              const Norm& n) {
+  const int64_t C = g.C;
+  if (g.hwc_in && g.nhwc_out) return copy_pixels<S, D>(src, dst, g.W * C, pixels / g.W, n);
+  if (!g.hwc_in && !g.nhwc_out) return copy_planes<S, D>(src, src_plane, dst, dst_plane, pixels, C, n);
   if (g.hwc_in) {  // HWC -> NCHW, the decoded-image collate
-    if (C == 3) return planes_from_pixels<S, D, 3>(src, dst, dst_plane, W, C, n);
-    if (C == 1) return planes_from_pixels<S, D, 1>(src, dst, dst_plane, W, C, n);
-    return planes_from_pixels<S, D, 0>(src, dst, dst_plane, W, C, n);
+    if (C == 3) return planes_from_pixels<S, D, 3>(src, dst, dst_plane, pixels, C, n);
+    if (C == 1) return planes_from_pixels<S, D, 1>(src, dst, dst_plane, pixels, C, n);
+    return planes_from_pixels<S, D, 0>(src, dst, dst_plane, pixels, C, n);
   }
-  if (C == 3) return pixels_from_planes<S, D, 3>(src, src_plane, dst, W, C, n);
-  return pixels_from_planes<S, D, 0>(src, src_plane, dst, W, C, n);
+  if (C == 3) return pixels_from_planes<S, D, 3>(src, src_plane, dst, pixels, C, n);
+  return pixels_from_planes<S, D, 0>(src, src_plane, dst, pixels, C, n);
 }
 
-void write_row(const SourceRow& r, void* out_sample, int64_t h, const Geometry& g, const Norm& n, float* scratch) {
+// Output rows [h0, h1) of one sample from span `r`; `scratch`: floats for `scratch_rows` rows, for
+// bfloat16 / float16 outputs (made in float32 that many rows at a time, then narrowed).
+void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const Geometry& g, const Norm& n,
+                float* scratch, int64_t scratch_rows) {
   const int64_t HW = g.H * g.W;
-  // Where row h starts in the output sample, and how far apart its planes are.
-  const int64_t out_offset = g.nhwc_out ? h * g.W * g.C : h * g.W;
-  char* out_row = static_cast<char*>(out_sample) + out_offset * g.out_elem;
+  const int64_t out_row = g.nhwc_out ? g.W * g.C : g.W;  // elements from one output row to the next
+  char* out_rows = static_cast<char*>(out_sample) + h0 * out_row * g.out_elem;
   if (g.out_type == at::kByte) {
-    relayout(static_cast<const uint8_t*>(r.data), r.plane, reinterpret_cast<uint8_t*>(out_row), HW, g, n);
+    relayout(static_cast<const uint8_t*>(r.data), r.plane, reinterpret_cast<uint8_t*>(out_rows), HW, (h1 - h0) * g.W, g, n);
     return;
   }
-  const bool direct = g.out_type == at::kFloat;
-  float* dst = direct ? reinterpret_cast<float*>(out_row) : scratch;
-  const int64_t dst_plane = direct ? HW : g.W;
-  if (r.is_float) relayout(static_cast<const float*>(r.data), r.plane, dst, dst_plane, g, n);
-  else relayout(static_cast<const uint8_t*>(r.data), r.plane, dst, dst_plane, g, n);
-  if (direct) return;
-  if (g.nhwc_out) return narrow(out_row, g.out_type, scratch, g.W * g.C);
-  for (int64_t c = 0; c < g.C; ++c)
-    narrow(out_row + c * HW * g.out_elem, g.out_type, scratch + c * g.W, g.W);
+  if (g.out_type == at::kFloat) {
+    float* dst = reinterpret_cast<float*>(out_rows);
+    if (r.is_float) relayout(static_cast<const float*>(r.data), r.plane, dst, HW, (h1 - h0) * g.W, g, n);
+    else relayout(static_cast<const uint8_t*>(r.data), r.plane, dst, HW, (h1 - h0) * g.W, g, n);
+    return;
+  }
+  if (g.out_type == at::kBFloat16 && g.hwc_in && !g.nhwc_out && g.C == 3) {
+    // The decoded-image collate to bfloat16: de-interleaved and rounded in one pass.
+    auto* dst = reinterpret_cast<c10::BFloat16*>(out_rows);
+    const int64_t pixels = (h1 - h0) * g.W;
+    if (r.is_float) planes_from_pixels<float, c10::BFloat16, 3>(static_cast<const float*>(r.data), dst, HW, pixels, 3, n);
+    else planes_from_pixels<uint8_t, c10::BFloat16, 3>(static_cast<const uint8_t*>(r.data), dst, HW, pixels, 3, n);
+    return;
+  }
+  const int64_t in_row = g.hwc_in ? g.W * g.C : g.W;  // elements from one input row to the next
+  const int64_t in_elem = r.is_float ? 4 : 1;
+  for (int64_t a = h0; a < h1; a += scratch_rows) {
+    const int64_t rows = std::min(scratch_rows, h1 - a), pixels = rows * g.W;
+    const void* src = static_cast<const char*>(r.data) + (a - h0) * in_row * in_elem;
+    if (r.is_float) relayout(static_cast<const float*>(src), r.plane, scratch, pixels, pixels, g, n);
+    else relayout(static_cast<const uint8_t*>(src), r.plane, scratch, pixels, pixels, g, n);
+    char* out = out_rows + (a - h0) * out_row * g.out_elem;
+    if (g.nhwc_out) {
+      narrow(out, g.out_type, scratch, pixels * g.C);
+    } else {
+      for (int64_t c = 0; c < g.C; ++c) narrow(out + c * HW * g.out_elem, g.out_type, scratch + c * pixels, pixels);
+    }
+  }
 }
 
 // -- one sample, one unit --------------------------------------------------------------------------
@@ -241,90 +323,138 @@ struct Params {
   const int64_t* box;  // (B, 4): y0, y1, x0, x1
 };
 
-// The rows of image row h of a sample of type In: where the row starts, and its plane spacing.
+// Rows from h0 of a sample of type In, where they are.
 template <typename In>
-SourceRow input_row(const In* sample, int64_t h, const Geometry& g) {
-  const int64_t offset = g.hwc_in ? h * g.W * g.C : h * g.W;
-  return {sample + offset, std::is_same_v<In, float>, g.H * g.W};
+Span input_span(const In* sample, int64_t h0, const Geometry& g) {
+  return {sample + (g.hwc_in ? h0 * g.W * g.C : h0 * g.W), std::is_same_v<In, float>, g.H * g.W};
 }
 
-// Calls f(segment_a, segment_b, staged, length) over the row's contiguous segments: one of W * C
-// (HWC), or C of W (CHW), with the staging row's segments W apart.
+// Calls f(segment_a, segment_b, staged, length) over the contiguous segments of rows [h0, h0 + rows):
+// one of rows * W * C (HWC), or C of rows * W (CHW), the staging buffer's planes rows * W apart.
 template <typename In, typename S, typename F>
-void for_each_segment(const In* a, const In* b, S* staged, int64_t h, const Geometry& g, F&& f) {
+void for_each_segment(const In* a, const In* b, S* staged, int64_t h0, int64_t rows, const Geometry& g, F&& f) {
   if (g.hwc_in) {
-    const int64_t offset = h * g.W * g.C;
-    f(a + offset, b + offset, staged, g.W * g.C);
+    const int64_t offset = h0 * g.W * g.C;
+    f(a + offset, b + offset, staged, rows * g.W * g.C);
     return;
   }
   const int64_t HW = g.H * g.W;
-  for (int64_t c = 0; c < g.C; ++c) f(a + c * HW + h * g.W, b + c * HW + h * g.W, staged + c * g.W, g.W);
+  for (int64_t c = 0; c < g.C; ++c) f(a + c * HW + h0 * g.W, b + c * HW + h0 * g.W, staged + c * rows * g.W, rows * g.W);
 }
 
-// Buffers of one worker: two staging rows of each type and the float scratch row.
-struct Rows {
+// Buffers of one worker: staging rows of each type (two, for pairs) and the float scratch, each
+// for `stage_rows` rows: staged values are read back while they are still in L1/L2.
+struct Buffers {
+  int64_t stage_rows;
   std::vector<uint8_t> u8_a, u8_b;
   std::vector<float> f32_a, f32_b, scratch;
-  explicit Rows(int64_t n) : u8_a(n), u8_b(n), f32_a(n), f32_b(n), scratch(n) {}
+  Buffers(int64_t rows, int64_t row) : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row),
+                                       f32_b(rows * row), scratch(rows * row) {}
 };
 
-// Image row h of output sample i, made from `own` and `theirs` (its partner) as kind k says.
+// Blended output rows [h0, h1) of sample a (and of b, its swapped partner, when out_b is not null)
+// by the fused loop, when the case is the decoded-image collate to float32 / bfloat16 planes.
 template <typename In>
-void write_sample_row(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, void* out_sample,
-                      int64_t h, const Geometry& g, const Norm& n, Rows& rows) {
-  const bool u8_out = g.out_type == at::kByte;
-  if (k == kBlend) {
-    const float rest = 1.f - lam;
-    if (u8_out) {
-      if constexpr (std::is_same_v<In, uint8_t>) {
-        for_each_segment(own, theirs, rows.u8_a.data(), h, g,
-                         [&](const In* a, const In* b, uint8_t* s, int64_t len) { blend_row(a, b, s, len, lam, rest); });
-        write_row({rows.u8_a.data(), false, g.W}, out_sample, h, g, n, rows.scratch.data());
-      }
-      return;
-    }
-    for_each_segment(own, theirs, rows.f32_a.data(), h, g,
-                     [&](const In* a, const In* b, float* s, int64_t len) { blend_row(a, b, s, len, lam, rest); });
-    write_row({rows.f32_a.data(), true, g.W}, out_sample, h, g, n, rows.scratch.data());
-    return;
+bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
+                          int64_t h1, const Geometry& g, const Norm& n) {
+  if (!g.hwc_in || g.nhwc_out || g.C != 3) return false;
+  const int64_t in_offset = h0 * g.W * 3, out_offset = h0 * g.W, plane = g.H * g.W, pixels = (h1 - h0) * g.W;
+  auto call = [&](auto* first, auto* second) {
+    blend_planes_from_pixels(a + in_offset, b + in_offset, first + out_offset, second ? second + out_offset : second,
+                             plane, pixels, lam_a, lam_b, n.scale, n.bias, n.on);
+  };
+  if (g.out_type == at::kFloat) {
+    call(static_cast<float*>(out_a), static_cast<float*>(out_b));
+    return true;
   }
-  const bool in_box = k == kPaste && h >= box[0] && h < box[1] && box[2] < box[3];
-  if (!in_box) return write_row(input_row(own, h, g), out_sample, h, g, n, rows.scratch.data());
-  if (box[2] == 0 && box[3] == g.W) return write_row(input_row(theirs, h, g), out_sample, h, g, n, rows.scratch.data());
-  // A partial paste: own row with the box's columns from the partner, staged in the input type.
-  In* staged = reinterpret_cast<In*>(std::is_same_v<In, uint8_t> ? static_cast<void*>(rows.u8_a.data())
-                                                                   : static_cast<void*>(rows.f32_a.data()));
-  const int64_t unit = g.hwc_in ? g.C : 1;  // elements per pixel within a segment
-  for_each_segment(own, theirs, staged, h, g, [&](const In* a, const In* b, In* s, int64_t len) {
-    const int64_t x0 = box[2] * unit, x1 = box[3] * unit;
-    std::memcpy(s, a, x0 * sizeof(In));
-    std::memcpy(s + x0, b + x0, (x1 - x0) * sizeof(In));
-    std::memcpy(s + x1, a + x1, (len - x1) * sizeof(In));
-  });
-  write_row({staged, std::is_same_v<In, float>, g.W}, out_sample, h, g, n, rows.scratch.data());
+  if constexpr (std::is_same_v<In, uint8_t>) {
+    if (g.out_type == at::kByte) {
+      call(static_cast<uint8_t*>(out_a), static_cast<uint8_t*>(out_b));
+      return true;
+    }
+  }
+  if (g.out_type == at::kBFloat16) {
+    call(static_cast<c10::BFloat16*>(out_a), static_cast<c10::BFloat16*>(out_b));
+    return true;
+  }
+  return false;
 }
 
-// Image row h of a swapped pair that both blend: each input row read once for both outputs.
+// Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says.
 template <typename In>
-void write_blended_pair_row(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h,
-                            const Geometry& g, const Norm& n, Rows& rows) {
-  if (g.out_type == at::kByte) {
-    if constexpr (std::is_same_v<In, uint8_t>) {
-      uint8_t* sb = rows.u8_b.data();
-      for_each_segment(a, b, rows.u8_a.data(), h, g, [&](const In* x, const In* y, uint8_t* sa, int64_t len) {
-        blend_pair_row(x, y, sa, sb + (sa - rows.u8_a.data()), len, lam_a, lam_b);
-      });
-      write_row({rows.u8_a.data(), false, g.W}, out_a, h, g, n, rows.scratch.data());
-      write_row({rows.u8_b.data(), false, g.W}, out_b, h, g, n, rows.scratch.data());
+void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, void* out_sample,
+                       int64_t h0, int64_t h1, const Geometry& g, const Norm& n, Buffers& buf) {
+  float* scratch = buf.scratch.data();
+  if (k == kBlend) {
+    if (write_blended_planes(own, theirs, lam, 0.f, out_sample, nullptr, h0, h1, g, n)) return;
+    const float rest = 1.f - lam;
+    for (int64_t a = h0; a < h1; a += buf.stage_rows) {
+      const int64_t rows = std::min(buf.stage_rows, h1 - a);
+      if (g.out_type == at::kByte) {
+        if constexpr (std::is_same_v<In, uint8_t>) {
+          for_each_segment(own, theirs, buf.u8_a.data(), a, rows, g,
+                           [&](const In* x, const In* y, uint8_t* s, int64_t len) { blend_row(x, y, s, len, lam, rest); });
+          write_span({buf.u8_a.data(), false, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+        }
+        continue;
+      }
+      for_each_segment(own, theirs, buf.f32_a.data(), a, rows, g,
+                       [&](const In* x, const In* y, float* s, int64_t len) { blend_row(x, y, s, len, lam, rest); });
+      write_span({buf.f32_a.data(), true, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
     }
     return;
   }
-  float* sb = rows.f32_b.data();
-  for_each_segment(a, b, rows.f32_a.data(), h, g, [&](const In* x, const In* y, float* sa, int64_t len) {
-    blend_pair_row(x, y, sa, sb + (sa - rows.f32_a.data()), len, lam_a, lam_b);
-  });
-  write_row({rows.f32_a.data(), true, g.W}, out_a, h, g, n, rows.scratch.data());
-  write_row({rows.f32_b.data(), true, g.W}, out_b, h, g, n, rows.scratch.data());
+  // Kept rows above and below the box, pasted rows inside it.
+  const bool paste = k == kPaste && box[2] < box[3];
+  const int64_t y0 = paste ? std::clamp(box[0], h0, h1) : h1, y1 = paste ? std::clamp(box[1], h0, h1) : h1;
+  if (h0 < y0) write_span(input_span(own, h0, g), out_sample, h0, y0, g, n, scratch, buf.stage_rows);
+  if (y1 < h1) write_span(input_span(own, y1, g), out_sample, y1, h1, g, n, scratch, buf.stage_rows);
+  if (y0 >= y1) return;
+  if (box[2] == 0 && box[3] == g.W) return write_span(input_span(theirs, y0, g), out_sample, y0, y1, g, n, scratch, buf.stage_rows);
+  // A partial paste: own rows with the box's columns from the partner, staged in the input type.
+  In* staged = reinterpret_cast<In*>(std::is_same_v<In, uint8_t> ? static_cast<void*>(buf.u8_a.data())
+                                                                   : static_cast<void*>(buf.f32_a.data()));
+  const int64_t unit = g.hwc_in ? g.C : 1;  // elements per pixel within a row of a segment
+  const int64_t row_len = g.W * unit, x0 = box[2] * unit, x1 = box[3] * unit;
+  for (int64_t a = y0; a < y1; a += buf.stage_rows) {
+    const int64_t rows = std::min(buf.stage_rows, y1 - a);
+    for_each_segment(own, theirs, staged, a, rows, g, [&](const In* x, const In* y, In* s, int64_t) {
+      for (int64_t r = 0; r < rows; ++r, x += row_len, y += row_len, s += row_len) {
+        std::memcpy(s, x, x0 * sizeof(In));
+        std::memcpy(s + x0, y + x0, (x1 - x0) * sizeof(In));
+        std::memcpy(s + x1, x + x1, (row_len - x1) * sizeof(In));
+      }
+    });
+    write_span({staged, std::is_same_v<In, float>, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+  }
+}
+
+// Output rows [h0, h1) of a swapped pair that both blend: each input row read once for both outputs.
+template <typename In>
+void write_blended_pair_rows(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
+                             int64_t h1, const Geometry& g, const Norm& n, Buffers& buf) {
+  if (write_blended_planes(a, b, lam_a, lam_b, out_a, out_b, h0, h1, g, n)) return;
+  float* scratch = buf.scratch.data();
+  for (int64_t h = h0; h < h1; h += buf.stage_rows) {
+    const int64_t rows = std::min(buf.stage_rows, h1 - h);
+    if (g.out_type == at::kByte) {
+      if constexpr (std::is_same_v<In, uint8_t>) {
+        uint8_t *sa = buf.u8_a.data(), *sb = buf.u8_b.data();
+        for_each_segment(a, b, sa, h, rows, g, [&](const In* x, const In* y, uint8_t* s, int64_t len) {
+          blend_pair_row(x, y, s, sb + (s - sa), len, lam_a, lam_b);
+        });
+        write_span({sa, false, rows * g.W}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
+        write_span({sb, false, rows * g.W}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
+      }
+      continue;
+    }
+    float *sa = buf.f32_a.data(), *sb = buf.f32_b.data();
+    for_each_segment(a, b, sa, h, rows, g, [&](const In* x, const In* y, float* s, int64_t len) {
+      blend_pair_row(x, y, s, sb + (s - sa), len, lam_a, lam_b);
+    });
+    write_span({sa, true, rows * g.W}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
+    write_span({sb, true, rows * g.W}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
+  }
 }
 
 // One unit of work: output sample `first` (and `second`, its swapped partner, when >= 0).
@@ -359,26 +489,24 @@ void run(const std::vector<const In*>& inputs, char* out, const Geometry& g, con
   const int64_t tasks = static_cast<int64_t>(units.size()) * blocks;
   const int64_t out_sample_bytes = g.C * g.H * g.W * g.out_elem;
   auto sample_out = [&](int64_t i) { return static_cast<void*>(out + i * out_sample_bytes); };
-  auto write_sample = [&](int64_t i, int64_t h, Rows& rows) {
-    const bool written = is_written(p.partner, p.kind, i);
-    const int64_t partner = written ? p.partner[i] : i;
-    const uint8_t k = written ? p.kind[i] : static_cast<uint8_t>(kNone);
-    write_sample_row(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, sample_out(i), h, g, n, rows);
-  };
+  // Staged spans of at most 8 KiB of float32 per sample (two for a pair): read back from L1.
+  const int64_t stage_rows = std::max<int64_t>(1, std::min(rows_per_block, (8 * 1024) / (4 * g.W * g.C)));
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-    Rows rows(g.W * g.C);
+    Buffers buf(stage_rows, g.W * g.C);
     for (int64_t t = t0; t < t1; ++t) {
       const Unit& u = units[t / blocks];
       const int64_t h0 = (t % blocks) * rows_per_block, h1 = std::min(g.H, h0 + rows_per_block);
-      const bool blended_pair = u.second >= 0 && p.kind[u.first] == kBlend && p.kind[u.second] == kBlend;
-      for (int64_t h = h0; h < h1; ++h) {
-        if (blended_pair) {
-          write_blended_pair_row(inputs[u.first], inputs[u.second], p.lam[u.first], p.lam[u.second],
-                                 sample_out(u.first), sample_out(u.second), h, g, n, rows);
-          continue;
-        }
-        write_sample(u.first, h, rows);
-        if (u.second >= 0) write_sample(u.second, h, rows);
+      if (u.second >= 0 && p.kind[u.first] == kBlend && p.kind[u.second] == kBlend) {
+        write_blended_pair_rows(inputs[u.first], inputs[u.second], p.lam[u.first], p.lam[u.second],
+                                sample_out(u.first), sample_out(u.second), h0, h1, g, n, buf);
+        continue;
+      }
+      for (const int64_t i : {u.first, u.second}) {
+        if (i < 0) continue;
+        const bool written = is_written(p.partner, p.kind, i);
+        const int64_t partner = written ? p.partner[i] : i;
+        const uint8_t k = written ? p.kind[i] : static_cast<uint8_t>(kNone);
+        write_sample_rows(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, sample_out(i), h0, h1, g, n, buf);
       }
     }
   });
