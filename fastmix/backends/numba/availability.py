@@ -47,16 +47,9 @@ def require() -> None:
 
 
 def threads() -> int:
-    """Threads for the next kernel: torch.get_num_threads(), within numba's pool size.
-
-    More than one sets numba's thread count (per calling thread); one selects the serial kernels,
-    which leave numba's thread pool unstarted (safe in forked DataLoader workers)."""
-    import numba
-
-    wanted = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if wanted > 1:
-        numba.set_num_threads(wanted)
-    return wanted
+    """Threads for the next kernel: torch.get_num_threads() (the kernels are split over Python
+    threads, parallel.py; one runs on the calling thread only)."""
+    return max(1, torch.get_num_threads())
 
 
 def check_cpu(tensor: torch.Tensor, name: str) -> None:

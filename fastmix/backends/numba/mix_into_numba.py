@@ -8,7 +8,8 @@ mixed = ``a * lam + b * (1 - lam)`` in float32 (or a, or b), normalize = ``v * s
 
 A unit of work is one output sample, or a swapped pair (a <-> b) written together from the same
 rows of a and b, so every input is read once; units are split in blocks of rows and the (unit,
-block) tasks run under prange. HWC -> NCHW (the decoded-image collate) assembles each row in pixel
+block) tasks run on one thread or several (parallel.py). HWC -> NCHW (the decoded-image collate)
+has its own driver, so that a collate compiles only its path: it assembles each row in pixel
 order in a staging row (a contiguous blend, or copies for a paste), then de-interleaves it into
 the C planes, with C = 3 and C = 1 written out so the loops vectorise.
 """
@@ -18,13 +19,14 @@ from . import cache  # noqa: F401  (first: keys numba's disk cache on all of thi
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 from numba.extending import overload
 
 from ...checks import check_collate_samples, check_mix_into_images, check_out_and_affine
 from .availability import check_cpu, threads
 from .dtypes import from_acc, to_acc
 from .memory import array_at, flat_view
+from .parallel import run_split
 from .mix_numba import KEEP, MIX, TAKE, copy
 from .plan import BLEND, NONE, PASTE, is_written, make_units
 
@@ -192,39 +194,56 @@ def hwc_pair_rows_to_planes(a, b, out, base_a, base_b, geometry, scale, bias, no
 
 
 @njit(nogil=True, cache=True)
-def write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, i, h0, h1):
-    """Rows [h0, h1) of output sample i, from its input a and its partner's b. HWC -> NCHW goes
-    through a staging row in pixel order (blended, or pasted by copies), then de-interleaves."""
-    channels, height, width, hwc_in, nhwc_out = geometry
+def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
+    """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE) and the paste box."""
+    channels, height, width, _, _ = geometry
     size = channels * height * width
     written = is_written(partner, kind, i)
     how = kind[i] if written else NONE
     a = array_at(addresses[i], size, like)
     b = array_at(addresses[partner[i] if written else i], size, like)
+    x0, x1 = box[i, 2], box[i, 3]
+    pasted = how == PASTE and x0 < x1
+    return a, b, how, pasted, box[i, 0], box[i, 1], x0, x1
+
+
+@njit(nogil=True, cache=True)
+def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, i, h0, h1):
+    """Rows [h0, h1) of output sample i, HWC -> NCHW: each row staged in pixel order (blended, or
+    pasted by copies), then de-interleaved into the planes."""
+    channels, height, width, _, _ = geometry
+    a, b, how, pasted, y0, y1, x0, x1 = sample_inputs(addresses, like, geometry, partner, lam, kind, box, i)
     own = lam[i]
     rest = np.float32(1.0) - own
-    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
-    pasted = how == PASTE and x0 < x1
-    out_base = i * size
-    if hwc_in and not nhwc_out:
-        row = width * channels
-        blended = staging_row(out, row if how == BLEND else 0)
-        staged = np.empty(row if how == PASTE else 0, dtype=a.dtype)
-        for h in range(h0, h1):
-            ar = a[h * row : (h + 1) * row]
-            br = b[h * row : (h + 1) * row]
-            if how == BLEND:
-                blend_row(ar, br, blended, own, rest)
-                deinterleave_row(blended, out, out_base, geometry, scale, bias, norm, h)
-            elif pasted and y0 <= h < y1:
-                lo, hi = x0 * channels, x1 * channels
-                copy(staged[:lo], ar[:lo])
-                copy(staged[lo:hi], br[lo:hi])
-                copy(staged[hi:], ar[hi:])
-                deinterleave_row(staged, out, out_base, geometry, scale, bias, norm, h)
-            else:
-                deinterleave_row(ar, out, out_base, geometry, scale, bias, norm, h)
-        return
+    out_base = i * channels * height * width
+    row = width * channels
+    blended = staging_row(out, row if how == BLEND else 0)
+    staged = np.empty(row if how == PASTE else 0, dtype=a.dtype)
+    for h in range(h0, h1):
+        ar = a[h * row : (h + 1) * row]
+        br = b[h * row : (h + 1) * row]
+        if how == BLEND:
+            blend_row(ar, br, blended, own, rest)
+            deinterleave_row(blended, out, out_base, geometry, scale, bias, norm, h)
+        elif pasted and y0 <= h < y1:
+            lo, hi = x0 * channels, x1 * channels
+            copy(staged[:lo], ar[:lo])
+            copy(staged[lo:hi], br[lo:hi])
+            copy(staged[hi:], ar[hi:])
+            deinterleave_row(staged, out, out_base, geometry, scale, bias, norm, h)
+        else:
+            deinterleave_row(ar, out, out_base, geometry, scale, bias, norm, h)
+
+
+@njit(nogil=True, cache=True)
+def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
+                      i, h0, h1):
+    """Rows [h0, h1) of output sample i in the other layouts: contiguous runs, made as op says."""
+    channels, height, width, _, _ = geometry
+    a, b, how, pasted, y0, y1, x0, x1 = sample_inputs(addresses, like, geometry, partner, lam, kind, box, i)
+    own = lam[i]
+    rest = np.float32(1.0) - own
+    out_base = i * channels * height * width
     start = np.int64(0)
     for h in range(h0, h1):
         if how == BLEND:
@@ -238,39 +257,38 @@ def write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_ro
 
 
 @njit(nogil=True, cache=True)
-def run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-             units, blocks, rows_per_block, t):
-    channels, height, width, hwc_in, nhwc_out = geometry
+def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, units, blocks,
+                 rows_per_block, t0, t1):
+    """Tasks [t0, t1) (unit t // blocks, row block t % blocks), HWC -> NCHW."""
+    channels, height, width, _, _ = geometry
     size = channels * height * width
-    first, second = units[t // blocks, 0], units[t // blocks, 1]
-    h0 = (t % blocks) * rows_per_block
-    h1 = min(height, h0 + rows_per_block)
-    if second >= 0 and kind[first] == BLEND and kind[second] == BLEND and hwc_in and not nhwc_out:
-        hwc_pair_rows_to_planes(array_at(addresses[first], size, like), array_at(addresses[second], size, like), out,
-                                first * size, second * size, geometry, scale, bias, norm, lam[first], lam[second],
+    for t in range(t0, t1):
+        first, second = units[t // blocks, 0], units[t // blocks, 1]
+        h0 = (t % blocks) * rows_per_block
+        h1 = min(height, h0 + rows_per_block)
+        if second >= 0 and kind[first] == BLEND and kind[second] == BLEND:
+            hwc_pair_rows_to_planes(array_at(addresses[first], size, like), array_at(addresses[second], size, like),
+                                    out, first * size, second * size, geometry, scale, bias, norm, lam[first],
+                                    lam[second], h0, h1)
+            continue
+        write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, first, h0, h1)
+        if second >= 0:
+            write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, second,
                                 h0, h1)
-        return
-    write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                 first, h0, h1)
-    if second >= 0:
-        write_sample(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                     second, h0, h1)
-
-
-@njit(nogil=True, cache=True, parallel=True)
-def mix_into_parallel(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                      units, blocks, rows_per_block):
-    for t in prange(units.shape[0] * blocks):
-        run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                 units, blocks, rows_per_block, t)
 
 
 @njit(nogil=True, cache=True)
-def mix_into_serial(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                    units, blocks, rows_per_block):
-    for t in range(units.shape[0] * blocks):
-        run_task(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                 units, blocks, rows_per_block, t)
+def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, units,
+               blocks, rows_per_block, t0, t1):
+    """Tasks [t0, t1) in the other layouts (CHW -> NCHW / NHWC, HWC -> NHWC)."""
+    height = geometry[1]
+    for t in range(t0, t1):
+        h0 = (t % blocks) * rows_per_block
+        h1 = min(height, h0 + rows_per_block)
+        for i in (units[t // blocks, 0], units[t // blocks, 1]):
+            if i >= 0:
+                write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam,
+                                  kind, box, i, h0, h1)
 
 
 # -- the ops (torch tensors in, checked, then the kernels) -----------------------------------------
@@ -321,7 +339,13 @@ def _run(out, channels_last, addresses, input_dtype, partner, lam, kind, box, sc
     rows_per_block = max(1, ROW_BLOCK_BYTES // max(1, width * channels * itemsize))
     blocks = (height + rows_per_block - 1) // rows_per_block
     like = np.empty(1, dtype=np.uint8 if input_dtype == torch.uint8 else np.float32)
-    parallel = threads() > 1 and units.shape[0] * blocks > 1
-    run = mix_into_parallel if parallel else mix_into_serial
-    run(addresses, like, flat_view(out), geometry, scale_c, bias_c, scale_row, bias_row, normalize, p, l, k, b,
-        units, blocks, rows_per_block)
+    flat = flat_view(out)
+    if hwc and not channels_last:  # the decoded-image collate: its own, smaller kernel to compile
+        def run(t0, t1):
+            tasks_planes(addresses, like, flat, geometry, scale_c, bias_c, normalize, p, l, k, b, units, blocks,
+                         rows_per_block, t0, t1)
+    else:
+        def run(t0, t1):
+            tasks_runs(addresses, like, flat, geometry, scale_c, bias_c, scale_row, bias_row, normalize, p, l, k, b,
+                       units, blocks, rows_per_block, t0, t1)
+    run_split(run, units.shape[0] * blocks, threads())

@@ -2,7 +2,7 @@
 
 Work is split over element positions, not samples: chunk c covers the same element range of every
 sample and walks the whole in-place plan (plan.py) for it, with one chunk-sized buffer. Chunks are
-independent, so ``prange`` runs them on numba's threads, and the extra memory is threads x chunk.
+independent, so they run on several threads (parallel.py), and the extra memory is threads x chunk.
 
 Two layouts. Dense: samples whose elements fill one block of memory in the same order (contiguous
 NCHW, channels_last, any dense permutation): a blend is elementwise over [0, numel), a paste copies
@@ -10,21 +10,21 @@ row segments (row = ``row_len`` elements; image row ``(e // row_len) % height``,
 ``(e % row_len) // col_unit``). Strided (anything else): rows along the sample's smallest-stride
 dim, each located by its multi-index, the buffer holding a chunk's rows packed.
 
-Every kernel has a parallel driver (``prange``) and a serial one: the serial one never starts
-numba's thread pool, which is what a DataLoader worker (one thread, maybe forked) wants.
+Each driver takes a range of chunks: one build serves one thread or several (parallel.py).
 """
 from __future__ import annotations
 
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ...checks import check_mix_args
 from .availability import check_cpu, threads
 from .dtypes import acc_weights, from_acc, to_acc
 from .memory import flat_view
-from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PASTE, SAVE, make_inplace_plan
+from .parallel import run_split
+from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PASTE, SAVE, inplace_plan
 
 # What one sample does to the elements of a row segment (numpy scalars: see plan.py).
 KEEP, TAKE, MIX = np.int64(0), np.int64(1), np.int64(2)
@@ -212,23 +212,12 @@ def dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf):
             pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, geometry, e0, e1)
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def dense_parallel(data, plan, lam, kind, box, geometry, chunk, buffered):
-    numel = geometry[0]
-    num_chunks = (numel + chunk - 1) // chunk
-    for c in prange(num_chunks):
-        e0 = c * chunk
-        e1 = min(numel, e0 + chunk)
-        buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
-        dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf)
-
-
 @njit(nogil=True, cache=True)
-def dense_serial(data, plan, lam, kind, box, geometry, chunk, buffered):
+def dense_chunks(data, plan, lam, kind, box, geometry, chunk, buffered, c0, c1):
+    """Chunks [c0, c1) of `chunk` elements of every sample, each through the whole plan."""
     numel = geometry[0]
-    num_chunks = (numel + chunk - 1) // chunk
     buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
-    for c in range(num_chunks):
+    for c in range(c0, c1):
         e0 = c * chunk
         dense_chunk(data, plan, lam, kind, box, geometry, e0, min(numel, e0 + chunk), buf)
 
@@ -323,22 +312,12 @@ def strided_chunk(data, plan, lam, kind, box, rows, layout, r0, r1, buf):
             strided_apply(data, rows, r0, r1, ib, NO_SAMPLE, lam, kind, box, layout, buf)
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def strided_parallel(data, plan, lam, kind, box, rows, layout, rows_per_chunk):
-    total = rows.shape[0]
-    num_chunks = (total + rows_per_chunk - 1) // rows_per_chunk
-    for c in prange(num_chunks):
-        r0 = c * rows_per_chunk
-        buf = np.empty(rows_per_chunk * layout[3], dtype=data.dtype)
-        strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
-
-
 @njit(nogil=True, cache=True)
-def strided_serial(data, plan, lam, kind, box, rows, layout, rows_per_chunk):
+def strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1):
+    """Chunks [c0, c1) of `rows_per_chunk` rows of every sample, each through the whole plan."""
     total = rows.shape[0]
-    num_chunks = (total + rows_per_chunk - 1) // rows_per_chunk
     buf = np.empty(rows_per_chunk * layout[3], dtype=data.dtype)
-    for c in range(num_chunks):
+    for c in range(c0, c1):
         r0 = c * rows_per_chunk
         strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
 
@@ -401,7 +380,7 @@ def mix_(images, partner, lam, kind, box):
 
 def run_plan(data, shape, strides, partner, lam, kind, box, threads):
     """Apply checked params in place. data: flat_view of the images; shape/strides: theirs."""
-    plan = make_inplace_plan(partner, kind)
+    plan = inplace_plan(partner, kind)
     if plan.shape[0] == 0:
         return
     any_paste = bool(np.any((kind == PASTE) & (partner != np.arange(len(partner)))))
@@ -416,8 +395,8 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         if row_len <= chunk:  # whole rows per chunk, so a paste rarely splits a row
             chunk = (chunk // row_len) * row_len
         chunk = min(chunk, numel)
-        run = dense_parallel if threads > 1 and numel > chunk else dense_serial
-        run(data, plan, lam, kind, box, geometry, chunk, buffered)
+        run_split(lambda c0, c1: dense_chunks(data, plan, lam, kind, box, geometry, chunk, buffered, c0, c1),
+                  (numel + chunk - 1) // chunk, threads)
         return
     inner, inner_len, outer, num_rows = describe_strided(shape, strides)
     ndim = len(shape)
@@ -427,5 +406,5 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
     step = strides[inner] if inner > 0 else 1
     layout = (strides[0], step, kind_of_inner, inner_len)
     rows_per_chunk = min(num_rows, max(1, STRIDED_CHUNK_BYTES // itemsize // inner_len))
-    run = strided_parallel if threads > 1 and num_rows > rows_per_chunk else strided_serial
-    run(data, plan, lam, kind, box, rows, layout, rows_per_chunk)
+    run_split(lambda c0, c1: strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1),
+              (num_rows + rows_per_chunk - 1) // rows_per_chunk, threads)

@@ -3,7 +3,8 @@
 With label smoothing eps a class scores on = 1 - eps + eps/C and every other class off = eps/C;
 dense targets t become t*on + (1-t)*off. Row i is lam[i] * s(labels[i]) + (1 - lam[i]) *
 s(labels[partner[i]]), or s(labels[i]) when sample i is left alone; all in float32, each product
-rounded on its own, as fastmix/reference.py does. Rows are independent: prange over row blocks.
+rounded on its own, as fastmix/reference.py does. Rows are independent: blocks of rows
+run on several threads (parallel.py).
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from . import cache  # noqa: F401  (first: keys numba's disk cache on all of thi
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 from numba.extending import overload
 
 from ...checks import check_mix_targets_args
 from .availability import check_cpu, threads
+from .parallel import run_split
 from .plan import is_written
 
 ROWS_PER_TASK = 16
@@ -75,18 +77,9 @@ def _rows_for(labels, partner, lam, kind, on, off, out, i0, i1):
         labels, partner, lam, kind, on, off, out, i0, i1)
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def targets_parallel(labels, partner, lam, kind, on, off, out):
-    batch = out.shape[0]
-    tasks = (batch + ROWS_PER_TASK - 1) // ROWS_PER_TASK
-    for t in prange(tasks):
-        i0 = t * ROWS_PER_TASK
-        _rows(labels, partner, lam, kind, on, off, out, i0, min(batch, i0 + ROWS_PER_TASK))
-
-
 @njit(nogil=True, cache=True)
-def targets_serial(labels, partner, lam, kind, on, off, out):
-    _rows(labels, partner, lam, kind, on, off, out, 0, out.shape[0])
+def targets_rows(labels, partner, lam, kind, on, off, out, i0, i1):
+    _rows(labels, partner, lam, kind, on, off, out, i0, i1)
 
 
 def smoothing_values(num_classes: int, smoothing: float):
@@ -106,6 +99,7 @@ def mix_targets(labels, partner, lam, kind, num_classes, smoothing):
     values = labels.detach().to(torch.int64 if labels.dim() == 1 else torch.float32).contiguous()
     p, l, k = (t.detach().contiguous().numpy() for t in (partner, lam, kind))
     on, off = smoothing_values(num_classes, float(smoothing))
-    run = targets_parallel if threads() > 1 and batch > 16 else targets_serial
-    run(values.numpy(), p, l, k, on, off, out.numpy())
+    arrays = (values.numpy(), p, l, k, on, off, out.numpy())
+    tasks = (batch + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    run_split(lambda t0, t1: targets_rows(*arrays, t0 * ROWS_PER_TASK, min(batch, t1 * ROWS_PER_TASK)), tasks, threads())
     return out

@@ -94,24 +94,26 @@ def make_inplace_plan(partner, kind):
     return plan[:n].copy()
 
 
-@njit(nogil=True, cache=True)
-def make_units(partner, kind):
+def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """(n, 2) int64 units of out-of-place work: output sample u[0], and u[1] (its swapped partner,
-    both written) or -1. A pair is written together so that each input is read once."""
-    batch = partner.shape[0]
-    units = np.empty((batch, 2), dtype=np.int64)
-    taken = np.zeros(batch, dtype=np.bool_)
-    n = 0
-    for i in range(batch):
-        if taken[i]:
-            continue
-        j = partner[i]
-        if is_written(partner, kind, i) and is_written(partner, kind, j) and partner[j] == i and not taken[j]:
-            units[n, 0], units[n, 1] = i, j
-            taken[i] = True
-            taken[j] = True
-        else:
-            units[n, 0], units[n, 1] = i, NO_SAMPLE
-            taken[i] = True
-        n += 1
-    return units[:n].copy()
+    both written) or -1, in the order of u[0]. A pair is written together so that each input is
+    read once. Vectorised: no kernel to compile for this O(B) step."""
+    index = np.arange(partner.shape[0])
+    written = (kind != NONE) & (partner != index)
+    paired = written & written[partner] & (partner[partner] == index)
+    first = ~(paired & (partner < index))  # a pair's second sample is not a unit of its own
+    return np.stack([index[first], np.where(paired, partner, NO_SAMPLE)[first]], axis=1).astype(np.int64)
+
+
+def inplace_plan(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """make_inplace_plan's steps; for a partner map that is its own inverse (flip and pair
+    modes: every cycle is a swapped pair) built with numpy, without compiling make_inplace_plan:
+    first the samples that read an unwritten partner (APPLY), then the swapped pairs (PAIR)."""
+    index = np.arange(partner.shape[0])
+    if not np.array_equal(partner[partner], index):
+        return make_inplace_plan(partner, kind)
+    written = (kind != NONE) & (partner != index)
+    apply = written & ~written[partner]
+    pair = written & written[partner] & (index < partner)
+    steps = [np.stack([np.full(int(m.sum()), op), index[m], partner[m]], axis=1) for op, m in ((APPLY, apply), (PAIR, pair))]
+    return np.concatenate(steps).astype(np.int64)
