@@ -153,7 +153,7 @@ setup(
     # numba: the CPU fallback (the same kernels) is always there, and the bench shows its rows.
     install_requires=["torch>=2.4", "numpy", "numba>=0.59"],
     extras_require={
-        "test": ["pytest>=7", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow", "matplotlib>=3.5"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow", "matplotlib>=3.5"],
         "numba": [],  # numba is a default dependency now; the extra stays so old commands still work
         "plot": ["matplotlib>=3.5"],
         "preview": ["pillow"],  # python -m fastmix preview draws its grid with Pillow

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 from .backends import Backend, check_backend_name, resolve_backend
@@ -74,7 +75,7 @@ class Mixup:
             resolve_backend(backend, "cuda" if backend == "cuda" else "cpu")
         self.mixup_enabled = True
         self.last_params: Optional[MixParams] = None
-        self._generator: Optional[torch.Generator] = None
+        self._generator: Optional[np.random.Generator] = None
         self._generator_pid: Optional[int] = None
         self._backends: Dict[str, Backend] = {}
 
@@ -90,7 +91,7 @@ class Mixup:
     num_classes = property(lambda self: self.policy.num_classes)
 
     @property
-    def generator(self) -> torch.Generator:
+    def generator(self) -> np.random.Generator:
         """This process's random stream (created on first use, anew after a fork)."""
         if self._generator is None or self._generator_pid != os.getpid():
             self._generator = make_generator(self.seed)

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 import fastmix
 from fastmix.bench import cli as bench
@@ -58,6 +59,30 @@ def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor
     assert "fastmix collate, mixing off (prob=0)" in collate
 
 
+def test_every_round_uses_a_fresh_draw_and_every_row_the_same_sequence(no_timm, monkeypatch):
+    """fastmix's rows (a whole Mixup call) and the naive rows see draw r in round r: the same
+    lambdas and boxes, new each round, never one draw measured over and over."""
+    seen = {}
+    real_flip, real_paste = bench.baselines.naive_mixup_flip_, bench.baselines.naive_cutmix_flip_
+    monkeypatch.setattr(bench.baselines, "naive_mixup_flip_",
+                        lambda images, lam: seen.setdefault("naive mixup", []).append(lam) or real_flip(images, lam))
+    monkeypatch.setattr(bench.baselines, "naive_cutmix_flip_",
+                        lambda images, box: seen.setdefault("naive cutmix", []).append(box) or real_paste(images, box))
+    rounds = 4
+    scenarios = bench.build_scenarios(4, 16, torch.float32, ["cpp"], 10, rounds=rounds)
+    by_name = {s.operation: s for s in scenarios}
+    for operation, key, value in [("mixup batch", "naive mixup", lambda p: float(p.lam[0])),
+                                  ("cutmix batch", "naive cutmix", lambda p: tuple(int(v) for v in p.box[0]))]:
+        candidates = by_name[operation].candidates
+        fastmix_draws = []
+        for _ in range(rounds + 1):
+            candidates["naive: timm flip formula" if key == "naive mixup" else "naive: timm flip + paste"]()
+            candidates["fastmix/cpp"]()
+            fastmix_draws.append(value(candidates["fastmix/cpp"].__defaults__[0].last_params))
+        assert seen[key] == fastmix_draws, operation
+        assert len(set(fastmix_draws)) == rounds + 1, operation  # a new draw every round
+
+
 def test_the_default_backends_are_the_available_compiled_cpu_backends(no_timm):
     rows = bench.run(**TINY)
     assert [r.backend for r in rows if r.operation == "mixup batch" and r.implementation == "fastmix"] == (
@@ -74,7 +99,8 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
         assert column in header
     assert "note: no timm peer rows: timm is not installed" in printed
     saved = json.loads(out.read_text())
-    assert saved["args"]["batch_size"] == 4 and saved["notes"] == ["no timm peer rows: timm is not installed"]
+    assert saved["args"]["batch_size"] == 4 and saved["notes"][0] == "no timm peer rows: timm is not installed"
+    assert saved["notes"][1].startswith("fresh draws: every round") and "the same 2 draws" in saved["notes"][1]
     assert {r["operation"] for r in saved["rows"]} >= {"mixup batch", "soft targets C=10"}
     assert set(saved["rows"][0]) == {"operation", "implementation", "backend", "median_ms", "gb_per_s",
                                      "times_faster_than_naive", "ratio_to_floor"}
@@ -223,7 +249,7 @@ def test_no_timm_means_no_peer_rows_and_a_note(no_timm):
     notes = []
     rows = bench.run(backends=["cpp"], notes=notes, **TINY)
     assert not [r for r in rows if r.implementation.startswith("peer")]
-    assert notes == ["no timm peer rows: timm is not installed"]
+    assert notes[0] == "no timm peer rows: timm is not installed"
 
 
 def test_python_dash_m_fastmix_bench_runs_the_main_job():

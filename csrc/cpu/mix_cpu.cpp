@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -112,6 +113,33 @@ PixelOp op_at(const SampleView& s, std::pair<int64_t, int64_t> cols, int64_t col
   return col >= cols.first && col < cols.second ? PixelOp::kTake : PixelOp::kKeep;
 }
 
+// The first row at or after `row` that sample a or b changes: `row` itself when one blends, else
+// the next row whose image row lies in a non-empty paste box; INT64_MAX when there is none. Rows
+// in between are kept by both, so a paste costs its box's rows, not a walk over every row.
+int64_t next_touched_row(int64_t row, const DenseLayout& g, const SampleView& a, const SampleView& b) {
+  int64_t next = INT64_MAX;
+  const int64_t h = row % g.height, image_start = row - h;
+  for (const SampleView* s : {&a, &b}) {
+    if (s->kind == kBlend) return row;
+    if (s->kind != kPaste || s->box[0] >= s->box[1] || s->box[2] >= s->box[3]) continue;
+    const int64_t y0 = s->box[0], y1 = s->box[1];
+    next = std::min(next, h < y1 ? image_start + std::max(h, y0) : image_start + g.height + y0);
+  }
+  return next;
+}
+
+// A paste touches a few short segments per row, one row apart: too little per row for the
+// hardware prefetchers, so each would wait for memory in turn. Asking for the same columns a few
+// rows ahead keeps several rows in flight. [lo, hi): elements from x.
+template <typename T>
+FASTMIX_ALWAYS_INLINE void prefetch_ahead(const T* x, int64_t lo, int64_t hi, int64_t row_len, int64_t limit) {
+  constexpr int64_t kRowsAhead = 6;
+  const int64_t ahead = kRowsAhead * row_len;
+  if (hi + ahead > limit) return;
+  for (int64_t k = lo; k < hi; k += 64 / static_cast<int64_t>(sizeof(T))) __builtin_prefetch(x + k + ahead, 1);
+  __builtin_prefetch(x + hi - 1 + ahead, 1);
+}
+
 // x[a] <- mix(x[a], src) over elements [e0, e1); src holds the partner's originals.
 template <typename T>
 void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g, int64_t e0, int64_t e1) {
@@ -121,11 +149,15 @@ void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g
     blend_into(dst, src, e1 - e0, lam, acc_t(1) - lam);
     return;
   }
-  for (int64_t row = e0 / g.row_len; row * g.row_len < e1; ++row) {
+  for (int64_t row = next_touched_row(e0 / g.row_len, g, s, s); row < (e1 + g.row_len - 1) / g.row_len;
+       row = next_touched_row(row + 1, g, s, s)) {
     const auto cols = paste_cols(s, g, row % g.height);
     const int64_t lo = std::max(row * g.row_len + cols.first, e0);
     const int64_t hi = std::min(row * g.row_len + cols.second, e1);
-    if (lo < hi) std::memcpy(dst + (lo - e0), src + (lo - e0), (hi - lo) * sizeof(T));
+    if (lo >= hi) continue;
+    prefetch_ahead(dst, lo - e0, hi - e0, g.row_len, e1 - e0);
+    prefetch_ahead(src, lo - e0, hi - e0, g.row_len, e1 - e0);
+    std::memcpy(dst + (lo - e0), src + (lo - e0), (hi - lo) * sizeof(T));
   }
 }
 
@@ -168,6 +200,9 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
   }
   int64_t pos = e0;
   while (pos < e1) {
+    const int64_t touched = next_touched_row(pos / g.row_len, g, sa, sb);
+    if (touched == INT64_MAX || touched >= (e1 + g.row_len - 1) / g.row_len) break;
+    if (touched > pos / g.row_len) pos = touched * g.row_len;
     const int64_t row = pos / g.row_len, row_start = row * g.row_len;
     const int64_t h = row % g.height;
     const auto cols_a = paste_cols(sa, g, h), cols_b = paste_cols(sb, g, h);
@@ -190,6 +225,12 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     const int64_t lo = pos - row_start;
     const int64_t hi = std::min(row_start + g.row_len, e1) - row_start;
     // Split [lo, hi) where a box starts or ends, so each piece is uniform for both samples.
+    for (const auto& cols : {cols_a, cols_b}) {  // the boxes' columns: what a paste touches
+      const int64_t s = std::max(cols.first, lo), t = std::min(cols.second, hi);
+      if (s >= t) continue;
+      prefetch_ahead(a, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
+      prefetch_ahead(b, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
+    }
     int64_t cuts[6] = {lo, hi, cols_a.first, cols_a.second, cols_b.first, cols_b.second};
     std::sort(cuts, cuts + 6);
     for (int c = 0; c + 1 < 6; ++c) {

@@ -8,6 +8,7 @@ installed, its Mixup / FastCollateMixup / mixup_target join the table as peers.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import sys
@@ -35,10 +36,28 @@ def _make_batch(batch: int, size: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.rand((batch, 3, size, size), generator=generator).to(dtype)
 
 
+def draw_sequence(knobs: dict, num_classes: int, batch: int, size: int, count: int) -> List[MixParams]:
+    """The first ``count`` MixParams that ``Mixup(seed=0, **knobs)`` draws for (batch, 3, size, size)
+    images: fastmix's rows draw exactly these, call after call, and every other row takes draw r in
+    its round r, so all rows of a scenario average over the same lambdas and boxes."""
+    mix = Mixup(num_classes=num_classes, seed=0, **knobs)
+    return [mix.sample(batch, size, size) for _ in range(count)]
+
+
+def each_round(draws: List[MixParams], fn: Callable[[MixParams], object]) -> Callable[[], object]:
+    """A candidate that calls ``fn(draws[r])`` on its r-th call (the timing calls each once per round)."""
+    upcoming = itertools.cycle(draws)
+    return lambda: fn(next(upcoming))
+
+
 def build_scenarios(
-    batch: int, size: int, dtype: torch.dtype, backends: List[str], num_classes: int, notes: Optional[List[str]] = None
+    batch: int, size: int, dtype: torch.dtype, backends: List[str], num_classes: int, notes: Optional[List[str]] = None,
+    rounds: int = 11,
 ) -> List[Scenario]:
-    """The table's operations on one synthetic batch; ``notes`` collects what was left out and why."""
+    """The table's operations on one synthetic batch, each round with a fresh draw (the same
+    ``rounds + 1`` draws, warm-up included, for every row); ``notes`` collects what was left out
+    and why. fastmix's rows are a user's whole call, ``Mixup(images, labels)``: sampling, the
+    in-place mix and the soft targets; the naive rows mix and make targets with the same draw."""
     notes = [] if notes is None else notes
     images = _make_batch(batch, size, dtype)
     nbytes = 2 * images.numel() * images.element_size()
@@ -46,12 +65,11 @@ def build_scenarios(
     if timm_mixup is None:
         notes.append(f"no timm peer rows: {timm_how}")
     else:
-        notes.append(f"peer rows: {timm_how}")
+        notes.append(f"peer rows: {timm_how} (timm draws from its own random streams)")
+    notes.append(f"fresh draws: every round of an in-place or collate row uses a new MixParams, the same "
+                 f"{rounds + 1} draws (one warm-up round) for every row of an operation")
     labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1))
-
-    def apply_with(params: MixParams, backend: str) -> Callable[[], object]:
-        mix_ = resolve_backend(backend, images.device).mix_
-        return lambda: mix_(images, *params.as_tuple())
+    smoothing = 0.1
 
     timm_apply = timm_mixup  # timm's Mixup, where it can do the in-place work
     if timm_mixup is not None and dtype == torch.uint8:
@@ -61,38 +79,49 @@ def build_scenarios(
         notes.append(f"no timm Mixup rows: timm asserts an even batch size, got {batch}")
         timm_apply = None
 
+    def with_targets(mix_images: Callable[[MixParams], object]) -> Callable[[MixParams], object]:
+        def call(p: MixParams) -> object:
+            mix_images(p)
+            return baselines.naive_targets(labels, p.lam.view(-1, 1), num_classes, smoothing)
+        return call
+
     scenarios = []
     for operation, knobs in baselines.IN_PLACE_OPERATIONS:
-        params = Mixup(num_classes=num_classes, seed=0, **knobs).sample(batch, size, size)
-        candidates = {f"fastmix/{b}": apply_with(params, b) for b in backends}
-        lam = float(params.lam[0])
+        draws = draw_sequence(knobs, num_classes, batch, size, rounds + 1)
+        candidates: Dict[str, Callable[[], object]] = {}
+        for b in backends:
+            mix = Mixup(num_classes=num_classes, seed=0, label_smoothing=smoothing, backend=b, **knobs)
+            candidates[f"fastmix/{b}"] = lambda mix=mix: mix(images, labels)
         if operation == "mixup batch":
-            candidates["naive: timm flip formula"] = lambda lam=lam: baselines.naive_mixup_flip_(images, lam)
-            candidates["naive: torchvision roll formula"] = lambda lam=lam: baselines.naive_mixup_roll_(images, lam)
+            candidates["naive: timm flip formula"] = each_round(
+                draws, with_targets(lambda p: baselines.naive_mixup_flip_(images, float(p.lam[0]))))
+            candidates["naive: torchvision roll formula"] = each_round(
+                draws, with_targets(lambda p: baselines.naive_mixup_roll_(images, float(p.lam[0]))))
             naive = "naive: timm flip formula"
         elif operation == "cutmix batch":
-            box = tuple(int(v) for v in params.box[0])
-            candidates["naive: timm flip + paste"] = lambda box=box: baselines.naive_cutmix_flip_(images, box)
+            candidates["naive: timm flip + paste"] = each_round(
+                draws, with_targets(lambda p: baselines.naive_cutmix_flip_(images, tuple(int(v) for v in p.box[0]))))
             naive = "naive: timm flip + paste"
         else:
-            candidates["naive: timm clone + per-sample loop"] = lambda p=params: baselines.naive_elem_loop_(images, p)
+            candidates["naive: timm clone + per-sample loop"] = each_round(
+                draws, with_targets(lambda p: baselines.naive_elem_loop_(images, p)))
             naive = "naive: timm clone + per-sample loop"
         if timm_apply is not None:
-            peer = timm_apply.Mixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
+            peer = timm_apply.Mixup(num_classes=num_classes, label_smoothing=smoothing, **knobs)
             candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
 
-    scenarios += collate_scenarios(batch, size, backends, num_classes, timm_mixup, notes)
+    scenarios += collate_scenarios(batch, size, backends, num_classes, timm_mixup, notes, rounds)
 
-    params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
-    lam = float(params.lam[0])
-    partner, lam_t, kind, _ = params.as_tuple()
-    targets = {f"fastmix/{b}": (lambda t=resolve_backend(b, "cpu").mix_targets: t(labels, partner, lam_t, kind, num_classes, 0.1))
-               for b in backends}
-    targets["naive: timm mixup_target"] = lambda: baselines.naive_targets(labels, lam, num_classes, 0.1)
+    draws = draw_sequence(dict(mixup_alpha=0.8), num_classes, batch, size, rounds + 1)
+    targets = {f"fastmix/{b}": each_round(draws, lambda p, t=resolve_backend(b, "cpu").mix_targets: t(
+        labels, p.partner, p.lam, p.kind, num_classes, smoothing)) for b in backends}
+    targets["naive: timm mixup_target"] = each_round(
+        draws, lambda p: baselines.naive_targets(labels, float(p.lam[0]), num_classes, smoothing))
     if timm_mixup is not None:
-        targets["peer: timm mixup_target"] = lambda: timm_mixup.mixup_target(labels, num_classes, lam, 0.1)
+        targets["peer: timm mixup_target"] = each_round(
+            draws, lambda p: timm_mixup.mixup_target(labels, num_classes, float(p.lam[0]), smoothing))
     targets["floor: torch.zeros"] = lambda: torch.zeros(batch, num_classes)
     scenarios.append(
         Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
@@ -107,6 +136,7 @@ def collate_scenarios(
     num_classes: int,
     timm_mixup: Optional[ModuleType] = None,
     notes: Optional[List[str]] = None,
+    rounds: int = 11,
 ) -> List[Scenario]:
     """The DataLoader path: B numpy HWC uint8 samples (as PIL/OpenCV decode them) -> a batch.
 
@@ -133,9 +163,10 @@ def collate_scenarios(
             for b in backends:
                 collate = MixupCollate(Mixup(num_classes=num_classes, seed=0, backend=b, **knobs), **kwargs)
                 candidates[f"fastmix/{b}"] = lambda c=collate: c(samples)
-            lam = 0.7
+            draws = draw_sequence(knobs, num_classes, batch, size, rounds + 1)  # what fastmix's rows draw
             if output == "uint8":
-                candidates["naive: default_collate + permute + float blend + round"] = lambda: baselines.naive_collate_uint8(samples, lam)
+                candidates["naive: default_collate + permute + float blend + round"] = each_round(
+                    draws, lambda p: baselines.naive_collate_uint8(samples, float(p.lam[0])))
                 naive = "naive: default_collate + permute + float blend + round"
                 if timm_mixup is not None and batch % 2 == 0:
                     if samples_chw is None:
@@ -143,8 +174,8 @@ def collate_scenarios(
                     peer = timm_mixup.FastCollateMixup(num_classes=num_classes, label_smoothing=0.1, **knobs)
                     candidates["peer: timm FastCollateMixup (CHW numpy samples)"] = lambda peer=peer: peer(samples_chw)
             else:
-                candidates["naive: default_collate + float + normalise + blend"] = (
-                    lambda: baselines.naive_collate_normalized(samples, lam, mean, std))
+                candidates["naive: default_collate + float + normalise + blend"] = each_round(
+                    draws, lambda p: baselines.naive_collate_normalized(samples, float(p.lam[0]), mean, std))
                 naive = "naive: default_collate + float + normalise + blend"
             off = MixupCollate(Mixup(num_classes=num_classes, seed=0, prob=0.0, backend=floor_backend, **knobs), **kwargs)
             candidates[f"fastmix collate, mixing off (prob=0)@{floor_backend}"] = lambda c=off: c(samples)
@@ -184,7 +215,7 @@ def run(
     if backends is None:
         status = available_backends()
         backends = [b for b in ("cpp", "numba") if status[b] is None] or ["torch"]
-    scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes, notes)
+    scenarios = build_scenarios(batch, size, DTYPES[dtype], backends, num_classes, notes, rounds)
     return time_scenarios(scenarios, rounds, progress)
 
 

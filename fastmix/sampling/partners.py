@@ -1,6 +1,7 @@
 """Who is mixed with whom: fixed partner maps (the DataLoader has shuffled the batch already)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -12,12 +13,12 @@ def derangement_partners(batch_size: int) -> torch.Tensor:
     (m-1 -> m+1 -> m -> m-1). The DataLoader has shuffled the batch, so a fixed pattern is as
     random as a random permutation and costs no draws.
     """
-    partner = torch.arange(batch_size - 1, -1, -1, dtype=torch.int64)
+    partner = np.arange(batch_size - 1, -1, -1, dtype=np.int64)
     if batch_size % 2 == 1 and batch_size >= 3:
         m = batch_size // 2
         partner[m + 1] = m
         partner[m] = m - 1
-    return partner
+    return torch.from_numpy(partner)
 
 
 def pair_partners(batch_size: int) -> torch.Tensor:
@@ -26,7 +27,7 @@ def pair_partners(batch_size: int) -> torch.Tensor:
     For odd B the middle sample m has no pair: it is mixed one way with sample m-1 (it reads
     m-1, nobody reads it), with a lambda and box of its own. For B = 1 it stays alone.
     """
-    partner = torch.arange(batch_size - 1, -1, -1, dtype=torch.int64)
+    partner = np.arange(batch_size - 1, -1, -1, dtype=np.int64)
     if batch_size % 2 == 1 and batch_size >= 3:
         partner[batch_size // 2] = batch_size // 2 - 1
-    return partner
+    return torch.from_numpy(partner)
