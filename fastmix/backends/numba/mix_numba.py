@@ -24,7 +24,7 @@ from .availability import check_cpu, threads
 from .dtypes import acc_weights, from_acc, to_acc
 from .memory import flat_view
 from .parallel import run_split
-from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PASTE, SAVE, inplace_plan
+from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
 # What one sample does to the elements of a row segment (numpy scalars: see plan.py).
 KEEP, TAKE, MIX = np.int64(0), np.int64(1), np.int64(2)
@@ -97,6 +97,29 @@ def row_op(kind, box, i, col_unit, row_len, h):
     return NOT_UNIFORM
 
 
+NO_ROW = np.int64(2**62)
+
+
+@njit(nogil=True, cache=True)
+def next_touched_row(row, height, kind, box, ia, ib):
+    """The first row at or after ``row`` that sample ia or ib changes: ``row`` when one blends,
+    else the next row in a non-empty paste box, NO_ROW when none (csrc/cpu/mix_cpu.cpp's
+    next_touched_row): a paste costs its box's rows, not a walk over every row."""
+    best = NO_ROW
+    h = row % height
+    image_start = row - h
+    for i in (ia, ib):
+        if kind[i] == BLEND:
+            return row
+        if kind[i] != PASTE or box[i, 0] >= box[i, 1] or box[i, 2] >= box[i, 3]:
+            continue
+        y0, y1 = box[i, 0], box[i, 1]
+        nxt = image_start + max(h, y0) if h < y1 else image_start + height + y0
+        if nxt < best:
+            best = nxt
+    return best
+
+
 @njit(nogil=True, cache=True)
 def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
     """Sample i over elements [e0, e1): dst <- mix(dst, src), src holding the partner's originals."""
@@ -105,14 +128,15 @@ def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
         own, rest = acc_weights(dst, lam[i])
         blend_into(dst, src, own, rest)
         return
-    row = e0 // row_len
-    while row * row_len < e1:
+    row = next_touched_row(e0 // row_len, height, kind, box, i, i)
+    last_row = (e1 + row_len - 1) // row_len
+    while row < last_row:  # (not row * row_len < e1: NO_ROW * row_len would overflow)
         lo_col, hi_col = paste_cols(kind, box, i, col_unit, row % height)
         lo = max(row * row_len + lo_col, e0)
         hi = min(row * row_len + hi_col, e1)
         if lo < hi:
             copy(dst[lo - e0 : hi - e0], src[lo - e0 : hi - e0])
-        row += 1
+        row = next_touched_row(row + 1, height, kind, box, i, i)
 
 
 @njit(nogil=True, cache=True)
@@ -148,8 +172,25 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
     if kind[ia] == BLEND and kind[ib] == BLEND:
         blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
         return
+    last_row = (e1 + row_len - 1) // row_len
+    if kind[ia] == PASTE and kind[ib] == PASTE and same_box(box, ia, ib):
+        # The same box on both sides (batch and pair modes): swap its rows, nothing else to decide.
+        lo_col, hi_col = box[ia, 2] * col_unit, box[ia, 3] * col_unit
+        row = next_touched_row(e0 // row_len, height, kind, box, ia, ib)
+        while row < last_row:
+            lo = max(row * row_len + lo_col, e0) - e0
+            hi = min(row * row_len + hi_col, e1) - e0
+            if lo < hi:
+                swap(a[lo:hi], b[lo:hi])
+            row = next_touched_row(row + 1, height, kind, box, ia, ib)
+        return
     pos = e0
     while pos < e1:
+        touched = next_touched_row(pos // row_len, height, kind, box, ia, ib)
+        if touched >= last_row:
+            break
+        if touched > pos // row_len:
+            pos = touched * row_len
         row = pos // row_len
         row_start = row * row_len
         h = row % height
@@ -192,6 +233,21 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
                 pair_segment(a[s:t], b[s:t], pa, pb, lam_a, rest_a, lam_b, rest_b)
             col = nxt_col
         pos = row_start + row_end
+
+
+@njit(nogil=True, cache=True)
+def same_box(box, ia, ib):
+    return box[ia, 0] == box[ib, 0] and box[ia, 1] == box[ib, 1] and box[ia, 2] == box[ib, 2] and box[ia, 3] == box[ib, 3]
+
+
+@njit(nogil=True, cache=True)
+def dense_pairs(data, pairs, lam, kind, box, geometry, s0, s1):
+    """Swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
+    numel, stride = geometry[0], geometry[1]
+    for s in range(s0, s1):
+        ia, ib = pairs[s, 1], pairs[s, 2]
+        pair_dense(data[ia * stride : ia * stride + numel], data[ib * stride : ib * stride + numel], ia, ib, lam,
+                   kind, box, geometry, 0, numel)
 
 
 @njit(nogil=True, cache=True)
@@ -395,8 +451,17 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         if row_len <= chunk:  # whole rows per chunk, so a paste rarely splits a row
             chunk = (chunk // row_len) * row_len
         chunk = min(chunk, numel)
-        run_split(lambda c0, c1: dense_chunks(data, plan, lam, kind, box, geometry, chunk, buffered, c0, c1),
-                  (numel + chunk - 1) // chunk, threads)
+        # Swapped pairs that only paste run last over whole samples (as in mix_cpu.cpp: safe, since
+        # the plan's trees come first and a pair shares no sample with another step).
+        pairs = plan[:, 0] == PAIR
+        paste_only = pairs & (kind[plan[:, 1]] != BLEND) & (kind[plan[:, 2]] != BLEND)
+        chunked, paste_pairs = plan[~paste_only], plan[paste_only]
+        if chunked.shape[0]:
+            run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, geometry, chunk, buffered, c0, c1),
+                      (numel + chunk - 1) // chunk, threads)
+        if paste_pairs.shape[0]:
+            run_split(lambda s0, s1: dense_pairs(data, paste_pairs, lam, kind, box, geometry, s0, s1),
+                      paste_pairs.shape[0], threads)
         return
     inner, inner_len, outer, num_rows = describe_strided(shape, strides)
     ndim = len(shape)
