@@ -2,12 +2,14 @@
 
     python -m pytest benchmarks --benchmark-group-by=group --benchmark-columns=median,iqr,rounds
 
-Rows of one group run on the same batch; compare medians within a group."""
+Rows of one group run on the same batch and walk the same sequence of fresh draws (a new
+MixParams each call); compare medians within a group."""
 import pytest
 import torch
 
 import fastmix
 from fastmix.bench import baselines
+from fastmix.bench.cli import draw_sequence, each_round
 from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
@@ -30,9 +32,15 @@ def make_batch(dtype):
     return torch.rand((conftest.BATCH, 3, conftest.SIZE, conftest.SIZE), generator=generator).to(dtype)
 
 
-def params_for(setting):
-    # Fixed per group (seed 0), so every row of a group does the same work.
-    return fastmix.Mixup(num_classes=1000, seed=0, **SETTINGS[setting]).sample(conftest.BATCH, conftest.SIZE, conftest.SIZE)
+DRAWS = 64  # every row walks the same sequence of fresh draws (seed 0), one per call
+
+
+def draws_for(setting):
+    return draw_sequence(SETTINGS[setting], 1000, conftest.BATCH, conftest.SIZE, DRAWS)
+
+
+def labels():
+    return torch.randint(0, 1000, (conftest.BATCH,), generator=torch.Generator().manual_seed(1))
 
 
 CASES = [(s, d) for s in SETTINGS for d in DTYPES]
@@ -41,33 +49,43 @@ CASES = [(s, d) for s in SETTINGS for d in DTYPES]
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("setting,dtype", CASES)
 def test_fastmix(benchmark, setting, dtype, backend):
+    """A user's whole call, Mixup(images, labels): sampling, the in-place mix and the soft targets,
+    a fresh draw each call (the first DRAWS are the other rows' sequence)."""
     benchmark.group = f"apply {setting} {dtype}"
-    images, params = make_batch(DTYPES[dtype]), params_for(setting)
-    benchmark(fastmix.mix_, images, params, backend)
+    images = make_batch(DTYPES[dtype])
+    mix = fastmix.Mixup(num_classes=1000, seed=0, label_smoothing=0.1, backend=backend, **SETTINGS[setting])
+    benchmark(mix, images, labels())
+
+
+def naive_call(setting, images, targets_of):
+    """The naive formula for one draw, and its soft targets."""
+    def call(p):
+        if setting in ("mixup batch", "mixup pair") or (setting == "switching batch" and p.kind[0] == 1):
+            baselines.naive_mixup_flip_(images, float(p.lam[0]))
+        elif setting in ("cutmix batch", "switching batch"):
+            baselines.naive_cutmix_flip_(images, tuple(int(v) for v in p.box[0]))
+        else:
+            baselines.naive_elem_loop_(images, p)
+        return targets_of(p)
+    return call
 
 
 @pytest.mark.parametrize("setting,dtype", CASES)
 def test_naive(benchmark, setting, dtype):
     benchmark.group = f"apply {setting} {dtype}"
-    images, params = make_batch(DTYPES[dtype]), params_for(setting)
-    lam = float(params.lam[0])
-    if setting in ("mixup batch", "mixup pair") or (setting == "switching batch" and params.kind[0] == 1):
-        benchmark.extra_info["baseline"] = "timm flip formula"
-        benchmark(baselines.naive_mixup_flip_, images, lam)
-    elif setting in ("cutmix batch", "switching batch"):
-        benchmark.extra_info["baseline"] = "timm flip + paste"
-        benchmark(baselines.naive_cutmix_flip_, images, tuple(int(v) for v in params.box[0]))
-    else:
-        benchmark.extra_info["baseline"] = "timm clone + per-sample loop"
-        benchmark(baselines.naive_elem_loop_, images, params)
+    benchmark.extra_info["baseline"] = "timm clone + per-sample loop" if "elem" in setting else "timm flip formula / flip + paste"
+    images, y = make_batch(DTYPES[dtype]), labels()
+    targets = lambda p: baselines.naive_targets(y, p.lam.view(-1, 1), 1000, 0.1)  # noqa: E731
+    benchmark(each_round(draws_for(setting), naive_call(setting, images, targets)))
 
 
 @pytest.mark.parametrize("setting,dtype", [c for c in CASES if c[0].startswith("mixup")])
 def test_naive_roll(benchmark, setting, dtype):
     """torchvision's roll formula (a Mixup baseline)."""
     benchmark.group = f"apply {setting} {dtype}"
-    images, params = make_batch(DTYPES[dtype]), params_for(setting)
-    benchmark(baselines.naive_mixup_roll_, images, float(params.lam[0]))
+    images, y = make_batch(DTYPES[dtype]), labels()
+    benchmark(each_round(draws_for(setting), lambda p: (baselines.naive_mixup_roll_(images, float(p.lam[0])),
+                                                          baselines.naive_targets(y, float(p.lam[0]), 1000, 0.1))))
 
 
 @pytest.mark.parametrize("setting,dtype", CASES)

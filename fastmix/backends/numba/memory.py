@@ -47,3 +47,27 @@ def _voidptr(typingctx, address):
 def array_at(address, length, like):
     """The 1-D array of ``length`` elements of ``like``'s dtype at ``address`` (kept alive by the caller)."""
     return carray(_voidptr(address), length, like.dtype)
+
+
+@intrinsic
+def prefetch_for_read(typingctx, array, index):
+    """A hint to fetch ``array[index]`` into L2 (llvm.prefetch: read, locality 2), as mix_cpu.cpp's
+    __builtin_prefetch(p, 0, 2). No effect on results; an index past the end does not fault."""
+    if not isinstance(array, types.Array) or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False,
+                                           boundscheck=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                  "llvm.prefetch.p0")
+        builder.call(function, [builder.bitcast(pointer, i8p), ir.Constant(i32, 0), ir.Constant(i32, 2),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen

@@ -22,7 +22,7 @@ from numba import njit
 from ...checks import check_mix_args
 from .availability import check_cpu, threads
 from .dtypes import acc_weights, from_acc, to_acc
-from .memory import flat_view
+from .memory import flat_view, prefetch_for_read
 from .parallel import run_split
 from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
@@ -98,6 +98,19 @@ def row_op(kind, box, i, col_unit, row_len, h):
 
 
 NO_ROW = np.int64(2**62)
+ROWS_AHEAD = np.int64(4)  # as mix_cpu.cpp's prefetch_ahead
+
+
+@njit(nogil=True, cache=True)
+def prefetch_ahead(x, lo, hi, row_len):
+    """Ask for elements [lo, hi) of the row ROWS_AHEAD rows further on (a paste's next box rows):
+    short row segments are too little for the hardware prefetchers (mix_cpu.cpp)."""
+    ahead = ROWS_AHEAD * row_len
+    if hi + ahead > x.shape[0]:
+        return
+    for k in range(lo + ahead, hi + ahead, max(1, 64 // x.itemsize)):
+        prefetch_for_read(x, k)
+    prefetch_for_read(x, hi - 1 + ahead)
 
 
 @njit(nogil=True, cache=True)
@@ -135,6 +148,8 @@ def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
         lo = max(row * row_len + lo_col, e0)
         hi = min(row * row_len + hi_col, e1)
         if lo < hi:
+            prefetch_ahead(dst, lo - e0, hi - e0, row_len)
+            prefetch_ahead(src, lo - e0, hi - e0, row_len)
             copy(dst[lo - e0 : hi - e0], src[lo - e0 : hi - e0])
         row = next_touched_row(row + 1, height, kind, box, i, i)
 
@@ -181,6 +196,8 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
             lo = max(row * row_len + lo_col, e0) - e0
             hi = min(row * row_len + hi_col, e1) - e0
             if lo < hi:
+                prefetch_ahead(a, lo, hi, row_len)
+                prefetch_ahead(b, lo, hi, row_len)
                 swap(a[lo:hi], b[lo:hi])
             row = next_touched_row(row + 1, height, kind, box, ia, ib)
         return
@@ -214,6 +231,10 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
             continue
         a_lo, a_hi = paste_cols(kind, box, ia, col_unit, h)
         b_lo, b_hi = paste_cols(kind, box, ib, col_unit, h)
+        for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):  # the boxes' columns: what a paste touches
+            if lo < hi:
+                prefetch_ahead(a, row_start + lo - e0, row_start + hi - e0, row_len)
+                prefetch_ahead(b, row_start + lo - e0, row_start + hi - e0, row_len)
         col = pos - row_start
         row_end = min(row_start + row_len, e1) - row_start
         while col < row_end:  # pieces between consecutive box edges
