@@ -472,17 +472,21 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         if row_len <= chunk:  # whole rows per chunk, so a paste rarely splits a row
             chunk = (chunk // row_len) * row_len
         chunk = min(chunk, numel)
-        # Swapped pairs that only paste run last over whole samples (as in mix_cpu.cpp: safe, since
-        # the plan's trees come first and a pair shares no sample with another step).
+        # Swapped pairs run last over whole samples, all of them when there are enough to keep
+        # the threads busy, else those that only paste (as in mix_cpu.cpp: safe, since the
+        # plan's trees come first and a pair shares no sample with another step).
         pairs = plan[:, 0] == PAIR
-        paste_only = pairs & (kind[plan[:, 1]] != BLEND) & (kind[plan[:, 2]] != BLEND)
-        chunked, paste_pairs = plan[~paste_only], plan[paste_only]
+        if np.count_nonzero(pairs) >= 2 * threads:
+            whole = pairs
+        else:
+            whole = pairs & (kind[plan[:, 1]] != BLEND) & (kind[plan[:, 2]] != BLEND)
+        chunked, whole_pairs = plan[~whole], plan[whole]
         if chunked.shape[0]:
             run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, geometry, chunk, buffered, c0, c1),
                       (numel + chunk - 1) // chunk, threads)
-        if paste_pairs.shape[0]:
-            run_split(lambda s0, s1: dense_pairs(data, paste_pairs, lam, kind, box, geometry, s0, s1),
-                      paste_pairs.shape[0], threads)
+        if whole_pairs.shape[0]:
+            run_split(lambda s0, s1: dense_pairs(data, whole_pairs, lam, kind, box, geometry, s0, s1),
+                      whole_pairs.shape[0], threads)
         return
     inner, inner_len, outer, num_rows = describe_strided(shape, strides)
     ndim = len(shape)
