@@ -44,9 +44,8 @@ def sample_params(
     drawn from it). ``enabled=False`` (or B < 2 outside pair mode's odd middle) gives params that
     mix nothing.
     """
-    params = MixParams.identity(batch_size)
     if not enabled or policy.prob == 0 or batch_size < 2:
-        return params
+        return MixParams.identity(batch_size)
     if policy.uses_cutmix and (height is None or width is None):
         raise ValueError("images: CutMix needs images of shape (B, C, H, W) or (B, ..., H, W)")
     rng = as_numpy_generator(generator)
