@@ -11,6 +11,7 @@ from torch.utils.data import default_collate
 
 import fastmix
 from fastmix.bench import baselines
+from fastmix.bench.cli import draw_sequence, each_round
 from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
@@ -49,14 +50,16 @@ def test_fastmix_collate(benchmark, output, setting, backend):
 def test_stack_then_mix(benchmark, output, setting):
     """default_collate, then the conversions and a flip-blend as separate tensor passes."""
     benchmark.group = f"collate {output} {setting}"
-    batch, lam = samples(), 0.7
+    batch = samples()
+    # the lambdas fastmix's collate draws, call after call (the same sequence, one per call)
+    draws = draw_sequence(SETTINGS[setting], 1000, conftest.BATCH, conftest.SIZE, 64)
     if output == "uint8":
         benchmark.extra_info["baseline"] = "default_collate + permute + float blend + round"
-        benchmark(baselines.naive_collate_uint8, batch, lam)
+        benchmark(each_round(draws, lambda p: baselines.naive_collate_uint8(batch, float(p.lam[0]))))
     else:
         benchmark.extra_info["baseline"] = "default_collate + float + normalise + blend"
         mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
-        benchmark(baselines.naive_collate_normalized, batch, lam, mean, std)
+        benchmark(each_round(draws, lambda p: baselines.naive_collate_normalized(batch, float(p.lam[0]), mean, std)))
 
 
 @pytest.mark.parametrize("output,setting", CASES)
