@@ -188,19 +188,6 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
         blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
         return
     last_row = (e1 + row_len - 1) // row_len
-    if kind[ia] == PASTE and kind[ib] == PASTE and same_box(box, ia, ib):
-        # The same box on both sides (batch and pair modes): swap its rows, nothing else to decide.
-        lo_col, hi_col = box[ia, 2] * col_unit, box[ia, 3] * col_unit
-        row = next_touched_row(e0 // row_len, height, kind, box, ia, ib)
-        while row < last_row:
-            lo = max(row * row_len + lo_col, e0) - e0
-            hi = min(row * row_len + hi_col, e1) - e0
-            if lo < hi:
-                prefetch_ahead(a, lo, hi, row_len)
-                prefetch_ahead(b, lo, hi, row_len)
-                swap(a[lo:hi], b[lo:hi])
-            row = next_touched_row(row + 1, height, kind, box, ia, ib)
-        return
     pos = e0
     while pos < e1:
         touched = next_touched_row(pos // row_len, height, kind, box, ia, ib)
@@ -257,13 +244,43 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
 
 
 @njit(nogil=True, cache=True)
-def same_box(box, ia, ib):
-    return box[ia, 0] == box[ib, 0] and box[ia, 1] == box[ib, 1] and box[ia, 2] == box[ib, 2] and box[ia, 3] == box[ib, 3]
+def blend_pairs(data, pairs, lam, geometry, s0, s1):
+    """Swapped pairs [s0, s1) of ``pairs`` (plan rows) that both blend, over whole samples."""
+    numel, stride = geometry[0], geometry[1]
+    for s in range(s0, s1):
+        ia, ib = pairs[s, 1], pairs[s, 2]
+        a = data[ia * stride : ia * stride + numel]
+        b = data[ib * stride : ib * stride + numel]
+        lam_a, rest_a = acc_weights(a, lam[ia])
+        lam_b, rest_b = acc_weights(b, lam[ib])
+        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+
+
+@njit(nogil=True, cache=True)
+def swap_box_pairs(data, pairs, kind, box, geometry, s0, s1):
+    """Swapped pairs [s0, s1) that paste the same box on both sides (batch and pair modes): the
+    box's rows swapped, from box row to box row, the next rows prefetched."""
+    numel, stride, row_len, col_unit, height = geometry
+    last_row = (numel + row_len - 1) // row_len
+    for s in range(s0, s1):
+        ia, ib = pairs[s, 1], pairs[s, 2]
+        a = data[ia * stride : ia * stride + numel]
+        b = data[ib * stride : ib * stride + numel]
+        lo_col, hi_col = box[ia, 2] * col_unit, box[ia, 3] * col_unit
+        row = next_touched_row(np.int64(0), height, kind, box, ia, ib)
+        while row < last_row:
+            lo = row * row_len + lo_col
+            hi = min(row * row_len + hi_col, numel)
+            if lo < hi:
+                prefetch_ahead(a, lo, hi, row_len)
+                prefetch_ahead(b, lo, hi, row_len)
+                swap(a[lo:hi], b[lo:hi])
+            row = next_touched_row(row + 1, height, kind, box, ia, ib)
 
 
 @njit(nogil=True, cache=True)
 def dense_pairs(data, pairs, lam, kind, box, geometry, s0, s1):
-    """Swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
+    """Any other swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
     numel, stride = geometry[0], geometry[1]
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
@@ -484,9 +501,16 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         if chunked.shape[0]:
             run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, geometry, chunk, buffered, c0, c1),
                       (numel + chunk - 1) // chunk, threads)
-        if whole_pairs.shape[0]:
-            run_split(lambda s0, s1: dense_pairs(data, whole_pairs, lam, kind, box, geometry, s0, s1),
-                      whole_pairs.shape[0], threads)
+        # Each kind of pair its own small kernel, so that a first call compiles only what it runs.
+        a, b = whole_pairs[:, 1], whole_pairs[:, 2]
+        blends = (kind[a] == BLEND) & (kind[b] == BLEND)
+        same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
+        for pairs, kernel in ((whole_pairs[blends], lambda p, s0, s1: blend_pairs(data, p, lam, geometry, s0, s1)),
+                              (whole_pairs[same_box], lambda p, s0, s1: swap_box_pairs(data, p, kind, box, geometry, s0, s1)),
+                              (whole_pairs[~blends & ~same_box],
+                               lambda p, s0, s1: dense_pairs(data, p, lam, kind, box, geometry, s0, s1))):
+            if pairs.shape[0]:
+                run_split(lambda s0, s1, pairs=pairs, kernel=kernel: kernel(pairs, s0, s1), pairs.shape[0], threads)
         return
     inner, inner_len, outer, num_rows = describe_strided(shape, strides)
     ndim = len(shape)
