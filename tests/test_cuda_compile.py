@@ -46,9 +46,7 @@ def _find_nvcc() -> str | None:
 
 
 NVCC = _find_nvcc()
-# One xdist worker runs this module (--dist loadgroup): its module-scoped fixture compiles every
-# .cu file, which two workers would otherwise both do.
-pytestmark = [pytest.mark.skipif(NVCC is None, reason="nvcc not found"), pytest.mark.xdist_group("nvcc")]
+pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
 
 # The generated header a CUDA build of torch ships (c10/cuda/impl/cuda_cmake_macros.h.in):
 # C10_CUDA_BUILD_SHARED_LIBS is its only macro (it matters on Windows only).
