@@ -212,10 +212,11 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     }
     return;
   }
+  const int64_t last_row = (e1 + g.row_len - 1) / g.row_len;
   int64_t pos = e0;
   while (pos < e1) {
     const int64_t touched = next_touched_row(pos / g.row_len, g, sa, sb);
-    if (touched == INT64_MAX || touched >= (e1 + g.row_len - 1) / g.row_len) break;
+    if (touched >= last_row) break;  // INT64_MAX included: no box row left
     if (touched > pos / g.row_len) pos = touched * g.row_len;
     const int64_t row = pos / g.row_len, row_start = row * g.row_len;
     const int64_t h = row % g.height;

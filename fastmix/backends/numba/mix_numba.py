@@ -505,12 +505,14 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
         blends = (kind[a] == BLEND) & (kind[b] == BLEND)
         same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
-        for pairs, kernel in ((whole_pairs[blends], lambda p, s0, s1: blend_pairs(data, p, lam, geometry, s0, s1)),
-                              (whole_pairs[same_box], lambda p, s0, s1: swap_box_pairs(data, p, kind, box, geometry, s0, s1)),
-                              (whole_pairs[~blends & ~same_box],
-                               lambda p, s0, s1: dense_pairs(data, p, lam, kind, box, geometry, s0, s1))):
-            if pairs.shape[0]:
-                run_split(lambda s0, s1, pairs=pairs, kernel=kernel: kernel(pairs, s0, s1), pairs.shape[0], threads)
+        blending, swapping, others = whole_pairs[blends], whole_pairs[same_box], whole_pairs[~blends & ~same_box]
+        if blending.shape[0]:
+            run_split(lambda s0, s1: blend_pairs(data, blending, lam, geometry, s0, s1), blending.shape[0], threads)
+        if swapping.shape[0]:
+            run_split(lambda s0, s1: swap_box_pairs(data, swapping, kind, box, geometry, s0, s1),
+                      swapping.shape[0], threads)
+        if others.shape[0]:
+            run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, geometry, s0, s1), others.shape[0], threads)
         return
     inner, inner_len, outer, num_rows = describe_strided(shape, strides)
     ndim = len(shape)
