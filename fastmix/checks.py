@@ -162,8 +162,11 @@ def check_images(images: Any, needs_spatial: bool) -> None:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
 
 
-def check_labels(labels: Any, batch: int, device: torch.device, num_classes: int) -> None:
-    """labels: (B,) integer class indices in [0, C) or (B, C) dense targets, on the images' device."""
+def check_labels(labels: Any, batch: int, device: torch.device, num_classes: int, multi_label: bool = False) -> None:
+    """labels: (B,) integer class indices in [0, C) or (B, C) dense targets, on the images' device.
+
+    Class index values are read only on the CPU: on a GPU that read would stall the stream every
+    batch, so there an index outside [0, C) trips the targets kernel's device-side assert instead."""
     check_tensor("labels", labels)
     if labels.device != device:
         raise ValueError(f"labels: expected a tensor on the images' device {device}, got {labels.device}")
@@ -176,7 +179,10 @@ def check_labels(labels: Any, batch: int, device: torch.device, num_classes: int
         raise ValueError(
             f"labels: expected batch size {batch} (the images' first dim), got {labels.shape[0]} (shape {tuple(labels.shape)})"
         )
-    check_label_values(labels, num_classes, read_values=True)
+    if multi_label and labels.dim() != 2:
+        raise ValueError(f"labels: expected dense multi-label targets of shape ({batch}, {num_classes}) for "
+                         f"multi_label=True, got shape {tuple(labels.shape)}")
+    check_label_values(labels, num_classes, read_values=labels.device.type == "cpu")
 
 
 def check_label_values(labels: torch.Tensor, num_classes: int, read_values: bool) -> None:

@@ -60,7 +60,7 @@ def mix_targets(
     if labels.dim() not in (1, 2):
         raise ValueError(f"labels: expected class indices of shape (B,) or dense targets of shape (B, {num_classes}), "
                          f"got shape {tuple(labels.shape)}")
-    check_label_values(labels, num_classes, read_values=True)
+    check_label_values(labels, num_classes, read_values=labels.device.type == "cpu")  # no sync on a GPU
     chosen = resolve_backend(backend, labels.device)
     check_params(params, labels.shape[0], None, check_boxes=False)
     partner, lam, kind, _ = params.to(labels.device, non_blocking=True).as_tuple()

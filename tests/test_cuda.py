@@ -338,3 +338,27 @@ def test_opcheck_mix_into(hwc):
     out = torch.empty(4, 3, 8, 8, dtype=torch.bfloat16, device="cuda")
     scale, bias = torch.rand(3, device="cuda"), torch.rand(3, device="cuda")
     torch.library.opcheck(torch.ops.fastmix.mix_into_.default, (out, images, *params.as_tuple(), scale, bias, hwc))
+
+
+@pytest.mark.parametrize("label_form", ["indices", "dense", "multi-label"])
+def test_a_whole_mixup_call_makes_no_host_sync(label_form):
+    """The README's promise: no device -> host synchronisation per batch (label values are not read
+    on the host; a bad class index trips the targets kernel's device-side assert instead)."""
+    multi_label = label_form == "multi-label"
+    mix = fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", prob=0.9, num_classes=100,
+                        multi_label=multi_label, seed=0)
+    images = torch.rand(64, 3, 32, 32, device="cuda")
+    if label_form == "indices":
+        labels = torch.randint(0, 100, (64,), device="cuda")
+    else:
+        labels = (torch.rand(64, 100, device="cuda") > 0.9).float()
+    mix(images, labels)  # the first call resolves the backend and loads the kernels
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            _, targets = mix(images, labels)
+            mix.mixup_enabled = not mix.mixup_enabled  # a knob change costs no sync either
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert targets.shape == (64, 100) and targets.device.type == "cuda"

@@ -530,3 +530,18 @@ def test_params_on_a_device_without_data_are_refused_by_name():
     with pytest.raises(ValueError, match="^params: "):
         fastmix.mix_(images, fastmix.MixParams.identity(4).to("meta"))
     assert torch.equal(images, original)
+
+
+def test_label_values_are_read_on_the_cpu_only():
+    """Off the CPU, fastmix.Mixup checks the labels' shape, dtype and device but never reads their
+    values (a GPU read would stall the stream every batch): meta tensors, which have no values and
+    raise on any read, pass the same checks."""
+    from fastmix.checks import check_labels
+
+    meta = torch.device("meta")
+    check_labels(torch.empty(4, dtype=torch.int64, device=meta), 4, meta, 10)
+    check_labels(torch.empty(4, 10, device=meta), 4, meta, 10, multi_label=True)
+    with pytest.raises(ValueError, match=r"labels\[1\]: expected a class index in \[0, 10\)"):
+        check_labels(torch.tensor([0, 10, 2, 3]), 4, torch.device("cpu"), 10)
+    with pytest.raises(ValueError, match="labels: expected dense multi-label targets of shape"):
+        check_labels(torch.empty(4, dtype=torch.int64, device=meta), 4, meta, 10, multi_label=True)

@@ -2,9 +2,8 @@
 //
 // One launch, one thread per (sample, class); see mix_targets_kernels.cuh for the arithmetic.
 // Unlike the CPU op, the values of partner and labels are not range-checked here (that would
-// need a device -> host sync): fastmix.mix_targets checks them on the host first. On CUDA a class
-// index outside [0, num_classes) matches no class (its row is `off` everywhere) and a partner
-// outside [0, B) trips a device-side assert.
+// need a device -> host sync every batch): a class index outside [0, num_classes) or a partner
+// outside [0, B) trips a device-side assert (and nothing is read out of bounds).
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
 #include <ATen/core/Tensor.h>

@@ -5,10 +5,10 @@
 // t * on + (1 - t) * off; a written row is a * lam + b * (1 - lam), every product and sum rounded
 // in float32; a row left alone is the smoothed own label.
 //
-// Label values are not range-checked here (a kernel cannot raise): an index outside
-// [0, num_classes) matches no class, so its row gets `off` everywhere -- fastmix.mix_targets
-// checks labels on the host before calling the op. A partner outside [0, B) trips a device
-// assert and the row is treated as left alone; nothing is ever read out of bounds.
+// A kernel cannot raise: a class index outside [0, num_classes) trips a device assert (the
+// host-side check would need a device -> host sync every batch) and matches no class, so its row
+// gets `off` everywhere. A partner outside [0, B) trips a device assert and the row is treated as
+// left alone; nothing is ever read out of bounds.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +53,7 @@ struct TargetsFromIndicesFn {
   const int64_t* labels;
 
   FASTMIX_HD void operator()(int64_t i, int64_t c) const {
+    FASTMIX_KERNEL_ASSERT(c != 0 || (labels[i] >= 0 && labels[i] < p.num_classes));  // once per row
     const int64_t q = target_partner(p, i);
     const float own = c == labels[i] ? p.s.on : p.s.off;
     float v = own;
