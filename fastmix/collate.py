@@ -18,10 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from .checks import INPUT_DTYPES, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
+from .checks import INPUT_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
 from .mixup import Mixup
 from .sampling.params import MixParams
-from .targets import CompactTargets
+from .sampling.policy import MixPolicy
+from .sampling.sample import sample_params
+from .sampling.shared import SharedPolicy, shared_knob
+from .targets import CompactTargets, soft_targets
 
 
 def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
@@ -73,6 +76,16 @@ class MixupCollate:
         channels_last: return the batch in channels_last memory format (still shaped (B, C, H, W)).
         image_key, label_key: where the image and label are in dict samples.
         compact_targets: return :class:`CompactTargets` instead of (B, C) soft targets.
+        return_params: also return the batch's :class:`MixParams` (partner, lam, kind, box), last in
+            the tuple or under ``params_key`` in a dict: what was done to a batch collated in a
+            DataLoader worker, for logging or replay (``mixup.last_params`` is set only in the
+            process that collated, so in the main process it says nothing about worker batches).
+
+    The Mixup's knobs can be set on the collate too, as timm's names (``collate.mixup_enabled =
+    False``, ``collate.mix_prob = 0.5``, ...): they live in shared memory, so every DataLoader
+    worker, forked or spawned, persistent or not, uses the new values for each batch it starts
+    collating afterwards. Batches already collated (the DataLoader's prefetch, up to
+    ``prefetch_factor * num_workers`` batches) keep the values they were made with.
 
     Samples are ``(image, label, *rest)`` tuples or dicts; images are torch tensors (C, H, W)
     (uint8 or float32), numpy arrays (H, W, C) or (H, W) uint8 (as decoded by PIL or OpenCV) or PIL
@@ -91,6 +104,8 @@ class MixupCollate:
         image_key: str = "image",
         label_key: str = "label",
         compact_targets: bool = False,
+        return_params: bool = False,
+        params_key: str = "mix_params",
     ) -> None:
         check_collate_mixup(mixup)
         self.mean, self.std = check_collate_settings(dtype, mean, std)
@@ -101,6 +116,8 @@ class MixupCollate:
         self.image_key = image_key
         self.label_key = label_key
         self.compact_targets = bool(compact_targets)
+        self.return_params = check_bool("return_params", return_params)
+        self.params_key = params_key
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -145,10 +162,13 @@ class MixupCollate:
             return [s[0] for s in samples], [s[1] for s in samples], [tuple(s[2:]) for s in samples]
         raise TypeError(f"samples[0]: expected an (image, label, ...) tuple or a dict, got {type(first).__name__}")
 
-    def _labels(self, labels: List[Any]) -> torch.Tensor:
-        num_classes = self.mixup.policy.num_classes
+    def _labels(self, labels: List[Any], policy: MixPolicy) -> torch.Tensor:
+        num_classes = policy.num_classes
         first = labels[0]
         dense = isinstance(first, (torch.Tensor, np.ndarray)) and np.ndim(first) == 1
+        if policy.multi_label and not dense:
+            raise ValueError(f"samples[0]: expected a dense multi-label target of num_classes={num_classes} values for "
+                             f"multi_label=True, got {type(first).__name__} of shape {tuple(np.shape(first))}")
         if dense:
             out = torch.stack([torch.as_tensor(y) for y in labels])
             if out.shape[1] != num_classes:
@@ -190,34 +210,59 @@ class MixupCollate:
                     f"{what(is_hwc, image.shape, image.dtype)}"
                 )
             images.append(image)
-        labels = self._labels(raw_labels)
+        policy, enabled = self.mixup.shared.read()  # once: a change made meanwhile applies from the next batch
+        labels = self._labels(raw_labels, policy)
         channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
 
         mix = self.mixup
         scale, bias = self.affine(channels, dtype == torch.uint8)  # may refuse: before any draw
-        params = mix.sample(len(images), height, width)
+        params = self.sample(policy, enabled, len(images), height, width)
         mix.last_params = params
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
         self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
-        targets = self._targets(labels, params)
+        targets = self._targets(labels, params, policy)
 
         if isinstance(samples[0], Mapping):
             result = default_collate(rest) if rest[0] else {}
             result[self.image_key] = out
             result[self.label_key] = targets
+            if self.return_params:
+                result[self.params_key] = params
             return result
+        extra = (params,) if self.return_params else ()
         if rest[0]:
-            return (out, targets) + tuple(default_collate(rest))
-        return out, targets
+            return (out, targets) + tuple(default_collate(rest)) + extra
+        return (out, targets) + extra
 
-    def _targets(self, labels: torch.Tensor, params: MixParams) -> Any:
+    def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int) -> MixParams:
+        """The MixParams of one batch, drawn from the Mixup's stream."""
+        return sample_params(policy, batch_size, height, width, self.mixup.generator, enabled=enabled)
+
+    def _targets(self, labels: torch.Tensor, params: MixParams, policy: MixPolicy) -> Any:
         if self.compact_targets:
             mixed = params.mixed()
             return CompactTargets(labels, torch.where(mixed, labels[params.partner], labels),
                                   torch.where(mixed, params.lam, torch.ones_like(params.lam)))
-        policy = self.mixup.policy
         partner, lam, kind, _ = params.as_tuple()
-        return self.backend.mix_targets(labels, partner, lam, kind, policy.num_classes, policy.label_smoothing)
+        return soft_targets(self.backend, labels, partner, lam, kind, policy)
+
+    # timm's knobs, set on the collate as timm's PrefetchLoader does (``collate.mixup_enabled =
+    # False``): they are the Mixup's, shared with every DataLoader worker.
+    mixup_enabled = shared_knob("enabled", "mixup_enabled")
+    mixup_alpha = shared_knob("mixup_alpha", "mixup_alpha")
+    cutmix_alpha = shared_knob("cutmix_alpha", "cutmix_alpha")
+    cutmix_minmax = shared_knob("cutmix_minmax", "cutmix_minmax")
+    mix_prob = shared_knob("prob", "mix_prob")
+    switch_prob = shared_knob("switch_prob", "switch_prob")
+    mode = shared_knob("mode", "mode")
+    correct_lam = shared_knob("correct_lam", "correct_lam")
+    label_smoothing = shared_knob("label_smoothing", "label_smoothing")
+    num_classes = shared_knob("num_classes", "num_classes")
+    multi_label = shared_knob("multi_label", "multi_label")
+
+    @property
+    def shared(self) -> SharedPolicy:
+        return self.mixup.shared
 
     def __repr__(self) -> str:
         return (

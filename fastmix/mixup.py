@@ -12,6 +12,8 @@ from .checks import check_images, check_labels, check_seed
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
+from .sampling.shared import SharedPolicy, shared_knob
+from .targets import soft_targets
 from .sampling.streams import make_generator
 
 
@@ -55,10 +57,11 @@ class Mixup:
         correct_lam: bool = True,
         label_smoothing: float = 0.1,
         num_classes: int = 1000,
+        multi_label: bool = False,
         seed: Optional[int] = None,
         backend: str = "auto",
     ) -> None:
-        self.policy = MixPolicy(
+        policy = MixPolicy(
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
             cutmix_minmax=cutmix_minmax,
@@ -68,27 +71,36 @@ class Mixup:
             correct_lam=correct_lam,
             label_smoothing=label_smoothing,
             num_classes=num_classes,
+            multi_label=multi_label,
         )
         self.seed = check_seed(seed)
         self.backend = check_backend_name(backend)
         if backend != "auto":  # a named backend that cannot run here fails now, not at the first batch
             resolve_backend(backend, "cuda" if backend == "cuda" else "cpu")
-        self.mixup_enabled = True
+        self.shared = SharedPolicy(policy)  # what DataLoader workers read for each batch
         self.last_params: Optional[MixParams] = None
         self._generator: Optional[np.random.Generator] = None
         self._generator_pid: Optional[int] = None
         self._backends: Dict[str, Backend] = {}
 
-    # timm's attribute names, read-only views of the policy
-    mixup_alpha = property(lambda self: self.policy.mixup_alpha)
-    cutmix_alpha = property(lambda self: self.policy.cutmix_alpha)
-    cutmix_minmax = property(lambda self: self.policy.cutmix_minmax)
-    mix_prob = property(lambda self: self.policy.prob)
-    switch_prob = property(lambda self: self.policy.switch_prob)
-    mode = property(lambda self: self.policy.mode)
-    correct_lam = property(lambda self: self.policy.correct_lam)
-    label_smoothing = property(lambda self: self.policy.label_smoothing)
-    num_classes = property(lambda self: self.policy.num_classes)
+    @property
+    def policy(self) -> MixPolicy:
+        """The knobs now in force (as last set in any process that holds this Mixup)."""
+        return self.shared.read()[0]
+
+    # timm's attribute names, plain writable attributes as in timm; a write is validated, then
+    # reaches every DataLoader worker for the next batch it starts (sampling/shared.py).
+    mixup_enabled = shared_knob("enabled", "mixup_enabled")
+    mixup_alpha = shared_knob("mixup_alpha", "mixup_alpha")
+    cutmix_alpha = shared_knob("cutmix_alpha", "cutmix_alpha")
+    cutmix_minmax = shared_knob("cutmix_minmax", "cutmix_minmax")
+    mix_prob = shared_knob("prob", "mix_prob")
+    switch_prob = shared_knob("switch_prob", "switch_prob")
+    mode = shared_knob("mode", "mode")
+    correct_lam = shared_knob("correct_lam", "correct_lam")
+    label_smoothing = shared_knob("label_smoothing", "label_smoothing")
+    num_classes = shared_knob("num_classes", "num_classes")
+    multi_label = shared_knob("multi_label", "multi_label")
 
     @property
     def generator(self) -> np.random.Generator:
@@ -107,22 +119,22 @@ class Mixup:
 
     def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None) -> MixParams:
         """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU."""
-        return sample_params(self.policy, batch_size, height, width, self.generator, enabled=self.mixup_enabled)
+        policy, enabled = self.shared.read()
+        return sample_params(policy, batch_size, height, width, self.generator, enabled=enabled)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        needs_spatial = self.policy.uses_cutmix and self.mixup_enabled and self.policy.prob > 0
-        check_images(images, needs_spatial)
-        check_labels(labels, images.shape[0], images.device, self.policy.num_classes)
+        policy, enabled = self.shared.read()  # once: a concurrent write applies from the next batch
+        check_images(images, needs_spatial=policy.uses_cutmix and enabled and policy.prob > 0)
+        check_labels(labels, images.shape[0], images.device, policy.num_classes, policy.multi_label)
         backend = self.backend_for(images.device)
         batch = images.shape[0]
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
-        params = self.sample(batch, height, width)
+        params = sample_params(policy, batch, height, width, self.generator, enabled=enabled)
         self.last_params = params
         if batch == 0:
-            return images, torch.empty(0, self.policy.num_classes, dtype=torch.float32, device=images.device)
+            return images, torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device)
         partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
-        policy = self.policy
-        targets = backend.mix_targets(labels, partner, lam, kind, policy.num_classes, policy.label_smoothing)
+        targets = soft_targets(backend, labels, partner, lam, kind, policy)
         backend.mix_(images, partner, lam, kind, box)
         return images, targets
 
@@ -138,5 +150,6 @@ class Mixup:
         return (
             f"fastmix.Mixup(mixup_alpha={p.mixup_alpha}, cutmix_alpha={p.cutmix_alpha}, cutmix_minmax={p.cutmix_minmax}, "
             f"prob={p.prob}, switch_prob={p.switch_prob}, mode={p.mode!r}, correct_lam={p.correct_lam}, "
-            f"label_smoothing={p.label_smoothing}, num_classes={p.num_classes}, seed={self.seed}, backend={self.backend!r})"
+            f"label_smoothing={p.label_smoothing}, num_classes={p.num_classes}, multi_label={p.multi_label}, "
+            f"seed={self.seed}, backend={self.backend!r})"
         )

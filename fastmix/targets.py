@@ -1,9 +1,24 @@
 """Soft targets as indices and weights, for very large class counts, and their loss."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .sampling.policy import MixPolicy
+
+
+def soft_targets(backend: "Backend", labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
+                 policy: "MixPolicy") -> torch.Tensor:
+    """(B, C) float32 soft targets of a mixed batch, with the policy's smoothing rule: class indices
+    or dense targets smoothed towards eps / C, or (``multi_label``) dense multi-label targets
+    smoothed towards 0.5 as timm does, ``t * (1 - eps) + eps / 2``, then mixed unsmoothed."""
+    if policy.multi_label:
+        smoothed = labels.float() * (1.0 - policy.label_smoothing) + 0.5 * policy.label_smoothing  # timm's arithmetic
+        return backend.mix_targets(smoothed, partner, lam, kind, policy.num_classes, 0.0)
+    return backend.mix_targets(labels, partner, lam, kind, policy.num_classes, policy.label_smoothing)
 
 
 class CompactTargets(NamedTuple):

@@ -171,7 +171,7 @@ def test_the_mixing_options_reach_the_mixup(tmp_path, capsys):
             "--cutmix-minmax", "0.2", "0.8", "--prob", "0.9", "--switch-prob", "0.3", "--mode", "pair",
             "--label-smoothing", "0")
     assert ("fastmix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, cutmix_minmax=(0.2, 0.8), prob=0.9, switch_prob=0.3, "
-            "mode='pair', correct_lam=True, label_smoothing=0.0, num_classes=36, seed=0") in capsys.readouterr().out
+            "mode='pair', correct_lam=True, label_smoothing=0.0, num_classes=36, multi_label=False, seed=0") in capsys.readouterr().out
 
 
 def test_unmixed_tiles_carry_one_label(tmp_path, capsys, monkeypatch):

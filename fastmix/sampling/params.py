@@ -50,6 +50,10 @@ class MixParams:
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""
         return MixParams(*(t.to(device, non_blocking=non_blocking) for t in self.as_tuple()))
 
+    def pin_memory(self) -> "MixParams":
+        """The same params in pinned memory (what a DataLoader with ``pin_memory=True`` calls)."""
+        return MixParams(*(t.pin_memory() for t in self.as_tuple()))
+
     def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return (self.partner, self.lam, self.kind, self.box)
 

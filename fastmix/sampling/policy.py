@@ -30,6 +30,8 @@ class MixPolicy:
         correct_lam: set lambda = 1 - box_area / (H * W) after the box is clipped to the image.
         label_smoothing: eps; a class's target is 1 - eps + eps/C, every other eps/C.
         num_classes: C, the width of the soft targets.
+        multi_label: labels are dense multi-label (B, C) 0/1 (or soft) targets, smoothed towards 0.5
+            as timm does (``t * (1 - eps) + eps / 2``) rather than towards ``eps / C``.
     """
 
     mixup_alpha: float = 1.0
@@ -41,6 +43,7 @@ class MixPolicy:
     correct_lam: bool = True
     label_smoothing: float = 0.1
     num_classes: int = 1000
+    multi_label: bool = False
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -52,6 +55,7 @@ class MixPolicy:
         check_mode(self.mode)
         check_positive_int("num_classes", self.num_classes)
         check_bool("correct_lam", self.correct_lam)
+        check_bool("multi_label", self.multi_label)
         set_("cutmix_minmax", check_cutmix_minmax(self.cutmix_minmax))
         if self.cutmix_minmax is not None:
             # timm: minmax boxes ignore lambda, so keep the alpha logic simple and the lambda exact.
