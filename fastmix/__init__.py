@@ -15,12 +15,14 @@ from .functional import apply_mix_, mix_, mix_targets
 from .mixup import Mixup
 from .sampling import MixKind, MixParams, MixPolicy, sample_params
 from .targets import CompactTargets, compact_targets_loss
+from .timm_compat import FastCollateMixup
 
 __version__ = "0.2.0"
 
 __all__ = [
     "Mixup",
     "MixupCollate",
+    "FastCollateMixup",
     "CompactTargets",
     "compact_targets_loss",
     "MixPolicy",

@@ -178,8 +178,9 @@ def test_minmax_boxes_have_sides_in_range_and_lie_inside(minmax, mode):
     y0, y1, x0, x1 = params.box.unbind(1)
     height, width = box_sides(params.box)
     lo, hi = minmax
-    assert int(height.min()) == int(H * lo) and int(height.max()) == int(H * hi)
-    assert int(width.min()) == int(W * lo) and int(width.max()) == int(W * hi)
+    # timm's rule: sides in [int(min * H), int(max * H)), half-open (tests/test_timm_compat.py)
+    assert int(height.min()) == int(H * lo) and int(height.max()) == int(H * hi) - 1
+    assert int(width.min()) == int(W * lo) and int(width.max()) == int(W * hi) - 1
     assert bool(((0 <= y0) & (y1 <= H) & (0 <= x0) & (x1 <= W)).all())
     # every position is reachable: boxes touch each border somewhere
     assert bool((y0 == 0).any()) and bool((y1 == H).any()) and bool((x0 == 0).any()) and bool((x1 == W).any())

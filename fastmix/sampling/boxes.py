@@ -11,14 +11,16 @@ def sample_boxes(lam: np.ndarray, height: int, width: int, policy: MixPolicy, rn
     """(n, 4) int64 boxes (y0, y1, x0, x1) for CutMix lambdas ``lam`` (float64, (n,)).
 
     Sides sqrt(1 - lam) * (H, W) around a uniform centre, clipped to the image (timm's rand_bbox);
-    or, with cutmix_minmax, sides drawn uniformly in [int(min * H), int(max * H)] (and W) at a
-    uniform position inside the image.
+    or, with cutmix_minmax, timm's rand_bbox_minmax: sides drawn uniformly in
+    [int(min * H), int(max * H)) (half-open, as numpy's randint; and W), at a uniform position
+    inside the image, [0, H - side]. Where the two ends meet (tiny images) the side is that value
+    (timm raises there).
     """
     n = lam.shape[0]
     if policy.cutmix_minmax is not None:
         lo, hi = policy.cutmix_minmax
-        cut_h = rng.integers(int(height * lo), int(height * hi), n, endpoint=True)
-        cut_w = rng.integers(int(width * lo), int(width * hi), n, endpoint=True)
+        cut_h = _uniform_sides(int(height * lo), int(height * hi), n, rng)
+        cut_w = _uniform_sides(int(width * lo), int(width * hi), n, rng)
         y0 = (rng.random(n) * (height - cut_h + 1)).astype(np.int64)
         x0 = (rng.random(n) * (width - cut_w + 1)).astype(np.int64)
         return np.stack([y0, y0 + cut_h, x0, x0 + cut_w], axis=1).astype(np.int64)
@@ -32,6 +34,13 @@ def sample_boxes(lam: np.ndarray, height: int, width: int, policy: MixPolicy, rn
     box = np.stack([y0, y0 + cut_h, x0, x0 + cut_w], axis=1)
     limit = np.array([height, height, width, width])
     return np.minimum(np.maximum(box, 0), limit).astype(np.int64)  # clipped to the image (np.clip is slower)
+
+
+def _uniform_sides(low: int, high: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n sides uniform in [low, high), or low when high <= low."""
+    if high <= low:
+        return np.full(n, low, dtype=np.int64)
+    return rng.integers(low, high, n)
 
 
 def box_area_fraction(box: "torch.Tensor | np.ndarray", height: int, width: int) -> "torch.Tensor | np.ndarray":
