@@ -11,6 +11,7 @@ default_collate does, so it is not copied again on its way to the main process.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, List, Optional, Tuple
 
@@ -47,8 +48,8 @@ def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
         raise ValueError(f"samples[{index}]: expected a numpy image of shape (H, W, C) or (H, W), got shape {image.shape}")
     if not image.flags.c_contiguous:
         image = np.ascontiguousarray(image)
-    if not image.flags.writeable:  # PIL's arrays are read-only; torch.from_numpy warns on those
-        image = image.copy()
+    # PIL's arrays are read-only: the kernels only read samples, so no copy (2.5 ms of a 128-image
+    # batch); the caller silences torch.from_numpy's warning about them.
     return torch.from_numpy(image), True
 
 
@@ -195,8 +196,10 @@ class MixupCollate:
             raise ValueError("samples: expected at least one sample, got an empty batch")
         raw_images, raw_labels, rest = self._split(samples)
         images, hwc = [], None
-        for i, raw in enumerate(raw_images):
-            image, is_hwc = _as_image_tensor(raw, i)
+        with warnings.catch_warnings():  # read-only arrays are read, never written
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            converted = [_as_image_tensor(raw, i) for i, raw in enumerate(raw_images)]
+        for i, (image, is_hwc) in enumerate(converted):
             if i == 0:
                 hwc, shape, dtype = is_hwc, image.shape, image.dtype
                 if dtype not in INPUT_DTYPES:

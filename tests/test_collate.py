@@ -693,3 +693,16 @@ def test_different_dataloader_seeds_give_different_lambdas():
     lams_b = {tuple(x[3].tolist()) for x in b}
     assert len(lams_a) == len(lams_b) == 8
     assert not lams_a & lams_b, "a new DataLoader seed must give new worker streams"
+
+
+def test_read_only_arrays_as_pil_gives_them_are_read_without_a_copy_or_a_warning():
+    raw = [np.full((6, 5, 3), 40 * i, dtype=np.uint8) for i in range(4)]
+    read_only = [a.copy() for a in raw]
+    for a in read_only:
+        a.flags.writeable = False
+    expected = fastmix.MixupCollate(fastmix.Mixup(cutmix_alpha=1.0, num_classes=4, seed=0))([(a, i) for i, a in enumerate(raw)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fastmix.MixupCollate(fastmix.Mixup(cutmix_alpha=1.0, num_classes=4, seed=0))([(a, i) for i, a in enumerate(read_only)])
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    assert all(not a.flags.writeable for a in read_only)
