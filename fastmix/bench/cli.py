@@ -4,6 +4,9 @@ synthetic ImageNet-shaped batch (nothing downloaded).
 Every implementation of one operation runs on the same batch, interleaved round by round so
 that machine noise hits all of them alike; the table reports medians and ratios. When timm is
 installed, its Mixup / FastCollateMixup / mixup_target join the table as peers.
+
+``--pipeline`` measures instead a whole DataLoader over built-in JPEGs, in images per second per
+collate and num_workers (fastmix.bench.pipeline).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from torch.utils.data import default_collate
 from ..backends import available_backends, resolve_backend
 from ..mixup import Mixup
 from ..sampling.params import MixParams
-from . import baselines
+from . import baselines, pipeline
 from .peers import load_timm_mixup
 from .timing import ProgressCallback, Row, Scenario, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
 
@@ -310,23 +313,99 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _worker_counts(text: str) -> List[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        counts = [-1]
+    if not counts or min(counts) < 0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 0 such as 0,1,2, got {text!r}")
+    return counts
+
+
+def _pipeline_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--pipeline``: the DataLoader table (fastmix.bench.pipeline), printed and written like the main one."""
+    for option, given in [("--device cuda", args.device != "cpu"), ("--plot", args.plot), ("--backends", args.backends),
+                          ("--dtype", args.dtype)]:
+        if given:  # said now, not after minutes of timing
+            parser.error(f"{option}: not with --pipeline (its rows are fixed: see python -m fastmix bench --help)")
+    args.batch_size = pipeline.DEFAULT_BATCH if args.batch_size is None else args.batch_size
+    args.rounds = pipeline.DEFAULT_ROUNDS if args.rounds is None else args.rounds
+    args.pipeline_images = pipeline.DEFAULT_IMAGES if args.pipeline_images is None else args.pipeline_images
+    args.pipeline_workers = list(pipeline.DEFAULT_WORKERS) if args.pipeline_workers is None else args.pipeline_workers
+    if args.pipeline_images < args.batch_size:
+        parser.error(f"--pipeline-images: expected at least one batch (--batch-size {args.batch_size}) of images, "
+                     f"got {args.pipeline_images}")
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        parser.error("--pipeline: Pillow is not installed; install it with: pip install pillow")
+    # one thread, as the main bench: on a shared machine two-thread ops in the main loop wait on a
+    # descheduled thread (a 1 s collate seen here), and each worker runs one thread anyway
+    torch.set_num_threads(args.threads)
+
+    machine = machine_description()
+    print(
+        f"fastmix bench --pipeline: {args.pipeline_images} JPEGs of {args.image_size}x{args.image_size} in batches of "
+        f"{args.batch_size}, num_workers {', '.join(map(str, args.pipeline_workers))}, medians of {args.rounds} "
+        f"interleaved epochs\nmachine: {machine}",
+        flush=True,
+    )
+    notes: List[str] = []
+    progress = ProgressLine()
+    try:
+        rows = pipeline.run(args.pipeline_images, args.batch_size, args.image_size, args.rounds, args.pipeline_workers,
+                            args.num_classes, progress, notes)
+    finally:
+        progress.close()
+    print(pipeline.format_table(rows))
+    goals = pipeline.goal_lines(rows)
+    for line in goals:
+        print(line)
+    for note in notes:
+        print(f"note: {note}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "args": vars(args), "notes": notes, "goals": goals,
+                       "rows": [asdict(r) for r in rows]}, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fastmix bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=_positive_int, default=256)
+    parser.add_argument("--batch-size", type=_positive_int, default=None, help="default 256 (128 with --pipeline)")
     parser.add_argument("--image-size", type=_positive_int, default=224)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="of the in-place batch (default float32)")
-    parser.add_argument("--threads", type=_positive_int, default=1, help="torch.set_num_threads (default 1)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="of the in-place batch (default float32)")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch.set_num_threads (default 1; with --pipeline, in the main process: workers use 1)")
     parser.add_argument("--backends", default=None,
                         help="comma-separated CPU backends: cpp, numba, torch (default: the available ones of cpp and numba; "
                              "torch is the plain-torch reference)")
-    parser.add_argument("--rounds", type=_positive_int, default=11, help="timed rounds per implementation (median reported)")
+    parser.add_argument("--rounds", type=_positive_int, default=None,
+                        help="timed rounds per implementation (median reported; default 11; with --pipeline, 7 epochs per row)")
     parser.add_argument("--num-classes", type=_positive_int, default=1000)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cpu (default): CPU batches and the DataLoader collate; cuda: a batch already on the GPU, "
                              "timed with CUDA events (the cuda kernels; --backends and --threads do not apply)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows, notes and machine to FILE")
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the table as a bar chart (needs matplotlib)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="instead: a DataLoader's images/s over built-in JPEGs decoded in its workers, per collate and "
+                             "num_workers (default batch 128 of 224x224; needs Pillow)")
+    parser.add_argument("--pipeline-images", type=_positive_int, default=None, metavar="N",
+                        help=f"with --pipeline: JPEG images in the built-in set, one epoch (default {pipeline.DEFAULT_IMAGES})")
+    parser.add_argument("--pipeline-workers", type=_worker_counts, default=None, metavar="0,1,2",
+                        help="with --pipeline: the num_workers values to measure (default 0,1,2)")
     args = parser.parse_args(argv)
+    if args.pipeline:
+        return _pipeline_main(parser, args)
+    for option in ("pipeline_images", "pipeline_workers"):
+        if getattr(args, option) is not None:
+            parser.error(f"--{option.replace('_', '-')}: only with --pipeline")
+    args.batch_size = 256 if args.batch_size is None else args.batch_size
+    args.dtype = "float32" if args.dtype is None else args.dtype
+    args.rounds = 11 if args.rounds is None else args.rounds
     backends = args.backends.split(",") if args.backends else None
     if args.device == "cuda":
         if backends:
