@@ -6,13 +6,14 @@
 // reading them would synchronise with the device (see the CUDA files for what happens there).
 #pragma once
 
-#include <ATen/MemoryOverlap.h>
 #include <ATen/core/Tensor.h>
+#include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <cmath>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -52,6 +53,21 @@ inline std::ostream& operator<<(std::ostream& os, Tuple t) {
   return os << (t.values.size() == 1 ? ",)" : ")");
 }
 
+// A float as fastmix/checks.py float_text prints it: `digits` significant digits, no trailing
+// zeros (1.5, 2, -0.1, nan, inf): 8 for a float32 (lam), 15 for a double (smoothing).
+struct FloatText {
+  double value;
+  int digits;
+};
+inline std::ostream& operator<<(std::ostream& os, FloatText f) {
+  if (std::isnan(f.value)) return os << "nan";  // (not "-nan": Python prints every NaN as nan)
+  if (std::isinf(f.value)) return os << (f.value < 0 ? "-inf" : "inf");
+  const std::streamsize before = os.precision(f.digits);
+  os << f.value;
+  os.precision(before);
+  return os;
+}
+
 inline bool is_image_dtype(c10::ScalarType t) {
   return t == at::kByte || t == at::kHalf || t == at::kBFloat16 || t == at::kFloat || t == at::kDouble;
 }
@@ -60,14 +76,31 @@ inline bool is_out_dtype(c10::ScalarType t) {
   return t == at::kByte || t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
 }
 
+// Whose device an argument must be on: "the images' device", "out's device" (as fastmix/checks.py
+// device_of words it).
+struct DeviceOf {
+  const char* data_name;
+};
+inline std::ostream& operator<<(std::ostream& os, DeviceOf d) {
+  const std::string name(d.data_name);
+  if (!name.empty() && name.back() == 's') return os << "the " << name << "' device";
+  return os << name << "'s device";
+}
+
+// t on the data's device (images, out or labels).
+inline void check_on_device(const std::string& name, const at::Tensor& t, const at::Tensor& data,
+                            const char* data_name) {
+  TORCH_CHECK_VALUE(t.device() == data.device(), name, ": expected a tensor on ", DeviceOf{data_name}, " ",
+                    data.device(), ", got ", t.device());
+}
+
 // The dtype and shape of one field of a MixParams, and its device against the data's.
 inline void check_param_field(const char* name, const at::Tensor& t, c10::ScalarType dtype,
                               std::vector<int64_t> shape, const at::Tensor& data, const char* data_name) {
   TORCH_CHECK_VALUE(t.scalar_type() == dtype && t.sizes() == at::IntArrayRef(shape), name, ": expected ",
                     DtypeName{dtype}, " of shape ", Tuple{shape}, ", got ", DtypeName{t.scalar_type()},
                     " of shape ", Tuple{t.sizes()});
-  TORCH_CHECK_VALUE(t.device() == data.device(), name, ": expected a tensor on the ", data_name, "' device ",
-                    data.device(), ", got ", t.device());
+  check_on_device(name, t, data, data_name);
 }
 
 // Shapes, dtypes and devices of a MixParams against the batch (B, ...) it is applied to.
@@ -89,7 +122,7 @@ inline void check_kind_and_lam_values(const uint8_t* k, const float* l, int64_t 
   TORCH_CHECK_VALUE(k[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
                     static_cast<int>(k[i]));
   TORCH_CHECK_VALUE(std::isfinite(l[i]) && l[i] >= 0.f && l[i] <= 1.f, "lam[", i, "]: expected a value in [0, 1], got ",
-                    l[i]);
+                    FloatText{l[i], 8});
 }
 
 // Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...).
@@ -135,7 +168,19 @@ inline bool elements_may_share_memory(const at::Tensor& x) {
   return false;
 }
 
-// images of mix_: a supported dtype, and elements that do not share memory (written in place).
+// torch's rule for every in-place op, applied before anything is written: an inference tensor
+// (made under torch.inference_mode()) may be written only inside inference mode. A custom op's
+// kernel is not held to it by the dispatcher, and torch's own ops write first and raise after.
+// The same check as fastmix/checks.py check_writable_here.
+inline void check_writable_here(const at::Tensor& t, const char* name) {
+  TORCH_CHECK_VALUE(!t.is_inference() || c10::InferenceMode::is_enabled(), name,
+                    ": expected a tensor that may be written in place here, got an inference tensor (made under "
+                    "torch.inference_mode()) outside inference mode; mix it inside torch.inference_mode() or pass ",
+                    name, ".clone()");
+}
+
+// images of mix_: a supported dtype, elements that do not share memory, and writable here (it
+// is written in place).
 inline void check_images(const at::Tensor& images) {
   TORCH_CHECK_TYPE(is_image_dtype(images.scalar_type()),
                    "images: expected dtype uint8, float16, bfloat16, float32 or float64, got ",
@@ -145,6 +190,7 @@ inline void check_images(const at::Tensor& images) {
                     "images: expected a tensor whose elements do not share memory (it is written in place), got one "
                     "with strides ", Tuple{images.strides()}, " for shape ", Tuple{images.sizes()},
                     " (from expand() or overlapping windows such as unfold()?); call .contiguous() first");
+  check_writable_here(images, "images");
 }
 
 // out (B, C, H, W) contiguous or channels_last of a supported dtype, the params for it, and
@@ -170,16 +216,41 @@ inline bool check_out_params_and_affine(const at::Tensor& out, const at::Tensor&
                     bias.device());
   TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (uint8_input && !normalize),
                     "out: expected a float dtype (uint8 output needs uint8 input and no scale/bias), got uint8");
+  if (normalize && scale.device().is_cpu()) {  // values on the host only: a GPU read would sync
+    const at::Tensor s = scale.contiguous(), b = bias.contiguous();
+    const float* sv = s.data_ptr<float>();
+    const float* bv = b.data_ptr<float>();
+    for (int64_t c = 0; c < channels; ++c)
+      TORCH_CHECK_VALUE(std::isfinite(sv[c]) && std::isfinite(bv[c]), "scale, bias: expected finite values, got scale[",
+                        c, "] = ", FloatText{sv[c], 8}, " and bias[", c, "] = ", FloatText{bv[c], 8});
+  }
   const bool channels_last = !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
   TORCH_CHECK_VALUE(out.is_contiguous() || channels_last, "out: expected a contiguous or channels_last tensor, got strides ",
                     Tuple{out.strides()});
+  check_writable_here(out, "out");
   return channels_last;
+}
+
+// Whether the spans of memory of a and b (both non-empty) overlap: from the first element's
+// address to one past the last. The same rule as fastmix/checks.py memory_overlaps. Not
+// at::get_overlap_status: it answers "too hard" for every view that is not dense (a strided
+// sample such as x[::2] or an as_strided view), which would let such a view of out through.
+inline bool memory_spans_overlap(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.has_storage() || !b.has_storage() || a.storage().data() != b.storage().data()) return false;
+  auto span = [](const at::Tensor& t) {
+    int64_t last = 0;  // the offset of the last element, in elements
+    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+    const char* low = static_cast<const char*>(t.data_ptr());
+    return std::make_pair(low, low + (last + 1) * static_cast<int64_t>(t.element_size()));
+  };
+  const auto [a_low, a_high] = span(a);
+  const auto [b_low, b_high] = span(b);
+  return a_low < b_high && b_low < a_high;
 }
 
 inline void check_no_overlap_with_out(const at::Tensor& out, const at::Tensor& input, const char* name) {
   if (out.numel() == 0 || input.numel() == 0) return;
-  const at::MemOverlapStatus overlap = at::get_overlap_status(out, input);
-  TORCH_CHECK_VALUE(overlap != at::MemOverlapStatus::Full && overlap != at::MemOverlapStatus::Partial, name,
+  TORCH_CHECK_VALUE(!memory_spans_overlap(out, input), name,
                     ": expected memory apart from out's (out is written while it is read), got memory that overlaps it");
 }
 
@@ -212,10 +283,10 @@ inline void check_collate_samples(const at::Tensor& out, at::TensorList samples,
                    DtypeName{dtype});
   for (int64_t i = 0; i < B; ++i) {
     const at::Tensor& s = samples[i];
-    TORCH_CHECK_VALUE(s.sizes() == at::IntArrayRef(expected) && s.scalar_type() == dtype && s.device() == out.device(),
-                      "samples[", i, "]: expected ", DtypeName{dtype}, " of shape ", Tuple{expected}, " on ",
-                      out.device(), " like samples[0], got ", DtypeName{s.scalar_type()}, " of shape ", Tuple{s.sizes()},
-                      " on ", s.device());
+    TORCH_CHECK_VALUE(s.sizes() == at::IntArrayRef(expected) && s.scalar_type() == dtype, "samples[", i, "]: expected ",
+                      DtypeName{dtype}, " of shape ", Tuple{expected}, " like samples[0], got ",
+                      DtypeName{s.scalar_type()}, " of shape ", Tuple{s.sizes()});
+    check_on_device("samples[" + std::to_string(i) + "]", s, out, "out");
   }
   for (int64_t i = 0; i < B; ++i) {
     const std::string name = "samples[" + std::to_string(i) + "]";
@@ -223,11 +294,17 @@ inline void check_collate_samples(const at::Tensor& out, at::TensorList samples,
   }
 }
 
+// The most classes a (B, num_classes) float32 target tensor may have: int32's maximum, as in
+// fastmix/checks.py (MAX_NUM_CLASSES, where the bound is argued). Past it a call could only fail.
+constexpr int64_t kMaxNumClasses = 2147483647;
+
 // labels, params and knobs of mix_targets.
 inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& partner, const at::Tensor& lam,
                                    const at::Tensor& kind, int64_t num_classes, double smoothing) {
-  TORCH_CHECK_VALUE(num_classes >= 1, "num_classes: expected an int >= 1, got ", num_classes);
-  TORCH_CHECK_VALUE(smoothing >= 0.0 && smoothing <= 1.0, "smoothing: expected a float in [0, 1], got ", smoothing);
+  TORCH_CHECK_VALUE(num_classes >= 1 && num_classes <= kMaxNumClasses, "num_classes: expected an int in [1, ",
+                    kMaxNumClasses, "], got ", num_classes);
+  TORCH_CHECK_VALUE(smoothing >= 0.0 && smoothing <= 1.0, "smoothing: expected a float in [0, 1], got ",
+                    FloatText{smoothing, 15});
   TORCH_CHECK_VALUE(labels.dim() == 1 || labels.dim() == 2,
                     "labels: expected class indices of shape (B,) or dense targets of shape (B, ", num_classes,
                     "), got shape ", Tuple{labels.sizes()});
@@ -236,7 +313,7 @@ inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& p
   if (labels.dim() == 1) {
     TORCH_CHECK_TYPE(!at::isFloatingType(labels.scalar_type()) && labels.scalar_type() != at::kBool,
                      "labels: expected integer class indices for 1-D labels, got ", DtypeName{labels.scalar_type()},
-                     " (pass dense targets as (B, ", num_classes, "))");
+                     " (pass dense targets as (", labels.size(0), ", ", num_classes, "))");
   } else {
     TORCH_CHECK_VALUE(labels.size(1) == num_classes, "labels: expected dense targets with num_classes=", num_classes,
                       " columns, got shape ", Tuple{labels.sizes()});

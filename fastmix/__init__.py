@@ -14,6 +14,7 @@ from .collate import MixupCollate
 from .functional import apply_mix_, mix_, mix_targets
 from .mixup import Mixup
 from .sampling import MixKind, MixParams, MixPolicy, sample_params
+from .masks import MaskTargets, mixed_mask_loss
 from .targets import CompactTargets, compact_targets_loss
 from .timm_compat import FastCollateMixup
 
@@ -24,6 +25,8 @@ __all__ = [
     "MixupCollate",
     "FastCollateMixup",
     "CompactTargets",
+    "MaskTargets",
+    "mixed_mask_loss",
     "compact_targets_loss",
     "MixPolicy",
     "MixParams",

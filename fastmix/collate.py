@@ -19,9 +19,10 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from .checks import INPUT_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
+from .checks import INPUT_DTYPES, MASK_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
 from .mixup import Mixup
-from .sampling.params import MixParams
+from .masks import MaskTargets, paste_only
+from .sampling.params import MixKind, MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
 from .sampling.shared import SharedPolicy, shared_knob
@@ -31,6 +32,7 @@ from .targets import CompactTargets, soft_targets
 def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
     """(tensor, hwc): torch tensors are (C, H, W); numpy arrays and PIL images are (H, W[, C])."""
     if isinstance(image, torch.Tensor):
+        _check_cpu_tensor(image, f"samples[{index}]")
         if image.dim() != 3:
             raise ValueError(f"samples[{index}]: expected an image tensor of shape (C, H, W), got shape {tuple(image.shape)}")
         return image, False
@@ -42,6 +44,7 @@ def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
                 f"samples[{index}]: expected the image as a torch tensor (C, H, W), a numpy array (H, W, C) or a "
                 f"PIL image, got {type(image).__name__}"
             )
+    _check_numpy_dtype(image, f"samples[{index}]", "image")
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3:
@@ -51,6 +54,37 @@ def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
     # PIL's arrays are read-only: the kernels only read samples, so no copy (2.5 ms of a 128-image
     # batch); the caller silences torch.from_numpy's warning about them.
     return torch.from_numpy(image), True
+
+
+def _check_cpu_tensor(value: torch.Tensor, name: str) -> None:
+    """A sample's image or label tensor: strided (dense) and on the CPU, where the collate runs."""
+    if value.layout != torch.strided:
+        raise TypeError(f"{name}: expected a strided (dense) tensor, got layout {value.layout}")
+    if value.device.type != "cpu":
+        raise ValueError(f"{name}: expected a tensor on the CPU (the collate runs there), got a tensor on {value.device}")
+
+
+def _check_numpy_dtype(value: np.ndarray, name: str, what: str) -> None:
+    """A numpy array torch can view: numbers (not objects, strings, ...) in the machine's byte order
+    (torch.from_numpy refuses the others with messages that name no sample)."""
+    dtype = value.dtype
+    if dtype.kind not in "biuf" or not dtype.isnative or dtype.itemsize > 8:
+        order = "" if dtype.isnative else f" ({'big' if dtype.byteorder == '>' else 'little'}-endian)"
+        hint = " (uint8 or float32)" if what == "image" else ""
+        raise TypeError(f"{name}: expected a numpy {what} of a real dtype{hint} in the machine's byte order, got dtype "
+                        f"{dtype.str if order else dtype}{order}")
+
+
+def _check_label_array(label: Any, index: int) -> None:
+    """A label given as a tensor or an array: real numbers torch can read on the CPU (a complex
+    label would lose its imaginary part on the way to float32 targets)."""
+    name = f"samples[{index}]"
+    if isinstance(label, np.ndarray):
+        _check_numpy_dtype(label, name, "label")
+        return
+    _check_cpu_tensor(label, name)
+    if label.is_complex():
+        raise TypeError(f"{name}: expected a label of real values, got dtype {str(label.dtype).replace('torch.', '')}")
 
 
 def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
@@ -77,6 +111,13 @@ class MixupCollate:
         channels_last: return the batch in channels_last memory format (still shaped (B, C, H, W)).
         image_key, label_key: where the image and label are in dict samples.
         compact_targets: return :class:`CompactTargets` instead of (B, C) soft targets.
+        masks, mask_key: segmentation: samples carry a per-pixel class mask, (H, W) uint8 / int16 /
+            int32 / int64 (numpy arrays, PIL 'L' or 'P' images, or tensors): ``(image, mask, *rest)``
+            tuples, or dicts with the mask under ``mask_key`` (and the label, if any, under
+            ``label_key``). The masks come back as :class:`fastmix.MaskTargets` in the mask's place:
+            CutMix boxes pasted (the same box as the image's), the partners' masks where blended,
+            and the weights; each output mask is written once. Values must be classes in
+            [0, num_classes) or the Mixup's ``ignore_index``.
         return_params: also return the batch's :class:`MixParams` (partner, lam, kind, box), last in
             the tuple or under ``params_key`` in a dict: what was done to a batch collated in a
             DataLoader worker, for logging or replay (``mixup.last_params`` is set only in the
@@ -107,6 +148,8 @@ class MixupCollate:
         compact_targets: bool = False,
         return_params: bool = False,
         params_key: str = "mix_params",
+        masks: bool = False,
+        mask_key: str = "mask",
     ) -> None:
         check_collate_mixup(mixup)
         self.mean, self.std = check_collate_settings(dtype, mean, std)
@@ -119,6 +162,8 @@ class MixupCollate:
         self.compact_targets = bool(compact_targets)
         self.return_params = check_bool("return_params", return_params)
         self.params_key = params_key
+        self.masks = check_bool("masks", masks)
+        self.mask_key = mask_key
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -140,7 +185,11 @@ class MixupCollate:
         if len(mean) != channels:
             raise ValueError(f"mean, std: expected {channels} values (the images' channels) or 1, got {len(mean)}")
         unit = 255.0 if uint8_input else 1.0
-        return (1.0 / (std * unit)).float(), (-mean / std).float()
+        scale, bias = (1.0 / (std * unit)).float(), (-mean / std).float()
+        if not bool(torch.isfinite(scale).all() and torch.isfinite(bias).all()):  # past float32's range
+            raise ValueError(f"mean, std: expected values whose scale 1/std and bias -mean/std fit float32, got "
+                             f"mean={mean.tolist()} and std={std.tolist()}")
+        return scale, bias
 
     def _split(self, samples: Sequence[Any]) -> Tuple[List[Any], List[Any], Any]:
         first = samples[0]
@@ -163,6 +212,80 @@ class MixupCollate:
             return [s[0] for s in samples], [s[1] for s in samples], [tuple(s[2:]) for s in samples]
         raise TypeError(f"samples[0]: expected an (image, label, ...) tuple or a dict, got {type(first).__name__}")
 
+    def _split_with_masks(self, samples: Sequence[Any]) -> Tuple[List[Any], Optional[List[Any]], List[Any], Any]:
+        """(images, labels or None, masks, rest) of segmentation samples."""
+        first = samples[0]
+        if isinstance(first, Mapping):
+            with_labels = self.label_key in first
+            keys = (self.image_key, self.mask_key) + ((self.label_key,) if with_labels else ())
+            for i, s in enumerate(samples):
+                if not isinstance(s, Mapping) or any(k not in s for k in keys):
+                    raise ValueError(f"samples[{i}]: expected a dict with keys {', '.join(map(repr, keys))} like "
+                                     f"samples[0], got {sorted(s) if isinstance(s, Mapping) else type(s).__name__}")
+            rest = [{k: v for k, v in s.items() if k not in keys} for s in samples]
+            labels = [s[self.label_key] for s in samples] if with_labels else None
+            return [s[self.image_key] for s in samples], labels, [s[self.mask_key] for s in samples], rest
+        if isinstance(first, (tuple, list)):
+            for i, s in enumerate(samples):
+                if not isinstance(s, (tuple, list)) or len(s) != len(first) or len(s) < 2:
+                    raise ValueError(
+                        f"samples[{i}]: expected an (image, mask, ...) tuple like samples[0] ({len(first)} fields), got "
+                        f"{type(s).__name__} of length {len(s) if isinstance(s, (tuple, list)) else '-'}"
+                    )
+            return [s[0] for s in samples], None, [s[1] for s in samples], [tuple(s[2:]) for s in samples]
+        raise TypeError(f"samples[0]: expected an (image, mask, ...) tuple or a dict, got {type(first).__name__}")
+
+    def _mask_tensors(self, raw_masks: List[Any], height: int, width: int, num_classes: int) -> List[torch.Tensor]:
+        """The samples' masks as (H, W) tensors, checked: dtype, shape, values."""
+        masks = []
+        for i, raw in enumerate(raw_masks):
+            mask = raw
+            if not isinstance(mask, (torch.Tensor, np.ndarray)) and hasattr(mask, "mode") and hasattr(mask, "size"):
+                if mask.mode not in ("L", "P"):
+                    raise TypeError(f"samples[{i}]: expected a mask as a PIL 'L' or 'P' image, got mode {mask.mode!r}")
+                mask = np.asarray(mask)
+            if isinstance(mask, np.ndarray):
+                if mask.dtype.kind not in "ui" or not mask.dtype.isnative and mask.dtype.itemsize > 1:
+                    raise TypeError(f"samples[{i}]: expected an integer mask of native byte order, got numpy {mask.dtype}")
+                with warnings.catch_warnings():  # read-only (PIL) arrays are read, never written
+                    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                    mask = torch.from_numpy(np.ascontiguousarray(mask))
+            if not isinstance(mask, torch.Tensor):
+                raise TypeError(f"samples[{i}]: expected a mask as a numpy array, PIL image or tensor, got "
+                                f"{type(raw).__name__}")
+            if mask.dtype not in MASK_DTYPES:
+                raise TypeError(f"samples[{i}]: expected a mask of dtype {dtype_names(MASK_DTYPES)}, got "
+                                f"{dtype_name(mask.dtype)}")
+            if tuple(mask.shape) != (height, width) or (i and mask.dtype != masks[0].dtype):
+                raise ValueError(f"samples[{i}]: expected a mask of shape ({height}, {width}) (the image's) and dtype "
+                                 f"{dtype_name(masks[0].dtype if i else mask.dtype)}, got {tuple(mask.shape)} "
+                                 f"{dtype_name(mask.dtype)}")
+            ignore = self.mixup.ignore_index
+            bad = ((mask < 0) | (mask >= num_classes)) & (mask != ignore)
+            if bool(bad.any()):
+                where = tuple(int(v) for v in bad.nonzero()[0])
+                raise ValueError(f"samples[{i}]: expected mask values in [0, {num_classes}) or ignore_index={ignore}, "
+                                 f"got {int(mask[where])} at {where}")
+            masks.append(mask.contiguous())
+        return masks
+
+    def _collate_masks(self, masks: List[torch.Tensor], params: MixParams) -> MaskTargets:
+        """The (B, H, W) masks, each written once: CutMix boxes pasted, as bytes, by the collate op."""
+        batch, (height, width), dtype, itemsize = len(masks), masks[0].shape, masks[0].dtype, masks[0].element_size()
+        out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False)
+        as_hwc_bytes = [m.view(torch.uint8).view(height, width * itemsize, 1) for m in masks]
+        partner, lam, kind, box = params.as_tuple()
+        empty = torch.empty(0)
+        self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
+        mask_a = out.view(batch, height, width * itemsize).view(dtype)
+        blend = kind == int(MixKind.BLEND)
+        if not bool(blend.any()):
+            return MaskTargets(mask_a, mask_a, torch.ones_like(lam))
+        rows = [masks[int(partner[i])] if blend[i] else mask_a[i] for i in range(batch)]
+        mask_b = _empty_batch((batch, height, width), dtype, False)
+        torch.stack(rows, out=mask_b)
+        return MaskTargets(mask_a, mask_b, torch.where(blend, lam, torch.ones_like(lam)))
+
     def _labels(self, labels: List[Any], policy: MixPolicy) -> torch.Tensor:
         num_classes = policy.num_classes
         first = labels[0]
@@ -171,15 +294,24 @@ class MixupCollate:
             raise ValueError(f"samples[0]: expected a dense multi-label target of num_classes={num_classes} values for "
                              f"multi_label=True, got {type(first).__name__} of shape {tuple(np.shape(first))}")
         if dense:
-            out = torch.stack([torch.as_tensor(y) for y in labels])
-            if out.shape[1] != num_classes:
-                raise ValueError(f"samples[0]: expected a dense label of num_classes={num_classes} values, got {out.shape[1]}")
+            rows = []
+            for i, y in enumerate(labels):
+                is_array = isinstance(y, (torch.Tensor, np.ndarray))
+                if is_array:
+                    _check_label_array(y, i)
+                if not is_array or tuple(np.shape(y)) != (num_classes,):
+                    got = f"a label of shape {tuple(np.shape(y))}" if is_array else f"{type(y).__name__} {y!r:.40}"
+                    like = ", like samples[0]," if i else ""
+                    raise ValueError(f"samples[{i}]: expected a dense label of num_classes={num_classes} values, shape "
+                                     f"({num_classes},){like} got {got}")
+                rows.append(torch.as_tensor(y))
             if self.compact_targets:
                 raise ValueError("compact_targets: expected class-index labels, got dense (C,) labels")
-            return out
+            return torch.stack(rows)
         values = []
         for i, y in enumerate(labels):
             if isinstance(y, (torch.Tensor, np.ndarray)):
+                _check_label_array(y, i)
                 if np.ndim(y) != 0:
                     raise ValueError(f"samples[{i}]: expected a class index, got a label of shape {tuple(np.shape(y))}")
                 y = y.item()
@@ -194,7 +326,10 @@ class MixupCollate:
     def __call__(self, samples: Sequence[Any]) -> Any:
         if len(samples) == 0:
             raise ValueError("samples: expected at least one sample, got an empty batch")
-        raw_images, raw_labels, rest = self._split(samples)
+        if self.masks:
+            raw_images, raw_labels, raw_masks, rest = self._split_with_masks(samples)
+        else:
+            (raw_images, raw_labels, rest), raw_masks = self._split(samples), None
         images, hwc = [], None
         with warnings.catch_warnings():  # read-only arrays are read, never written
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -214,8 +349,12 @@ class MixupCollate:
                 )
             images.append(image)
         policy, enabled = self.mixup.shared.read()  # once: a change made meanwhile applies from the next batch
-        labels = self._labels(raw_labels, policy)
+        labels = None if raw_labels is None else self._labels(raw_labels, policy)
         channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
+        if policy.uses_cutmix and enabled and policy.prob > 0 and height * width == 0:  # no box to draw
+            raise ValueError(f"samples[0]: CutMix needs images with H >= 1 and W >= 1, got "
+                             f"{'(H, W, C)' if hwc else '(C, H, W)'} {tuple(shape)}")
+        masks = None if raw_masks is None else self._mask_tensors(raw_masks, height, width, policy.num_classes)
 
         mix = self.mixup
         scale, bias = self.affine(channels, dtype == torch.uint8)  # may refuse: before any draw
@@ -223,12 +362,19 @@ class MixupCollate:
         mix.last_params = params
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
         self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
-        targets = self._targets(labels, params, policy)
+        targets = None if labels is None else self._targets(labels, params, policy)
+        if masks is not None:
+            mask_targets = self._collate_masks(masks, params)
+            if not isinstance(samples[0], Mapping):
+                targets = mask_targets  # (image, mask, ...) samples: the masks' targets in the mask's place
 
         if isinstance(samples[0], Mapping):
             result = default_collate(rest) if rest[0] else {}
             result[self.image_key] = out
-            result[self.label_key] = targets
+            if targets is not None:
+                result[self.label_key] = targets
+            if masks is not None:
+                result[self.mask_key] = mask_targets
             if self.return_params:
                 result[self.params_key] = params
             return result

@@ -7,18 +7,12 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Tuple
 
 import torch
 
 from .backends import resolve_backend
 from .checks import check_images, check_label_values, check_params, check_targets_knobs, check_tensor
 from .sampling.params import MixParams
-
-
-def spatial_shape(images: torch.Tensor) -> Optional[Tuple[int, ...]]:
-    """The images' shape when a CutMix box can apply (3 dims or more), else None."""
-    return tuple(images.shape) if images.dim() >= 3 else None
 
 
 def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torch.Tensor:
@@ -33,7 +27,7 @@ def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torc
     check_images(images, needs_spatial=False)
     chosen = resolve_backend(backend, images.device)
     if not torch.compiler.is_compiling():  # value checks read the params; the op checks them too
-        check_params(params, images.shape[0], spatial_shape(images))
+        check_params(params, images.shape[0], tuple(images.shape))
     if images.shape[0] == 0:
         return images
     chosen.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())

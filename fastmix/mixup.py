@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .backends import Backend, check_backend_name, resolve_backend
-from .checks import check_images, check_labels, check_seed
+from .checks import check_ignore_index, check_images, check_labels, check_masks, check_seed
+from .masks import MaskTargets, mix_masks_
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
@@ -60,6 +61,7 @@ class Mixup:
         multi_label: bool = False,
         seed: Optional[int] = None,
         backend: str = "auto",
+        ignore_index: int = 255,
     ) -> None:
         policy = MixPolicy(
             mixup_alpha=mixup_alpha,
@@ -78,6 +80,7 @@ class Mixup:
         if backend != "auto":  # a named backend that cannot run here fails now, not at the first batch
             resolve_backend(backend, "cuda" if backend == "cuda" else "cpu")
         self.shared = SharedPolicy(policy)  # what DataLoader workers read for each batch
+        self.ignore_index = check_ignore_index(ignore_index)
         self.last_params: Optional[MixParams] = None
         self._generator: Optional[np.random.Generator] = None
         self._generator_pid: Optional[int] = None
@@ -122,21 +125,35 @@ class Mixup:
         policy, enabled = self.shared.read()
         return sample_params(policy, batch_size, height, width, self.generator, enabled=enabled)
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
+                 masks: Optional[torch.Tensor] = None) -> Tuple[Any, ...]:
+        """``images, targets = mix(images, labels)``; with segmentation masks (B, H, W),
+        ``images, targets, mask_targets = mix(images, labels, masks=masks)`` where labels may be
+        None (targets then None) and ``mask_targets`` is a :class:`fastmix.MaskTargets`: the masks
+        with the CutMix boxes pasted in place, the partners' masks where blended, and the weights."""
         policy, enabled = self.shared.read()  # once: a concurrent write applies from the next batch
         check_images(images, needs_spatial=policy.uses_cutmix and enabled and policy.prob > 0)
-        check_labels(labels, images.shape[0], images.device, policy.num_classes, policy.multi_label)
+        if labels is None and masks is None:
+            raise TypeError("labels: expected a tensor of labels (or masks=...), got None")
+        if labels is not None:
+            check_labels(labels, images.shape[0], images.device, policy.num_classes, policy.multi_label)
+        if masks is not None:
+            check_masks(masks, images, policy.num_classes, self.ignore_index)
         backend = self.backend_for(images.device)
         batch = images.shape[0]
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
         params = sample_params(policy, batch, height, width, self.generator, enabled=enabled)
         self.last_params = params
-        if batch == 0:
-            return images, torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device)
         partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
-        targets = soft_targets(backend, labels, partner, lam, kind, policy)
-        backend.mix_(images, partner, lam, kind, box)
-        return images, targets
+        targets = None
+        if labels is not None:
+            targets = (soft_targets(backend, labels, partner, lam, kind, policy) if batch else
+                       torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device))
+        mask_targets = mix_masks_(backend.mix_, masks, partner, lam, kind, box) if masks is not None and batch else (
+            MaskTargets(masks, masks, lam) if masks is not None else None)
+        if batch:
+            backend.mix_(images, partner, lam, kind, box)
+        return (images, targets) if masks is None else (images, targets, mask_targets)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -45,6 +45,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten  # what torchvision
 from .backends import Backend, check_backend_name, resolve_backend
 from .checks import (
     IMAGE_DTYPES,
+    MAX_NUM_CLASSES,
     check_bool,
     check_seed,
     check_writable_images,
@@ -77,13 +78,13 @@ def check_alpha(value: Any) -> float:
 
 
 def check_num_classes(value: Any) -> Optional[int]:
-    """num_classes: None (labels already (B, C)) or an int >= 1."""
+    """num_classes: None (labels already (B, C)) or an int in [1, MAX_NUM_CLASSES]."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"num_classes: expected an int >= 1 or None, got {type_name(value)}")
-    if value < 1:
-        raise ValueError(f"num_classes: expected an int >= 1 or None, got {value}")
+        raise TypeError(f"num_classes: expected an int in [1, {MAX_NUM_CLASSES}] or None, got {type_name(value)}")
+    if not 1 <= value <= MAX_NUM_CLASSES:
+        raise ValueError(f"num_classes: expected an int in [1, {MAX_NUM_CLASSES}] or None, got {value}")
     return int(value)
 
 

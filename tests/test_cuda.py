@@ -352,13 +352,33 @@ def test_a_whole_mixup_call_makes_no_host_sync(label_form):
         labels = torch.randint(0, 100, (64,), device="cuda")
     else:
         labels = (torch.rand(64, 100, device="cuda") > 0.9).float()
-    mix(images, labels)  # the first call resolves the backend and loads the kernels
+    masks = torch.randint(0, 100, (64, 32, 32), device="cuda", dtype=torch.uint8)
+    mix(images, labels, masks=masks)  # the first call resolves the backend and loads the kernels
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
             _, targets = mix(images, labels)
+            mix(images, labels, masks=masks)  # segmentation masks: no sync either
             mix.mixup_enabled = not mix.mixup_enabled  # a knob change costs no sync either
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert targets.shape == (64, 100) and targets.device.type == "cuda"
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
+def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode):
+    from .test_masks import reference_mask_targets
+
+    generator = torch.Generator().manual_seed(0)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=100, seed=0)
+    for batch in (1, 2, 7, 33):
+        images = torch.rand(batch, 3, 16, 12, generator=generator)
+        masks = torch.randint(0, 100, (batch, 16, 12), generator=generator).to(dtype)
+        gpu_images, gpu_masks = images.cuda(), masks.cuda()
+        _, _, targets = mix(gpu_images, None, masks=gpu_masks)
+        expected = reference_mask_targets(masks, mix.last_params)
+        for got, want in zip(targets, expected):
+            assert torch.equal(got.cpu(), want)
+        assert torch.equal(gpu_images.cpu(), reference_mix_(images, mix.last_params))

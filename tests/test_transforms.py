@@ -385,6 +385,7 @@ BAD_KNOBS = [
     (dict(alpha=None), TypeError, "alpha:"),
     (dict(alpha=True), TypeError, "alpha:"),
     (dict(num_classes=0), ValueError, "num_classes:"),
+    (dict(num_classes=2**31), ValueError, "num_classes:"),  # more than any targets tensor can have
     (dict(num_classes=-5), ValueError, "num_classes:"),
     (dict(num_classes=10.0), TypeError, "num_classes:"),
     (dict(num_classes="10"), TypeError, "num_classes:"),

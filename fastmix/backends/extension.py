@@ -36,6 +36,10 @@ def load_extension():
         _error = f"fastmix._C was built for torch {built_for}, but torch {torch.__version__} is installed"
         return None
     _register_fakes()
+    from .negative_bit import register_negative_kernels
+
+    register_negative_kernels()  # not torch's fallback for the bit (negative_bit.py says why)
+    _register_layout_refusals()
     _extension = _C
     return _C
 
@@ -50,19 +54,76 @@ def has_cuda_kernels() -> bool:
     return load_extension() is not None and torch._C._dispatch_has_kernel_for_dispatch_key("fastmix::mix_", "CUDA")
 
 
+_layout_library = None
+_SPARSE_KEYS = ("SparseCPU", "SparseCUDA", "SparseCsrCPU", "SparseCsrCUDA")
+
+
+def _register_layout_refusals() -> None:
+    """Kernels for the sparse dispatch keys that refuse the call as the dense kernels would:
+    without them the dispatcher raises NotImplementedError before any check of ours runs."""
+    global _layout_library
+    if _layout_library is not None:
+        return
+    from ..checks import check_collate_samples, check_mix_args, check_mix_into_images, check_mix_targets_args, \
+        check_out_and_affine
+
+    def refuse(check):
+        def kernel(*args):
+            check(*args)  # raises TypeError naming the sparse argument
+            raise TypeError("expected strided (dense) tensors, got a sparse one")  # (a check always fires first)
+        return kernel
+
+    checks = {
+        "mix_": lambda images, *params: check_mix_args(images, *params),
+        "mix_into_": lambda out, images, *rest: (check_out_and_affine(out, *rest[:6], True),
+                                                 check_mix_into_images(out, images, rest[6])),
+        "collate_mix_": lambda out, samples, *rest: (check_out_and_affine(out, *rest[:6], True),
+                                                     check_collate_samples(out, samples, rest[6])),
+        "mix_targets": lambda labels, *rest: check_mix_targets_args(labels, *rest),
+    }
+    library = torch.library.Library("fastmix", "IMPL")
+    for name, check in checks.items():
+        for key in _SPARSE_KEYS:
+            library.impl(name, refuse(check), key)
+    _layout_library = library
+
+
 def _register_fakes() -> None:
+    """The fake kernels: output shapes for torch.compile and meta tensors, after the device checks.
+
+    The dispatcher sends a call to the kernel of its tensors' highest-ranked device, and Meta
+    outranks CPU and CUDA: a call with one meta tensor among CPU tensors lands here, not in the CPU
+    kernel. So each fake checks that every tensor is on the data's device (images, out, labels),
+    worded as the kernels word it, and refuses such a call instead of returning without a write
+    (or an uninitialised CPU result). A call whose tensors are all meta (meta tracing) or all fake
+    tensors of one device (torch.compile) passes."""
+    from ..checks import check_affine_devices, check_on_device
+
+    def on_device_of(data_name, data, **tensors):  # noqa: ANN001, ANN202
+        for name, value in tensors.items():
+            check_on_device(name, value, data_name, data.device)
+
+    def affine_on_device_of_out(out, scale, bias):  # noqa: ANN001, ANN202
+        if scale.device != out.device or bias.device != out.device:  # (numel() read only then: no guard on it)
+            check_affine_devices(out, scale, bias, normalize=scale.numel() > 0 or bias.numel() > 0)
+
     @torch.library.register_fake("fastmix::mix_")
     def _mix_fake(images, partner, lam, kind, box):  # noqa: ANN001 - signature fixed by the schema
-        return None
+        on_device_of("images", images, partner=partner, lam=lam, kind=kind, box=box)
 
     @torch.library.register_fake("fastmix::mix_into_")
     def _mix_into_fake(out, images, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001
-        return None
+        on_device_of("out", out, images=images, partner=partner, lam=lam, kind=kind, box=box)
+        affine_on_device_of_out(out, scale, bias)
 
     @torch.library.register_fake("fastmix::collate_mix_")
     def _collate_mix_fake(out, samples, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001
-        return None
+        for i, sample in enumerate(samples):
+            check_on_device(f"samples[{i}]", sample, "out", out.device)
+        on_device_of("out", out, partner=partner, lam=lam, kind=kind, box=box)
+        affine_on_device_of_out(out, scale, bias)
 
     @torch.library.register_fake("fastmix::mix_targets")
     def _mix_targets_fake(labels, partner, lam, kind, num_classes, smoothing):  # noqa: ANN001
+        on_device_of("labels", labels, partner=partner, lam=lam, kind=kind)
         return labels.new_empty((labels.shape[0], num_classes), dtype=torch.float32)

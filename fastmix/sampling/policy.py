@@ -9,7 +9,7 @@ from ..checks import (
     check_bool,
     check_cutmix_minmax,
     check_mode,
-    check_positive_int,
+    check_num_classes,
     check_probability,
 )
 
@@ -53,7 +53,7 @@ class MixPolicy:
         set_("switch_prob", check_probability("switch_prob", self.switch_prob))
         set_("label_smoothing", check_probability("label_smoothing", self.label_smoothing))
         check_mode(self.mode)
-        check_positive_int("num_classes", self.num_classes)
+        check_num_classes(self.num_classes)
         check_bool("correct_lam", self.correct_lam)
         check_bool("multi_label", self.multi_label)
         set_("cutmix_minmax", check_cutmix_minmax(self.cutmix_minmax))

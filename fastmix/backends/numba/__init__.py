@@ -21,7 +21,11 @@ from typing import List
 
 import torch
 
+from .. import negative_bit
 from .availability import require, unavailable_reason  # noqa: F401  (re-exported)
+
+# A tensor with torch's negative bit (x.conj().imag) goes through backends/negative_bit.py, as it
+# does for the compiled ops: numba reads memory, which holds the negated values.
 
 
 @torch.compiler.disable  # numba runs outside the graph (a graph break under torch.compile)
@@ -30,6 +34,8 @@ def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: t
     require()
     from .mix_numba import mix_ as run
 
+    if negative_bit.has_negative_bit(images, partner, lam, kind, box):
+        return negative_bit.mix_(run, images, partner, lam, kind, box)
     run(images, partner, lam, kind, box)
 
 
@@ -40,6 +46,8 @@ def mix_targets(labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, 
     require()
     from .mix_targets_numba import mix_targets as run
 
+    if negative_bit.has_negative_bit(labels, partner, lam, kind):  # only read
+        labels, partner, lam, kind = negative_bit.mix_targets_args(labels, partner, lam, kind)
     return run(labels, partner, lam, kind, num_classes, smoothing)
 
 
@@ -50,6 +58,8 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
     require()
     from .mix_into_numba import mix_into_ as run
 
+    if negative_bit.has_negative_bit(out, images, partner, lam, kind, box, scale, bias):
+        return negative_bit.mix_into_(run, out, images, partner, lam, kind, box, scale, bias, hwc)
     run(out, images, partner, lam, kind, box, scale, bias, hwc)
 
 
@@ -60,4 +70,7 @@ def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.
     require()
     from .mix_into_numba import collate_mix_ as run
 
+    if negative_bit.has_negative_bit(out, partner, lam, kind, box, scale, bias) or \
+            negative_bit.samples_have_negative_bit(samples):
+        return negative_bit.collate_mix_(run, out, samples, partner, lam, kind, box, scale, bias, hwc)
     run(out, samples, partner, lam, kind, box, scale, bias, hwc)

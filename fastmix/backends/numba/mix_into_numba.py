@@ -333,7 +333,7 @@ def _run(out, channels_last, addresses, input_dtype, partner, lam, kind, box, sc
     per_pixel = hwc and channels_last  # HWC -> NHWC: one contiguous run, a (scale, bias) per element
     scale_row = np.tile(scale_c, width) if per_pixel else np.empty(0, dtype=np.float32)
     bias_row = np.tile(bias_c, width) if per_pixel else np.empty(0, dtype=np.float32)
-    geometry = (channels, height, width, int(hwc), int(channels_last))
+    geometry = (channels, height, width, int(bool(hwc)), int(channels_last))  # (hwc: truthy, as the op takes it)
     units = make_units(p, k)
     itemsize = 1 if input_dtype == torch.uint8 else 4
     rows_per_block = max(1, ROW_BLOCK_BYTES // max(1, width * channels * itemsize))

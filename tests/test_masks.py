@@ -1,0 +1,215 @@
+"""Segmentation: per-pixel class masks mixed with their images by the same MixParams.
+
+CutMix pastes the partner's mask into exactly the image's box, in place, the same integers; Mixup
+returns the two masks and the weight, and mixed_mask_loss equals the cross entropy against the
+dense soft target. Every backend, every mask dtype, every mode, batch sizes 1..65."""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+import fastmix
+from fastmix import MaskTargets, MixKind, MixParams, mixed_mask_loss
+
+from .conftest import COMPILED_BACKENDS
+from .helpers import reference_mix_
+
+BACKENDS = COMPILED_BACKENDS + ["torch"]
+MASK_DTYPES = [torch.uint8, torch.int16, torch.int32, torch.int64]
+MODES = ["batch", "pair", "elem"]
+
+
+def random_masks(batch, height, width, dtype, num_classes, generator):
+    high = min(num_classes, torch.iinfo(dtype).max)
+    return torch.randint(0, high, (batch, height, width), generator=generator).to(dtype)
+
+
+def reference_mask_targets(masks: torch.Tensor, params: MixParams) -> MaskTargets:
+    """The masks' targets in plain torch, sample by sample, from the unmixed masks."""
+    mask_a, mask_b = masks.clone(), masks.clone()
+    lam = torch.ones(params.batch_size)
+    for i in range(params.batch_size):
+        j, kind = int(params.partner[i]), int(params.kind[i])
+        if kind == MixKind.PASTE:
+            y0, y1, x0, x1 = params.box[i].tolist()
+            mask_a[i, y0:y1, x0:x1] = masks[j, y0:y1, x0:x1]
+            mask_b[i] = mask_a[i]
+        elif kind == MixKind.BLEND:
+            mask_b[i] = masks[j]
+            lam[i] = params.lam[i]
+    return MaskTargets(mask_a, mask_b, lam)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", MASK_DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_masks_match_the_reference_bit_for_bit_for_every_batch_size(backend, dtype, mode):
+    generator = torch.Generator().manual_seed(0)
+    # The largest class count the masks' dtype can hold: every byte of the values is exercised.
+    num_classes = min(torch.iinfo(dtype).max, 2**31 - 1)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.8, num_classes=num_classes, seed=1,
+                        backend=backend, ignore_index=-1)
+    for batch in range(1, 66):
+        images = torch.rand(batch, 3, 6, 7, generator=generator)
+        masks = random_masks(batch, 6, 7, dtype, num_classes, generator)
+        unmixed_images, unmixed_masks = images.clone(), masks.clone()
+        out, targets, mask_targets = mix(images, None, masks=masks)
+        params = mix.last_params
+        assert targets is None and out is images and mask_targets.mask_a is masks, "in place"
+        expected = reference_mask_targets(unmixed_masks, params)
+        for got, want in zip(mask_targets, expected):
+            assert torch.equal(got, want), f"B={batch}"
+        assert torch.equal(images, reference_mix_(unmixed_images, params))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_cutmix_box_in_a_mask_holds_the_partners_pixels_and_nothing_else_changes(backend):
+    generator = torch.Generator().manual_seed(2)
+    mix = fastmix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", num_classes=21, seed=3, backend=backend)
+    images = torch.rand(9, 3, 16, 12, generator=generator)
+    masks = random_masks(9, 16, 12, torch.uint8, 21, generator)
+    before = masks.clone()
+    _, _, mask_targets = mix(images, None, masks=masks)
+    params = mix.last_params
+    for i in range(9):
+        y0, y1, x0, x1 = params.box[i].tolist()
+        inside = torch.zeros(16, 12, dtype=torch.bool)
+        inside[y0:y1, x0:x1] = True
+        assert torch.equal(masks[i][inside], before[int(params.partner[i])][inside])
+        assert torch.equal(masks[i][~inside], before[i][~inside])
+        # the image's box is the same box: its pixels come from the same partner
+    assert torch.equal(mask_targets.lam, torch.ones(9)) and mask_targets.mask_b is masks
+
+
+def dense_loss(logits, targets: MaskTargets, smoothing, ignore_index):
+    """The cross entropy against the dense per-pixel soft target, built with one-hot tensors."""
+    num_classes = logits.shape[1]
+
+    def smoothed(mask):
+        valid = mask != ignore_index
+        one_hot = torch.nn.functional.one_hot(torch.where(valid, mask.long(), 0), num_classes).permute(0, 3, 1, 2).double()
+        return (one_hot * (1 - smoothing) + smoothing / num_classes) * valid.unsqueeze(1), valid
+
+    target_a, valid_a = smoothed(targets.mask_a)
+    target_b, valid_b = smoothed(targets.mask_b)
+    lam = targets.lam.double().view(-1, 1, 1, 1)
+    both = (valid_a & valid_b).unsqueeze(1)
+    target = torch.where(both, lam * target_a + (1 - lam) * target_b, target_a + target_b)  # one side: that side
+    per_pixel = -(target * logits.double().log_softmax(1)).sum(1)
+    return per_pixel.sum() / (valid_a | valid_b).sum()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("mode", MODES)
+def test_the_loss_equals_the_dense_soft_target_cross_entropy_with_ignored_pixels(smoothing, mode):
+    generator = torch.Generator().manual_seed(4)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=5, seed=5)
+    images = torch.rand(6, 3, 8, 9, generator=generator)
+    masks = random_masks(6, 8, 9, torch.int64, 5, generator)
+    masks[torch.rand(6, 8, 9, generator=generator) < 0.2] = 255  # ignored pixels, on one side or both
+    _, _, targets = mix(images, None, masks=masks)
+    logits = torch.randn(6, 5, 8, 9, generator=generator, dtype=torch.float64)
+    got = mixed_mask_loss(logits, targets, smoothing=smoothing, ignore_index=255)
+    torch.testing.assert_close(got, dense_loss(logits, targets, smoothing, 255), rtol=1e-12, atol=1e-12)
+
+
+def test_the_loss_of_unmixed_masks_is_torchs_cross_entropy():
+    generator = torch.Generator().manual_seed(6)
+    masks = torch.randint(0, 4, (3, 5, 5), generator=generator)
+    masks[0, 0, 0] = 255
+    logits = torch.randn(3, 4, 5, 5, generator=generator)
+    targets = MaskTargets(masks, masks, torch.ones(3))
+    expected = torch.nn.functional.cross_entropy(logits, masks, ignore_index=255, label_smoothing=0.1)
+    torch.testing.assert_close(mixed_mask_loss(logits, targets, 0.1), expected)
+
+
+# -- the collate: masks from the samples, each written once -----------------------------------------
+
+
+class SegmentationSet(Dataset):
+    """Dict samples as segmentation datasets give them: a uint8 HWC image, a PIL 'P' mask, an id."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        rng = np.random.default_rng(i)
+        mask = rng.integers(0, 6, (10, 12), dtype=np.uint8)
+        mask[0, :3] = 255
+        palette = Image.fromarray(mask, mode="P")
+        return {"image": np.repeat(mask[:, :, None] * 40, 3, axis=2), "mask": palette, "id": i}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_multi_worker_dataloader_collates_dict_samples_with_their_masks(backend):
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode="elem", num_classes=6, seed=0, backend=backend)
+    collate = fastmix.MixupCollate(mix, masks=True, return_params=True)
+    loader = DataLoader(SegmentationSet(24), batch_size=8, num_workers=2, collate_fn=collate)
+    seen = 0
+    for batch in loader:
+        ids, params, targets = batch["id"], batch["mix_params"], batch["mask"]
+        unmixed = torch.stack([torch.from_numpy(np.array(SegmentationSet(24)[int(i)]["mask"])) for i in ids])
+        expected = reference_mask_targets(unmixed, params)
+        for got, want in zip(targets, expected):
+            assert torch.equal(got, want)
+        # the images were built from the masks (pixel = 40 * class): the same box moved both
+        images = batch["image"]
+        pasted = params.kind == MixKind.PASTE
+        assert torch.equal(images[pasted, 0], (targets.mask_a[pasted].to(torch.int32) * 40).to(torch.uint8))
+        seen += len(ids)
+    assert seen == 24
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.int64])
+def test_tuple_samples_give_images_and_mask_targets_in_the_masks_place(dtype):
+    collate = fastmix.MixupCollate(fastmix.Mixup(cutmix_alpha=1.0, num_classes=9, seed=0), masks=True)
+    samples = [(np.zeros((5, 6, 3), np.uint8), np.full((5, 6), i, dtype), f"name{i}") for i in range(4)]
+    images, mask_targets, names = collate(samples)
+    assert images.shape == (4, 3, 5, 6) and isinstance(mask_targets, MaskTargets)
+    assert mask_targets.mask_a.dtype == torch.from_numpy(np.zeros(1, dtype)).dtype
+    assert list(names) == [f"name{i}" for i in range(4)]
+    expected = reference_mask_targets(torch.stack([torch.from_numpy(s[1]) for s in samples]), collate.mixup.last_params)
+    for got, want in zip(mask_targets, expected):
+        assert torch.equal(got, want)
+
+
+# -- bad input: refused before anything is written or drawn ------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad, error, message", [
+    (lambda m: m[:, :-1], ValueError, r"masks: expected shape \(4, 6, 7\)"),
+    (lambda m: m.float(), TypeError, "masks: expected an integer class map"),
+    (lambda m: m.bool(), TypeError, "masks: expected an integer class map"),
+    (lambda m: m.index_fill(1, torch.tensor([2]), 9), ValueError, r"masks\[0, 2, 0\]: expected a class in \[0, 5\)"),
+    (lambda m: m.to("meta"), ValueError, "masks: expected a tensor on the images' device"),
+    (lambda m: m.transpose(1, 2).contiguous().transpose(1, 2), ValueError, "masks: expected a tensor whose last dim"),
+])
+def test_bad_masks_are_refused_before_anything_is_written(backend, bad, error, message):
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, num_classes=5, seed=0, backend=backend)
+    images = torch.rand(4, 3, 6, 7)
+    masks = bad(torch.randint(0, 5, (4, 6, 7), dtype=torch.int32))
+    before_images = images.clone()
+    before_masks = masks.clone() if masks.device.type == "cpu" else None
+    with pytest.raises(error, match=message):
+        mix(images, torch.arange(4), masks=masks)
+    assert torch.equal(images, before_images) and mix.last_params is None
+    if before_masks is not None:
+        assert torch.equal(masks, before_masks)
+
+
+def test_bad_collate_masks_are_refused_by_sample():
+    collate = fastmix.MixupCollate(fastmix.Mixup(num_classes=5, seed=0), masks=True)
+    image = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"samples\[1\]: expected a mask of shape \(4, 4\)"):
+        collate([(image, np.zeros((4, 4), np.uint8)), (image, np.zeros((4, 5), np.uint8))])
+    with pytest.raises(TypeError, match=r"samples\[0\]: expected a mask of dtype"):
+        collate([(image, torch.zeros(4, 4)), (image, torch.zeros(4, 4))])
+    with pytest.raises(ValueError, match=r"samples\[1\]: expected mask values in \[0, 5\) or ignore_index=255"):
+        collate([(image, np.zeros((4, 4), np.uint8)), (image, np.full((4, 4), 7, np.uint8))])
+    assert collate.mixup.last_params is None, "nothing drawn"
