@@ -34,7 +34,7 @@ def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor
     rows = bench.run(backends=["cpp", "torch"], **TINY)
     grouped = rows_by_operation(rows)
     assert list(grouped) == [
-        "mixup batch", "cutmix batch", "elem mixup/cutmix switching",
+        "mixup batch", "cutmix batch", "elem mixup/cutmix switching", "segmentation: images + masks, in place",
         "collate uint8, mixup", "collate uint8, mixup/cutmix switching",
         "collate float32 normalised, mixup", "collate float32 normalised, mixup/cutmix switching",
         "soft targets C=10",
@@ -57,6 +57,11 @@ def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor
     collate = [r.implementation for r in grouped["collate uint8, mixup"]]
     assert "floor: default_collate, no mixing" in collate
     assert "fastmix collate, mixing off (prob=0)" in collate
+    segmentation = [(r.implementation, r.backend) for r in grouped["segmentation: images + masks, in place"]]
+    assert segmentation == [
+        ("fastmix", "cpp"), ("fastmix", "torch"), ("fastmix, images alone", "cpp"),
+        ("naive: clone + per-sample loop (images + masks)", "torch"),
+        ("floor: one in-place pass (images + masks)", "torch")]
 
 
 def test_every_round_uses_a_fresh_draw_and_every_row_the_same_sequence(no_timm, monkeypatch):
@@ -81,6 +86,45 @@ def test_every_round_uses_a_fresh_draw_and_every_row_the_same_sequence(no_timm, 
             fastmix_draws.append(value(candidates["fastmix/cpp"].__defaults__[0].last_params))
         assert seen[key] == fastmix_draws, operation
         assert len(set(fastmix_draws)) == rounds + 1, operation  # a new draw every round
+
+
+def test_segmentation_rows_mix_images_and_masks_with_the_same_fresh_draws(no_timm, monkeypatch):
+    """The segmentation scenario: fastmix's call with masks=, the same call on the images alone and
+    the naive loop over images and masks see draw r in round r; the naive loop does fastmix's work
+    (the same images, masks and MaskTargets for one draw)."""
+    seen = []
+    real_loop = bench.baselines.naive_elem_loop_with_masks_
+    monkeypatch.setattr(bench.baselines, "naive_elem_loop_with_masks_",
+                        lambda images, masks, p: seen.append(p) or real_loop(images, masks, p))
+    rounds = 4
+    scenarios = bench.build_scenarios(6, 16, torch.float32, ["cpp"], 10, rounds=rounds)
+    candidates = {s.operation: s for s in scenarios}["segmentation: images + masks, in place"].candidates
+    assert list(candidates) == ["fastmix/cpp", "fastmix, images alone@cpp",
+                                "naive: clone + per-sample loop (images + masks)",
+                                "floor: one in-place pass (images + masks)"]
+    with_masks, alone = (candidates[name].__defaults__[0] for name in ("fastmix/cpp", "fastmix, images alone@cpp"))
+    boxes = []
+    for _ in range(rounds + 1):
+        for name, candidate in candidates.items():
+            out = candidate()
+            if name == "fastmix/cpp":
+                assert len(out) == 3 and isinstance(out[2], fastmix.MaskTargets) and out[1] is None
+        assert torch.equal(with_masks.last_params.box, alone.last_params.box)
+        assert torch.equal(with_masks.last_params.box, seen[-1].box)
+        boxes.append(tuple(with_masks.last_params.box.flatten().tolist()))
+    assert len(set(boxes)) == rounds + 1  # a new draw every round
+
+    images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    masks = bench._make_masks(6, 16, 16)
+    assert int(masks.max()) == 255 and int(masks[masks != 255].max()) < bench.SEGMENTATION_CLASSES
+    mix = fastmix.Mixup(num_classes=bench.SEGMENTATION_CLASSES, seed=0, backend="cpp", **bench.SEGMENTATION_KNOBS)
+    naive_images, naive_masks = images.clone(), masks.clone()
+    _, _, mask_targets = mix(images, None, masks=masks)
+    assert set(mix.last_params.kind.tolist()) >= {1, 2}, "both kinds are drawn"
+    naive_images, naive_targets = real_loop(naive_images, naive_masks, mix.last_params)
+    torch.testing.assert_close(naive_images, images, atol=1e-6, rtol=0)
+    for got, want in zip(naive_targets, mask_targets):
+        assert torch.equal(got, want)
 
 
 def test_the_default_backends_are_the_available_compiled_cpu_backends(no_timm):
@@ -115,7 +159,7 @@ def test_plot_draws_the_table_as_a_png(tmp_path, capsys, no_timm):
     with Image.open(out) as image:
         assert image.format == "PNG"
         width, height = image.size
-    assert width > 800 and height > 1000  # eight panels, one per operation
+    assert width > 800 and height > 1000  # nine panels, one per operation
     assert f"wrote {out}" in capsys.readouterr().out
 
 
@@ -260,4 +304,4 @@ def test_python_dash_m_fastmix_bench_runs_the_main_job():
     )
     assert result.returncode == 0, result.stderr
     assert "fastmix bench: batch 2x3x8x8 float32" in result.stdout
-    assert "[8/8] soft targets C=1000" in result.stderr  # the progress display, one line per operation
+    assert "[9/9] soft targets C=1000" in result.stderr  # the progress display, one line per operation

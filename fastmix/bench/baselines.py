@@ -26,6 +26,14 @@ def floor_pass_(images: torch.Tensor) -> torch.Tensor:
     return images.mul_(1.0)
 
 
+def floor_pass_with_masks_(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """One in-place read and write of the batch and of its (B, H, W) integer masks: the least an
+    in-place mix of both can cost."""
+    floor_pass_(images)
+    masks.add_(0)  # integer masks: add_ stays in place for every integer dtype
+    return images
+
+
 def naive_mixup_flip_(images: torch.Tensor, lam: float) -> torch.Tensor:
     """timm's batch-mode Mixup: ``x_flipped = x.flip(0).mul_(1 - lam); x.mul_(lam).add_(x_flipped)``
     (the flipped copy is taken first: written as one expression, ``x.mul_(lam)`` would run before
@@ -70,6 +78,37 @@ def naive_elem_loop_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
             y0, y1, x0, x1 = box[i]
             images[i][..., y0:y1, x0:x1] = original[j][..., y0:y1, x0:x1]
     return images
+
+
+def naive_elem_loop_with_masks_(
+    images: torch.Tensor, masks: torch.Tensor, params: MixParams
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Segmentation without fastmix, in timm's elem style: clone the batch and the (B, H, W) masks,
+    then a Python loop over the samples. A blended sample mixes its partner's image in and keeps the
+    partner's mask as its second target; a pasted one takes the partner's box into its image and
+    its mask. Returns the images (mixed in place) and ``(mask_a, mask_b, lam)`` as in
+    :class:`fastmix.MaskTargets`: the masks (boxes pasted in place), the partners' masks where
+    blended (else mask_a), and the weight of mask_a (1 where not blended)."""
+    original = images.clone()
+    original_masks = masks.clone()
+    mask_b = masks.clone()
+    partner = params.partner.tolist()
+    lam = params.lam.tolist()
+    kind = params.kind.tolist()
+    box = params.box.tolist()
+    weight = [1.0] * images.shape[0]
+    for i in range(images.shape[0]):
+        j = partner[i]
+        if kind[i] == MixKind.BLEND:
+            images[i] = images[i] * lam[i] + original[j] * (1.0 - lam[i])
+            mask_b[i] = original_masks[j]
+            weight[i] = lam[i]
+        elif kind[i] == MixKind.PASTE:
+            y0, y1, x0, x1 = box[i]
+            images[i][..., y0:y1, x0:x1] = original[j][..., y0:y1, x0:x1]
+            masks[i, y0:y1, x0:x1] = original_masks[j, y0:y1, x0:x1]
+            mask_b[i, y0:y1, x0:x1] = original_masks[j, y0:y1, x0:x1]
+    return images, (masks, mask_b, torch.tensor(weight, dtype=torch.float32))
 
 
 def naive_targets(labels: torch.Tensor, lam: float, num_classes: int, smoothing: float) -> torch.Tensor:

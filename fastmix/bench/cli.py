@@ -39,6 +39,22 @@ def _make_batch(batch: int, size: int, dtype: torch.dtype) -> torch.Tensor:
     return torch.rand((batch, 3, size, size), generator=generator).to(dtype)
 
 
+# The segmentation scenario: elem-mode Mixup/CutMix switching of the images and their uint8 masks,
+# PASCAL VOC-like classes (20 and the background; 255 marks ignored pixels).
+SEGMENTATION_OPERATION = "segmentation: images + masks, in place"
+SEGMENTATION_KNOBS = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")
+SEGMENTATION_CLASSES = 21
+IGNORE_INDEX = 255
+
+
+def _make_masks(batch: int, height: int, width: int) -> torch.Tensor:
+    """uint8 (B, H, W) class maps: classes in [0, SEGMENTATION_CLASSES), about 5% of pixels ignored (255)."""
+    generator = torch.Generator().manual_seed(2)
+    masks = torch.randint(0, SEGMENTATION_CLASSES, (batch, height, width), dtype=torch.uint8, generator=generator)
+    masks[torch.rand((batch, height, width), generator=generator) < 0.05] = IGNORE_INDEX
+    return masks
+
+
 def draw_sequence(knobs: dict, num_classes: int, batch: int, size: int, count: int) -> List[MixParams]:
     """The first ``count`` MixParams that ``Mixup(seed=0, **knobs)`` draws for (batch, 3, size, size)
     images: fastmix's rows draw exactly these, call after call, and every other row takes draw r in
@@ -60,7 +76,8 @@ def build_scenarios(
     """The table's operations on one synthetic batch, each round with a fresh draw (the same
     ``rounds + 1`` draws, warm-up included, for every row); ``notes`` collects what was left out
     and why. fastmix's rows are a user's whole call, ``Mixup(images, labels)``: sampling, the
-    in-place mix and the soft targets; the naive rows mix and make targets with the same draw."""
+    in-place mix and the soft targets (``masks=`` instead of labels in the segmentation scenario);
+    the naive rows mix and make targets with the same draw."""
     notes = [] if notes is None else notes
     images = _make_batch(batch, size, dtype)
     nbytes = 2 * images.numel() * images.element_size()
@@ -114,6 +131,7 @@ def build_scenarios(
             candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
+    scenarios.append(segmentation_scenario(images, backends, notes, rounds))
 
     scenarios += collate_scenarios(batch, size, backends, num_classes, timm_mixup, notes, rounds)
 
@@ -130,6 +148,35 @@ def build_scenarios(
         Scenario(f"soft targets C={num_classes}", batch * num_classes * 4, targets, "naive: timm mixup_target", "floor: torch.zeros")
     )
     return scenarios
+
+
+def segmentation_scenario(
+    images: torch.Tensor, backends: List[str], notes: Optional[List[str]] = None, rounds: int = 11
+) -> Scenario:
+    """``images, _, mask_targets = mix(images, None, masks=masks)`` on the bench's batch and uint8
+    masks (elem mode), beside the same call on the images alone, the naive per-sample loop over
+    images and masks, and the floor (one in-place pass over both); every row walks the same draws."""
+    notes = [] if notes is None else notes
+    batch, height, width = images.shape[0], images.shape[-2], images.shape[-1]
+    masks = _make_masks(batch, height, width)
+    labels = torch.randint(0, SEGMENTATION_CLASSES, (batch,), generator=torch.Generator().manual_seed(1))
+    draws = draw_sequence(SEGMENTATION_KNOBS, SEGMENTATION_CLASSES, batch, height, rounds + 1)  # what fastmix's rows draw
+    candidates: Dict[str, Callable[[], object]] = {}
+    for b in backends:
+        mix = Mixup(num_classes=SEGMENTATION_CLASSES, seed=0, backend=b, **SEGMENTATION_KNOBS)
+        candidates[f"fastmix/{b}"] = lambda mix=mix: mix(images, None, masks=masks)
+    alone_backend = "cpp" if "cpp" in backends else backends[0]
+    alone = Mixup(num_classes=SEGMENTATION_CLASSES, seed=0, backend=alone_backend, **SEGMENTATION_KNOBS)
+    candidates[f"fastmix, images alone@{alone_backend}"] = lambda mix=alone: mix(images, labels)
+    naive = "naive: clone + per-sample loop (images + masks)"
+    candidates[naive] = each_round(draws, lambda p: baselines.naive_elem_loop_with_masks_(images, masks, p))
+    floor = "floor: one in-place pass (images + masks)"
+    candidates[floor] = lambda: baselines.floor_pass_with_masks_(images, masks)
+    notes.append(f"segmentation: uint8 masks ({batch}, {height}, {width}) of {SEGMENTATION_CLASSES} classes and "
+                 f"{IGNORE_INDEX}, mixed with the images in elem mode; its \"fastmix, images alone\" row is the same "
+                 f"call with labels ({SEGMENTATION_CLASSES} classes) instead of masks, the same draws")
+    nbytes = 2 * (images.numel() * images.element_size() + masks.numel() * masks.element_size())
+    return Scenario(SEGMENTATION_OPERATION, nbytes, candidates, naive, floor)
 
 
 def collate_scenarios(
