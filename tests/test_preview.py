@@ -297,3 +297,32 @@ def test_the_command_is_listed_and_dispatched(tmp_path):
     assert "preview" in USAGE
     assert fastmix_main(["preview", "--out", str(tmp_path / "g.png"), "--batch-size", "2", "--tile-size", "32"]) == 0
     assert (tmp_path / "g.png").exists()
+
+
+def test_masks_are_drawn_beside_their_images_with_the_same_box(tmp_path, capsys):
+    run_cli(tmp_path, "--masks", "--batch-size", "4", "--tile-size", "32", "--mixup-alpha", "0", "--cutmix-alpha", "1",
+            "--seed", "1")
+    printed = capsys.readouterr().out
+    assert "each tile followed by its mask" in printed and "37 classes" in printed and "masks=True" in printed
+    from PIL import Image
+
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[0] > grid.size[1], "image and mask tiles side by side: 4 columns, 2 rows"
+
+
+def test_the_shapes_are_their_own_masks():
+    dataset = ProceduralShapes(image_size=SIZE, masks=True)
+    sample = dataset[5]
+    image, mask, label = sample["image"], sample["mask"], sample["label"]
+    assert dataset.classes[label] == CLASSES[5] and dataset.classes[0] == "background"
+    assert set(np.unique(mask)) == {0, label}
+    colour = np.asarray(COLOURS[CLASSES[5].split(" ")[0]])
+    inside = np.abs(image[mask == label].astype(int) - colour).max(axis=1)
+    assert np.median(inside) <= 30, "the mask covers the shape's pixels"
+    assert np.array_equal(image, ProceduralShapes(image_size=SIZE)[5][0]), "the same image as without masks"
+
+
+def test_masks_need_the_procedural_images(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_cli(tmp_path, "--masks", "--images", str(tmp_path))
+    assert "--masks: only for the procedural images" in capsys.readouterr().err

@@ -175,13 +175,35 @@ def mixed_batch(dataset: Dataset, mixup: Mixup, batch_size: int,
     by ``seed``) with ``MixupCollate(mixup, dtype=torch.uint8)`` as its collate_fn.
 
     Returns images (B, 3, H, W) uint8, targets (B, C) float32 and the MixParams that were applied;
-    B = min(batch_size, len(dataset)).
+    B = min(batch_size, len(dataset)). A dataset of segmentation samples (``masks=True``) gives
+    ``(images, targets, params, mask_targets)``.
     """
-    collate = MixupCollate(mixup, dtype=torch.uint8)
+    with_masks = bool(getattr(dataset, "masks", False))
+    collate = MixupCollate(mixup, dtype=torch.uint8, masks=with_masks)
     order = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=order, collate_fn=collate)
-    images, targets = next(iter(loader))
+    batch = next(iter(loader))
+    if with_masks:
+        return batch["image"], batch["label"], mixup.last_params, batch["mask"]
+    images, targets = batch
     return images, targets, mixup.last_params
+
+
+def mask_tiles(masks: torch.Tensor, palette: Sequence[Tuple[int, int, int]]) -> torch.Tensor:
+    """(B, H, W) class masks as (B, 3, H, W) uint8 tiles: class k in ``palette[k]``, others white."""
+    colours = torch.full((256, 3), 255, dtype=torch.uint8)
+    colours[: len(palette)] = torch.tensor(palette, dtype=torch.uint8)
+    return colours[masks.long().clamp(0, 255)].permute(0, 3, 1, 2).contiguous()
+
+
+def mask_caption(params: MixParams, i: int) -> List[str]:
+    kind = int(params.kind[i])
+    if kind == MixKind.PASTE:
+        return [f"mask: box from #{int(params.partner[i])}"]
+    if kind == MixKind.BLEND:
+        lam = float(params.lam[i])
+        return [f"mask {lam:.0%}", f"+ #{int(params.partner[i])}'s {1 - lam:.0%}"]
+    return ["mask"]
 
 
 def describe_params(params: MixParams) -> str:
@@ -268,6 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="tiles per row (default ceil(sqrt(batch size)))")
     grid.add_argument("--tile-size", type=_int_at_least(MIN_TILE_SIZE), metavar="PX", default=160,
                       help="tile side in pixels; images are drawn or resized and centre-cropped to it (default 160)")
+    grid.add_argument("--masks", action="store_true",
+                      help="segmentation: draw each tile's mask beside it (the shapes are their own masks; "
+                           "procedural images only)")
     grid.add_argument("--seed", type=int, metavar="N", default=0,
                       help="seeds the batch order and the mixing: same seed, same grid (default 0)")
     return parser
@@ -295,11 +320,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     _check_out(parser, args.out)
 
+    if args.masks and args.images is not None:
+        parser.error("--masks: only for the procedural images (their shapes are their masks), not with --images")
     if args.images is None:
         from .procedural import COLOURS, SHAPES, ProceduralShapes
 
-        dataset = ProceduralShapes(image_size=args.tile_size)
-        source = f"procedural shapes ({len(dataset.classes)} classes: {len(COLOURS)} colours x {len(SHAPES)} shapes)"
+        dataset = ProceduralShapes(image_size=args.tile_size, masks=args.masks)
+        source = f"procedural shapes ({len(dataset.classes)} classes: {len(COLOURS)} colours x {len(SHAPES)} shapes"
+        source += ", and background)" if args.masks else ")"
     else:
         from .image_folder import ImageFolderImages
 
@@ -320,21 +348,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .image_folder import UnreadableImageError
 
     try:
-        images, targets, params = mixed_batch(dataset, mixup, args.batch_size, args.seed)
+        images, targets, params, *masks = mixed_batch(dataset, mixup, args.batch_size, args.seed)
     except UnreadableImageError as exc:
         parser.error(f"--images: {exc}")
     classes = dataset.classes
     captions = [caption_lines(row, classes, mixup.policy.label_smoothing) for row in targets]
+    batch_size = images.shape[0]
+    if masks:  # each image followed by its mask: the pasted box lands in both
+        palette = [(40, 40, 40)] + [COLOURS[name.split(" ")[0]] for name in classes[1:]]
+        tiles = mask_tiles(masks[0].mask_a, palette)
+        images = torch.stack([t for pair in zip(images, tiles) for t in pair])
+        captions = [c for i in range(batch_size) for c in (captions[i], mask_caption(params, i))]
+    columns = args.columns if args.columns or not masks else 2 * grid_shape(batch_size, None)[0]  # pairs on a row
     try:
-        width, height = render_grid(images, captions, args.out, args.columns)
+        width, height = render_grid(images, captions, args.out, columns)
     except OSError as exc:
         parser.error(f"--out: could not write {args.out!r}: {exc}")
 
-    print(f"images: {source}, batch of {images.shape[0]} drawn with seed {args.seed}")
-    if images.shape[0] < args.batch_size:
+    print(f"images: {source}, batch of {batch_size} drawn with seed {args.seed}"
+          f"{', each tile followed by its mask' if masks else ''}")
+    if batch_size < args.batch_size:
         print(f"note: --batch-size {args.batch_size} but the folder has {len(dataset)} images: the batch has them all")
-    print(f"mixing: MixupCollate(dtype=torch.uint8) with {mixup!r}")
+    print(f"mixing: MixupCollate(dtype=torch.uint8{', masks=True' if masks else ''}) with {mixup!r}")
     print(f"this batch: {describe_params(params)}")
-    cols, rows = grid_shape(images.shape[0], args.columns)
+    cols, rows = grid_shape(images.shape[0], columns)
     print(f"wrote {args.out} ({width}x{height} px: {cols}x{rows} tiles of {args.tile_size}x{args.tile_size})")
     return 0

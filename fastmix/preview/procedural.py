@@ -13,7 +13,7 @@ mixing settings do.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -98,6 +98,12 @@ def draw_item(label: int, image_size: int, rng: np.random.Generator) -> np.ndarr
 
     The draws from ``rng`` do not depend on the class: the same generator state gives the same
     background, position, size and rotation for every class."""
+    return draw_item_and_coverage(label, image_size, rng)[0]
+
+
+def draw_item_and_coverage(label: int, image_size: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """:func:`draw_item`'s image, and the (image_size, image_size) float32 share of each pixel the
+    shape covers (its segmentation mask, before thresholding)."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label: expected an int in [0, {len(CLASSES)}), got {label}")
     colour_name, shape = CLASSES[label].split(" ")
@@ -118,7 +124,7 @@ def draw_item(label: int, image_size: int, rng: np.random.Generator) -> np.ndarr
     colour = np.asarray(COLOURS[colour_name], dtype=np.float64) + jitter
     coverage = shape_coverage(shape, image_size, centre, radius, angle)[:, :, None]
     image = background * (1.0 - coverage) + colour[None, None, :] * coverage
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), coverage[:, :, 0]
 
 
 class ProceduralShapes(Dataset):
@@ -128,15 +134,22 @@ class ProceduralShapes(Dataset):
       function of (seed, i).
     * label: int in [0, len(classes)); item i is of class ``i % len(classes)``.
 
+    With ``masks=True`` the shapes are their own segmentation masks: ``dataset[i]`` is a dict
+    ``{"image", "mask", "label"}`` where the mask is (image_size, image_size) uint8, the shape's
+    class where it covers at least half a pixel and 0 ("background", then ``classes[0]``) elsewhere,
+    and the labels are shifted by one to match.
+
     Args:
         length: number of items.
         image_size: side of the square images, in pixels (>= 4).
         seed: the set's seed; items are drawn by ``numpy.random.default_rng((seed, index))``.
+        masks: return segmentation samples (dicts with a mask), as above.
     """
 
     classes: List[str] = CLASSES
 
-    def __init__(self, length: int = 100 * len(CLASSES), image_size: int = 64, seed: int = 0) -> None:
+    def __init__(self, length: int = 100 * len(CLASSES), image_size: int = 64, seed: int = 0,
+                 masks: bool = False) -> None:
         for name, value, low in (("length", length, 1), ("image_size", image_size, 4), ("seed", seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name}: expected an int >= {low}, got {type(value).__name__}")
@@ -145,19 +158,27 @@ class ProceduralShapes(Dataset):
         self.length = length
         self.image_size = image_size
         self.seed = seed
+        self.masks = bool(masks)
+        if self.masks:
+            self.classes = ["background"] + CLASSES
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> Tuple[np.ndarray, int]:
+    def __getitem__(self, index: int) -> Any:
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"index: expected an int, got {type(index).__name__}")
         if not -self.length <= index < self.length:
             raise IndexError(f"index: expected an int in [-{self.length}, {self.length}), got {index}")
         index = int(index) % self.length
-        label = index % len(self.classes)
+        label = index % len(CLASSES)
         rng = np.random.default_rng((self.seed, index))
-        return draw_item(label, self.image_size, rng), label
+        image, coverage = draw_item_and_coverage(label, self.image_size, rng)
+        if not self.masks:
+            return image, label
+        mask = np.where(coverage >= 0.5, label + 1, 0).astype(np.uint8)
+        return {"image": image, "mask": mask, "label": label + 1}
 
     def __repr__(self) -> str:
-        return f"fastmix.procedural.ProceduralShapes(length={self.length}, image_size={self.image_size}, seed={self.seed})"
+        return (f"fastmix.procedural.ProceduralShapes(length={self.length}, image_size={self.image_size}, seed={self.seed}"
+                f"{', masks=True' if self.masks else ''})")
