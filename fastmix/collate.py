@@ -25,7 +25,7 @@ from .masks import MaskTargets, paste_only
 from .sampling.params import MixKind, MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
-from .sampling.shared import SharedPolicy, shared_knob
+from .sampling.shared import SharedPolicy, with_timm_knobs
 from .targets import CompactTargets, soft_targets
 
 
@@ -98,6 +98,7 @@ def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool
     return torch.empty(0, dtype=dtype).set_(storage, 0, shape, strides)
 
 
+@with_timm_knobs  # the Mixup's knobs, settable here as timm's prefetcher sets them
 class MixupCollate:
     """A picklable ``collate_fn`` that mixes while it collates.
 
@@ -395,22 +396,10 @@ class MixupCollate:
         partner, lam, kind, _ = params.as_tuple()
         return soft_targets(self.backend, labels, partner, lam, kind, policy)
 
-    # timm's knobs, set on the collate as timm's PrefetchLoader does (``collate.mixup_enabled =
-    # False``): they are the Mixup's, shared with every DataLoader worker.
-    mixup_enabled = shared_knob("enabled", "mixup_enabled")
-    mixup_alpha = shared_knob("mixup_alpha", "mixup_alpha")
-    cutmix_alpha = shared_knob("cutmix_alpha", "cutmix_alpha")
-    cutmix_minmax = shared_knob("cutmix_minmax", "cutmix_minmax")
-    mix_prob = shared_knob("prob", "mix_prob")
-    switch_prob = shared_knob("switch_prob", "switch_prob")
-    mode = shared_knob("mode", "mode")
-    correct_lam = shared_knob("correct_lam", "correct_lam")
-    label_smoothing = shared_knob("label_smoothing", "label_smoothing")
-    num_classes = shared_knob("num_classes", "num_classes")
-    multi_label = shared_knob("multi_label", "multi_label")
-
     @property
     def shared(self) -> SharedPolicy:
+        """The Mixup's knobs, which timm's names on this collate read and write (``collate.mixup_enabled
+        = False``, as timm's PrefetchLoader does), shared with every DataLoader worker."""
         return self.mixup.shared
 
     def __repr__(self) -> str:

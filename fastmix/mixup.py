@@ -13,11 +13,12 @@ from .masks import MaskTargets, mix_masks_
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
-from .sampling.shared import SharedPolicy, shared_knob
+from .sampling.shared import SharedPolicy, with_timm_knobs
 from .targets import soft_targets
 from .sampling.streams import make_generator
 
 
+@with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker
 class Mixup:
     """Mixup / CutMix of a batch and its labels, in place. A drop-in for ``timm.data.Mixup``.
 
@@ -90,20 +91,6 @@ class Mixup:
     def policy(self) -> MixPolicy:
         """The knobs now in force (as last set in any process that holds this Mixup)."""
         return self.shared.read()[0]
-
-    # timm's attribute names, plain writable attributes as in timm; a write is validated, then
-    # reaches every DataLoader worker for the next batch it starts (sampling/shared.py).
-    mixup_enabled = shared_knob("enabled", "mixup_enabled")
-    mixup_alpha = shared_knob("mixup_alpha", "mixup_alpha")
-    cutmix_alpha = shared_knob("cutmix_alpha", "cutmix_alpha")
-    cutmix_minmax = shared_knob("cutmix_minmax", "cutmix_minmax")
-    mix_prob = shared_knob("prob", "mix_prob")
-    switch_prob = shared_knob("switch_prob", "switch_prob")
-    mode = shared_knob("mode", "mode")
-    correct_lam = shared_knob("correct_lam", "correct_lam")
-    label_smoothing = shared_knob("label_smoothing", "label_smoothing")
-    num_classes = shared_knob("num_classes", "num_classes")
-    multi_label = shared_knob("multi_label", "multi_label")
 
     @property
     def generator(self) -> np.random.Generator:

@@ -127,3 +127,21 @@ def shared_knob(field: str, attribute: str) -> property:
             raise
 
     return property(get, set_, doc=f"timm's knob, read and written through the shared policy ({field})")
+
+
+#: timm's attribute names -> the field each reads and writes ("enabled": the mixing switch).
+TIMM_KNOBS = {
+    "mixup_enabled": "enabled", "mixup_alpha": "mixup_alpha", "cutmix_alpha": "cutmix_alpha",
+    "cutmix_minmax": "cutmix_minmax", "mix_prob": "prob", "switch_prob": "switch_prob", "mode": "mode",
+    "correct_lam": "correct_lam", "label_smoothing": "label_smoothing", "num_classes": "num_classes",
+    "multi_label": "multi_label",
+}
+
+
+def with_timm_knobs(cls: type) -> type:
+    """Give a class with a ``shared`` SharedPolicy timm's knobs as writable attributes (an attribute
+    the class defines itself is kept)."""
+    for attribute, field in TIMM_KNOBS.items():
+        if attribute not in cls.__dict__:
+            setattr(cls, attribute, shared_knob(field, attribute))
+    return cls
