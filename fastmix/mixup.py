@@ -1,25 +1,23 @@
 """fastmix.Mixup: timm's Mixup knobs, any batch size, images mixed in place."""
 from __future__ import annotations
 
-import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Optional, Tuple
 
-import numpy as np
 import torch
 
-from .backends import Backend, check_backend_name, resolve_backend
+from .backends import check_backend_name, resolve_backend
 from .checks import check_ignore_index, check_images, check_labels, check_masks, check_seed
 from .masks import MaskTargets, mix_masks_
+from .process_local import ProcessLocal
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy
 from .sampling.sample import sample_params
 from .sampling.shared import SharedPolicy, with_timm_knobs
 from .targets import soft_targets
-from .sampling.streams import make_generator
 
 
 @with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker
-class Mixup:
+class Mixup(ProcessLocal):
     """Mixup / CutMix of a batch and its labels, in place. A drop-in for ``timm.data.Mixup``.
 
     ``images, targets = mix(images, labels)``
@@ -83,29 +81,11 @@ class Mixup:
         self.shared = SharedPolicy(policy)  # what DataLoader workers read for each batch
         self.ignore_index = check_ignore_index(ignore_index)
         self.last_params: Optional[MixParams] = None
-        self._generator: Optional[np.random.Generator] = None
-        self._generator_pid: Optional[int] = None
-        self._backends: Dict[str, Backend] = {}
 
     @property
     def policy(self) -> MixPolicy:
         """The knobs now in force (as last set in any process that holds this Mixup)."""
         return self.shared.read()[0]
-
-    @property
-    def generator(self) -> np.random.Generator:
-        """This process's random stream (created on first use, anew after a fork)."""
-        if self._generator is None or self._generator_pid != os.getpid():
-            self._generator = make_generator(self.seed)
-            self._generator_pid = os.getpid()
-        return self._generator
-
-    def backend_for(self, device: torch.device) -> Backend:
-        """The backend that runs for tensors on ``device`` (resolved once per device type)."""
-        found = self._backends.get(device.type)
-        if found is None:
-            found = self._backends[device.type] = resolve_backend(self.backend, device)
-        return found
 
     def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None) -> MixParams:
         """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU."""
@@ -141,13 +121,6 @@ class Mixup:
         if batch:
             backend.mix_(images, partner, lam, kind, box)
         return (images, targets) if masks is None else (images, targets, mask_targets)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_generator"] = None  # each process makes its own stream
-        state["_generator_pid"] = None
-        state["_backends"] = {}  # and resolves its own backends
-        return state
 
     def __repr__(self) -> str:
         p = self.policy

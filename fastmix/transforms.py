@@ -34,15 +34,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple, Union
 
-import numpy as np
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten  # what torchvision's transforms use
 
-from .backends import Backend, check_backend_name, resolve_backend
+from .backends import check_backend_name, resolve_backend
 from .checks import (
     IMAGE_DTYPES,
     MAX_NUM_CLASSES,
@@ -54,8 +52,8 @@ from .checks import (
     type_name,
 )
 from .sampling.beta import beta_draws
+from .process_local import ProcessLocal
 from .sampling.params import MixKind, MixParams
-from .sampling.streams import make_generator
 
 LabelsGetter = Callable[[Any], Any]
 
@@ -159,7 +157,7 @@ class CutMixCenter(NamedTuple):
 # -- the transforms ----------------------------------------------------------------------------------
 
 
-class _BatchMix(torch.nn.Module):
+class _BatchMix(ProcessLocal, torch.nn.Module):
     """What MixUp and CutMix share: the arguments, finding images and labels in a sample, the
     checks, the random stream, the backend. Subclasses say what to draw (``_draw``)."""
 
@@ -189,9 +187,6 @@ class _BatchMix(torch.nn.Module):
         #: The last Beta(alpha, alpha) draw, before rounding to float32 (and, for CutMix, before the
         #: area correction).
         self.last_lam: Optional[float] = None
-        self._generator: Optional[np.random.Generator] = None
-        self._generator_pid: Optional[int] = None
-        self._backends: Dict[str, Backend] = {}
 
     # The knobs are checked whenever they are set, so a bad value fails where it is written.
     @property
@@ -218,22 +213,6 @@ class _BatchMix(torch.nn.Module):
     def labels_getter(self, value: Union[str, LabelsGetter]) -> None:
         self._labels_getter = parse_labels_getter(value)
         self._labels_getter_arg = value
-
-    @property
-    def generator(self) -> np.random.Generator:
-        """This process's random stream (created on first use, anew after a fork, so DataLoader
-        workers do not repeat each other's draws)."""
-        if self._generator is None or self._generator_pid != os.getpid():
-            self._generator = make_generator(self.seed)
-            self._generator_pid = os.getpid()
-        return self._generator
-
-    def backend_for(self, device: torch.device) -> Backend:
-        """The backend that runs for tensors on ``device`` (resolved once per device type)."""
-        found = self._backends.get(device.type)
-        if found is None:
-            found = self._backends[device.type] = resolve_backend(self.backend, device)
-        return found
 
     def _draw(self, batch_size: int, height: int, width: int) -> MixParams:
         raise NotImplementedError
@@ -360,13 +339,6 @@ class _BatchMix(torch.nn.Module):
             return labels.clone()
         weight = float(params.lam[0])
         return labels * weight + labels[partner] * (1.0 - weight)
-
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state["_generator"] = None  # each process makes its own stream
-        state["_generator_pid"] = None
-        state["_backends"] = {}  # and resolves its own backends
-        return state
 
     def extra_repr(self) -> str:
         return (f"alpha={self.alpha}, num_classes={self.num_classes}, labels_getter={self.labels_getter!r}, "
