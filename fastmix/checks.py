@@ -596,14 +596,15 @@ def check_masks(masks: Any, images: torch.Tensor, num_classes: int, ignore_index
     """masks: (B, H, W) integer class maps beside images (B, ..., H, W), on their device, values in
     [0, num_classes) or ignore_index (read on the CPU only: a GPU read would stall the stream)."""
     check_tensor("masks", masks)
+    check_strided("masks", masks)
     if masks.dtype not in MASK_DTYPES:
         raise TypeError(f"masks: expected an integer class map of dtype {dtype_names(MASK_DTYPES)}, got "
                         f"{dtype_name(masks.dtype)}")
     expected = (images.shape[0],) + tuple(images.shape[-2:]) if images.dim() >= 3 else None
     if expected is None or tuple(masks.shape) != expected:
         raise ValueError(f"masks: expected shape {expected} (the images' (B, H, W)), got {tuple(masks.shape)}"
-                         if expected else f"masks: need images of shape (B, C, H, W), got images of shape "
-                         f"{tuple(images.shape)}")
+                         if expected else f"masks: expected images of shape (B, C, H, W) beside them, got images of "
+                         f"shape {tuple(images.shape)}")
     if masks.device != images.device:
         raise ValueError(f"masks: expected a tensor on the images' device {images.device}, got {masks.device}")
     if masks.numel() and masks.stride(-1) != 1:
@@ -616,6 +617,8 @@ def check_masks(masks: Any, images: torch.Tensor, num_classes: int, ignore_index
         raise ValueError("masks: expected a tensor apart from the images, got one that shares their memory")
     if masks.requires_grad:
         raise ValueError("masks: expected a tensor that does not require grad, got one that does")
+    if not torch.compiler.is_compiling():
+        check_writable_here("masks", masks)
     if masks.device.type == "cpu" and masks.numel() and not mask_values_valid(masks, num_classes, ignore_index):
         bad = ((masks < 0) | (masks >= num_classes)) & (masks != ignore_index)
         where = tuple(int(v) for v in bad.nonzero()[0])

@@ -115,7 +115,8 @@ class MixupCollate:
         masks, mask_key: segmentation: samples carry a per-pixel class mask, (H, W) uint8 / int16 /
             int32 / int64 (numpy arrays, PIL 'L' or 'P' images, or tensors): ``(image, mask, *rest)``
             tuples, or dicts with the mask under ``mask_key`` (and the label, if any, under
-            ``label_key``). The masks come back as :class:`fastmix.MaskTargets` in the mask's place:
+            ``label_key``: an image-level label is mixed only in dict samples; in a tuple it is
+            part of ``rest``, collated unmixed). The masks come back as :class:`fastmix.MaskTargets` in the mask's place:
             CutMix boxes pasted (the same box as the image's), the partners' masks where blended,
             and the weights; each output mask is written once. Values must be classes in
             [0, num_classes) or the Mixup's ``ignore_index``.
@@ -254,6 +255,7 @@ class MixupCollate:
             if not isinstance(mask, torch.Tensor):
                 raise TypeError(f"samples[{i}]: expected a mask as a numpy array, PIL image or tensor, got "
                                 f"{type(raw).__name__}")
+            _check_cpu_tensor(mask, f"samples[{i}]")
             if mask.dtype not in MASK_DTYPES:
                 raise TypeError(f"samples[{i}]: expected a mask of dtype {dtype_names(MASK_DTYPES)}, got "
                                 f"{dtype_name(mask.dtype)}")

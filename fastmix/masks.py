@@ -12,7 +12,7 @@ itemsize. Every backend (cpp, numba, torch, cuda) runs it, bit for bit, with no 
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple
+from typing import Callable, NamedTuple, Tuple
 
 import torch
 
@@ -31,6 +31,7 @@ class MaskTargets(NamedTuple):
     lam: torch.Tensor  #: (B,) float32, the weight of mask_a (1 where no blend)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MaskTargets":
+        """The same targets on ``device``."""
         return MaskTargets(*(t.to(device, non_blocking=non_blocking) for t in self))
 
 
@@ -40,7 +41,8 @@ def paste_only(partner: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
     blends and the rest leave the mask alone."""
     paste = kind == int(MixKind.PASTE)
     mask_kind = torch.where(paste, kind, torch.zeros_like(kind))
-    mask_box = box * torch.tensor([1, 1, itemsize, itemsize], dtype=box.dtype, device=box.device)
+    mask_box = box.clone()  # (no host tensor: on a GPU its copy would sync)
+    mask_box[:, 2:] *= itemsize
     return partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device), mask_kind, mask_box
 
 
@@ -49,7 +51,7 @@ def as_bytes(masks: torch.Tensor) -> torch.Tensor:
     return masks.view(torch.uint8).unsqueeze(1)
 
 
-def mix_masks_(mix_: "callable", masks: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
+def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
                box: torch.Tensor) -> MaskTargets:
     """Paste the CutMix boxes of ``masks`` (B, H, W) in place with the backend op ``mix_``, and
     return the MaskTargets of the batch (params on the masks' device)."""

@@ -40,6 +40,7 @@ class Mixup(ProcessLocal):
             DataLoader worker and the DDP rank, so streams differ across processes.
         backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.available_backends`);
             a named one that cannot run here raises ValueError now.
+        ignore_index: the mask value of ignored pixels, for ``masks=`` (segmentation; default 255).
 
     Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
     targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the

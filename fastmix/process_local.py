@@ -45,7 +45,8 @@ class ProcessLocal:
         return self.__dict__["_backends"]
 
     def __getstate__(self) -> Dict[str, Any]:
-        state = self.__dict__.copy()
+        parent = getattr(super(), "__getstate__", None)  # nn.Module's for the transforms
+        state = dict(parent()) if parent is not None else self.__dict__.copy()
         for name in ("_generator", "_generator_pid", "_backends"):  # each process makes its own
             state.pop(name, None)
         return state

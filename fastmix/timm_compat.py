@@ -62,8 +62,10 @@ class FastCollateMixup(MixupCollate):
 
     @mode.setter
     def mode(self, value: str) -> None:
-        self.mixup.mode = "elem" if value == HALF else value  # validated (and refused) before self.half changes
-        self.half = value == HALF
+        if (value == HALF) != self.half:  # half returns B/2 samples: a plain attribute, so it cannot reach workers
+            raise ValueError(f"mode: expected a change between 'batch', 'pair' and 'elem' ('half' is chosen at "
+                             f"construction), got {value!r} while the mode is {self.mode!r}")
+        self.mixup.mode = "elem" if value == HALF else value
 
     def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int) -> MixParams:
         params = super().sample(policy, enabled, batch_size, height, width)

@@ -143,3 +143,25 @@ def test_dict_samples_carry_the_params_under_their_key():
     collate = fastmix.MixupCollate(fastmix.Mixup(num_classes=3, seed=0), return_params=True)
     out = collate([{"image": torch.zeros(3, 4, 4, dtype=torch.uint8), "label": i} for i in range(3)])
     assert set(out) == {"image", "label", "mix_params"} and out["mix_params"].batch_size == 3
+
+
+def test_a_reader_sees_only_states_that_were_written_while_a_thread_writes():
+    import threading
+
+    mix = fastmix.Mixup(mixup_alpha=0.0, cutmix_minmax=(0.1, 0.2), num_classes=4)
+    written = {(0.1, 0.2), (0.6, 0.8)}
+    stop = threading.Event()
+
+    def writer():
+        while not stop.is_set():
+            for value in written:
+                mix.cutmix_minmax = value
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen = {mix.policy.cutmix_minmax for _ in range(20000)}
+    finally:
+        stop.set()
+        thread.join()
+    assert seen <= written, f"a state never written: {seen - written}"

@@ -45,13 +45,15 @@ def reference_mask_targets(masks: torch.Tensor, params: MixParams) -> MaskTarget
 @pytest.mark.parametrize("mode", MODES)
 def test_masks_match_the_reference_bit_for_bit_for_every_batch_size(backend, dtype, mode):
     generator = torch.Generator().manual_seed(0)
-    # The largest class count the masks' dtype can hold: every byte of the values is exercised.
+    # The largest class count the masks' dtype can hold (and -1 pixels below): every byte moves.
     num_classes = min(torch.iinfo(dtype).max, 2**31 - 1)
     mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, prob=0.8, num_classes=num_classes, seed=1,
                         backend=backend, ignore_index=-1)
     for batch in range(1, 66):
         images = torch.rand(batch, 3, 6, 7, generator=generator)
         masks = random_masks(batch, 6, 7, dtype, num_classes, generator)
+        if dtype != torch.uint8:  # ignored pixels, -1: all bytes 0xFF, so the high bytes move too
+            masks[torch.rand(masks.shape, generator=generator) < 0.1] = -1
         unmixed_images, unmixed_masks = images.clone(), masks.clone()
         out, targets, mask_targets = mix(images, None, masks=masks)
         params = mix.last_params
@@ -181,6 +183,11 @@ def test_tuple_samples_give_images_and_mask_targets_in_the_masks_place(dtype):
 # -- bad input: refused before anything is written or drawn ------------------------------------------
 
 
+def inference_copy(masks):
+    with torch.inference_mode():
+        return masks.clone()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bad, error, message", [
     (lambda m: m[:, :-1], ValueError, r"masks: expected shape \(4, 6, 7\)"),
@@ -189,18 +196,20 @@ def test_tuple_samples_give_images_and_mask_targets_in_the_masks_place(dtype):
     (lambda m: m.index_fill(1, torch.tensor([2]), 9), ValueError, r"masks\[0, 2, 0\]: expected a class in \[0, 5\)"),
     (lambda m: m.to("meta"), ValueError, "masks: expected a tensor on the images' device"),
     (lambda m: m.transpose(1, 2).contiguous().transpose(1, 2), ValueError, "masks: expected a tensor whose last dim"),
+    (lambda m: m.to_sparse(), TypeError, "masks: expected a strided"),
+    (lambda m: inference_copy(m), ValueError, "masks: expected a tensor that may be written in place here"),
 ])
 def test_bad_masks_are_refused_before_anything_is_written(backend, bad, error, message):
     mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, num_classes=5, seed=0, backend=backend)
     images = torch.rand(4, 3, 6, 7)
     masks = bad(torch.randint(0, 5, (4, 6, 7), dtype=torch.int32))
     before_images = images.clone()
-    before_masks = masks.clone() if masks.device.type == "cpu" else None
+    before_masks = masks.to_dense().clone() if masks.device.type == "cpu" else None
     with pytest.raises(error, match=message):
         mix(images, torch.arange(4), masks=masks)
     assert torch.equal(images, before_images) and mix.last_params is None
     if before_masks is not None:
-        assert torch.equal(masks, before_masks)
+        assert torch.equal(masks.to_dense(), before_masks)
 
 
 def test_bad_collate_masks_are_refused_by_sample():
@@ -210,6 +219,8 @@ def test_bad_collate_masks_are_refused_by_sample():
         collate([(image, np.zeros((4, 4), np.uint8)), (image, np.zeros((4, 5), np.uint8))])
     with pytest.raises(TypeError, match=r"samples\[0\]: expected a mask of dtype"):
         collate([(image, torch.zeros(4, 4)), (image, torch.zeros(4, 4))])
+    with pytest.raises(ValueError, match=r"samples\[1\]: expected a tensor on the CPU"):
+        collate([(image, torch.zeros(4, 4, dtype=torch.uint8)), (image, torch.zeros(4, 4, dtype=torch.uint8, device="meta"))])
     with pytest.raises(ValueError, match=r"samples\[1\]: expected mask values in \[0, 5\) or ignore_index=255"):
         collate([(image, np.zeros((4, 4), np.uint8)), (image, np.full((4, 4), 7, np.uint8))])
     assert collate.mixup.last_params is None, "nothing drawn"

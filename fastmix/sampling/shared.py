@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -42,6 +43,7 @@ class SharedPolicy:
         self._values = self._storage.numpy()  # views of the shared bytes: reads and writes of about 100 ns
         self._integers = self._values.view(np.int64)
         self._seen: bytes = b""
+        self._lock = threading.Lock()
         self._cached: Tuple[MixPolicy, bool] = (None, False)  # type: ignore[assignment]
 
     def read(self) -> Tuple[MixPolicy, bool]:
@@ -52,13 +54,18 @@ class SharedPolicy:
             if sequence % 2 == 0 and self._integers[_SEQUENCE] == sequence:
                 break  # not torn by a concurrent write
         if snapshot != self._seen:
-            self._cached = self._decode()
+            self._cached = self._decode(np.frombuffer(snapshot, dtype=np.float64))  # the snapshot, not the live bytes
             self._seen = snapshot
         return self._cached
 
     def update(self, **changes: Any) -> None:
         """Set knobs by MixPolicy field name (and ``enabled``); refused as a whole, before any write,
-        when the new policy is not valid."""
+        when the new policy is not valid. Writes come from the training loop: threads of one
+        process take a lock (a write from another process, a worker, is not coordinated)."""
+        with self._lock:
+            self._update(changes)
+
+    def _update(self, changes: Dict[str, Any]) -> None:
         policy, enabled = self.read()
         if "enabled" in changes:
             enabled = check_bool("mixup_enabled", changes.pop("enabled"))
@@ -80,8 +87,7 @@ class SharedPolicy:
         self._integers[_NUM_CLASSES] = policy.num_classes
         self._integers[_SEQUENCE] += 1  # even: consistent again
 
-    def _decode(self) -> Tuple[MixPolicy, bool]:
-        v = self._values
+    def _decode(self, v: np.ndarray) -> Tuple[MixPolicy, bool]:
         minmax = None if math.isnan(v[_MINMAX_LO]) else (float(v[_MINMAX_LO]), float(v[_MINMAX_HI]))
         policy = MixPolicy(
             mixup_alpha=float(v[_MIXUP_ALPHA]),
@@ -92,7 +98,7 @@ class SharedPolicy:
             mode=MODES[int(v[_MODE])],
             correct_lam=bool(v[_CORRECT_LAM]),
             label_smoothing=float(v[_SMOOTHING]),
-            num_classes=int(self._integers[_NUM_CLASSES]),
+            num_classes=int(v.view(np.int64)[_NUM_CLASSES]),
             multi_label=bool(v[_MULTI_LABEL]),
         )
         return policy, bool(v[_ENABLED])
