@@ -1,4 +1,5 @@
-"""Bad-input cases for every entry point, on every CPU backend, and how each call ended.
+"""Bad-input cases for the four ops, Mixup and MixupCollate, on every CPU backend, and how each
+call ended.
 
 A case is one valid call with exactly one argument made bad: a bad value, dtype, device (meta),
 layout or size. The promise (README): it raises ValueError or TypeError, the message names the

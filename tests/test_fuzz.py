@@ -1,6 +1,6 @@
-"""Every bad input is refused, on every backend and entry point: a property-based run over the
-cases of tests/fuzz_cases.py (one valid call with exactly one argument made bad: value, dtype,
-device, layout or size). Each must raise ValueError or TypeError whose message names the
+"""Every bad input is refused, on every backend: a property-based run over the cases of
+tests/fuzz_cases.py (the four ops, Mixup and MixupCollate; one valid call with exactly one
+argument made bad: value, dtype, device, layout or size). Each must raise ValueError or TypeError whose message names the
 argument, with every input bit-identical afterwards (the bytes outside a view included).
 
 CI runs the conftest profile's fixed number of examples; FASTMIX_HYPOTHESIS_PROFILE=thorough runs
