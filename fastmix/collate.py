@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from .checks import INPUT_DTYPES, MASK_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name, dtype_names
+from .checks import (INPUT_DTYPES, MASK_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name,
+                     dtype_names, mask_values_valid)
 from .mixup import Mixup
 from .masks import MaskTargets, paste_only
 from .sampling.params import MixKind, MixParams
@@ -54,6 +55,15 @@ def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
     # PIL's arrays are read-only: the kernels only read samples, so no copy (2.5 ms of a 128-image
     # batch); the caller silences torch.from_numpy's warning about them.
     return torch.from_numpy(image), True
+
+
+def _check_tuples(samples: Sequence[Any], form: str) -> None:
+    """Tuple samples of at least two fields, all as long as samples[0]."""
+    fields = len(samples[0])
+    for i, s in enumerate(samples):
+        if not isinstance(s, (tuple, list)) or len(s) != fields or len(s) < 2:
+            raise ValueError(f"samples[{i}]: expected an {form} tuple like samples[0] ({fields} fields), got "
+                             f"{type(s).__name__} of length {len(s) if isinstance(s, (tuple, list)) else '-'}")
 
 
 def _check_cpu_tensor(value: torch.Tensor, name: str) -> None:
@@ -205,12 +215,7 @@ class MixupCollate:
             rest = [{k: v for k, v in s.items() if k not in (self.image_key, self.label_key)} for s in samples]
             return [s[self.image_key] for s in samples], [s[self.label_key] for s in samples], rest
         if isinstance(first, (tuple, list)):
-            for i, s in enumerate(samples):
-                if not isinstance(s, (tuple, list)) or len(s) != len(first) or len(s) < 2:
-                    raise ValueError(
-                        f"samples[{i}]: expected an (image, label, ...) tuple like samples[0] ({len(first)} fields), got "
-                        f"{type(s).__name__} of length {len(s) if isinstance(s, (tuple, list)) else '-'}"
-                    )
+            _check_tuples(samples, "(image, label, ...)")
             return [s[0] for s in samples], [s[1] for s in samples], [tuple(s[2:]) for s in samples]
         raise TypeError(f"samples[0]: expected an (image, label, ...) tuple or a dict, got {type(first).__name__}")
 
@@ -228,12 +233,7 @@ class MixupCollate:
             labels = [s[self.label_key] for s in samples] if with_labels else None
             return [s[self.image_key] for s in samples], labels, [s[self.mask_key] for s in samples], rest
         if isinstance(first, (tuple, list)):
-            for i, s in enumerate(samples):
-                if not isinstance(s, (tuple, list)) or len(s) != len(first) or len(s) < 2:
-                    raise ValueError(
-                        f"samples[{i}]: expected an (image, mask, ...) tuple like samples[0] ({len(first)} fields), got "
-                        f"{type(s).__name__} of length {len(s) if isinstance(s, (tuple, list)) else '-'}"
-                    )
+            _check_tuples(samples, "(image, mask, ...)")
             return [s[0] for s in samples], None, [s[1] for s in samples], [tuple(s[2:]) for s in samples]
         raise TypeError(f"samples[0]: expected an (image, mask, ...) tuple or a dict, got {type(first).__name__}")
 
@@ -264,8 +264,8 @@ class MixupCollate:
                                  f"{dtype_name(masks[0].dtype if i else mask.dtype)}, got {tuple(mask.shape)} "
                                  f"{dtype_name(mask.dtype)}")
             ignore = self.mixup.ignore_index
-            bad = ((mask < 0) | (mask >= num_classes)) & (mask != ignore)
-            if bool(bad.any()):
+            if not mask_values_valid(mask, num_classes, ignore):  # (the min/max check of Mixup's masks)
+                bad = ((mask < 0) | (mask >= num_classes)) & (mask != ignore)
                 where = tuple(int(v) for v in bad.nonzero()[0])
                 raise ValueError(f"samples[{i}]: expected mask values in [0, {num_classes}) or ignore_index={ignore}, "
                                  f"got {int(mask[where])} at {where}")

@@ -395,19 +395,6 @@ class MixUp(_BatchMix):
 
     _image_dtypes = MIXUP_DTYPES
 
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        num_classes: Optional[int] = None,
-        labels_getter: Union[str, LabelsGetter] = "default",
-        seed: Optional[int] = None,
-        backend: str = "auto",
-        inplace: bool = True,
-    ) -> None:
-        super().__init__(alpha=alpha, num_classes=num_classes, labels_getter=labels_getter, seed=seed,
-                         backend=backend, inplace=inplace)
-
     def _dtype_hint(self, dtype: torch.dtype) -> str:
         if dtype == torch.uint8:
             return (" (torchvision's MixUp cannot blend uint8 either; convert with images.float(), or use "
@@ -449,20 +436,8 @@ class CutMix(_BatchMix):
 
     _image_dtypes = CUTMIX_DTYPES
 
-    def __init__(
-        self,
-        *,
-        alpha: float = 1.0,
-        num_classes: Optional[int] = None,
-        labels_getter: Union[str, LabelsGetter] = "default",
-        seed: Optional[int] = None,
-        backend: str = "auto",
-        inplace: bool = True,
-    ) -> None:
-        super().__init__(alpha=alpha, num_classes=num_classes, labels_getter=labels_getter, seed=seed,
-                         backend=backend, inplace=inplace)
-        #: The centre of the last box, drawn uniformly over the pixels.
-        self.last_center: Optional[CutMixCenter] = None
+    #: The centre of the last box, drawn uniformly over the pixels (set by each draw).
+    last_center: Optional[CutMixCenter] = None
 
     def _check_images(self, images: torch.Tensor) -> None:
         super()._check_images(images)

@@ -27,7 +27,7 @@ from ..mixup import Mixup
 from ..sampling.params import MixParams
 from . import baselines, pipeline
 from .peers import load_timm_mixup
-from .timing import ProgressCallback, Row, Scenario, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
+from .timing import ProgressCallback, Row, Scenario, aligned_columns, interleaved_medians, time_scenarios  # noqa: F401 (re-exported)
 
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -284,13 +284,7 @@ def format_table(rows: List[Row]) -> str:
                 f"{r.ratio_to_floor:.2f}",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return aligned_columns(lines)
 
 
 def summary_lines(rows: List[Row]) -> List[str]:

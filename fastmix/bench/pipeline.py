@@ -33,7 +33,7 @@ from ..mixup import Mixup
 from ..sampling.params import MixKind, MixParams
 from .baselines import IMAGENET_MEAN, IMAGENET_STD
 from .peers import load_timm_mixup
-from .timing import ProgressCallback, interleaved_medians, wall_seconds
+from .timing import ProgressCallback, aligned_columns, interleaved_medians, wall_seconds
 
 DEFAULT_IMAGES = 1024
 DEFAULT_BATCH = 128
@@ -345,13 +345,7 @@ def format_table(rows: List[PipelineRow]) -> str:
             line += [f"{r.images_per_s:.0f}", f"{r.ratio_to_floor:.2f}",
                      "" if r.ratio_to_float_floor is None else f"{r.ratio_to_float_floor:.2f}"]
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = []
-    for n, line in enumerate(lines):
-        out.append("  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return aligned_columns(lines)
 
 
 GOAL = 0.97  # fastmix's collate should keep at least this fraction of the no-mixing throughput

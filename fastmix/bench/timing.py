@@ -90,3 +90,16 @@ def time_scenarios(
                 )
             )
     return rows
+
+
+def aligned_columns(lines: List[List[str]], text_columns: int = 3) -> str:
+    """A plain-text table: ``lines[0]`` is the header (underlined); the first ``text_columns``
+    columns are left-aligned, the numbers after them right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) if i < text_columns else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(line, widths))))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
