@@ -71,6 +71,19 @@ def _want_cuda(torch) -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None and shutil.which("nvcc") is not None
 
 
+def _openmp_flags(torch) -> list[str]:
+    """-fopenmp where torch runs its intra-op threads on OpenMP (Linux builds).
+
+    at::parallel_for is inline: compiled without OpenMP it runs its whole range on the calling
+    thread, so every CPU kernel ignored torch.set_num_threads. The extension then shares torch's
+    own OpenMP runtime (torch's wheel ships libgomp.so.1 under the same soname, loaded first).
+    Elsewhere (macOS, Windows) the kernels stay single-threaded.
+    """
+    if not sys.platform.startswith("linux") or not torch.backends.openmp.is_available():
+        return []
+    return ["-fopenmp"]
+
+
 def _extensions():
     if os.environ.get("FASTMIX_NO_EXT", "0") not in ("0", ""):
         return [], {}
@@ -80,7 +93,8 @@ def _extensions():
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     # -g0 after Python's own -g: debug info of the template-heavy kernels is a third of the build.
     debug = os.environ.get("FASTMIX_DEBUG", "0") not in ("0", "")
-    cxx_flags = ["-O3", "-ffp-contract=off", "-fno-math-errno"] + ([] if debug else ["-g0"])
+    openmp = _openmp_flags(torch)
+    cxx_flags = ["-O3", "-ffp-contract=off", "-fno-math-errno"] + openmp + ([] if debug else ["-g0"])
     macros = [("FASTMIX_TORCH_VERSION", '"%s"' % torch.__version__)]
     if _want_cuda(torch):
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
@@ -89,9 +103,11 @@ def _extensions():
             sources,
             define_macros=macros + [("FASTMIX_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false"]},
+            extra_link_args=openmp,
         )
     else:
-        ext = CppExtension("fastmix._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx_flags})
+        ext = CppExtension("fastmix._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx_flags},
+                           extra_link_args=openmp)
     return [ext], {"build_ext": _parallel_build_ext(BuildExtension)}
 
 

@@ -1,16 +1,38 @@
 // The fastmix operator library: schemas declared once here, implemented per dispatch key in
 // cpu/ and cuda/, given fake (meta) implementations in fastmix/ops.py.
 #include <Python.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <atomic>
 
 #ifndef FASTMIX_TORCH_VERSION
 #define FASTMIX_TORCH_VERSION "unknown"
 #endif
 
+// How many threads at::parallel_for gives the CPU kernels of this build. It is inline, so this
+// is what the library was compiled for, not what torch reports: a build without OpenMP runs every
+// range on the calling thread whatever torch.set_num_threads says.
+static PyObject* cpu_threads(PyObject*, PyObject*) {
+  std::atomic<int64_t> threads{1};
+  at::parallel_for(0, 4 * at::get_num_threads(), 1, [&](int64_t, int64_t) {
+    const int64_t mine = at::get_thread_num() + 1;
+    int64_t seen = threads.load();
+    while (mine > seen && !threads.compare_exchange_weak(seen, mine)) {
+    }
+  });
+  return PyLong_FromLongLong(threads.load());
+}
+
+static PyMethodDef module_methods[] = {
+    {"cpu_threads", cpu_threads, METH_NOARGS,
+     "cpu_threads() -> int: the threads the CPU kernels run on now (torch.set_num_threads, if this build is parallel)"},
+    {nullptr, nullptr, 0, nullptr}};
+
 // `import fastmix._C` loads this library, which registers the ops below with the dispatcher.
 extern "C" PyObject* PyInit__C(void) {
   static PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C",
-                                   "fastmix operators (registered as torch.ops.fastmix)", -1, nullptr};
+                                   "fastmix operators (registered as torch.ops.fastmix)", -1, module_methods};
   PyObject* module = PyModule_Create(&module_def);
   if (module != nullptr)
     PyModule_AddStringConstant(module, "torch_version", FASTMIX_TORCH_VERSION);

@@ -10,12 +10,26 @@ import torch
 import fastmix
 from fastmix.backends import resolve_backend
 
+from .conftest import requires_cpp
+
 
 def test_the_extension_is_built_where_the_tests_run():
     """CI installs with the extension; a missing or stale build must fail there, not skip."""
     if os.environ.get("FASTMIX_NO_EXT"):
         pytest.skip("FASTMIX_NO_EXT is set: testing the pure-Python install")
     assert fastmix.available_backends()["cpp"] is None, fastmix.available_backends()["cpp"]
+
+
+@requires_cpp
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not torch.backends.openmp.is_available(),
+                    reason="the extension is built with OpenMP where torch's Linux builds use it")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_cpu_kernels_run_on_as_many_threads_as_torch_set_num_threads(threads):
+    # at::parallel_for is inline: a build without -fopenmp ran every kernel on one thread.
+    from fastmix import _C
+
+    torch.set_num_threads(threads)
+    assert _C.cpu_threads() == threads
 
 
 def test_backends_reports_every_backend_with_a_reason_when_missing():
