@@ -129,3 +129,33 @@ def test_reference_blend_rounds_half_to_even():
         x = images.clone()
         fastmix.mix_(x, params, backend=backend)
         assert x.tolist() == [[2, 2, 252], [2, 2, 252]], backend
+
+
+@pytest.mark.parametrize("backend", COMPILED_BACKENDS)
+@pytest.mark.parametrize("partners", [[1, 0], [1, 2, 0], [1, 0, 2]], ids=["swapped pair", "3-cycle", "pair with a paste"])
+def test_every_pair_of_bytes_blends_as_the_reference(backend, partners):
+    """uint8 over every (own, partner) byte pair, at lambdas with ties (0.5, 0.25) and arbitrary
+    ones: the vector lanes, their tails and the scalar loop all round half to even and saturate
+    like the reference. Partners pick the loop: a swapped pair blends both samples in one pass, a
+    3-cycle blends one sample from another, a blend paired with a paste blends while it copies."""
+    values = torch.arange(256, dtype=torch.uint8)
+    own, theirs = values.repeat_interleave(256), values.repeat(256)
+    tail = torch.tensor([0, 1, 127, 128, 254, 255, 3], dtype=torch.uint8)  # 65543: a ragged end
+    columns = [torch.cat([own, tail]), torch.cat([theirs, tail.flip(0)]), torch.cat([theirs.flip(0), tail])]
+    batch = len(partners)
+    images = torch.stack(columns[:batch]).reshape(batch, 1, 1, -1)
+    lams = [0.5, 0.25, 0.7, 1 / 3, 0.0, 1.0] + torch.rand(6, generator=torch.Generator().manual_seed(3)).tolist()
+    for lam, other in zip(lams, reversed(lams)):
+        kind = [int(MixKind.BLEND)] * batch
+        if partners == [1, 0, 2]:  # sample 1 pastes all of sample 0 while sample 0 blends with it
+            kind = [int(MixKind.BLEND), int(MixKind.PASTE), int(MixKind.NONE)]
+        params = MixParams(
+            partner=torch.tensor(partners),
+            lam=torch.tensor([lam, other, lam][:batch], dtype=torch.float32),
+            kind=torch.tensor(kind, dtype=torch.uint8),
+            box=torch.tensor([[0, 1, 0, images.shape[-1]]] * batch),
+        )
+        expected = reference_mix_(images.clone(), params)
+        mixed = images.clone()
+        fastmix.mix_(mixed, params, backend=backend)
+        assert torch.equal(mixed, expected), f"lam {lam}"

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "byte_lanes.h"
 #include "half_convert.h"
 
 namespace fastmix {
@@ -157,8 +158,10 @@ inline void swap_ranges(T* a, T* b, int64_t n) {
   FASTMIX_MULTIVERSION inline void swap_ranges(T* a, T* b, int64_t n) { swap_impl(a, b, n); }
 
 FASTMIX_VECTOR_LOOPS(float, float)
-FASTMIX_VECTOR_LOOPS(uint8_t, float)
 FASTMIX_VECTOR_LOOPS(double, double)
+#ifndef FASTMIX_X86_LANES
+FASTMIX_VECTOR_LOOPS(uint8_t, float)
+#endif
 #undef FASTMIX_VECTOR_LOOPS
 
 // float16 and bfloat16. On x86-64 with GCC each blend loop has an AVX-512 and an AVX2 + F16C
@@ -167,6 +170,9 @@ FASTMIX_VECTOR_LOOPS(double, double)
 // runs (GCC function multiversioning). Tails shorter than a vector take the bits16 loop.
 // Elsewhere the generic templates above run the bits16 loops.
 FASTMIX_MULTIVERSION inline void swap_ranges(c10::Half* a, c10::Half* b, int64_t n) { swap_impl(a, b, n); }
+#ifdef FASTMIX_X86_LANES
+FASTMIX_MULTIVERSION inline void swap_ranges(uint8_t* a, uint8_t* b, int64_t n) { swap_impl(a, b, n); }
+#endif
 FASTMIX_MULTIVERSION inline void swap_ranges(c10::BFloat16* a, c10::BFloat16* b, int64_t n) { swap_impl(a, b, n); }
 
 template <typename T>
@@ -175,7 +181,8 @@ FASTMIX_ALWAYS_INLINE void narrow_row_impl(T* __restrict__ dst, const float* __r
 }
 
 #ifdef FASTMIX_X86_LANES
-// c10::Half and c10::BFloat16 are standard-layout wrappers of one uint16_t (their bits).
+// c10::Half and c10::BFloat16 are standard-layout wrappers of one uint16_t (their bits); the
+// byte lanes take uint8_t as it is.
 template <typename T>
 FASTMIX_ALWAYS_INLINE uint16_t* bits_of(T* p) {
   return reinterpret_cast<uint16_t*>(p);
@@ -184,13 +191,15 @@ template <typename T>
 FASTMIX_ALWAYS_INLINE const uint16_t* bits_of(const T* p) {
   return reinterpret_cast<const uint16_t*>(p);
 }
+FASTMIX_ALWAYS_INLINE uint8_t* bits_of(uint8_t* p) { return p; }
+FASTMIX_ALWAYS_INLINE const uint8_t* bits_of(const uint8_t* p) { return p; }
 
 // The three blend loops for element type T over lanes L, compiled for TARGET (which must have
 // L's instructions). The vector loop reads and writes the same elements as the scalar one.
 #define FASTMIX_LANE_LOOPS(T, TARGET, L)                                                            \
   __attribute__((target(TARGET))) inline void blend_into(T* dst, const T* src, int64_t n, float lam, float rest) { \
-    uint16_t* __restrict__ d = bits_of(dst);                                                        \
-    const uint16_t* __restrict__ s = bits_of(src);                                                  \
+    auto* __restrict__ d = bits_of(dst);                                                            \
+    const auto* __restrict__ s = bits_of(src);                                                      \
     const L::Vec vl = L::set1(lam), vr = L::set1(rest);                                             \
     int64_t j = 0;                                                                                  \
     for (; j + L::kLanes <= n; j += L::kLanes)                                                      \
@@ -199,8 +208,8 @@ FASTMIX_ALWAYS_INLINE const uint16_t* bits_of(const T* p) {
   }                                                                                                 \
   __attribute__((target(TARGET))) inline void blend_pair(T* a, T* b, int64_t n, float lam_a, float rest_a, \
                                                          float lam_b, float rest_b) {               \
-    uint16_t* __restrict__ x = bits_of(a);                                                          \
-    uint16_t* __restrict__ y = bits_of(b);                                                          \
+    auto* __restrict__ x = bits_of(a);                                                              \
+    auto* __restrict__ y = bits_of(b);                                                              \
     const L::Vec la = L::set1(lam_a), ra = L::set1(rest_a), lb = L::set1(lam_b), rb = L::set1(rest_b); \
     int64_t j = 0;                                                                                  \
     for (; j + L::kLanes <= n; j += L::kLanes) {                                                    \
@@ -211,13 +220,13 @@ FASTMIX_ALWAYS_INLINE const uint16_t* bits_of(const T* p) {
     blend_pair_impl(a + j, b + j, n - j, lam_a, rest_a, lam_b, rest_b);                             \
   }                                                                                                 \
   __attribute__((target(TARGET))) inline void blend_and_take(T* a, T* b, int64_t n, float lam_a, float rest_a) { \
-    uint16_t* __restrict__ x = bits_of(a);                                                          \
-    uint16_t* __restrict__ y = bits_of(b);                                                          \
+    auto* __restrict__ x = bits_of(a);                                                              \
+    auto* __restrict__ y = bits_of(b);                                                              \
     const L::Vec la = L::set1(lam_a), ra = L::set1(rest_a);                                         \
     int64_t j = 0;                                                                                  \
     for (; j + L::kLanes <= n; j += L::kLanes) {                                                    \
       const L::Vec u = L::load(x + j), v = L::load(y + j);                                          \
-      std::memcpy(y + j, x + j, L::kLanes * sizeof(uint16_t)); /* b takes a's original bits */      \
+      std::memcpy(y + j, x + j, L::kLanes * sizeof(*x)); /* b takes a's original bits */            \
       L::store(x + j, L::add(L::mul(u, la), L::mul(v, ra)));                                        \
     }                                                                                               \
     blend_and_take_impl(a + j, b + j, n - j, lam_a, rest_a);                                        \
@@ -242,6 +251,9 @@ FASTMIX_LANE_LOOPS(c10::Half, "arch=x86-64-v4", lanes::HalfAvx512)
 FASTMIX_BASELINE_LOOPS(c10::BFloat16)
 FASTMIX_LANE_LOOPS(c10::BFloat16, "arch=x86-64-v3", lanes::BFloat16Avx2)
 FASTMIX_LANE_LOOPS(c10::BFloat16, "arch=x86-64-v4", lanes::BFloat16Avx512)
+FASTMIX_BASELINE_LOOPS(uint8_t)
+FASTMIX_LANE_LOOPS(uint8_t, "arch=x86-64-v3", lanes::ByteAvx2)
+FASTMIX_LANE_LOOPS(uint8_t, "arch=x86-64-v4", lanes::ByteAvx512)
 #undef FASTMIX_BASELINE_LOOPS
 #undef FASTMIX_LANE_LOOPS
 
