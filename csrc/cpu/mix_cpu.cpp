@@ -270,13 +270,15 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     }
     const int64_t lo = pos - row_start;
     const int64_t hi = std::min(row_start + g.row_len, e1) - row_start;
-    // Split [lo, hi) where a box starts or ends, so each piece is uniform for both samples.
-    for (const auto& cols : {cols_a, cols_b}) {  // the boxes' columns: what a paste touches
+    // The boxes' columns, a paste's short segments. A row that a sample blends is read whole,
+    // which the hardware prefetchers follow on their own.
+    for (const auto& cols : {cols_a, cols_b}) {
       const int64_t s = std::max(cols.first, lo), t = std::min(cols.second, hi);
-      if (s >= t) continue;
+      if (s >= t || sa.kind == kBlend || sb.kind == kBlend) continue;
       prefetch_ahead(a, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
       prefetch_ahead(b, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
     }
+    // Split [lo, hi) where a box starts or ends, so each piece is uniform for both samples.
     int64_t cuts[6] = {lo, hi, cols_a.first, cols_a.second, cols_b.first, cols_b.second};
     std::sort(cuts, cuts + 6);
     for (int c = 0; c + 1 < 6; ++c) {

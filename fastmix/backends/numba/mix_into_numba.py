@@ -227,9 +227,9 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
             deinterleave_row(blended, out, out_base, geometry, scale, bias, norm, h)
         elif pasted and y0 <= h < y1:
             lo, hi = x0 * channels, x1 * channels
-            copy(staged[:lo], ar[:lo])
-            copy(staged[lo:hi], br[lo:hi])
-            copy(staged[hi:], ar[hi:])
+            copy(staged, ar, 0, lo)
+            copy(staged, br, lo, hi)
+            copy(staged, ar, hi, staged.shape[0])
             deinterleave_row(staged, out, out_base, geometry, scale, bias, norm, h)
         else:
             deinterleave_row(ar, out, out_base, geometry, scale, bias, norm, h)

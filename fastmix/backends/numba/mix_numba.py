@@ -30,20 +30,24 @@ from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE,
 KEEP, TAKE, MIX = np.int64(0), np.int64(1), np.int64(2)
 NOT_UNIFORM = np.int64(-1)
 
-# -- element loops (contiguous 1-D arrays of equal length) ------------------------------------------
+# -- element loops (elements [lo, hi) of two contiguous 1-D arrays) ------------------------------
+# They take a range, not slices: a slice is a new array (and a reference count) per row segment,
+# which in a box's rows cost more than the elements (elem mode measured 1.9x cpp with slices).
+# The index is unsigned so that numba adds no negative-index wraparound, which kept LLVM from
+# vectorising the loops.
 
 
 @njit(nogil=True, cache=True)
-def blend_into(dst, src, lam, rest):
+def blend_into(dst, src, lo, hi, lam, rest):
     """dst <- dst * lam + src * rest, each product rounded on its own (no FMA)."""
-    for j in range(dst.shape[0]):
+    for j in range(np.uint64(lo), np.uint64(hi)):
         dst[j] = from_acc(dst, to_acc(dst[j]) * lam + to_acc(src[j]) * rest)
 
 
 @njit(nogil=True, cache=True)
-def blend_pair(a, b, lam_a, rest_a, lam_b, rest_b):
+def blend_pair(a, b, lo, hi, lam_a, rest_a, lam_b, rest_b):
     """a <- blend(a, b) and b <- blend(b, a), both from the originals: one read and write of each."""
-    for j in range(a.shape[0]):
+    for j in range(np.uint64(lo), np.uint64(hi)):
         x = to_acc(a[j])
         y = to_acc(b[j])
         a[j] = from_acc(a, x * lam_a + y * rest_a)
@@ -51,25 +55,25 @@ def blend_pair(a, b, lam_a, rest_a, lam_b, rest_b):
 
 
 @njit(nogil=True, cache=True)
-def blend_and_take(a, b, lam_a, rest_a):
+def blend_and_take(a, b, lo, hi, lam_a, rest_a):
     """a <- blend(a, b) while b takes a's original (a blended sample paired with a pasted one)."""
-    for j in range(a.shape[0]):
+    for j in range(np.uint64(lo), np.uint64(hi)):
         x = a[j]
         a[j] = from_acc(a, to_acc(x) * lam_a + to_acc(b[j]) * rest_a)
         b[j] = x
 
 
 @njit(nogil=True, cache=True)
-def swap(a, b):
-    for j in range(a.shape[0]):
+def swap(a, b, lo, hi):
+    for j in range(np.uint64(lo), np.uint64(hi)):
         x = a[j]
         a[j] = b[j]
         b[j] = x
 
 
 @njit(nogil=True, cache=True)
-def copy(dst, src):
-    for j in range(dst.shape[0]):
+def copy(dst, src, lo, hi):
+    for j in range(np.uint64(lo), np.uint64(hi)):
         dst[j] = src[j]
 
 
@@ -139,7 +143,7 @@ def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
     _, _, row_len, col_unit, height = geometry
     if kind[i] == BLEND:
         own, rest = acc_weights(dst, lam[i])
-        blend_into(dst, src, own, rest)
+        blend_into(dst, src, 0, dst.shape[0], own, rest)
         return
     row = next_touched_row(e0 // row_len, height, kind, box, i, i)
     last_row = (e1 + row_len - 1) // row_len
@@ -150,29 +154,29 @@ def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
         if lo < hi:
             prefetch_ahead(dst, lo - e0, hi - e0, row_len)
             prefetch_ahead(src, lo - e0, hi - e0, row_len)
-            copy(dst[lo - e0 : hi - e0], src[lo - e0 : hi - e0])
+            copy(dst, src, lo - e0, hi - e0)
         row = next_touched_row(row + 1, height, kind, box, i, i)
 
 
 @njit(nogil=True, cache=True)
-def pair_segment(a, b, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
-    """Both samples of a swapped pair over a segment where each does one thing."""
+def pair_segment(a, b, lo, hi, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
+    """Both samples of a swapped pair over elements [lo, hi), where each does one thing."""
     if op_a == MIX and op_b == MIX:
-        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+        blend_pair(a, b, lo, hi, lam_a, rest_a, lam_b, rest_b)
     elif op_a == MIX and op_b == TAKE:
-        blend_and_take(a, b, lam_a, rest_a)
+        blend_and_take(a, b, lo, hi, lam_a, rest_a)
     elif op_a == TAKE and op_b == MIX:
-        blend_and_take(b, a, lam_b, rest_b)
+        blend_and_take(b, a, lo, hi, lam_b, rest_b)
     elif op_a == MIX:
-        blend_into(a, b, lam_a, rest_a)
+        blend_into(a, b, lo, hi, lam_a, rest_a)
     elif op_b == MIX:
-        blend_into(b, a, lam_b, rest_b)
+        blend_into(b, a, lo, hi, lam_b, rest_b)
     elif op_a == TAKE and op_b == TAKE:
-        swap(a, b)
+        swap(a, b, lo, hi)
     elif op_a == TAKE:
-        copy(a, b)
+        copy(a, b, lo, hi)
     elif op_b == TAKE:
-        copy(b, a)
+        copy(b, a, lo, hi)
 
 
 @njit(nogil=True, cache=True)
@@ -185,7 +189,7 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
     lam_a, rest_a = acc_weights(a, lam[ia])
     lam_b, rest_b = acc_weights(b, lam[ib])
     if kind[ia] == BLEND and kind[ib] == BLEND:
-        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+        blend_pair(a, b, 0, a.shape[0], lam_a, rest_a, lam_b, rest_b)
         return
     last_row = (e1 + row_len - 1) // row_len
     pos = e0
@@ -212,14 +216,15 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
                 end = min(end + row_len, e1)
                 nxt += 1
             if op_a != KEEP or op_b != KEEP:
-                s, t = pos - e0, end - e0
-                pair_segment(a[s:t], b[s:t], op_a, op_b, lam_a, rest_a, lam_b, rest_b)
+                pair_segment(a, b, pos - e0, end - e0, op_a, op_b, lam_a, rest_a, lam_b, rest_b)
             pos = end
             continue
         a_lo, a_hi = paste_cols(kind, box, ia, col_unit, h)
         b_lo, b_hi = paste_cols(kind, box, ib, col_unit, h)
-        for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):  # the boxes' columns: what a paste touches
-            if lo < hi:
+        # The boxes' columns, a paste's short segments. A row that a sample blends is read whole,
+        # which the hardware prefetchers follow on their own (asking here cost more than it saved).
+        for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
+            if lo < hi and kind[ia] != BLEND and kind[ib] != BLEND:
                 prefetch_ahead(a, row_start + lo - e0, row_start + hi - e0, row_len)
                 prefetch_ahead(b, row_start + lo - e0, row_start + hi - e0, row_len)
         col = pos - row_start
@@ -237,8 +242,8 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
             pa = MIX if kind[ia] == BLEND else (TAKE if a_lo <= col < a_hi else KEEP)
             pb = MIX if kind[ib] == BLEND else (TAKE if b_lo <= col < b_hi else KEEP)
             if pa != KEEP or pb != KEEP:
-                s, t = row_start + col - e0, row_start + nxt_col - e0
-                pair_segment(a[s:t], b[s:t], pa, pb, lam_a, rest_a, lam_b, rest_b)
+                pair_segment(a, b, row_start + col - e0, row_start + nxt_col - e0, pa, pb, lam_a, rest_a, lam_b,
+                             rest_b)
             col = nxt_col
         pos = row_start + row_end
 
@@ -253,29 +258,49 @@ def blend_pairs(data, pairs, lam, geometry, s0, s1):
         b = data[ib * stride : ib * stride + numel]
         lam_a, rest_a = acc_weights(a, lam[ia])
         lam_b, rest_b = acc_weights(b, lam[ib])
-        blend_pair(a, b, lam_a, rest_a, lam_b, rest_b)
+        blend_pair(a, b, 0, numel, lam_a, rest_a, lam_b, rest_b)
 
 
 @njit(nogil=True, cache=True)
-def swap_box_pairs(data, pairs, kind, box, geometry, s0, s1):
-    """Swapped pairs [s0, s1) that paste the same box on both sides (batch and pair modes): the
-    box's rows swapped, from box row to box row, the next rows prefetched."""
+def prefetch_span(x, lo, hi):
+    """Ask for elements [lo, hi) of x (mix_cpu.cpp's prefetch_span)."""
+    for k in range(lo, hi, max(1, 64 // x.itemsize)):
+        prefetch_for_read(x, k)
+    prefetch_for_read(x, hi - 1)
+
+
+@njit(nogil=True, cache=True)
+def swap_box_pairs(data, pairs, box, geometry, s0, s1):
+    """Swapped pairs [s0, s1) that paste the same non-empty box on both sides (batch and pair
+    modes): the box's rows swapped plane after plane, counted rather than divided (mix_cpu.cpp's
+    BoxRowWalk), each after prefetching the row ROWS_AHEAD steps further on in that walk."""
     numel, stride, row_len, col_unit, height = geometry
-    last_row = (numel + row_len - 1) // row_len
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
         a = data[ia * stride : ia * stride + numel]
         b = data[ib * stride : ib * stride + numel]
+        y0, y1 = box[ia, 0], box[ia, 1]
         lo_col, hi_col = box[ia, 2] * col_unit, box[ia, 3] * col_unit
-        row = next_touched_row(np.int64(0), height, kind, box, ia, ib)
-        while row < last_row:
-            lo = row * row_len + lo_col
-            hi = min(row * row_len + hi_col, numel)
-            if lo < hi:
-                prefetch_ahead(a, lo, hi, row_len)
-                prefetch_ahead(b, lo, hi, row_len)
-                swap(a[lo:hi], b[lo:hi])
-            row = next_touched_row(row + 1, height, kind, box, ia, ib)
+        last_row = numel // row_len
+        base, y = 0, y0  # the row being swapped is base + y; the one prefetched, ahead_base + ahead_y
+        ahead_base, ahead_y = 0, y0
+        for _ in range(ROWS_AHEAD):
+            ahead_y += 1
+            if ahead_y == y1:
+                ahead_base, ahead_y = ahead_base + height, y0
+        while base + y < last_row:
+            ahead = ahead_base + ahead_y
+            if ahead < last_row:
+                prefetch_span(a, ahead * row_len + lo_col, ahead * row_len + hi_col)
+                prefetch_span(b, ahead * row_len + lo_col, ahead * row_len + hi_col)
+            row = base + y
+            swap(a, b, row * row_len + lo_col, row * row_len + hi_col)
+            y += 1
+            if y == y1:
+                base, y = base + height, y0
+            ahead_y += 1
+            if ahead_y == y1:
+                ahead_base, ahead_y = ahead_base + height, y0
 
 
 @njit(nogil=True, cache=True)
@@ -297,7 +322,7 @@ def dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf):
         op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
         a = data[ia * stride + e0 : ia * stride + e1]
         if op == SAVE:
-            copy(buf[:n], a)
+            copy(buf, a, 0, n)
         elif op == APPLY:
             apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, geometry, e0, e1)
         elif op == APPLY_FROM_BUFFER:
@@ -368,7 +393,7 @@ def strided_save(data, rows, r0, r1, i, layout, buf):
     sample_stride, step, _, inner_len = layout
     for r in range(r0, r1):
         src = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
-        copy(buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len], src)
+        copy(buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len], src, 0, inner_len)
 
 
 @njit(nogil=True, cache=True)
@@ -383,11 +408,11 @@ def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
         else:  # the partner's original, saved packed in the buffer
             src = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
         if kind[i] == BLEND:
-            blend_into(dst, src, own, rest)
+            blend_into(dst, src, 0, inner_len, own, rest)
         else:
             lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
             if lo < hi:
-                copy(dst[lo:hi], src[lo:hi])
+                copy(dst, src, lo, hi)
 
 
 @njit(nogil=True, cache=True)
@@ -505,11 +530,13 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
         blends = (kind[a] == BLEND) & (kind[b] == BLEND)
         same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
+        empty = (box[a, 0] >= box[a, 1]) | (box[a, 2] >= box[a, 3])
+        same_box &= ~empty  # (pairs of empty boxes go to dense_pairs, which finds no row to touch)
         blending, swapping, others = whole_pairs[blends], whole_pairs[same_box], whole_pairs[~blends & ~same_box]
         if blending.shape[0]:
             run_split(lambda s0, s1: blend_pairs(data, blending, lam, geometry, s0, s1), blending.shape[0], threads)
         if swapping.shape[0]:
-            run_split(lambda s0, s1: swap_box_pairs(data, swapping, kind, box, geometry, s0, s1),
+            run_split(lambda s0, s1: swap_box_pairs(data, swapping, box, geometry, s0, s1),
                       swapping.shape[0], threads)
         if others.shape[0]:
             run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, geometry, s0, s1), others.shape[0], threads)
