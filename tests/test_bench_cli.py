@@ -138,6 +138,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
     assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
                        "--backends", "cpp", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
+    assert "1 thread(s) (the cpp kernels on 1)" in printed.splitlines()[0]  # what the build really runs on
     header = next(line for line in printed.splitlines() if line.startswith("operation"))
     for column in ("implementation", "backend", "median ms", "GB/s", "x faster than naive", "/ floor"):
         assert column in header

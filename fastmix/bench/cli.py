@@ -303,6 +303,22 @@ def summary_lines(rows: List[Row]) -> List[str]:
     return lines
 
 
+def kernel_threads(threads: int) -> str:
+    """How many threads the cpp kernels really run on at ``threads``, said beside the thread count:
+    a build without OpenMP runs them on one whatever torch.set_num_threads says."""
+    from ..backends.extension import load_extension
+
+    extension = load_extension()
+    if extension is None or not hasattr(extension, "cpu_threads"):
+        return ""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return f" (the cpp kernels on {extension.cpu_threads()})"
+    finally:
+        torch.set_num_threads(previous)
+
+
 def machine_description(device: str = "cpu") -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -470,7 +486,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if missing:  # said now, not after minutes of timing
             parser.error(f"--plot: {missing}")
 
-    where = f"{args.threads} thread(s)" if args.device == "cpu" else "on the GPU, CUDA events"
+    where = f"{args.threads} thread(s){kernel_threads(args.threads)}" if args.device == "cpu" else "on the GPU, CUDA events"
     machine = machine_description(args.device)
     print(
         f"fastmix bench: batch {args.batch_size}x3x{args.image_size}x{args.image_size} {args.dtype}, "
