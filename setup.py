@@ -77,9 +77,15 @@ def _openmp_flags(torch) -> list[str]:
     at::parallel_for is inline: compiled without OpenMP it runs its whole range on the calling
     thread, so every CPU kernel ignored torch.set_num_threads. The extension then shares torch's
     own OpenMP runtime (torch's wheel ships libgomp.so.1 under the same soname, loaded first).
-    Elsewhere (macOS, Windows) the kernels stay single-threaded.
+    Elsewhere (macOS, Windows, clang) the kernels stay single-threaded; fastmix._C.cpu_threads()
+    says which, and tests/test_backends.py holds a Linux build to torch's thread count.
     """
     if not sys.platform.startswith("linux") or not torch.backends.openmp.is_available():
+        return []
+    import sysconfig
+
+    compiler = os.environ.get("CXX") or sysconfig.get_config_var("CXX") or ""
+    if "clang" in compiler:  # clang's -fopenmp needs libomp, a second runtime beside torch's libgomp
         return []
     return ["-fopenmp"]
 

@@ -137,13 +137,15 @@ def test_every_pair_of_bytes_blends_as_the_reference(backend, partners):
     """uint8 over every (own, partner) byte pair, at lambdas with ties (0.5, 0.25) and arbitrary
     ones: the vector lanes, their tails and the scalar loop all round half to even and saturate
     like the reference. Partners pick the loop: a swapped pair blends both samples in one pass, a
-    3-cycle blends one sample from another, a blend paired with a paste blends while it copies."""
+    3-cycle blends one sample from another, a blend paired with a paste blends while it copies
+    (images of 2 rows, so that the paste takes the dense path)."""
     values = torch.arange(256, dtype=torch.uint8)
     own, theirs = values.repeat_interleave(256), values.repeat(256)
-    tail = torch.tensor([0, 1, 127, 128, 254, 255, 3], dtype=torch.uint8)  # 65543: a ragged end
+    tail = torch.tensor([0, 1, 127, 128, 254, 255, 3, 77], dtype=torch.uint8)  # 2 rows of 32772: ragged ends
     columns = [torch.cat([own, tail]), torch.cat([theirs, tail.flip(0)]), torch.cat([theirs.flip(0), tail])]
     batch = len(partners)
-    images = torch.stack(columns[:batch]).reshape(batch, 1, 1, -1)
+    images = torch.stack(columns[:batch]).reshape(batch, 1, 2, -1)
+    height, width = images.shape[-2:]
     lams = [0.5, 0.25, 0.7, 1 / 3, 0.0, 1.0] + torch.rand(6, generator=torch.Generator().manual_seed(3)).tolist()
     for lam, other in zip(lams, reversed(lams)):
         kind = [int(MixKind.BLEND)] * batch
@@ -153,7 +155,7 @@ def test_every_pair_of_bytes_blends_as_the_reference(backend, partners):
             partner=torch.tensor(partners),
             lam=torch.tensor([lam, other, lam][:batch], dtype=torch.float32),
             kind=torch.tensor(kind, dtype=torch.uint8),
-            box=torch.tensor([[0, 1, 0, images.shape[-1]]] * batch),
+            box=torch.tensor([[0, height, 0, width]] * batch),
         )
         expected = reference_mix_(images.clone(), params)
         mixed = images.clone()

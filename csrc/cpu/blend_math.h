@@ -121,8 +121,8 @@ FASTMIX_ALWAYS_INLINE void swap_impl(T* __restrict__ a, T* __restrict__ b, int64
 #define FASTMIX_MULTIVERSION
 #endif
 
-// Generic versions (for float16 / bfloat16 where the overloads below are not compiled), then
-// multiversioned overloads.
+// Generic versions (for float16 / bfloat16, and uint8 off x86-64 GCC, where the overloads below
+// are not compiled), then multiversioned overloads.
 template <typename T>
 inline void blend_into(T* dst, const T* src, int64_t n, typename AccType<T>::type lam,
                        typename AccType<T>::type rest) {
@@ -164,11 +164,12 @@ FASTMIX_VECTOR_LOOPS(uint8_t, float)
 #endif
 #undef FASTMIX_VECTOR_LOOPS
 
-// float16 and bfloat16. On x86-64 with GCC each blend loop has an AVX-512 and an AVX2 + F16C
-// version over the lanes of half_convert.h (the compiler does not vectorise F16C conversions on
-// its own) and the bits16 loop above as the baseline version; the loader picks the best the CPU
-// runs (GCC function multiversioning). Tails shorter than a vector take the bits16 loop.
-// Elsewhere the generic templates above run the bits16 loops.
+// float16, bfloat16 and uint8. On x86-64 with GCC each blend loop has an AVX-512 and an AVX2
+// version over the lanes of half_convert.h (float16 with F16C: the compiler does not vectorise
+// F16C conversions on its own) or byte_lanes.h (uint8), and the scalar loop above (bits16 for the
+// 16-bit types) as the baseline version; the loader picks the best the CPU runs (GCC function
+// multiversioning). Tails shorter than a vector take the scalar loop. Elsewhere the generic
+// templates above (and, for uint8, the target_clones loops) run the scalar loops.
 FASTMIX_MULTIVERSION inline void swap_ranges(c10::Half* a, c10::Half* b, int64_t n) { swap_impl(a, b, n); }
 #ifdef FASTMIX_X86_LANES
 FASTMIX_MULTIVERSION inline void swap_ranges(uint8_t* a, uint8_t* b, int64_t n) { swap_impl(a, b, n); }

@@ -34,7 +34,7 @@ NOT_UNIFORM = np.int64(-1)
 # They take a range, not slices: a slice is a new array (and a reference count) per row segment,
 # which in a box's rows cost more than the elements (elem mode measured 1.9x cpp with slices).
 # The index is unsigned so that numba adds no negative-index wraparound, which kept LLVM from
-# vectorising the loops.
+# vectorising the loops: every caller passes 0 <= lo <= hi <= len (a negative lo would wrap).
 
 
 @njit(nogil=True, cache=True)
@@ -270,24 +270,34 @@ def prefetch_span(x, lo, hi):
 
 
 @njit(nogil=True, cache=True)
+def next_box_row(base, y, y0, y1, height):
+    """The box row after row ``base + y`` (as (base, y)): the next one down, or the box's first in
+    the next plane; a count, not a division per row (mix_cpu.cpp's BoxRowWalk)."""
+    y += 1
+    if y == y1:
+        return base + height, y0
+    return base, y
+
+
+@njit(nogil=True, cache=True)
 def swap_box_pairs(data, pairs, box, geometry, s0, s1):
-    """Swapped pairs [s0, s1) that paste the same non-empty box on both sides (batch and pair
-    modes): the box's rows swapped plane after plane, counted rather than divided (mix_cpu.cpp's
-    BoxRowWalk), each after prefetching the row ROWS_AHEAD steps further on in that walk."""
+    """Swapped pairs [s0, s1) that paste the same box on both sides (batch and pair modes): the
+    box's rows swapped plane after plane, each after prefetching the row ROWS_AHEAD steps further
+    on in that walk."""
     numel, stride, row_len, col_unit, height = geometry
+    last_row = numel // row_len
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
-        a = data[ia * stride : ia * stride + numel]
-        b = data[ib * stride : ib * stride + numel]
         y0, y1 = box[ia, 0], box[ia, 1]
         lo_col, hi_col = box[ia, 2] * col_unit, box[ia, 3] * col_unit
-        last_row = numel // row_len
-        base, y = 0, y0  # the row being swapped is base + y; the one prefetched, ahead_base + ahead_y
-        ahead_base, ahead_y = 0, y0
+        if y0 >= y1 or lo_col >= hi_col:  # nothing to swap (and y would never meet y1)
+            continue
+        a = data[ia * stride : ia * stride + numel]
+        b = data[ib * stride : ib * stride + numel]
+        base, y = 0, y0  # the row being swapped is base + y
+        ahead_base, ahead_y = 0, y0  # the row being prefetched
         for _ in range(ROWS_AHEAD):
-            ahead_y += 1
-            if ahead_y == y1:
-                ahead_base, ahead_y = ahead_base + height, y0
+            ahead_base, ahead_y = next_box_row(ahead_base, ahead_y, y0, y1, height)
         while base + y < last_row:
             ahead = ahead_base + ahead_y
             if ahead < last_row:
@@ -295,12 +305,8 @@ def swap_box_pairs(data, pairs, box, geometry, s0, s1):
                 prefetch_span(b, ahead * row_len + lo_col, ahead * row_len + hi_col)
             row = base + y
             swap(a, b, row * row_len + lo_col, row * row_len + hi_col)
-            y += 1
-            if y == y1:
-                base, y = base + height, y0
-            ahead_y += 1
-            if ahead_y == y1:
-                ahead_base, ahead_y = ahead_base + height, y0
+            base, y = next_box_row(base, y, y0, y1, height)
+            ahead_base, ahead_y = next_box_row(ahead_base, ahead_y, y0, y1, height)
 
 
 @njit(nogil=True, cache=True)
@@ -530,8 +536,6 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
         blends = (kind[a] == BLEND) & (kind[b] == BLEND)
         same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
-        empty = (box[a, 0] >= box[a, 1]) | (box[a, 2] >= box[a, 3])
-        same_box &= ~empty  # (pairs of empty boxes go to dense_pairs, which finds no row to touch)
         blending, swapping, others = whole_pairs[blends], whole_pairs[same_box], whole_pairs[~blends & ~same_box]
         if blending.shape[0]:
             run_split(lambda s0, s1: blend_pairs(data, blending, lam, geometry, s0, s1), blending.shape[0], threads)
