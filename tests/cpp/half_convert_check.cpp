@@ -1,5 +1,8 @@
 // Checks csrc/cpu/half_convert.h and the float16 / bfloat16 loops of csrc/cpu/blend_math.h
-// against c10's scalar conversions, bit for bit (built and run by tests/test_half_precision.py).
+// against c10's scalar conversions, bit for bit (built and run by tests/test_half_precision.py),
+// and the uint8 lanes of csrc/cpu/byte_lanes.h against the scalar from_acc<uint8_t>: every pair
+// of bytes blended at tie and random lambdas, and the store of float32 values far outside [0, 255].
+// Each set of lanes the CPU can run is checked, not only the one the loader would pick.
 //
 //   half_convert_check          widening: all 65536 inputs; rounding: ~2.6 million float32 inputs
 //                               (every sign, exponent and top mantissa bits with the low bits that
@@ -155,6 +158,58 @@ FASTMIX_CHECK_LANES("arch=x86-64-v3", BFloat16Avx2, false)
 FASTMIX_CHECK_LANES("arch=x86-64-v4", HalfAvx512, true)
 FASTMIX_CHECK_LANES("arch=x86-64-v4", BFloat16Avx512, false)
 #undef FASTMIX_CHECK_LANES
+
+// uint8 lanes L: every (own, partner) byte pair blended as the loops do, and the store of float32
+// values of every magnitude, against from_acc<uint8_t> (round half to even, saturate).
+#define FASTMIX_CHECK_BYTE_LANES(TARGET, L)                                                         \
+  __attribute__((target(TARGET), noinline)) long blend_all_pairs_##L(float lam, long* checked) {    \
+    constexpr int K = static_cast<int>(lanes::L::kLanes);                                           \
+    const float rest = 1.0f - lam;                                                                  \
+    const lanes::L::Vec vl = lanes::L::set1(lam), vr = lanes::L::set1(rest);                        \
+    long bad = 0;                                                                                   \
+    uint8_t own[K], theirs[K], out[K];                                                              \
+    for (int a = 0; a < 256; ++a)                                                                   \
+      for (int b0 = 0; b0 < 256; b0 += K) {                                                         \
+        for (int k = 0; k < K; ++k) own[k] = static_cast<uint8_t>(a), theirs[k] = static_cast<uint8_t>(b0 + k); \
+        lanes::L::store(out, lanes::L::add(lanes::L::mul(lanes::L::load(own), vl),                  \
+                                           lanes::L::mul(lanes::L::load(theirs), vr)));             \
+        for (int k = 0; k < K; ++k)                                                                 \
+          bad += out[k] != from_acc<uint8_t>(to_acc(own[k]) * lam + to_acc(theirs[k]) * rest);      \
+        *checked += K;                                                                              \
+      }                                                                                             \
+    return bad;                                                                                     \
+  }                                                                                                 \
+  __attribute__((target(TARGET), noinline)) long store_values_##L(const std::vector<float>& values) { \
+    constexpr int K = static_cast<int>(lanes::L::kLanes);                                           \
+    long bad = 0;                                                                                   \
+    for (size_t i = 0; i + K <= values.size(); i += K) {                                            \
+      lanes::L::Vec v;                                                                              \
+      std::memcpy(&v, values.data() + i, sizeof(v));                                                \
+      uint8_t out[K];                                                                               \
+      lanes::L::store(out, v);                                                                      \
+      for (int k = 0; k < K; ++k) bad += out[k] != from_acc<uint8_t>(values[i + k]);                \
+    }                                                                                               \
+    return bad;                                                                                     \
+  }                                                                                                 \
+  void check_##L() {                                                                                \
+    std::mt19937 rng(7);                                                                            \
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);                                         \
+    std::vector<float> lams = {0.0f, 1.0f, 0.5f, 0.25f, 0.75f, 1.0f / 3.0f, 0.7f};                  \
+    for (int k = 0; k < 40; ++k) lams.push_back(unit(rng));                                         \
+    long bad = 0, checked = 0;                                                                      \
+    for (float lam : lams) bad += blend_all_pairs_##L(lam, &checked);                               \
+    report(#L " blends, every byte pair, 47 lambdas", bad, checked);                                \
+    std::vector<float> values = {-1e9f, -65536.0f, -32769.0f, -256.0f, -1.0f, -0.5f, -0.0f, 0.5f,   \
+                                 1.5f, 2.5f, 254.5f, 255.5f, 256.0f, 32767.0f, 32768.0f, 65535.0f,  \
+                                 65536.0f, 1e9f, 2.1e9f};                                           \
+    std::uniform_real_distribution<float> wide(-1e6f, 1e6f), near(-2.0f, 258.0f);                   \
+    for (int k = 0; k < 200000; ++k) values.push_back(k % 2 ? wide(rng) : near(rng));               \
+    while (values.size() % 64) values.push_back(127.5f);                                            \
+    report(#L " store of values in [-2^31, 2^31)", store_values_##L(values), static_cast<long>(values.size())); \
+  }
+FASTMIX_CHECK_BYTE_LANES("arch=x86-64-v3", ByteAvx2)
+FASTMIX_CHECK_BYTE_LANES("arch=x86-64-v4", ByteAvx512)
+#undef FASTMIX_CHECK_BYTE_LANES
 #endif
 
 // Edge values of a 16-bit float format, then random bit patterns.
@@ -242,12 +297,14 @@ int main(int argc, char** argv) {
   if (__builtin_cpu_supports("x86-64-v3")) {
     check_HalfAvx2(full);
     check_BFloat16Avx2(full);
+    check_ByteAvx2();
   } else {
     std::printf("AVX2 lanes: not checked, the CPU lacks x86-64-v3\n");
   }
   if (__builtin_cpu_supports("x86-64-v4")) {
     check_HalfAvx512(full);
     check_BFloat16Avx512(full);
+    check_ByteAvx512();
   } else {
     std::printf("AVX-512 lanes: not checked, the CPU lacks x86-64-v4\n");
   }
