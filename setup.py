@@ -75,8 +75,9 @@ def _openmp_flags(torch) -> list[str]:
     """-fopenmp where torch runs its intra-op threads on OpenMP (Linux builds).
 
     at::parallel_for is inline: compiled without OpenMP it runs its whole range on the calling
-    thread, so every CPU kernel ignored torch.set_num_threads. The extension then shares torch's
-    own OpenMP runtime (torch's wheel ships libgomp.so.1 under the same soname, loaded first).
+    thread, so every CPU kernel ignored torch.set_num_threads. Only the compile takes the flag: the
+    library does not link an OpenMP runtime of its own, so its GOMP_* calls bind to the one torch
+    loaded (libtorch_cpu's, global once torch is imported), whatever its file is called.
     Elsewhere (macOS, Windows, clang) the kernels stay single-threaded; fastmix._C.cpu_threads()
     says which, and tests/test_backends.py holds a Linux build to torch's thread count.
     """
@@ -109,11 +110,9 @@ def _extensions():
             sources,
             define_macros=macros + [("FASTMIX_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "--fmad=false"]},
-            extra_link_args=openmp,
         )
     else:
-        ext = CppExtension("fastmix._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx_flags},
-                           extra_link_args=openmp)
+        ext = CppExtension("fastmix._C", sources, define_macros=macros, extra_compile_args={"cxx": cxx_flags})
     return [ext], {"build_ext": _parallel_build_ext(BuildExtension)}
 
 
