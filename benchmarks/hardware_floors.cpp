@@ -11,30 +11,22 @@ namespace {
 constexpr int64_t kBatch = 256, kChannels = 3, kSide = 224, kRowsAhead = 4;
 constexpr int64_t kSample = kChannels * kSide * kSide;
 
-void blend_pairs(float* x, float lam_a, float lam_b) {
-  const float rest_a = 1.0f - lam_a, rest_b = 1.0f - lam_b;
-  for (int64_t p = 0; p < kBatch / 2; ++p) {
-    float* __restrict__ a = x + p * kSample;
-    float* __restrict__ b = x + (kBatch - 1 - p) * kSample;
-    for (int64_t j = 0; j < kSample; ++j) {
-      const float u = a[j], v = b[j];
-      a[j] = u * lam_a + v * rest_a;
-      b[j] = v * lam_b + u * rest_b;
-    }
-  }
+float stored(float v, float) { return v; }
+uint8_t stored(float v, uint8_t) {  // half to even, saturated
+  return static_cast<uint8_t>(std::min(std::max(static_cast<int>(std::nearbyint(v)), 0), 255));
 }
 
-uint8_t to_u8(float v) { return static_cast<uint8_t>(std::min(std::max(static_cast<int>(std::nearbyint(v)), 0), 255)); }
-
-void blend_pairs_u8(uint8_t* x, float lam_a, float lam_b) {
+// Pairs (p, kBatch-1-p), each product rounded on its own (built with -ffp-contract=off).
+template <typename T>
+void blend_pairs(T* x, float lam_a, float lam_b) {
   const float rest_a = 1.0f - lam_a, rest_b = 1.0f - lam_b;
   for (int64_t p = 0; p < kBatch / 2; ++p) {
-    uint8_t* __restrict__ a = x + p * kSample;
-    uint8_t* __restrict__ b = x + (kBatch - 1 - p) * kSample;
+    T* __restrict__ a = x + p * kSample;
+    T* __restrict__ b = x + (kBatch - 1 - p) * kSample;
     for (int64_t j = 0; j < kSample; ++j) {
       const float u = a[j], v = b[j];
-      a[j] = to_u8(u * lam_a + v * rest_a);
-      b[j] = to_u8(v * lam_b + u * rest_b);
+      a[j] = stored(u * lam_a + v * rest_a, T{});
+      b[j] = stored(v * lam_b + u * rest_b, T{});
     }
   }
 }
@@ -63,6 +55,6 @@ void swap_boxes(float* x, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
 
 extern "C" {
 void plain_blend_pairs_f32(float* x, float lam_a, float lam_b) { blend_pairs(x, lam_a, lam_b); }
-void plain_blend_pairs_u8(uint8_t* x, float lam_a, float lam_b) { blend_pairs_u8(x, lam_a, lam_b); }
+void plain_blend_pairs_u8(uint8_t* x, float lam_a, float lam_b) { blend_pairs(x, lam_a, lam_b); }
 void plain_swap_boxes(float* x, int64_t y0, int64_t y1, int64_t x0, int64_t x1) { swap_boxes(x, y0, y1, x0, x1); }
 }

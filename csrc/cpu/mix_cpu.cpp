@@ -252,6 +252,9 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     swap_box_rows(a, b, sa.box, g, e0, e1);
     return;
   }
+  // A paste's short segments are prefetched a few rows ahead. A row that a sample blends is read
+  // whole, which the hardware prefetchers follow on their own.
+  const bool prefetch_boxes = sa.kind != kBlend && sb.kind != kBlend;
   const int64_t last_row = (e1 + g.row_len - 1) / g.row_len;
   int64_t pos = e0;
   while (pos < e1) {
@@ -279,11 +282,9 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
     }
     const int64_t lo = pos - row_start;
     const int64_t hi = std::min(row_start + g.row_len, e1) - row_start;
-    // The boxes' columns, a paste's short segments. A row that a sample blends is read whole,
-    // which the hardware prefetchers follow on their own.
     for (const auto& cols : {cols_a, cols_b}) {
       const int64_t s = std::max(cols.first, lo), t = std::min(cols.second, hi);
-      if (s >= t || sa.kind == kBlend || sb.kind == kBlend) continue;
+      if (s >= t || !prefetch_boxes) continue;
       prefetch_ahead(a, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
       prefetch_ahead(b, row_start + s - e0, row_start + t - e0, g.row_len, e1 - e0);
     }

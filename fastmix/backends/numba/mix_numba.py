@@ -106,15 +106,21 @@ ROWS_AHEAD = np.int64(4)  # as mix_cpu.cpp's prefetch_ahead
 
 
 @njit(nogil=True, cache=True)
+def prefetch_span(x, lo, hi):
+    """Ask for elements [lo, hi) of x (mix_cpu.cpp's prefetch_span)."""
+    for k in range(lo, hi, max(1, 64 // x.itemsize)):
+        prefetch_for_read(x, k)
+    prefetch_for_read(x, hi - 1)
+
+
+@njit(nogil=True, cache=True)
 def prefetch_ahead(x, lo, hi, row_len):
     """Ask for elements [lo, hi) of the row ROWS_AHEAD rows further on (a paste's next box rows):
     short row segments are too little for the hardware prefetchers (mix_cpu.cpp)."""
     ahead = ROWS_AHEAD * row_len
     if hi + ahead > x.shape[0]:
         return
-    for k in range(lo + ahead, hi + ahead, max(1, 64 // x.itemsize)):
-        prefetch_for_read(x, k)
-    prefetch_for_read(x, hi - 1 + ahead)
+    prefetch_span(x, lo + ahead, hi + ahead)
 
 
 @njit(nogil=True, cache=True)
@@ -191,6 +197,9 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
     if kind[ia] == BLEND and kind[ib] == BLEND:
         blend_pair(a, b, 0, a.shape[0], lam_a, rest_a, lam_b, rest_b)
         return
+    # A paste's short segments are prefetched a few rows ahead. A row that a sample blends is read
+    # whole, which the hardware prefetchers follow on their own (asking cost more than it saved).
+    prefetch_boxes = kind[ia] != BLEND and kind[ib] != BLEND
     last_row = (e1 + row_len - 1) // row_len
     pos = e0
     while pos < e1:
@@ -221,10 +230,8 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
             continue
         a_lo, a_hi = paste_cols(kind, box, ia, col_unit, h)
         b_lo, b_hi = paste_cols(kind, box, ib, col_unit, h)
-        # The boxes' columns, a paste's short segments. A row that a sample blends is read whole,
-        # which the hardware prefetchers follow on their own (asking here cost more than it saved).
         for lo, hi in ((a_lo, a_hi), (b_lo, b_hi)):
-            if lo < hi and kind[ia] != BLEND and kind[ib] != BLEND:
+            if lo < hi and prefetch_boxes:
                 prefetch_ahead(a, row_start + lo - e0, row_start + hi - e0, row_len)
                 prefetch_ahead(b, row_start + lo - e0, row_start + hi - e0, row_len)
         col = pos - row_start
@@ -259,14 +266,6 @@ def blend_pairs(data, pairs, lam, geometry, s0, s1):
         lam_a, rest_a = acc_weights(a, lam[ia])
         lam_b, rest_b = acc_weights(b, lam[ib])
         blend_pair(a, b, 0, numel, lam_a, rest_a, lam_b, rest_b)
-
-
-@njit(nogil=True, cache=True)
-def prefetch_span(x, lo, hi):
-    """Ask for elements [lo, hi) of x (mix_cpu.cpp's prefetch_span)."""
-    for k in range(lo, hi, max(1, 64 // x.itemsize)):
-        prefetch_for_read(x, k)
-    prefetch_for_read(x, hi - 1)
 
 
 @njit(nogil=True, cache=True)
