@@ -10,7 +10,7 @@ import torch
 import fastmix
 from fastmix.backends import resolve_backend
 
-from .conftest import requires_cpp
+from .helpers import requires_cpp
 
 
 def test_the_extension_is_built_where_the_tests_run():

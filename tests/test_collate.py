@@ -14,9 +14,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 import fastmix
 from fastmix import MixKind, MixParams
-from .helpers import reference_mix_into, reference_mix_, reference_targets
-
-from .conftest import COMPILED_BACKENDS
+from .helpers import COMPILED_BACKENDS, new_collate, reference_mix_into, reference_mix_, reference_targets, zero_image
 
 BACKENDS = COMPILED_BACKENDS + ["torch"]
 MODES = ["batch", "pair", "elem"]
@@ -378,159 +376,18 @@ def test_repr_names_the_settings():
 
 
 # --------------------------------------------------------------------------------------------------
-# bad input
-
-
-def uint8_chw(shape=(3, 8, 9)):
-    return torch.zeros(shape, dtype=torch.uint8)
-
-
-def new_collate(**kw):
-    return fastmix.MixupCollate(fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=4, seed=0), **kw)
-
-
-def raises_naming(collate, samples, exc, pattern, *fragments):
-    """The call raises ``exc`` matching ``pattern`` and naming every fragment; nothing is returned."""
-    result = "not set"
-    with pytest.raises(exc, match=pattern) as info:
-        result = collate(samples)
-    assert result == "not set"
-    for fragment in fragments:
-        assert fragment in str(info.value), (fragment, str(info.value))
-    return info
-
-
-@pytest.mark.parametrize(
-    "first, odd, fragments",
-    [
-        (uint8_chw((3, 8, 9)), uint8_chw((3, 8, 8)), ["(3, 8, 8)", "(3, 8, 9)"]),  # shape
-        (uint8_chw((3, 8, 9)), uint8_chw((1, 8, 9)), ["(1, 8, 9)", "(3, 8, 9)"]),  # channels, CHW
-        (np.zeros((8, 9, 3), np.uint8), np.zeros((8, 9, 4), np.uint8), ["(8, 9, 4)", "(8, 9, 3)"]),  # channels, HWC
-        (np.zeros((8, 9, 3), np.uint8), np.zeros((8, 9), np.uint8), ["(8, 9, 1)", "(8, 9, 3)"]),  # HW among HWC
-        (uint8_chw((3, 8, 9)), torch.zeros(3, 8, 9), ["float32", "uint8"]),  # dtype
-        (uint8_chw((3, 8, 9)), np.zeros((8, 9, 3), np.uint8), ["HWC", "CHW"]),  # torch then numpy
-    ],
-    ids=["shape", "channels_chw", "channels_hwc", "grayscale_among_rgb", "dtype", "kind"],
-)
-def test_a_sample_unlike_the_first_is_named_with_both_shapes(first, odd, fragments):
-    collate = new_collate(dtype=torch.float32)
-    samples = [(first, 0), (first, 1), (first, 2), (odd, 3), (first, 0)]
-    raises_naming(collate, samples, ValueError, r"samples\[3\]", "samples[0]", *fragments)
-
-
-@pytest.mark.parametrize("label", [4, -1, 100, np.int64(4), torch.tensor(7)], ids=["C", "-1", "100", "np", "tensor"])
-def test_a_label_outside_the_classes_is_named(label):
-    collate = new_collate()
-    samples = [(uint8_chw(), 0), (uint8_chw(), 3), (uint8_chw(), label), (uint8_chw(), 1)]
-    raises_naming(collate, samples, ValueError, r"samples\[2\]", str(int(label)), "num_classes=4")
-
-
-def test_a_non_integer_label_is_named():
-    collate = new_collate()
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), 1.5)], TypeError, r"samples\[1\]", "1.5")
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), True)], TypeError, r"samples\[1\]")
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), torch.tensor([1, 2]))], ValueError, r"samples\[1\]")
-
-
-def test_dense_labels_of_the_wrong_width_are_refused():
-    collate = new_collate()
-    raises_naming(collate, [(uint8_chw(), torch.ones(5) / 5)] * 2, ValueError, "num_classes=4")
-
-
-def test_mixed_tuple_and_dict_samples_are_named():
-    collate = new_collate()
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), 1), {"image": uint8_chw(), "label": 2}],
-                  ValueError, r"samples\[2\].*tuple", "samples[0]")
-    raises_naming(collate, [{"image": uint8_chw(), "label": 0}, (uint8_chw(), 1)],
-                  ValueError, r"samples\[1\].*dict", "'image'", "'label'")
-    raises_naming(collate, [{"image": uint8_chw(), "label": 0}, {"image": uint8_chw(), "y": 1}],
-                  ValueError, r"samples\[1\]", "'label'")
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), 1, "extra")], ValueError, r"samples\[1\]")
-    raises_naming(collate, [(uint8_chw(),)], ValueError, r"samples\[0\]")
-    raises_naming(collate, [uint8_chw()], TypeError, r"samples\[0\]")
-
-
-def test_float_images_with_uint8_output_are_refused():
-    raises_naming(new_collate(dtype=torch.uint8), [(torch.rand(3, 8, 9), 0)] * 2, TypeError, r"samples\[0\].*dtype=torch.uint8")
-    raises_naming(new_collate(dtype=torch.uint8), [(np.zeros((8, 9, 3), np.float32), 0)] * 2, TypeError, "dtype")
-
-
-def test_unsupported_image_dtypes_are_named():
-    collate = new_collate(dtype=torch.float32)
-    raises_naming(collate, [(torch.zeros(3, 8, 9, dtype=torch.float64), 0)], TypeError, r"samples\[0\]", "float64")
-    raises_naming(collate, [(torch.zeros(3, 8, 9, dtype=torch.int16), 0)], TypeError, r"samples\[0\]", "int16")
-
-
-@pytest.mark.parametrize("bad", [[[0] * 9] * 8, "image.jpg", None, 3.0], ids=["list", "str", "None", "float"])
-def test_an_unsupported_image_type_is_named(bad):
-    collate = new_collate(dtype=torch.float32)
-    raises_naming(collate, [(bad, 0)], TypeError, r"samples\[0\]", type(bad).__name__)
-    raises_naming(collate, [(uint8_chw(), 0), (uint8_chw(), 0), (bad, 0)], TypeError, r"samples\[2\]")
-
-
-def test_images_of_the_wrong_rank_are_named():
-    collate = new_collate(dtype=torch.float32)
-    raises_naming(collate, [(torch.zeros(2, 3, 8, 9, dtype=torch.uint8), 0)], ValueError, r"samples\[0\]", "(2, 3, 8, 9)")
-    raises_naming(collate, [(np.zeros((8,), np.uint8), 0)], ValueError, r"samples\[0\]", "(8,)")
-
-
-def test_an_empty_batch_is_refused():
-    raises_naming(new_collate(), [], ValueError, "samples.*empty")
-
-
-@pytest.mark.parametrize(
-    "kw, exc, pattern",
-    [
-        (dict(dtype=torch.float32, mean=(0.5, 0.5, 0.5)), ValueError, "mean, std"),
-        (dict(dtype=torch.float32, std=(0.5, 0.5, 0.5)), ValueError, "mean, std"),
-        (dict(dtype=torch.float32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5)), ValueError, "mean, std.*same length"),
-        (dict(dtype=torch.float32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.0, 0.5)), ValueError, r"std.*> 0"),
-        (dict(dtype=torch.float32, mean=(0.5,), std=(-1.0,)), ValueError, r"std.*> 0"),
-        (dict(dtype=torch.uint8, mean=(0.5,), std=(0.5,)), ValueError, "mean, std.*float output"),
-        (dict(dtype=torch.float64), ValueError, "dtype"),
-        (dict(dtype=torch.int32), ValueError, "dtype"),
-    ],
-    ids=["mean_only", "std_only", "lengths", "std_zero", "std_negative", "uint8_mean", "float64", "int32"],
-)
-def test_bad_constructor_arguments_are_named(kw, exc, pattern):
-    with pytest.raises(exc, match=pattern):
-        new_collate(**kw)
-
-
-def test_the_mixup_argument_must_be_a_fastmix_mixup():
-    with pytest.raises(TypeError, match="mixup"):
-        fastmix.MixupCollate(lambda x, y: (x, y))
-
-
-@pytest.mark.parametrize("mean", [(0.5, 0.5), (0.5, 0.5, 0.5, 0.5)], ids=["2", "4"])
-def test_a_wrong_number_of_mean_values_for_the_images_is_named(mean):
-    collate = new_collate(dtype=torch.float32, mean=mean, std=(0.25,) * len(mean))
-    raises_naming(collate, [(uint8_chw(), 0)] * 4, ValueError, "mean, std", "expected 3", f"got {len(mean)}")
-    raises_naming(collate, [(np.zeros((8, 9, 3), np.uint8), 0)] * 4, ValueError, "mean, std", "expected 3")
+# after a refused batch (what is refused: tests/test_errors_collate.py)
 
 
 def test_the_collate_still_works_after_a_refused_batch():
     collate = new_collate(dtype=torch.float32)
     with pytest.raises(ValueError):
-        collate([(uint8_chw(), 0), (uint8_chw(), 9)])
+        collate([(zero_image(), 0), (zero_image(), 9)])
     generator = torch.Generator().manual_seed(0)
     raw = [make_raw_image("torch_chw_uint8", generator) for _ in range(3)]
     images, targets = collate([(r, 1) for r in raw])
     expected_images, expected_targets = reference_collate(collate, raw, [1, 1, 1], collate.mixup.last_params)
     assert torch.equal(images, expected_images) and torch.equal(targets, expected_targets)
-
-
-def test_a_refused_batch_leaves_the_random_stream_and_last_params_alone():
-    kw = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=4, seed=0)
-    collate = fastmix.MixupCollate(fastmix.Mixup(**kw), dtype=torch.float32, mean=(0.5, 0.5), std=(0.2, 0.2))
-    untouched = fastmix.MixupCollate(fastmix.Mixup(**kw), dtype=torch.float32, mean=(0.5, 0.5), std=(0.2, 0.2))
-    with pytest.raises(ValueError, match="mean, std"):
-        collate([(uint8_chw(), 0)] * 4)  # 3 channels, 2 mean values
-    assert collate.mixup.last_params is None
-    good = [(uint8_chw((2, 8, 9)), 0)] * 4
-    collate(good)
-    untouched(good)
-    assert torch.equal(collate.mixup.last_params.lam, untouched.mixup.last_params.lam)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import torch
 import fastmix
 from fastmix import MixKind, MixParams
 
-from .conftest import requires_cuda
-from .helpers import DTYPES, LABEL_FORMS, LAYOUTS, make_images, make_labels, mix_into_inputs, random_params, random_values, reference_mix_, reference_mix_into, reference_targets
+from .helpers import (DTYPES, LABEL_FORMS, LAYOUTS, make_images, make_labels, mix_into_inputs, random_params, random_values,
+                      reference_mask_targets, reference_mix_, reference_mix_into, reference_targets, requires_cuda)
 
 pytestmark = requires_cuda
 
@@ -369,8 +369,6 @@ def test_a_whole_mixup_call_makes_no_host_sync(label_form):
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64])
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
 def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode):
-    from .test_masks import reference_mask_targets
-
     generator = torch.Generator().manual_seed(0)
     mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=100, seed=0)
     for batch in (1, 2, 7, 33):

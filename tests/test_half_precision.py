@@ -24,9 +24,8 @@ import torch
 
 import fastmix
 from fastmix import MixParams
-from .helpers import reference_mix_into, reference_mix_
+from .helpers import COMPILED_BACKENDS, HAS_CPP, HAS_NUMBA, reference_mix_into, reference_mix_
 
-from .conftest import COMPILED_BACKENDS, HAS_CPP, HAS_NUMBA
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKER = ROOT / "tests" / "cpp" / "half_convert_check.cpp"

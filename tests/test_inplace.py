@@ -10,7 +10,7 @@ import torch
 
 import fastmix
 
-from .conftest import COMPILED_BACKENDS
+from .helpers import COMPILED_BACKENDS
 
 MEASURE = textwrap.dedent(
     """

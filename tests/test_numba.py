@@ -3,7 +3,7 @@ the out-of-place mix and the collate path; chosen automatically when fastmix._C 
 imported, with one warning; forced by name or $FASTMIX_BACKEND; its kernels cached on disk.
 
 The in-place op and the soft targets are covered by tests/test_parity.py, tests/test_inplace.py
-and tests/test_errors.py, which run for every backend in conftest.COMPILED_BACKENDS (numba included).
+and tests/test_errors_*.py, which run for every backend in helpers.COMPILED_BACKENDS (numba included).
 Compiled kernels are shared by all tests of a process (and cached on disk between runs)."""
 import os
 import subprocess
@@ -20,8 +20,7 @@ import fastmix
 from fastmix import MixKind, MixParams
 from fastmix.backends import resolve_backend
 
-from .conftest import HAS_CPP, HAS_NUMBA, requires_numba
-from .helpers import random_params, random_values, reference_mix_, reference_mix_into
+from .helpers import HAS_CPP, HAS_NUMBA, requires_numba, random_params, random_values, reference_mix_, reference_mix_into
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DTYPES = [torch.uint8, torch.float32, torch.bfloat16, torch.float16]

@@ -5,8 +5,7 @@ import torch
 
 import fastmix
 
-from .conftest import requires_cpp
-from .helpers import random_params, random_values, reference_mix_, reference_targets
+from .helpers import requires_cpp, random_params, random_values, reference_mix_, reference_targets
 
 pytestmark = requires_cpp
 

@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 import fastmix
 from fastmix import MixKind, MixParams
 
-from .conftest import COMPILED_BACKENDS
-from .helpers import DTYPES, LAYOUTS, make_images, make_labels, random_params, random_values, reference_mix_, reference_targets
+from .helpers import COMPILED_BACKENDS, DTYPES, LAYOUTS, make_images, make_labels, random_params, random_values, reference_mix_, reference_targets
 
 def policy_params(data, batch, height, width, allow_cutmix):
     mode = data.draw(st.sampled_from(["batch", "pair", "elem"]))

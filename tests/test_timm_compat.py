@@ -16,7 +16,7 @@ import fastmix
 from fastmix.bench.peers import load_timm_mixup
 from fastmix.sampling.params import MixKind, MixParams
 
-from .conftest import COMPILED_BACKENDS
+from .helpers import COMPILED_BACKENDS
 
 timm_mixup, timm_how = load_timm_mixup()
 pytestmark = pytest.mark.skipif(timm_mixup is None, reason=f"timm not loadable: {timm_how}")

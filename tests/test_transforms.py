@@ -22,7 +22,7 @@ import torch
 from fastmix import MixKind
 from fastmix.transforms import CutMix, MixUp
 
-from .conftest import COMPILED_BACKENDS
+from .helpers import COMPILED_BACKENDS
 
 BACKENDS = COMPILED_BACKENDS + ["torch"]
 TRANSFORMS = [MixUp, CutMix]
