@@ -13,11 +13,11 @@ pytest.register_assert_rewrite("tests.helpers")
 # once it does too.
 from .helpers import HAS_CUDA, requires_cpp, requires_cuda  # noqa: E402,F401
 
-# CI runs fewer hypothesis examples; FASTMIX_HYPOTHESIS_PROFILE=thorough runs many more.
-settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Hypothesis: one profile, "default", for CI, the full command and the fast loop alike (300 examples
+# a test, no deadline); "thorough" runs 2000 a test. FASTMIX_HYPOTHESIS_PROFILE=thorough selects it.
+settings.register_profile("default", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile(os.environ.get("FASTMIX_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(os.environ.get("FASTMIX_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)

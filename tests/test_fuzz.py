@@ -3,8 +3,8 @@ tests/fuzz_cases.py (the four ops, Mixup and MixupCollate; one valid call with e
 argument made bad: value, dtype, device, layout or size). Each must raise ValueError or TypeError whose message names the
 argument, with every input bit-identical afterwards (the bytes outside a view included).
 
-CI runs the conftest profile's fixed number of examples; FASTMIX_HYPOTHESIS_PROFILE=thorough runs
-more, and ``python -m tests.fuzz_cases --cases N`` counts the outcomes of N cases."""
+CI runs conftest.py's default profile (300 examples); FASTMIX_HYPOTHESIS_PROFILE=thorough runs
+2000, and ``python -m tests.fuzz_cases --cases N`` counts the outcomes of N cases."""
 import random
 
 from hypothesis import given, strategies as st
