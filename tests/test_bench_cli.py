@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import fastmix
-from fastmix.bench import cli as bench
-from fastmix.bench import peers
+from fastmix.bench import baselines, cli, inputs, peers, report, scenarios
 
 TINY = dict(batch=4, size=16, rounds=1, num_classes=10)
 COMPILED_CPU_BACKENDS = [b for b in ("cpp", "numba") if fastmix.available_backends()[b] is None]
@@ -31,7 +30,7 @@ def rows_by_operation(rows):
 
 
 def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor(no_timm):
-    rows = bench.run(backends=["cpp", "torch"], **TINY)
+    rows = scenarios.run(backends=["cpp", "torch"], **TINY)
     grouped = rows_by_operation(rows)
     assert list(grouped) == [
         "mixup batch", "cutmix batch", "elem mixup/cutmix switching", "segmentation: images + masks, in place",
@@ -68,14 +67,13 @@ def test_every_round_uses_a_fresh_draw_and_every_row_the_same_sequence(no_timm, 
     """fastmix's rows (a whole Mixup call) and the naive rows see draw r in round r: the same
     lambdas and boxes, new each round, never one draw measured over and over."""
     seen = {}
-    real_flip, real_paste = bench.baselines.naive_mixup_flip_, bench.baselines.naive_cutmix_flip_
-    monkeypatch.setattr(bench.baselines, "naive_mixup_flip_",
+    real_flip, real_paste = baselines.naive_mixup_flip_, baselines.naive_cutmix_flip_
+    monkeypatch.setattr(baselines, "naive_mixup_flip_",
                         lambda images, lam: seen.setdefault("naive mixup", []).append(lam) or real_flip(images, lam))
-    monkeypatch.setattr(bench.baselines, "naive_cutmix_flip_",
+    monkeypatch.setattr(baselines, "naive_cutmix_flip_",
                         lambda images, box: seen.setdefault("naive cutmix", []).append(box) or real_paste(images, box))
     rounds = 4
-    scenarios = bench.build_scenarios(4, 16, torch.float32, ["cpp"], 10, rounds=rounds)
-    by_name = {s.operation: s for s in scenarios}
+    by_name = {s.operation: s for s in scenarios.build_scenarios(4, 16, torch.float32, ["cpp"], 10, rounds=rounds)}
     for operation, key, value in [("mixup batch", "naive mixup", lambda p: float(p.lam[0])),
                                   ("cutmix batch", "naive cutmix", lambda p: tuple(int(v) for v in p.box[0]))]:
         candidates = by_name[operation].candidates
@@ -93,12 +91,12 @@ def test_segmentation_rows_mix_images_and_masks_with_the_same_fresh_draws(no_tim
     the naive loop over images and masks see draw r in round r; the naive loop does fastmix's work
     (the same images, masks and MaskTargets for one draw)."""
     seen = []
-    real_loop = bench.baselines.naive_elem_loop_with_masks_
-    monkeypatch.setattr(bench.baselines, "naive_elem_loop_with_masks_",
+    real_loop = baselines.naive_elem_loop_with_masks_
+    monkeypatch.setattr(baselines, "naive_elem_loop_with_masks_",
                         lambda images, masks, p: seen.append(p) or real_loop(images, masks, p))
     rounds = 4
-    scenarios = bench.build_scenarios(6, 16, torch.float32, ["cpp"], 10, rounds=rounds)
-    candidates = {s.operation: s for s in scenarios}["segmentation: images + masks, in place"].candidates
+    built = scenarios.build_scenarios(6, 16, torch.float32, ["cpp"], 10, rounds=rounds)
+    candidates = {s.operation: s for s in built}[scenarios.SEGMENTATION_OPERATION].candidates
     assert list(candidates) == ["fastmix/cpp", "fastmix, images alone@cpp",
                                 "naive: clone + per-sample loop (images + masks)",
                                 "floor: one in-place pass (images + masks)"]
@@ -115,9 +113,9 @@ def test_segmentation_rows_mix_images_and_masks_with_the_same_fresh_draws(no_tim
     assert len(set(boxes)) == rounds + 1  # a new draw every round
 
     images = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(3))
-    masks = bench._make_masks(6, 16, 16)
-    assert int(masks.max()) == 255 and int(masks[masks != 255].max()) < bench.SEGMENTATION_CLASSES
-    mix = fastmix.Mixup(num_classes=bench.SEGMENTATION_CLASSES, seed=0, backend="cpp", **bench.SEGMENTATION_KNOBS)
+    masks = inputs.make_masks(6, 16, 16)
+    assert int(masks.max()) == 255 and int(masks[masks != 255].max()) < inputs.SEGMENTATION_CLASSES
+    mix = fastmix.Mixup(num_classes=inputs.SEGMENTATION_CLASSES, seed=0, backend="cpp", **inputs.SEGMENTATION_KNOBS)
     naive_images, naive_masks = images.clone(), masks.clone()
     _, _, mask_targets = mix(images, None, masks=masks)
     assert set(mix.last_params.kind.tolist()) >= {1, 2}, "both kinds are drawn"
@@ -127,16 +125,33 @@ def test_segmentation_rows_mix_images_and_masks_with_the_same_fresh_draws(no_tim
         assert torch.equal(got, want)
 
 
+def test_the_inputs_are_seeded_so_every_row_and_every_benchmark_times_the_same_values():
+    """fastmix.bench.inputs, what the scenarios and benchmarks/ time on: the same values call after
+    call, the uint8 batch in [0, 256), the masks alike in every dtype, the input sets all different."""
+    assert torch.equal(inputs.make_batch(4, 8, torch.float32), inputs.make_batch(4, 8, torch.float32))
+    images = inputs.make_batch(4, 8, torch.uint8)
+    assert images.dtype == torch.uint8 and images.shape == (4, 3, 8, 8) and int(images.max()) > 200
+    assert torch.equal(inputs.make_batches((4, 3, 8, 8), torch.uint8)[0], images)
+    first, second = inputs.make_batches((4, 8, 8, 3), torch.bfloat16, count=2)
+    assert first.dtype == torch.bfloat16 and not torch.equal(first, second)
+    masks = inputs.make_masks(4, 8, 8)
+    assert masks.dtype == torch.uint8 and torch.equal(inputs.make_masks(4, 8, 8, torch.int64), masks.long())
+    assert torch.equal(inputs.make_labels(4, 10), inputs.make_labels(4, 10))
+    samples = inputs.make_samples(3, 8, 10)
+    assert [(image.shape, image.dtype.name) for image, _ in samples] == [((8, 8, 3), "uint8")] * 3
+    assert all(isinstance(label, int) and 0 <= label < 10 for _, label in samples)
+
+
 def test_the_default_backends_are_the_available_compiled_cpu_backends(no_timm):
-    rows = bench.run(**TINY)
+    rows = scenarios.run(**TINY)
     assert [r.backend for r in rows if r.operation == "mixup batch" and r.implementation == "fastmix"] == (
         COMPILED_CPU_BACKENDS or ["torch"])
 
 
 def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
     out = tmp_path / "bench.json"
-    assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
-                       "--backends", "cpp", "--json", str(out)]) == 0
+    assert cli.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
+                     "--backends", "cpp", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if line.startswith("operation"))
     for column in ("implementation", "backend", "median ms", "GB/s", "x faster than naive", "/ floor"):
@@ -153,8 +168,8 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, no_timm):
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not torch.backends.openmp.is_available(),
                     reason="the extension is built with OpenMP where torch's Linux builds use it")
 def test_the_header_says_how_many_threads_the_cpp_kernels_really_run_on(capsys, no_timm):
-    assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
-                       "--backends", "cpp", "--threads", "2"]) == 0
+    assert cli.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
+                     "--backends", "cpp", "--threads", "2"]) == 0
     assert "2 thread(s) (the cpp kernels on 2)" in capsys.readouterr().out.splitlines()[0]
 
 
@@ -162,8 +177,8 @@ def test_plot_draws_the_table_as_a_png(tmp_path, capsys, no_timm):
     from PIL import Image  # matplotlib and Pillow are both in the test extras
 
     out = tmp_path / "bench.png"
-    assert bench.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
-                       "--backends", "cpp", "--plot", str(out)]) == 0
+    assert cli.main(["--batch-size", "4", "--image-size", "16", "--rounds", "1", "--num-classes", "10",
+                     "--backends", "cpp", "--plot", str(out)]) == 0
     with Image.open(out) as image:
         assert image.format == "PNG"
         width, height = image.size
@@ -175,9 +190,9 @@ def test_plot_without_matplotlib_says_what_to_install_before_timing_anything():
     code = textwrap.dedent("""
         import sys
         sys.modules["matplotlib"] = None  # as if it were not installed
-        from fastmix.bench import cli as bench
-        bench.run = lambda *a, **k: sys.exit("the timing must not start")
-        bench.main(["--plot", "out.png"])
+        from fastmix.bench import cli, scenarios
+        scenarios.run = lambda *a, **k: sys.exit("the timing must not start")
+        cli.main(["--plot", "out.png"])
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2
@@ -193,7 +208,7 @@ def test_plot_without_matplotlib_says_what_to_install_before_timing_anything():
 ])
 def test_bad_arguments_are_refused_with_what_was_expected(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(argv)
+        cli.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -205,7 +220,7 @@ def test_progress_rewrites_one_line_on_a_terminal_and_prints_one_line_per_operat
 
     log, terminal = io.StringIO(), Terminal()
     for stream in (log, terminal):
-        progress = bench.ProgressLine(stream)
+        progress = report.ProgressLine(stream)
         for scenario in (1, 2):
             for done in range(3):
                 progress(scenario, 2, f"op{scenario}", done, 2)
@@ -274,7 +289,7 @@ def test_timm_mixup_file_is_loaded_alone_when_the_timm_package_does_not_import(b
 
 def test_timm_joins_the_table_as_a_peer_where_it_can_do_the_same_work(broken_timm_package):
     notes = []
-    rows = bench.run(backends=["cpp"], notes=notes, **TINY)
+    rows = scenarios.run(backends=["cpp"], notes=notes, **TINY)
     peer_rows = {(r.operation, r.implementation) for r in rows if r.implementation.startswith("peer")}
     assert peer_rows == {
         ("mixup batch", "peer: timm Mixup (images + targets)"),
@@ -292,14 +307,14 @@ def test_timm_joins_the_table_as_a_peer_where_it_can_do_the_same_work(broken_tim
 
 def test_timm_peer_is_left_out_for_uint8_batches_with_a_note(broken_timm_package):
     notes = []
-    rows = bench.run(backends=["cpp"], dtype="uint8", notes=notes, **TINY)
+    rows = scenarios.run(backends=["cpp"], dtype="uint8", notes=notes, **TINY)
     assert not [r for r in rows if r.operation == "mixup batch" and r.implementation.startswith("peer")]
     assert "no timm Mixup rows for uint8 images: timm's Mixup mixes float batches only" in notes
 
 
 def test_no_timm_means_no_peer_rows_and_a_note(no_timm):
     notes = []
-    rows = bench.run(backends=["cpp"], notes=notes, **TINY)
+    rows = scenarios.run(backends=["cpp"], notes=notes, **TINY)
     assert not [r for r in rows if r.implementation.startswith("peer")]
     assert notes[0] == "no timm peer rows: timm is not installed"
 

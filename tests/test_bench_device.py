@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastmix.bench import cli as bench
+from fastmix.bench import cli, report
 from fastmix.bench import device as bench_device
+from fastmix.bench import scenarios as bench_scenarios
 from fastmix.bench.timing import Row, time_scenarios
 
 from .conftest import HAS_CUDA, requires_cpp, requires_cuda
@@ -21,14 +22,14 @@ TINY = dict(batch=6, size=16, num_classes=10)
 def recorded_inputs(monkeypatch):
     """The synthetic input batches the scenarios make, in the order they are made."""
     made = []
-    original = bench_device._random_batches
+    original = bench_device.make_batches
 
     def recording(*args, **kwargs):
         batches = original(*args, **kwargs)
         made.extend(batches)
         return batches
 
-    monkeypatch.setattr(bench_device, "_random_batches", recording)
+    monkeypatch.setattr(bench_device, "make_batches", recording)
     return made
 
 
@@ -138,23 +139,23 @@ def test_summary_says_the_fraction_of_the_floor_and_the_speed_up_over_naive():
         Row("mixup batch", "naive: timm flip formula", "torch", 0.400, 770.0, 1.0, 6.25),
         Row("mixup batch", "floor: device-to-device copy", "torch", 0.064, 4812.0, 6.25, 1.0),
     ]
-    assert bench.summary_lines(rows) == [
+    assert report.summary_lines(rows) == [
         "mixup batch: fastmix [cuda] 0.080 ms (3850 GB/s), 0.80 of the floor's speed "
         "(device-to-device copy: 0.064 ms, 4812 GB/s), 5.0x faster than naive"]
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="checks the refusal where no GPU is")
 def test_device_cuda_without_a_gpu_is_refused_before_any_timing(capsys, monkeypatch):
-    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("the timing must not start"))
+    monkeypatch.setattr(bench_scenarios, "run", lambda *a, **k: pytest.fail("the timing must not start"))
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--device", "cuda"])
+        cli.main(["--device", "cuda"])
     assert exit_info.value.code == 2
     assert "--device cuda: the cuda backend is not available: " in capsys.readouterr().err
 
 
 def test_device_cuda_takes_no_backends(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["--device", "cuda", "--backends", "cpp"])
+        cli.main(["--device", "cuda", "--backends", "cpp"])
     assert exit_info.value.code == 2
     assert "--backends: with --device cuda the cuda kernels are timed" in capsys.readouterr().err
 
@@ -162,8 +163,8 @@ def test_device_cuda_takes_no_backends(capsys):
 @requires_cuda
 def test_cli_on_the_gpu_prints_the_table_and_the_summary(tmp_path, capsys):
     out = tmp_path / "bench_cuda.json"
-    assert bench.main(["--device", "cuda", "--batch-size", "8", "--image-size", "32", "--rounds", "3",
-                       "--dtype", "bfloat16", "--json", str(out)]) == 0
+    assert cli.main(["--device", "cuda", "--batch-size", "8", "--image-size", "32", "--rounds", "3",
+                     "--dtype", "bfloat16", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "on the GPU, CUDA events" in printed and torch.cuda.get_device_name() in printed
     assert "mixup batch: fastmix [cuda]" in printed and "of the floor's speed (device-to-device copy" in printed

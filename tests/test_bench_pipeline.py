@@ -6,8 +6,7 @@ import json
 import pytest
 import torch
 
-from fastmix.bench import cli as bench
-from fastmix.bench import peers, pipeline
+from fastmix.bench import cli, peers, pipeline
 from fastmix.sampling.params import MixKind
 
 TINY_ARGS = ["--pipeline", "--pipeline-images", "16", "--image-size", "32", "--batch-size", "8",
@@ -38,7 +37,7 @@ def check_ratios(rows, workers, keys):
 
 def test_cli_prints_every_row_per_num_workers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "pipeline.json"
-    assert bench.main(TINY_ARGS + ["--json", str(out)]) == 0
+    assert cli.main(TINY_ARGS + ["--json", str(out)]) == 0
     printed = capsys.readouterr().out
     timm_loads = peers.load_timm_mixup()[0] is not None
     keys = ROWS_WITH_TIMM if timm_loads else [k for k in ROWS_WITH_TIMM if k != "4"]
@@ -78,7 +77,7 @@ def test_the_defaults_are_batch_128_of_224x224_over_1024_images_and_workers_0_1_
         return []
 
     monkeypatch.setattr(pipeline, "run", fake_run)
-    assert bench.main(["--pipeline"]) == 0
+    assert cli.main(["--pipeline"]) == 0
     assert seen == dict(images=1024, batch=128, size=224, rounds=7, workers=[0, 1, 2], num_classes=1000)
     assert torch.get_num_threads() == 1  # the main loop runs one thread, like the main bench
 
@@ -93,7 +92,7 @@ def test_the_defaults_are_batch_128_of_224x224_over_1024_images_and_workers_0_1_
 def test_bad_pipeline_arguments_are_refused_before_any_timing(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "run", lambda *a, **k: pytest.fail("the timing must not start"))
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(argv)
+        cli.main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
 

@@ -28,6 +28,7 @@ from ..backends import resolve_backend
 from ..mixup import Mixup
 from ..sampling.params import MixKind, MixParams
 from . import baselines
+from .inputs import make_batches, make_labels
 from .timing import Scenario
 
 # H100 / H200 L2 caches hold 50-60 MB: each call takes the next of several batches, so that no
@@ -47,13 +48,6 @@ def rotating(fn: Callable[..., object], inputs: Sequence[tuple]) -> Callable[[],
     return call
 
 
-def _random_batches(shape: tuple, dtype: torch.dtype, device: torch.device, count: int) -> List[torch.Tensor]:
-    generator = torch.Generator(device=device).manual_seed(0)
-    if dtype == torch.uint8:
-        return [torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator, device=device) for _ in range(count)]
-    return [torch.rand(shape, generator=generator, device=device).to(dtype) for _ in range(count)]
-
-
 def device_scenarios(
     device: torch.device, batch: int, size: int, dtype: torch.dtype, num_classes: int, input_sets: int
 ) -> List[Scenario]:
@@ -61,8 +55,8 @@ def device_scenarios(
     device = torch.device(device)
     backend = "cuda" if device.type == "cuda" else "cpp"
     shape = (batch, 3, size, size)
-    images = _random_batches(shape, dtype, device, input_sets)
-    copy_sources = _random_batches(shape, dtype, device, input_sets)
+    images = make_batches(shape, dtype, device, input_sets)
+    copy_sources = make_batches(shape, dtype, device, input_sets)
     copy_targets = [torch.empty_like(x) for x in copy_sources]
     nbytes = 2 * images[0].numel() * images[0].element_size()
     copy_floor = rotating(torch.Tensor.copy_, list(zip(copy_targets, copy_sources)))
@@ -117,7 +111,7 @@ def device_scenarios(
 
     scenarios.append(fused_scenario(device, backend, batch, size, num_classes, input_sets))
 
-    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(1)).to(device)
+    labels = make_labels(batch, num_classes).to(device)
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
     lam = float(params.lam[0])
     partner, lam_t, kind, _ = params.to(device).as_tuple()
@@ -135,7 +129,7 @@ def fused_scenario(
     device: torch.device, backend: str, batch: int, size: int, num_classes: int, input_sets: int
 ) -> Scenario:
     """uint8 (B, H, W, 3) on the device -> mixed, normalised bfloat16 (B, 3, H, W)."""
-    images = _random_batches((batch, size, size, 3), torch.uint8, device, input_sets)
+    images = make_batches((batch, size, size, 3), torch.uint8, device, input_sets)
     params = Mixup(num_classes=num_classes, seed=0, mixup_alpha=0.8).sample(batch, size, size)
     lam = float(params.lam[0])
     on_device = params.to(device).as_tuple()

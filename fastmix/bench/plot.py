@@ -40,7 +40,7 @@ def bar_label(row) -> str:
 
 
 def plot_rows(rows: Sequence, path: str, title: str, columns: int = 2) -> None:
-    """Draw ``rows`` (fastmix.bench.Row) to the PNG file ``path``, one panel per operation."""
+    """Draw ``rows`` (fastmix.bench.timing.Row) to the PNG file ``path``, one panel per operation."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
     by_operation: Dict[str, List] = {}
