@@ -9,7 +9,7 @@ import torch
 
 import fastmix
 from fastmix.bench import baselines
-from fastmix.bench.cli import draw_sequence, each_round
+from fastmix.bench.inputs import draw_sequence, each_round, make_batch, make_labels
 from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
@@ -25,13 +25,6 @@ SETTINGS = {
 DTYPES = {"uint8": torch.uint8, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def make_batch(dtype):
-    generator = torch.Generator().manual_seed(0)
-    if dtype == torch.uint8:
-        return torch.randint(0, 256, (conftest.BATCH, 3, conftest.SIZE, conftest.SIZE), dtype=torch.uint8, generator=generator)
-    return torch.rand((conftest.BATCH, 3, conftest.SIZE, conftest.SIZE), generator=generator).to(dtype)
-
-
 DRAWS = 64  # every row walks the same sequence of fresh draws (seed 0), one per call
 
 
@@ -39,8 +32,12 @@ def draws_for(setting):
     return draw_sequence(SETTINGS[setting], 1000, conftest.BATCH, conftest.SIZE, DRAWS)
 
 
+def batch(dtype):
+    return make_batch(conftest.BATCH, conftest.SIZE, DTYPES[dtype])
+
+
 def labels():
-    return torch.randint(0, 1000, (conftest.BATCH,), generator=torch.Generator().manual_seed(1))
+    return make_labels(conftest.BATCH, 1000)
 
 
 CASES = [(s, d) for s in SETTINGS for d in DTYPES]
@@ -52,9 +49,8 @@ def test_fastmix(benchmark, setting, dtype, backend):
     """A user's whole call, Mixup(images, labels): sampling, the in-place mix and the soft targets,
     a fresh draw each call (the first DRAWS are the other rows' sequence)."""
     benchmark.group = f"apply {setting} {dtype}"
-    images = make_batch(DTYPES[dtype])
     mix = fastmix.Mixup(num_classes=1000, seed=0, label_smoothing=0.1, backend=backend, **SETTINGS[setting])
-    benchmark(mix, images, labels())
+    benchmark(mix, batch(dtype), labels())
 
 
 def naive_call(setting, images, targets_of):
@@ -74,7 +70,7 @@ def naive_call(setting, images, targets_of):
 def test_naive(benchmark, setting, dtype):
     benchmark.group = f"apply {setting} {dtype}"
     benchmark.extra_info["baseline"] = "timm clone + per-sample loop" if "elem" in setting else "timm flip formula / flip + paste"
-    images, y = make_batch(DTYPES[dtype]), labels()
+    images, y = batch(dtype), labels()
     targets = lambda p: baselines.naive_targets(y, p.lam.view(-1, 1), 1000, 0.1)  # noqa: E731
     benchmark(each_round(draws_for(setting), naive_call(setting, images, targets)))
 
@@ -83,7 +79,7 @@ def test_naive(benchmark, setting, dtype):
 def test_naive_roll(benchmark, setting, dtype):
     """torchvision's roll formula (a Mixup baseline)."""
     benchmark.group = f"apply {setting} {dtype}"
-    images, y = make_batch(DTYPES[dtype]), labels()
+    images, y = batch(dtype), labels()
     benchmark(each_round(draws_for(setting), lambda p: (baselines.naive_mixup_roll_(images, float(p.lam[0])),
                                                           baselines.naive_targets(y, float(p.lam[0]), 1000, 0.1))))
 
@@ -91,7 +87,7 @@ def test_naive_roll(benchmark, setting, dtype):
 @pytest.mark.parametrize("setting,dtype", CASES)
 def test_floor(benchmark, setting, dtype):
     benchmark.group = f"apply {setting} {dtype}"
-    benchmark(baselines.floor_pass_, make_batch(DTYPES[dtype]))
+    benchmark(baselines.floor_pass_, batch(dtype))
 
 
 TIMM_MIXUP, _ = load_timm_mixup()
@@ -101,8 +97,6 @@ if TIMM_MIXUP is not None:  # a peer, not a baseline: only where timm is install
     def test_timm_mixup(benchmark, setting, dtype):
         benchmark.group = f"apply {setting} {dtype}"
         benchmark.extra_info["peer"] = "timm Mixup: images in place, plus its targets"
-        images = make_batch(DTYPES[dtype])
-        labels = torch.randint(0, 1000, (len(images),), generator=torch.Generator().manual_seed(1))
-        if len(images) % 2:
+        if conftest.BATCH % 2:
             pytest.skip("timm asserts an even batch size")
-        benchmark(TIMM_MIXUP.Mixup(num_classes=1000, label_smoothing=0.1, **SETTINGS[setting]), images, labels)
+        benchmark(TIMM_MIXUP.Mixup(num_classes=1000, label_smoothing=0.1, **SETTINGS[setting]), batch(dtype), labels())

@@ -11,14 +11,13 @@ from torch.utils.data import default_collate
 
 import fastmix
 from fastmix.bench import baselines
-from fastmix.bench.cli import draw_sequence, each_round
+from fastmix.bench.inputs import draw_sequence, each_round, make_samples
 from fastmix.bench.peers import load_timm_mixup
 
 from . import conftest
 from .conftest import BACKENDS
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+MEAN, STD = baselines.IMAGENET_MEAN, baselines.IMAGENET_STD
 OUTPUTS = {
     "uint8": dict(dtype=torch.uint8),
     "float32 normalised": dict(dtype=torch.float32, mean=MEAN, std=STD),
@@ -32,9 +31,7 @@ TIMM_MIXUP, _ = load_timm_mixup()
 
 
 def samples():
-    rng = np.random.default_rng(0)
-    return [(rng.integers(0, 256, (conftest.SIZE, conftest.SIZE, 3), dtype=np.uint8), int(rng.integers(1000)))
-            for _ in range(conftest.BATCH)]
+    return make_samples(conftest.BATCH, conftest.SIZE, 1000)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -11,6 +11,7 @@ import torch
 
 import fastmix
 from fastmix.bench import baselines
+from fastmix.bench.inputs import make_batch, make_batches, make_labels
 
 from . import conftest
 
@@ -51,9 +52,7 @@ def run_benchmark(benchmark, fn, *args):
 
 
 def batch(dtype):
-    generator = torch.Generator(device="cuda").manual_seed(0)
-    shape = (conftest.BATCH, 3, conftest.SIZE, conftest.SIZE)
-    return torch.rand(shape, generator=generator, device="cuda").to(dtype)
+    return make_batch(conftest.BATCH, conftest.SIZE, dtype, "cuda")
 
 
 def mixup_params():
@@ -102,9 +101,7 @@ FUSED_GROUP = "cuda fused uint8 HWC -> bfloat16 normalised + mixup"
 
 
 def hwc_batch():
-    generator = torch.Generator(device="cuda").manual_seed(1)
-    shape = (conftest.BATCH, conftest.SIZE, conftest.SIZE, 3)
-    return torch.randint(0, 256, shape, generator=generator, device="cuda", dtype=torch.uint8)
+    return make_batches((conftest.BATCH, conftest.SIZE, conftest.SIZE, 3), torch.uint8, "cuda", seed=1)[0]
 
 
 def normalisation():
@@ -170,6 +167,6 @@ def test_cuda_targets_floor(benchmark, num_classes):
 
 def cuda_targets_inputs(num_classes):
     batch = 128 if conftest.FAST else 1024
-    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(0)).cuda()
+    labels = make_labels(batch, num_classes, seed=0).cuda()
     params = fastmix.Mixup(mixup_alpha=0.8, num_classes=num_classes, seed=0).sample(batch)  # on the CPU, as sampled
     return labels, params

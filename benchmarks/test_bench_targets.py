@@ -5,6 +5,7 @@ import torch
 
 import fastmix
 from fastmix.bench import baselines
+from fastmix.bench.inputs import make_labels
 
 from . import conftest
 from .conftest import BACKENDS
@@ -14,7 +15,7 @@ CLASSES = [1000, 21841]
 
 def inputs(num_classes):
     batch = 128 if conftest.FAST else 1024
-    labels = torch.randint(0, num_classes, (batch,), generator=torch.Generator().manual_seed(0))
+    labels = make_labels(batch, num_classes, seed=0)
     params = fastmix.Mixup(mixup_alpha=0.8, num_classes=num_classes, seed=0).sample(batch)
     return labels, params
 
