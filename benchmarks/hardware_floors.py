@@ -25,6 +25,7 @@ import time
 import torch
 
 import fastmix
+from fastmix.bench.inputs import make_batch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 B, SIDE = 256, 224
@@ -75,12 +76,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plain = build_plain(tmp)
         print(f"op / one in-place pass, {B}x3x{SIDE}x{SIDE}, 1 thread, medians of {args.repeats}: plain C++ | fastmix")
-        images = torch.rand(B, 3, SIDE, SIDE)
+        images = make_batch(B, SIDE, torch.float32)
         blend = flip_params(fastmix.MixKind.BLEND, 0.7)
         c, f = ratios(images, [lambda: plain.plain_blend_pairs_f32(images.data_ptr(), 0.7, 0.3),
                                lambda: fastmix.mix_(images, blend)], args.repeats)
         print(f"blend of swapped pairs, float32   {c:5.2f} | {f:5.2f}")
-        bytes_ = torch.randint(0, 256, (B, 3, SIDE, SIDE), dtype=torch.uint8)
+        bytes_ = make_batch(B, SIDE, torch.uint8)
         c, f = ratios(bytes_, [lambda: plain.plain_blend_pairs_u8(bytes_.data_ptr(), 0.7, 0.3),
                                lambda: fastmix.mix_(bytes_, blend)], args.repeats)
         print(f"blend of swapped pairs, uint8     {c:5.2f} | {f:5.2f}")

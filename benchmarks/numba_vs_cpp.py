@@ -19,11 +19,11 @@ import argparse
 import platform
 from typing import Callable, Dict
 
-import numpy as np
 import torch
 
 import fastmix
 from fastmix.bench import baselines
+from fastmix.bench.inputs import make_batch, make_samples
 from fastmix.bench.timing import interleaved_medians
 
 
@@ -45,8 +45,7 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, numba {numba.__version__}, "
           f"1 thread, {args.rounds} rounds, median")
 
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand((batch, 3, size, size), generator=generator)
+    images = make_batch(batch, size, torch.float32)
     params = fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0).sample(batch, size, size)
     lam = float(params.lam[0])
     apply = interleaved_medians({
@@ -55,8 +54,7 @@ def main() -> None:
         "naive": lambda: baselines.naive_mixup_flip_(images, lam),
     }, args.rounds)
 
-    rng = np.random.default_rng(0)
-    samples = [(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), int(rng.integers(1000))) for _ in range(batch)]
+    samples = make_samples(batch, size, 1000)
     collates = {b: fastmix.MixupCollate(fastmix.Mixup(mixup_alpha=0.8, num_classes=1000, seed=0, backend=b))
                 for b in ("cpp", "numba")}
     collate = interleaved_medians({

@@ -18,6 +18,7 @@ import time
 import torch
 
 import fastmix
+from fastmix.bench.inputs import DTYPES, make_batch, make_labels
 
 MODES = {
     "mixup batch": dict(mixup_alpha=0.8),
@@ -62,14 +63,12 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(b for b in ("cpp", "numba") if fastmix.available_backends()[b] is None))
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args()
-    labels = torch.randint(0, 1000, (args.batch_size,), generator=torch.Generator().manual_seed(1))
+    labels = make_labels(args.batch_size, 1000)
     print(f"B={args.batch_size} 3x224x224, {args.draws} draws x {args.repeats} repeats, median call/floor per draw")
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
         for dtype in args.dtypes.split(","):
-            g = torch.Generator().manual_seed(0)
-            images = (torch.randint(0, 256, (args.batch_size, 3, 224, 224), dtype=torch.uint8, generator=g) if dtype == "uint8"
-                      else torch.rand(args.batch_size, 3, 224, 224, generator=g))
+            images = make_batch(args.batch_size, 224, DTYPES[dtype])
             for backend in args.backends.split(","):
                 print(f"\n== {threads} thread(s), {dtype}, {backend}")
                 for mode, knobs in MODES.items():
