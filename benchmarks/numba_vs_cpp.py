@@ -6,10 +6,10 @@ Two figures, each the median of interleaved rounds (every implementation once pe
 machine noise hits all alike), after a warm-up round (which also compiles or loads the kernels):
 
 * in-place Mixup of a float32 batch B x 3 x S x S (batch mode: every sample blended with its flip):
-  fastmix numba and cpp, and timm's flip formula (fastmix.baselines.naive_mixup_flip_);
+  fastmix numba and cpp, and timm's flip formula (fastmix.bench.baselines.naive_mixup_flip_);
 * the uint8 collate of B HWC S x S x 3 numpy samples (Mixup, batch mode): fastmix.MixupCollate
   on numba and cpp, and default_collate + permute + float blend with the flipped batch + round +
-  cast back (fastmix.baselines.naive_collate_uint8).
+  cast back (fastmix.bench.baselines.naive_collate_uint8).
 
 Prints the medians and the ratios numba / cpp (target <= 1.5) and naive / numba (target >= 4).
 """

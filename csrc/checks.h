@@ -1,9 +1,11 @@
-// Every argument check of the fastmix ops, shared by the CPU and CUDA implementations, worded
-// as fastmix/checks.py words them: "argument: expected X, got Y". Everything is checked before
-// the first write, so a refused call leaves the caller's tensors as they were.
+// Every argument check of the fastmix ops, shared by the CPU and CUDA implementations, and
+// mirrored name for name and word for word by fastmix/backends/checks.py for the Python backends:
+// "argument: expected X, got Y". Each op calls one check of its arguments (check_mix_args,
+// check_mix_into_args, check_collate_mix_args, check_mix_targets_args) before the first write, so
+// a refused call leaves the caller's tensors as they were.
 //
-// Parameter *values* (partner, kind, lam, box, class indices) are read only on the CPU: on CUDA
-// reading them would synchronise with the device (see the CUDA files for what happens there).
+// Parameter *values* (partner, kind, lam, box, class indices, scale and bias) are read only on the
+// CPU: on CUDA reading them would synchronise with the device (the kernels assert instead).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,12 +23,12 @@
 
 namespace fastmix {
 
-// A dtype as torch names it in Python (int64, float32, ...), as fastmix/checks.py prints it.
+// A dtype as torch names it in Python (int64, float32, ...): dtype_name in Python.
 struct DtypeName {
-  c10::ScalarType type;
+  c10::ScalarType dtype;
 };
 inline std::ostream& operator<<(std::ostream& os, DtypeName d) {
-  switch (d.type) {
+  switch (d.dtype) {
     case at::kByte: return os << "uint8";
     case at::kChar: return os << "int8";
     case at::kShort: return os << "int16";
@@ -39,7 +41,7 @@ inline std::ostream& operator<<(std::ostream& os, DtypeName d) {
     case at::kBool: return os << "bool";
     case at::kComplexFloat: return os << "complex64";
     case at::kComplexDouble: return os << "complex128";
-    default: return os << c10::toString(d.type);
+    default: return os << c10::toString(d.dtype);
   }
 }
 
@@ -53,7 +55,7 @@ inline std::ostream& operator<<(std::ostream& os, Tuple t) {
   return os << (t.values.size() == 1 ? ",)" : ")");
 }
 
-// A float as fastmix/checks.py float_text prints it: `digits` significant digits, no trailing
+// A float as Python's float_text prints it: `digits` significant digits, no trailing
 // zeros (1.5, 2, -0.1, nan, inf): 8 for a float32 (lam), 15 for a double (smoothing).
 struct FloatText {
   double value;
@@ -68,16 +70,18 @@ inline std::ostream& operator<<(std::ostream& os, FloatText f) {
   return os;
 }
 
-inline bool is_image_dtype(c10::ScalarType t) {
-  return t == at::kByte || t == at::kHalf || t == at::kBFloat16 || t == at::kFloat || t == at::kDouble;
+inline bool is_image_dtype(c10::ScalarType dtype) {
+  return dtype == at::kByte || dtype == at::kHalf || dtype == at::kBFloat16 || dtype == at::kFloat ||
+         dtype == at::kDouble;
 }
 
-inline bool is_out_dtype(c10::ScalarType t) {
-  return t == at::kByte || t == at::kFloat || t == at::kBFloat16 || t == at::kHalf;
+inline bool is_input_dtype(c10::ScalarType dtype) { return dtype == at::kByte || dtype == at::kFloat; }
+
+inline bool is_out_dtype(c10::ScalarType dtype) {
+  return dtype == at::kByte || dtype == at::kFloat || dtype == at::kBFloat16 || dtype == at::kHalf;
 }
 
-// Whose device an argument must be on: "the images' device", "out's device" (as fastmix/checks.py
-// device_of words it).
+// Whose device an argument must be on: "the images' device", "out's device" (device_of in Python).
 struct DeviceOf {
   const char* data_name;
 };
@@ -114,15 +118,16 @@ inline void check_params_layout(const at::Tensor& images, const at::Tensor& part
   check_param_field("box", box, at::kLong, {batch, 4}, images, data_name);
 }
 
-inline void check_partner_value(const int64_t* p, int64_t i, int64_t batch) {
-  TORCH_CHECK_VALUE(p[i] >= 0 && p[i] < batch, "partner[", i, "]: expected an index in [0, ", batch, "), got ", p[i]);
+inline void check_partner_value(const int64_t* partner, int64_t i, int64_t batch) {
+  TORCH_CHECK_VALUE(partner[i] >= 0 && partner[i] < batch, "partner[", i, "]: expected an index in [0, ", batch,
+                    "), got ", partner[i]);
 }
 
-inline void check_kind_and_lam_values(const uint8_t* k, const float* l, int64_t i) {
-  TORCH_CHECK_VALUE(k[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
-                    static_cast<int>(k[i]));
-  TORCH_CHECK_VALUE(std::isfinite(l[i]) && l[i] >= 0.f && l[i] <= 1.f, "lam[", i, "]: expected a value in [0, 1], got ",
-                    FloatText{l[i], 8});
+inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int64_t i) {
+  TORCH_CHECK_VALUE(kind[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
+                    static_cast<int>(kind[i]));
+  TORCH_CHECK_VALUE(std::isfinite(lam[i]) && lam[i] >= 0.f && lam[i] <= 1.f, "lam[", i,
+                    "]: expected a value in [0, 1], got ", FloatText{lam[i], 8});
 }
 
 // Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...).
@@ -153,7 +158,7 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
 // stride exceeds the farthest offset the smaller dims reach: exact for every layout that views,
 // slices, permutes and transposes make, and true for expand() (a zero stride) and overlapping
 // windows (unfold with a step under the window). torch's has_internal_overlap only proves the
-// first: it answers "too hard" for every strided view. The same rule as fastmix/checks.py.
+// first: it answers "too hard" for every strided view.
 inline bool elements_may_share_memory(const at::Tensor& x) {
   if (x.is_non_overlapping_and_dense()) return false;
   std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
@@ -171,7 +176,6 @@ inline bool elements_may_share_memory(const at::Tensor& x) {
 // torch's rule for every in-place op, applied before anything is written: an inference tensor
 // (made under torch.inference_mode()) may be written only inside inference mode. A custom op's
 // kernel is not held to it by the dispatcher, and torch's own ops write first and raise after.
-// The same check as fastmix/checks.py check_writable_here.
 inline void check_writable_here(const at::Tensor& t, const char* name) {
   TORCH_CHECK_VALUE(!t.is_inference() || c10::InferenceMode::is_enabled(), name,
                     ": expected a tensor that may be written in place here, got an inference tensor (made under "
@@ -181,7 +185,7 @@ inline void check_writable_here(const at::Tensor& t, const char* name) {
 
 // images of mix_: a supported dtype, elements that do not share memory, and writable here (it
 // is written in place).
-inline void check_images(const at::Tensor& images) {
+inline void check_writable_images(const at::Tensor& images) {
   TORCH_CHECK_TYPE(is_image_dtype(images.scalar_type()),
                    "images: expected dtype uint8, float16, bfloat16, float32 or float64, got ",
                    DtypeName{images.scalar_type()});
@@ -191,6 +195,15 @@ inline void check_images(const at::Tensor& images) {
                     "with strides ", Tuple{images.strides()}, " for shape ", Tuple{images.sizes()},
                     " (from expand() or overlapping windows such as unfold()?); call .contiguous() first");
   check_writable_here(images, "images");
+}
+
+// scale and bias on out's device; when both are empty (no normalisation) a CPU tensor will do too
+// (torch.empty(0) for a CUDA out: the CUDA op reads nothing from them).
+inline void check_affine_devices(const at::Tensor& out, const at::Tensor& scale, const at::Tensor& bias,
+                                 bool normalize) {
+  auto misplaced = [&](const at::Tensor& t) { return t.device() != out.device() && (normalize || !t.device().is_cpu()); };
+  TORCH_CHECK_VALUE(!misplaced(scale) && !misplaced(bias), "scale, bias: expected tensors on out's device ",
+                    out.device(), ", got ", scale.device(), " and ", bias.device());
 }
 
 // out (B, C, H, W) contiguous or channels_last of a supported dtype, the params for it, and
@@ -211,9 +224,7 @@ inline bool check_out_params_and_affine(const at::Tensor& out, const at::Tensor&
   TORCH_CHECK_TYPE(!normalize || (scale.scalar_type() == at::kFloat && bias.scalar_type() == at::kFloat),
                    "scale, bias: expected float32, got ", DtypeName{scale.scalar_type()}, " and ",
                    DtypeName{bias.scalar_type()});
-  TORCH_CHECK_VALUE(!normalize || (scale.device() == out.device() && bias.device() == out.device()),
-                    "scale, bias: expected tensors on out's device ", out.device(), ", got ", scale.device(), " and ",
-                    bias.device());
+  check_affine_devices(out, scale, bias, normalize);
   TORCH_CHECK_VALUE(out.scalar_type() != at::kByte || (uint8_input && !normalize),
                     "out: expected a float dtype (uint8 output needs uint8 input and no scale/bias), got uint8");
   if (normalize && scale.device().is_cpu()) {  // values on the host only: a GPU read would sync
@@ -232,8 +243,7 @@ inline bool check_out_params_and_affine(const at::Tensor& out, const at::Tensor&
 }
 
 // Whether the spans of memory of a and b (both non-empty) overlap: from the first element's
-// address to one past the last. The same rule as fastmix/checks.py memory_overlaps. Not
-// at::get_overlap_status: it answers "too hard" for every view that is not dense (a strided
+// address to one past the last. Not at::get_overlap_status: it answers "too hard" for every view that is not dense (a strided
 // sample such as x[::2] or an as_strided view), which would let such a view of out through.
 inline bool memory_spans_overlap(const at::Tensor& a, const at::Tensor& b) {
   if (!a.has_storage() || !b.has_storage() || a.storage().data() != b.storage().data()) return false;
@@ -262,8 +272,8 @@ inline void check_mix_into_images(const at::Tensor& out, const at::Tensor& image
   const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{B, H, W, C} : std::vector<int64_t>{B, C, H, W};
   TORCH_CHECK_VALUE(images.sizes() == at::IntArrayRef(expected), "images: expected shape ", Tuple{expected}, " (",
                     hwc ? "B, H, W, C" : "B, C, H, W", "), got ", Tuple{images.sizes()});
-  TORCH_CHECK_TYPE(images.scalar_type() == at::kByte || images.scalar_type() == at::kFloat,
-                   "images: expected dtype uint8 or float32, got ", DtypeName{images.scalar_type()});
+  TORCH_CHECK_TYPE(is_input_dtype(images.scalar_type()), "images: expected dtype uint8 or float32, got ",
+                   DtypeName{images.scalar_type()});
   TORCH_CHECK_VALUE(images.device() == out.device(), "images: expected a tensor on out's device ", out.device(),
                     ", got ", images.device());
   check_no_overlap_with_out(out, images, "images");
@@ -279,8 +289,7 @@ inline void check_collate_samples(const at::Tensor& out, at::TensorList samples,
   if (B == 0) return;
   const std::vector<int64_t> expected = hwc ? std::vector<int64_t>{H, W, C} : std::vector<int64_t>{C, H, W};
   const c10::ScalarType dtype = samples[0].scalar_type();
-  TORCH_CHECK_TYPE(dtype == at::kByte || dtype == at::kFloat, "samples[0]: expected dtype uint8 or float32, got ",
-                   DtypeName{dtype});
+  TORCH_CHECK_TYPE(is_input_dtype(dtype), "samples[0]: expected dtype uint8 or float32, got ", DtypeName{dtype});
   for (int64_t i = 0; i < B; ++i) {
     const at::Tensor& s = samples[i];
     TORCH_CHECK_VALUE(s.sizes() == at::IntArrayRef(expected) && s.scalar_type() == dtype, "samples[", i, "]: expected ",
@@ -294,17 +303,19 @@ inline void check_collate_samples(const at::Tensor& out, at::TensorList samples,
   }
 }
 
-// The most classes a (B, num_classes) float32 target tensor may have: int32's maximum, as in
-// fastmix/checks.py (MAX_NUM_CLASSES, where the bound is argued). Past it a call could only fail.
+// The most classes a (B, num_classes) float32 target tensor may have: int32's maximum
+// (MAX_NUM_CLASSES in Python, where the bound is argued). Past it a call could only fail.
 constexpr int64_t kMaxNumClasses = 2147483647;
 
-// labels, params and knobs of mix_targets.
-inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& partner, const at::Tensor& lam,
-                                   const at::Tensor& kind, int64_t num_classes, double smoothing) {
+inline void check_num_classes_and_smoothing(int64_t num_classes, double smoothing) {
   TORCH_CHECK_VALUE(num_classes >= 1 && num_classes <= kMaxNumClasses, "num_classes: expected an int in [1, ",
                     kMaxNumClasses, "], got ", num_classes);
   TORCH_CHECK_VALUE(smoothing >= 0.0 && smoothing <= 1.0, "smoothing: expected a float in [0, 1], got ",
                     FloatText{smoothing, 15});
+}
+
+// (B,) integer class indices or (B, num_classes) dense real targets.
+inline void check_labels_layout(const at::Tensor& labels, int64_t num_classes) {
   TORCH_CHECK_VALUE(labels.dim() == 1 || labels.dim() == 2,
                     "labels: expected class indices of shape (B,) or dense targets of shape (B, ", num_classes,
                     "), got shape ", Tuple{labels.sizes()});
@@ -318,28 +329,82 @@ inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& p
     TORCH_CHECK_VALUE(labels.size(1) == num_classes, "labels: expected dense targets with num_classes=", num_classes,
                       " columns, got shape ", Tuple{labels.sizes()});
   }
-  const int64_t batch = labels.size(0);
-  check_param_field("partner", partner, at::kLong, {batch}, labels, "labels");
-  check_param_field("lam", lam, at::kFloat, {batch}, labels, "labels");
-  check_param_field("kind", kind, at::kByte, {batch}, labels, "labels");
 }
 
-// Values of the params of mix_targets, held on the host.
+// Values of the params of mix_targets, held on the host (no boxes: targets do not use them).
 inline void check_targets_params_values(const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind) {
   const int64_t batch = partner.size(0);
-  const int64_t* p = partner.data_ptr<int64_t>();
-  const float* l = lam.data_ptr<float>();
-  const uint8_t* k = kind.data_ptr<uint8_t>();
+  const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous();
+  const int64_t* p = partner_c.data_ptr<int64_t>();
+  const float* l = lam_c.data_ptr<float>();
+  const uint8_t* k = kind_c.data_ptr<uint8_t>();
   for (int64_t i = 0; i < batch; ++i) {
     check_partner_value(p, i, batch);
     check_kind_and_lam_values(k, l, i);
   }
 }
 
-inline void check_class_indices(const int64_t* y, int64_t batch, int64_t num_classes) {
-  for (int64_t i = 0; i < batch; ++i)
+// (B,) class indices of the CPU in [0, num_classes), compared in int64 (which holds both the index
+// and the bound whatever the labels' integer dtype).
+inline void check_class_indices(const at::Tensor& labels, int64_t num_classes) {
+  const at::Tensor wide = labels.to(at::kLong).contiguous();
+  const int64_t* y = wide.data_ptr<int64_t>();
+  for (int64_t i = 0; i < wide.numel(); ++i)
     TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < num_classes, "labels[", i, "]: expected a class index in [0, ", num_classes,
                       ") (num_classes=", num_classes, "), got ", y[i]);
+}
+
+// -- the checks of each op, in full ---------------------------------------------------------------
+
+// fastmix::mix_: writable images, the params' layout, and their values on the CPU.
+inline void check_mix_args(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
+                           const at::Tensor& kind, const at::Tensor& box) {
+  check_writable_images(images);
+  check_params_layout(images, partner, lam, kind, box);
+  if (images.device().is_cpu())
+    check_params_values(images, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+}
+
+// fastmix::mix_into_: the images against out, then out, params and affine (values on the CPU).
+// Returns whether out is channels_last.
+inline bool check_mix_into_args(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner,
+                                const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
+                                const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
+  check_mix_into_images(out, images, hwc);
+  const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
+                                                         images.scalar_type() == at::kByte);
+  if (out.device().is_cpu())
+    check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+  return channels_last;
+}
+
+// fastmix::collate_mix_: the samples against out, then out, params and affine (values on the
+// CPU). Returns whether out is channels_last.
+inline bool check_collate_mix_args(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner,
+                                   const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
+                                   const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
+  check_collate_samples(out, samples, hwc);
+  const bool uint8_input = samples.empty() || samples[0].scalar_type() == at::kByte;
+  const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input);
+  if (out.device().is_cpu())
+    check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+  return channels_last;
+}
+
+// fastmix::mix_targets: the knobs, the labels, the params' layout; on the CPU the params' values
+// and the class indices.
+inline void check_mix_targets_args(const at::Tensor& labels, const at::Tensor& partner, const at::Tensor& lam,
+                                   const at::Tensor& kind, int64_t num_classes, double smoothing) {
+  check_num_classes_and_smoothing(num_classes, smoothing);
+  check_labels_layout(labels, num_classes);
+  const int64_t batch = labels.size(0);
+  check_param_field("partner", partner, at::kLong, {batch}, labels, "labels");
+  check_param_field("lam", lam, at::kFloat, {batch}, labels, "labels");
+  check_param_field("kind", kind, at::kByte, {batch}, labels, "labels");
+  if (labels.device().is_cpu()) {
+    check_targets_params_values(partner, lam, kind);
+    if (labels.dim() == 1) check_class_indices(labels, num_classes);
+  }
 }
 
 }  // namespace fastmix

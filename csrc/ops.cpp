@@ -1,5 +1,5 @@
 // The fastmix operator library: schemas declared once here, implemented per dispatch key in
-// cpu/ and cuda/, given fake (meta) implementations in fastmix/ops.py.
+// cpu/ and cuda/, given fake (meta) implementations in fastmix/backends/extension.py.
 #include <Python.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

@@ -11,6 +11,7 @@ default_collate does, so it is not copied again on its way to the main process.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, List, Optional, Tuple
@@ -19,15 +20,77 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate, get_worker_info
 
-from .checks import (INPUT_DTYPES, MASK_DTYPES, check_bool, check_collate_mixup, check_collate_settings, dtype_name,
-                     dtype_names, mask_values_valid)
+from .backends.checks import INPUT_DTYPES, OUT_DTYPES, check_class_indices, dtype_name, dtype_names, type_name
 from .mixup import Mixup
-from .masks import MaskTargets, paste_only
+from .masks import MASK_DTYPES, MaskTargets, build_mask_b, check_mask_values, mask_weights, paste_only
 from .sampling.params import MixKind, MixParams
-from .sampling.policy import MixPolicy
+from .sampling.policy import MixPolicy, check_bool
 from .sampling.sample import sample_params
-from .sampling.shared import SharedPolicy, with_timm_knobs
+from .shared_settings import SharedPolicy, with_timm_knobs
 from .targets import CompactTargets, soft_targets
+
+
+# -- the collate's settings ------------------------------------------------------------------------
+
+
+def check_collate_mixup(mixup: Any) -> None:
+    """A fastmix.Mixup whose backend can run on the CPU, where the collate runs (DataLoader workers)."""
+    if not isinstance(mixup, Mixup):
+        raise TypeError(f"mixup: expected a fastmix.Mixup, got {type_name(mixup)}")
+    if mixup.backend == "cuda":
+        raise ValueError("mixup: expected a Mixup whose backend runs on the CPU (the collate runs in DataLoader "
+                         "workers), got backend='cuda'; use 'auto', 'cpp', 'numba' or 'torch'")
+
+
+def check_norm_values(name: str, value: Any) -> torch.Tensor:
+    """mean or std of a MixupCollate: a real number, a list or tuple of them, or a real tensor or
+    numpy array on the CPU (flattened); at least one value, all finite. Returns float64 (C,)."""
+    expected = "finite real numbers (one per channel, or one for every channel)"
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"{name}: expected {expected}, got a numpy array of dtype {value.dtype}")
+        value = torch.from_numpy(value.astype(np.float64))  # a native-order copy
+    if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:
+            raise TypeError(f"{name}: expected {expected}, got a tensor of layout {value.layout}")
+        if value.device.type != "cpu":
+            raise ValueError(f"{name}: expected {expected} on the CPU, got a tensor on {value.device}")
+        if value.is_complex() or value.dtype == torch.bool:
+            raise TypeError(f"{name}: expected {expected}, got a tensor of dtype {dtype_name(value.dtype)}")
+        values = value.detach().to(torch.float64).flatten()
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        values = torch.tensor([float(value)], dtype=torch.float64)
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        values = torch.tensor([float(v) for v in value], dtype=torch.float64)
+    else:
+        raise TypeError(f"{name}: expected {expected}, got {type_name(value)} {value!r:.80}")
+    if values.numel() == 0:
+        raise ValueError(f"{name}: expected {expected}, got none")
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name}: expected {expected}, got {values.tolist()}")
+    return values
+
+
+def check_collate_settings(dtype: Any, mean: Any, std: Any) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """The output dtype and the normalisation of a MixupCollate; returns mean and std as float64 (C,)."""
+    if dtype not in OUT_DTYPES:
+        raise ValueError(f"dtype: expected one of {', '.join(str(d) for d in OUT_DTYPES)}, got {dtype}")
+    if (mean is None) != (std is None):
+        raise ValueError(f"mean, std: expected both or neither, got mean={mean} and std={std}")
+    if mean is None:
+        return None, None
+    if dtype == torch.uint8:
+        raise ValueError("mean, std: expected a float output dtype for normalisation, got dtype=torch.uint8")
+    mean_t = check_norm_values("mean", mean)
+    std_t = check_norm_values("std", std)
+    if mean_t.shape != std_t.shape:
+        raise ValueError(f"mean, std: expected the same length, got {len(mean_t)} and {len(std_t)}")
+    if not bool((std_t > 0).all()):
+        raise ValueError(f"std: expected values > 0, got {std_t.tolist()}")
+    return mean_t, std_t
+
+
+# -- the samples -----------------------------------------------------------------------------------
 
 
 def _as_image_tensor(image: Any, index: int) -> Tuple[torch.Tensor, bool]:
@@ -263,12 +326,7 @@ class MixupCollate:
                 raise ValueError(f"samples[{i}]: expected a mask of shape ({height}, {width}) (the image's) and dtype "
                                  f"{dtype_name(masks[0].dtype if i else mask.dtype)}, got {tuple(mask.shape)} "
                                  f"{dtype_name(mask.dtype)}")
-            ignore = self.mixup.ignore_index
-            if not mask_values_valid(mask, num_classes, ignore):  # (the min/max check of Mixup's masks)
-                bad = ((mask < 0) | (mask >= num_classes)) & (mask != ignore)
-                where = tuple(int(v) for v in bad.nonzero()[0])
-                raise ValueError(f"samples[{i}]: expected mask values in [0, {num_classes}) or ignore_index={ignore}, "
-                                 f"got {int(mask[where])} at {where}")
+            check_mask_values(mask, num_classes, self.mixup.ignore_index, f"samples[{i}]")
             masks.append(mask.contiguous())
         return masks
 
@@ -281,13 +339,12 @@ class MixupCollate:
         empty = torch.empty(0)
         self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
         mask_a = out.view(batch, height, width * itemsize).view(dtype)
-        blend = kind == int(MixKind.BLEND)
-        if not bool(blend.any()):
-            return MaskTargets(mask_a, mask_a, torch.ones_like(lam))
-        rows = [masks[int(partner[i])] if blend[i] else mask_a[i] for i in range(batch)]
-        mask_b = _empty_batch((batch, height, width), dtype, False)
-        torch.stack(rows, out=mask_b)
-        return MaskTargets(mask_a, mask_b, torch.where(blend, lam, torch.ones_like(lam)))
+        weights = mask_weights(lam, kind)
+        if not bool((kind == int(MixKind.BLEND)).any()):
+            return MaskTargets(mask_a, mask_a, weights)
+        partner_masks = [masks[j] for j in partner.tolist()]  # the samples' masks are never written
+        mask_b = build_mask_b(mask_a, partner_masks, kind, out=_empty_batch((batch, height, width), dtype, False))
+        return MaskTargets(mask_a, mask_b, weights)
 
     def _labels(self, labels: List[Any], policy: MixPolicy) -> torch.Tensor:
         num_classes = policy.num_classes
@@ -320,10 +377,8 @@ class MixupCollate:
                 y = y.item()
             if isinstance(y, bool) or not isinstance(y, (int, np.integer)):
                 raise TypeError(f"samples[{i}]: expected an integer class index, got {type(y).__name__} {y!r}")
-            if not 0 <= y < num_classes:
-                raise ValueError(f"samples[{i}]: expected a class index in [0, {num_classes}) (num_classes={num_classes}), "
-                                 f"got {y}")
             values.append(int(y))
+        check_class_indices(values, num_classes, "samples")  # before int64 holds them: 2**70 is refused by name
         return torch.tensor(values, dtype=torch.int64)
 
     def __call__(self, samples: Sequence[Any]) -> Any:

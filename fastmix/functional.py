@@ -11,8 +11,9 @@ import warnings
 import torch
 
 from .backends import resolve_backend
-from .checks import check_images, check_label_values, check_params, check_targets_knobs, check_tensor
-from .sampling.params import MixParams
+from .backends.checks import check_class_indices, check_labels_layout, check_num_classes_and_smoothing
+from .mixup import check_images
+from .sampling.params import MixParams, check_params
 
 
 def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torch.Tensor:
@@ -49,12 +50,10 @@ def mix_targets(
     label smoothing (on = 1 - eps + eps/C, off = eps/C; dense t -> t*on + (1-t)*off), or just
     ``s(labels[i])`` for a sample left alone.
     """
-    check_targets_knobs(num_classes, smoothing)
-    check_tensor("labels", labels)
-    if labels.dim() not in (1, 2):
-        raise ValueError(f"labels: expected class indices of shape (B,) or dense targets of shape (B, {num_classes}), "
-                         f"got shape {tuple(labels.shape)}")
-    check_label_values(labels, num_classes, read_values=labels.device.type == "cpu")  # no sync on a GPU
+    check_num_classes_and_smoothing(num_classes, smoothing)
+    check_labels_layout(labels, num_classes)
+    if labels.dim() == 1 and labels.device.type == "cpu":  # values on the host only: a GPU read would sync
+        check_class_indices(labels, num_classes)
     chosen = resolve_backend(backend, labels.device)
     check_params(params, labels.shape[0], None, check_boxes=False)
     partner, lam, kind, _ = params.to(labels.device, non_blocking=True).as_tuple()

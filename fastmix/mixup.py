@@ -6,14 +6,32 @@ from typing import Any, Optional, Tuple
 import torch
 
 from .backends import check_backend_name, resolve_backend
-from .checks import check_ignore_index, check_images, check_labels, check_masks, check_seed
-from .masks import MaskTargets, mix_masks_
+from .backends.checks import IMAGE_DTYPES, check_strided, check_tensor, check_writable_images, dtype_name, dtype_names
+from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_
 from .process_local import ProcessLocal
 from .sampling.params import MixParams
-from .sampling.policy import MixPolicy
+from .sampling.policy import MixPolicy, check_seed
 from .sampling.sample import sample_params
-from .sampling.shared import SharedPolicy, with_timm_knobs
-from .targets import soft_targets
+from .shared_settings import SharedPolicy, with_timm_knobs
+from .targets import check_labels, soft_targets
+
+
+def check_images(images: Any, needs_spatial: bool) -> None:
+    """images of a Mixup (or fastmix.mix_): (B, ...) of a supported dtype, (B, C, H, W) or more dims
+    when CutMix may run, writable in place, not requiring grad."""
+    check_tensor("images", images)
+    check_strided("images", images)
+    if images.dtype not in IMAGE_DTYPES:
+        raise TypeError(f"images: expected dtype {dtype_names(IMAGE_DTYPES)}, got {dtype_name(images.dtype)}")
+    min_dims = 4 if needs_spatial else 2
+    if images.dim() < min_dims:
+        what = "(B, C, H, W) (CutMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
+        raise ValueError(f"images: expected shape {what}, got shape {tuple(images.shape)}")
+    if needs_spatial and images.shape[-2] * images.shape[-1] == 0:
+        raise ValueError(f"images: CutMix needs H >= 1 and W >= 1, got shape {tuple(images.shape)}")
+    check_writable_images(images)
+    if images.requires_grad:
+        raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
 
 
 @with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker

@@ -1,13 +1,42 @@
-"""Soft targets as indices and weights, for very large class counts, and their loss."""
+"""Soft targets of a mixed batch: the labels' checks, the policy's smoothing rule, and targets as
+indices and weights (CompactTargets) for very large class counts, with their loss."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
+
+from .backends.checks import check_class_indices, check_labels_layout, check_strided, check_tensor
 
 if TYPE_CHECKING:
     from .backends import Backend
     from .sampling.policy import MixPolicy
+
+
+def check_labels(labels: Any, batch: int, device: torch.device, num_classes: int, multi_label: bool = False) -> None:
+    """labels: (B,) integer class indices in [0, C) or (B, C) dense targets, on the images' device.
+
+    Class index values are read only on the CPU: on a GPU that read would stall the stream every
+    batch, so there an index outside [0, C) trips the targets kernel's device-side assert instead."""
+    check_tensor("labels", labels)
+    check_strided("labels", labels)
+    if labels.device != device:
+        raise ValueError(f"labels: expected a tensor on the images' device {device}, got {labels.device}")
+    if labels.dim() not in (1, 2):
+        raise ValueError(
+            f"labels: expected class indices of shape ({batch},) or dense targets of shape ({batch}, {num_classes}), "
+            f"got shape {tuple(labels.shape)}"
+        )
+    if labels.shape[0] != batch:
+        raise ValueError(
+            f"labels: expected batch size {batch} (the images' first dim), got {labels.shape[0]} (shape {tuple(labels.shape)})"
+        )
+    if multi_label and labels.dim() != 2:
+        raise ValueError(f"labels: expected dense multi-label targets of shape ({batch}, {num_classes}) for "
+                         f"multi_label=True, got shape {tuple(labels.shape)}")
+    check_labels_layout(labels, num_classes)
+    if labels.dim() == 1 and labels.device.type == "cpu":
+        check_class_indices(labels, num_classes)
 
 
 def soft_targets(backend: "Backend", labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,

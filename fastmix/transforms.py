@@ -41,16 +41,9 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten  # what torchvision's transforms use
 
 from .backends import check_backend_name, resolve_backend
-from .checks import (
-    IMAGE_DTYPES,
-    MAX_NUM_CLASSES,
-    check_bool,
-    check_seed,
-    check_writable_images,
-    dtype_name,
-    dtype_names,
-    type_name,
-)
+from .backends.checks import (IMAGE_DTYPES, MAX_NUM_CLASSES, check_class_indices, check_writable_images, dtype_name,
+                              dtype_names, type_name)
+from .sampling.policy import check_bool, check_seed
 from .sampling.beta import beta_draws
 from .process_local import ProcessLocal
 from .sampling.params import MixKind, MixParams
@@ -292,12 +285,8 @@ class _BatchMix(ProcessLocal, torch.nn.Module):
             num_classes = labels.shape[1]
         # Values are read on the CPU only: reading them on a GPU would wait for it (the CUDA op
         # asserts on the device instead).
-        if labels.dim() == 1 and labels.device.type == "cpu" and labels.numel():
-            bad = ((labels < 0) | (labels >= num_classes)).nonzero()
-            if len(bad):
-                i = int(bad[0])
-                raise ValueError(f"labels[{i}]: expected a class index in [0, {num_classes}) "
-                                 f"(num_classes={num_classes}), got {int(labels[i])}")
+        if labels.dim() == 1 and labels.device.type == "cpu":
+            check_class_indices(labels, num_classes)
         return num_classes
 
     def _check_pair(self, labels: torch.Tensor, images: torch.Tensor) -> None:

@@ -59,7 +59,7 @@ BAD_KNOBS = [
     (dict(backend="gpu"), ValueError, "backend:"),
     (dict(backend="CPP"), ValueError, "backend:"),
     (dict(backend=None), ValueError, "backend:"),
-    # num_classes: an int in [1, 2**31 - 1] (fastmix/checks.py MAX_NUM_CLASSES says why); past it a
+    # num_classes: an int in [1, 2**31 - 1] (fastmix/backends/checks.py MAX_NUM_CLASSES says why); past it a
     # call could only fail (out of memory, an overflowed size, an int the ops cannot take)
     (dict(num_classes=2**31), ValueError, r"num_classes: expected an int in \[1, 2147483647\], got 2147483648$"),
     (dict(num_classes=2**40), ValueError, r"num_classes: .*got 1099511627776$"),

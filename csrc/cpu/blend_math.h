@@ -1,5 +1,5 @@
 // Per-element loops of the CPU kernels. They round exactly like the torch reference
-// (fastmix/reference.py): a*lam and b*(1-lam) rounded separately in the accumulation type, then
+// (fastmix/backends/reference.py): a*lam and b*(1-lam) rounded separately in the accumulation type, then
 // summed (the build passes -ffp-contract=off so no FMA fuses them), then cast back.
 //
 // The loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time (GCC

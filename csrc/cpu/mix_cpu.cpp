@@ -487,11 +487,9 @@ void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, con
 
 void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
               const at::Tensor& kind, const at::Tensor& box) {
-  check_images(images);
-  check_params_layout(images, partner, lam, kind, box);
+  check_mix_args(images, partner, lam, kind, box);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
                    kind_c = kind.contiguous(), box_c = box.contiguous();
-  check_params_values(images, partner_c, lam_c, kind_c, box_c);
   if (images.numel() == 0) return;
 
   const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),

@@ -516,17 +516,14 @@ void run(const std::vector<const In*>& inputs, char* out, const Geometry& g, con
   });
 }
 
-// The checks of out, params and affine, then the kernel. `inputs` point at B samples laid out as
-// `hwc` says, with dims (C, H, W).
+// The kernel, on checked arguments. `inputs` point at B samples laid out as `hwc` says, with dims
+// (C, H, W); `nhwc_out`: out is channels_last.
 template <typename In>
 void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
                       const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale,
-                      const at::Tensor& bias, bool hwc) {
-  const bool nhwc_out = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
-                                                    std::is_same_v<In, uint8_t>);
+                      const at::Tensor& bias, bool hwc, bool nhwc_out) {
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
-  check_params_values(out, partner_c, lam_c, kind_c, box_c);
   if (out.numel() == 0) return;
 
   const int64_t C = out.size(1), H = out.size(2), W = out.size(3);
@@ -560,26 +557,23 @@ void with_input_type(c10::ScalarType dtype, F&& f) {
 void mix_into_cpu_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                    bool hwc) {
-  check_mix_into_images(out, images, hwc);
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const at::Tensor src = images.contiguous();
   with_input_type(src.scalar_type(), [&](auto tag) {
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = src.data_ptr<In>() + i * C * H * W;
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out);
   });
 }
 
 void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
                       const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
                       bool hwc) {
-  check_collate_samples(out, samples, hwc);
+  const bool nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc);
   const int64_t B = out.size(0);
-  if (B == 0) {
-    check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, true);
-    return;
-  }
+  if (B == 0) return;
   const c10::ScalarType dtype = samples[0].scalar_type();
   std::vector<at::Tensor> contiguous(B);
   for (int64_t i = 0; i < B; ++i) contiguous[i] = samples[i].contiguous();
@@ -587,7 +581,7 @@ void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::T
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = contiguous[i].data_ptr<In>();
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out);
   });
 }
 

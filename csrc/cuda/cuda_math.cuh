@@ -1,6 +1,6 @@
 // Element types, rounding and vector access shared by the CUDA kernels.
 //
-// Every value is rounded exactly as fastmix/reference.py rounds it: a blend is
+// Every value is rounded exactly as fastmix/backends/reference.py rounds it: a blend is
 // x * lam + partner * (1 - lam) with each product rounded on its own in float32 (float64 for
 // float64 images) and then summed -- the explicit _rn intrinsics keep nvcc from contracting the
 // expression into an FMA whatever --fmad says. uint8 results are rounded half to even and

@@ -1,5 +1,5 @@
 // NOT part of the extension: a host program that runs the CUDA kernels' code on the CPU, so that
-// tests/test_cuda_compile.py can check it bit for bit against fastmix/reference.py on machines
+// tests/test_cuda_compile.py can check it bit for bit against fastmix/backends/reference.py on machines
 // without a GPU. It is compiled with nvcc as CUDA (`nvcc -x cu`), so the kernel headers are the
 // very code the extension builds; only the launches differ: "threads" run one after another (in
 // reverse order, so a hidden dependence on launch order would show), a block's phases run as

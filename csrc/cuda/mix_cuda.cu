@@ -62,8 +62,7 @@ bool mix_launch(const at::Tensor& images, const at::Tensor& partner, const at::T
 
 void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
                const at::Tensor& box) {
-  check_images(images);
-  check_params_layout(images, partner, lam, kind, box);
+  check_mix_args(images, partner, lam, kind, box);
   const int64_t batch = images.size(0);
   TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ", batch);
   if (images.numel() == 0) return;

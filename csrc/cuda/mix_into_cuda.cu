@@ -59,9 +59,7 @@ void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::T
   TORCH_CHECK_VALUE(out.is_cuda(), "out: expected a tensor on the device of images, the params, scale and bias, "
                     "got out on ", out.device(), ", images on ", images.device(), ", scale on ", scale.device(),
                     " and bias on ", bias.device());
-  check_mix_into_images(out, images, hwc);
-  const bool nhwc_out = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
-                                                    images.scalar_type() == at::kByte);
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
   TORCH_CHECK_VALUE(B <= kMaxBatch, "out: expected at most ", kMaxBatch, " samples on CUDA, got ", B);

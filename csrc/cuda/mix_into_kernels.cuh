@@ -14,7 +14,7 @@
 // mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
 // a paste takes the partner's value inside the box, untouched samples keep their value;
 // normalize is v * scale[c] + bias[c] (product and sum rounded apart) when enabled; the cast
-// rounds to nearest even (uint8: then saturates). See fastmix.reference.mix_into_reference.
+// rounds to nearest even (uint8: then saturates). See fastmix.backends.reference.mix_into_.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The CUDA soft-target kernels (fastmix::mix_targets): one thread per (sample, class).
 //
-// Same arithmetic as csrc/cpu/mix_targets_cpu.cpp and fastmix/reference.py: on = 1 - eps + eps/C
+// Same arithmetic as csrc/cpu/mix_targets_cpu.cpp and fastmix/backends/reference.py: on = 1 - eps + eps/C
 // and off = eps/C computed in double and rounded to float; dense labels t (float32) smoothed as
 // t * on + (1 - t) * off; a written row is a * lam + b * (1 - lam), every product and sum rounded
 // in float32; a row left alone is the smoothed own label.

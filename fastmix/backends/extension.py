@@ -64,8 +64,7 @@ def _register_layout_refusals() -> None:
     global _layout_library
     if _layout_library is not None:
         return
-    from ..checks import check_collate_samples, check_mix_args, check_mix_into_images, check_mix_targets_args, \
-        check_out_and_affine
+    from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
 
     def refuse(check):
         def kernel(*args):
@@ -73,14 +72,8 @@ def _register_layout_refusals() -> None:
             raise TypeError("expected strided (dense) tensors, got a sparse one")  # (a check always fires first)
         return kernel
 
-    checks = {
-        "mix_": lambda images, *params: check_mix_args(images, *params),
-        "mix_into_": lambda out, images, *rest: (check_out_and_affine(out, *rest[:6], True),
-                                                 check_mix_into_images(out, images, rest[6])),
-        "collate_mix_": lambda out, samples, *rest: (check_out_and_affine(out, *rest[:6], True),
-                                                     check_collate_samples(out, samples, rest[6])),
-        "mix_targets": lambda labels, *rest: check_mix_targets_args(labels, *rest),
-    }
+    checks = {"mix_": check_mix_args, "mix_into_": check_mix_into_args, "collate_mix_": check_collate_mix_args,
+              "mix_targets": check_mix_targets_args}
     library = torch.library.Library("fastmix", "IMPL")
     for name, check in checks.items():
         for key in _SPARSE_KEYS:
@@ -97,11 +90,11 @@ def _register_fakes() -> None:
     worded as the kernels word it, and refuses such a call instead of returning without a write
     (or an uninitialised CPU result). A call whose tensors are all meta (meta tracing) or all fake
     tensors of one device (torch.compile) passes."""
-    from ..checks import check_affine_devices, check_on_device
+    from .checks import check_affine_devices, check_on_device
 
     def on_device_of(data_name, data, **tensors):  # noqa: ANN001, ANN202
         for name, value in tensors.items():
-            check_on_device(name, value, data_name, data.device)
+            check_on_device(name, value, data, data_name)
 
     def affine_on_device_of_out(out, scale, bias):  # noqa: ANN001, ANN202
         if scale.device != out.device or bias.device != out.device:  # (numel() read only then: no guard on it)
@@ -119,7 +112,7 @@ def _register_fakes() -> None:
     @torch.library.register_fake("fastmix::collate_mix_")
     def _collate_mix_fake(out, samples, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001
         for i, sample in enumerate(samples):
-            check_on_device(f"samples[{i}]", sample, "out", out.device)
+            check_on_device(f"samples[{i}]", sample, out, "out")
         on_device_of("out", out, partner=partner, lam=lam, kind=kind, box=box)
         affine_on_device_of_out(out, scale, bias)
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, List, Sequence
 
 import torch
 
-from ..checks import check_collate_samples, check_mix_args, check_mix_into_images, check_out_and_affine
+from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args
 
 
 def has_negative_bit(*tensors: Any) -> bool:
@@ -48,14 +48,12 @@ def mix_(run: Callable[..., None], images, partner, lam, kind, box) -> None:  # 
 
 
 def mix_into_(run: Callable[..., None], out, images, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    check_mix_into_images(out, images, hwc)
-    check_out_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
     _run_resolved(run, out, images, partner, lam, kind, box, scale, bias, hwc)
 
 
 def collate_mix_(run: Callable[..., None], out, samples, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    check_collate_samples(out, samples, hwc)
-    check_out_and_affine(out, partner, lam, kind, box, scale, bias, not samples or samples[0].dtype == torch.uint8)
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
     _run_resolved(run, out, _resolved(samples), partner, lam, kind, box, scale, bias, hwc)
 
 

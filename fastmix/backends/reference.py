@@ -12,14 +12,8 @@ from typing import List
 
 import torch
 
-from ..checks import (
-    check_collate_samples,
-    check_mix_args,
-    check_mix_into_images,
-    check_mix_targets_args,
-    check_out_and_affine,
-)
-from ..sampling.params import MixKind
+from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
+from .mix_kind import MixKind, mixed
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -41,15 +35,10 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def written(partner: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: the samples a mix changes (mixed with a sample other than themselves)."""
-    return (kind != MixKind.NONE) & (partner != torch.arange(partner.shape[0], device=partner.device))
-
-
 def mixed_values(images: torch.Tensor, partner, lam, kind, box) -> torch.Tensor:  # noqa: ANN001
     """A new tensor: ``images`` (B, ...) mixed as the params say (nothing is written)."""
     batch = images.shape[0]
-    changed = written(partner, kind)
+    changed = mixed(partner, kind)
     broadcast = (batch,) + (1,) * (images.dim() - 1)
     acc = _accumulation_dtype(images.dtype)
     theirs = images[partner]
@@ -92,8 +81,8 @@ def mix_targets(labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, 
     check_mix_targets_args(labels, partner, lam, kind, num_classes, smoothing)
     own = smoothed_targets(labels, num_classes, smoothing)
     lam_col = lam.view(-1, 1)
-    mixed = own * lam_col + own[partner] * (1 - lam_col)
-    return torch.where(written(partner, kind).view(-1, 1), mixed, own)
+    own_and_partner = own * lam_col + own[partner] * (1 - lam_col)
+    return torch.where(mixed(partner, kind).view(-1, 1), own_and_partner, own)
 
 
 def normalized(values: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -122,8 +111,7 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
     float32, bfloat16 or float16. Mixed values are float32 (``x * lam + partner * (1 - lam)``),
     normalised in float32, then cast (uint8: round half to even, saturate).
     """
-    check_mix_into_images(out, images, hwc)
-    check_out_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
     if out.numel() == 0:
         return
     _mix_batch_into(out, images.permute(0, 3, 1, 2) if hwc else images, partner, lam, kind, box, scale, bias)
@@ -132,9 +120,7 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
 def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
                  kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
     """torch.ops.fastmix.collate_mix_ in plain torch: mix_into_ from B samples (C, H, W) or (H, W, C)."""
-    check_collate_samples(out, samples, hwc)
-    uint8_input = not samples or samples[0].dtype == torch.uint8
-    check_out_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input)
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
     if out.numel() == 0:
         return
     batch = torch.stack(samples)

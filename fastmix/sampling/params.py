@@ -5,18 +5,13 @@ backends and compared exactly.
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
+from typing import Any, Optional, Tuple
 
 import torch
 
-
-class MixKind(enum.IntEnum):
-    """What happens to one sample (the values stored in ``MixParams.kind``)."""
-
-    NONE = 0  #: left as it is
-    BLEND = 1  #: Mixup: ``lam * x[i] + (1 - lam) * x[partner[i]]``
-    PASTE = 2  #: CutMix: the box of ``x[partner[i]]`` is pasted into ``x[i]``
+from ..backends.checks import (check_param_field, check_params_values, check_targets_params_values, type_name)
+from ..backends.mix_kind import MixKind, mixed
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,7 @@ class MixParams:
 
     def mixed(self) -> torch.Tensor:
         """(B,) bool: which samples are actually changed (mixed with a sample other than themselves)."""
-        return (self.kind != MixKind.NONE) & (self.partner != torch.arange(self.batch_size, device=self.device))
+        return mixed(self.partner, self.kind)
 
     @staticmethod
     def identity(batch_size: int, device: torch.device | str = "cpu") -> "MixParams":
@@ -79,3 +74,24 @@ class MixParams:
             f"lam={[round(v, 4) for v in self.lam.tolist()]}, kind={kinds}, box={self.box.tolist()})"
         )
 
+
+def check_params(params: Any, batch: int, images_shape: Optional[Tuple[int, ...]], *, check_boxes: bool = True) -> None:
+    """A MixParams valid for images of shape ``images_shape`` (batch ``batch``; None: no images, as
+    for targets, which do not use the boxes, and ``check_boxes=False``), every field on one real
+    device. Reads the values on the host: call it on CPU params, before moving them to a GPU."""
+    if not isinstance(params, MixParams):
+        raise TypeError(f"params: expected a fastmix.MixParams, got {type_name(params)}")
+    fields = (("partner", torch.int64, (batch,)), ("lam", torch.float32, (batch,)), ("kind", torch.uint8, (batch,)))
+    fields += ((("box", torch.int64, (batch, 4)),) if check_boxes else ())
+    values = params.as_tuple()[: len(fields)]
+    for value, (name, dtype, shape) in zip(values, fields):
+        check_param_field(f"params.{name}", value, dtype, shape, None, "")
+    devices = {t.device for t in values}
+    if len(devices) > 1 or next(iter(devices)).type == "meta":
+        raise ValueError(f"params: expected {', '.join(name for name, _, _ in fields)} on one real device, "
+                         f"got {sorted(str(d) for d in devices)}")
+    host = params if params.device.type == "cpu" else params.to("cpu")
+    if check_boxes:
+        check_params_values(images_shape, *host.as_tuple(), prefix="params.")
+    else:
+        check_targets_params_values(host.partner, host.lam, host.kind, prefix="params.")

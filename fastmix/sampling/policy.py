@@ -1,17 +1,83 @@
-"""MixPolicy: the Mixup/CutMix knobs, with timm's meanings, checked once at construction."""
+"""MixPolicy: the Mixup/CutMix knobs, with timm's meanings, and the checks of every knob (run when a
+policy is built: at construction, and on every write of a knob during training, which builds a new
+policy in fastmix/shared_settings.py)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
-from ..checks import (
-    check_alpha,
-    check_bool,
-    check_cutmix_minmax,
-    check_mode,
-    check_num_classes,
-    check_probability,
-)
+from ..backends.checks import MAX_NUM_CLASSES, type_name
+
+MODES = ("batch", "pair", "elem")
+
+
+# -- the knobs' checks: each returns the value as it is kept, or raises naming the knob ------------
+
+
+def is_real_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_probability(name: str, value: Any) -> float:
+    """A float in [0, 1] (NaN refused)."""
+    if not is_real_number(value):
+        raise TypeError(f"{name}: expected a float in [0, 1], got {type_name(value)}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: expected a float in [0, 1], got {value}")
+    return float(value)
+
+
+def check_alpha(name: str, value: Any) -> float:
+    """A finite float >= 0."""
+    if not is_real_number(value):
+        raise TypeError(f"{name}: expected a float >= 0, got {type_name(value)}")
+    if math.isnan(value) or value < 0 or math.isinf(value):
+        raise ValueError(f"{name}: expected a finite float >= 0, got {value}")
+    return float(value)
+
+
+def check_positive_int(name: str, value: Any, maximum: Optional[int] = None) -> int:
+    """An int >= 1 (bool refused), and <= ``maximum`` when given."""
+    expected = "an int >= 1" if maximum is None else f"an int in [1, {maximum}]"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected {expected}, got {type_name(value)}")
+    if value < 1 or (maximum is not None and value > maximum):
+        raise ValueError(f"{name}: expected {expected}, got {value}")
+    return value
+
+
+def check_num_classes(value: Any) -> int:
+    """num_classes: an int in [1, MAX_NUM_CLASSES] (bool refused; the bound is argued where it is defined)."""
+    return check_positive_int("num_classes", value, MAX_NUM_CLASSES)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type_name(value)}")
+    return value
+
+
+def check_mode(value: Any) -> str:
+    if value not in MODES:
+        raise ValueError(f"mode: expected one of {', '.join(repr(m) for m in MODES)}, got {value!r}")
+    return value
+
+
+def check_seed(value: Any) -> Optional[int]:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"seed: expected an int or None, got {type_name(value)}")
+    return value
+
+
+def check_cutmix_minmax(value: Any) -> Optional[Tuple[float, float]]:
+    """None or (min, max) with 0 <= min < max <= 1."""
+    if value is None:
+        return None
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(is_real_number(v) for v in value)
+    if not ok or not 0.0 <= value[0] < value[1] <= 1.0:
+        raise ValueError(f"cutmix_minmax: expected None or (min, max) with 0 <= min < max <= 1, got {value!r}")
+    return float(value[0]), float(value[1])
 
 
 @dataclass(frozen=True)

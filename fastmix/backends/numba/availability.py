@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import torch
-
 MIN_NUMBA = (0, 59)
 _UNKNOWN = object()
 _reason: object = _UNKNOWN
@@ -44,14 +42,3 @@ def require() -> None:
     reason = unavailable_reason()
     if reason is not None:
         raise ValueError(f"backend: expected a backend available here, got 'numba', which is not: {reason}")
-
-
-def threads() -> int:
-    """Threads for the next kernel: torch.get_num_threads() (the kernels are split over Python
-    threads, parallel.py; one runs on the calling thread only)."""
-    return max(1, torch.get_num_threads())
-
-
-def check_cpu(tensor: torch.Tensor, name: str) -> None:
-    if tensor.device.type != "cpu":
-        raise ValueError(f"{name}: expected a tensor on cpu (the numba backend runs on the CPU), got {tensor.device}")

@@ -16,6 +16,12 @@ from numba import carray, njit, types
 from numba.extending import intrinsic
 
 
+def check_cpu(tensor: torch.Tensor, name: str) -> None:
+    """A tensor whose memory the kernels can read: on the CPU."""
+    if tensor.device.type != "cpu":
+        raise ValueError(f"{name}: expected a tensor on cpu (the numba backend runs on the CPU), got {tensor.device}")
+
+
 def bits_view(tensor: torch.Tensor) -> torch.Tensor:
     """float16 and bfloat16 tensors as int16 views of their bits (others as they are)."""
     if tensor.dtype in (torch.float16, torch.bfloat16):

@@ -22,11 +22,10 @@ import torch
 from numba import njit
 from numba.extending import overload
 
-from ...checks import check_collate_samples, check_mix_into_images, check_out_and_affine
-from .availability import check_cpu, threads
+from ..checks import check_collate_mix_args, check_mix_into_args
 from .dtypes import from_acc, to_acc
-from .memory import array_at, flat_view
-from .parallel import run_split
+from .memory import array_at, check_cpu, flat_view
+from .parallel import run_split, threads
 from .mix_numba import KEEP, MIX, TAKE, copy
 from .plan import BLEND, NONE, PASTE, is_written, make_units
 
@@ -296,9 +295,8 @@ def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row,
 
 def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):
     """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
-    check_mix_into_images(out, images, hwc)
+    channels_last = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
     check_cpu(out, "out")
-    channels_last = check_out_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
     batch, channels, height, width = out.shape
     source = images.contiguous()
     sample_bytes = channels * height * width * source.element_size()
@@ -309,10 +307,8 @@ def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):
 def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc):
     """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples
     (C, H, W) or (H, W, C)."""
-    check_collate_samples(out, samples, hwc)
+    channels_last = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
     check_cpu(out, "out")
-    uint8_input = not samples or samples[0].dtype == torch.uint8
-    channels_last = check_out_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input)
     if out.shape[0] == 0:
         return
     contiguous = [sample.contiguous() for sample in samples]  # held until the kernel returns

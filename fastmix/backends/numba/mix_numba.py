@@ -19,11 +19,10 @@ from . import cache  # noqa: F401  (first: keys numba's disk cache on all of thi
 import numpy as np
 from numba import njit
 
-from ...checks import check_mix_args
-from .availability import check_cpu, threads
+from ..checks import check_mix_args
 from .dtypes import acc_weights, from_acc, to_acc
-from .memory import flat_view, prefetch_for_read
-from .parallel import run_split
+from .memory import check_cpu, flat_view, prefetch_for_read
+from .parallel import run_split, threads
 from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
 # What one sample does to the elements of a row segment (numpy scalars: see plan.py).

@@ -3,7 +3,7 @@
 With label smoothing eps a class scores on = 1 - eps + eps/C and every other class off = eps/C;
 dense targets t become t*on + (1-t)*off. Row i is lam[i] * s(labels[i]) + (1 - lam[i]) *
 s(labels[partner[i]]), or s(labels[i]) when sample i is left alone; all in float32, each product
-rounded on its own, as fastmix/reference.py does. Rows are independent: blocks of rows
+rounded on its own, as fastmix/backends/reference.py does. Rows are independent: blocks of rows
 run on several threads (parallel.py).
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import torch
 from numba import njit
 from numba.extending import overload
 
-from ...checks import check_mix_targets_args
-from .availability import check_cpu, threads
-from .parallel import run_split
+from ..checks import check_mix_targets_args
+from .memory import check_cpu
+from .parallel import run_split, threads
 from .plan import is_written
 
 ROWS_PER_TASK = 16

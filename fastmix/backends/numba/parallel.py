@@ -12,10 +12,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
+import torch
+
 _lock = threading.Lock()
 _pool: Optional[ThreadPoolExecutor] = None
 _pool_pid = -1
 _pool_size = 0
+
+
+def threads() -> int:
+    """Threads for the next kernel: torch.get_num_threads() (one runs on the calling thread only)."""
+    return max(1, torch.get_num_threads())
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:

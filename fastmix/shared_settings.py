@@ -22,8 +22,7 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import torch
 
-from ..checks import MODES, check_bool
-from .policy import MixPolicy
+from .sampling.policy import MODES, MixPolicy, check_bool
 
 # Slots of the shared float64 array (num_classes is stored through an int64 view of its slot).
 _SEQUENCE, _ENABLED, _MIXUP_ALPHA, _CUTMIX_ALPHA, _MINMAX_LO, _MINMAX_HI, _PROB, _SWITCH_PROB = range(8)
