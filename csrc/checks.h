@@ -9,6 +9,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/zeros.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
@@ -242,25 +243,48 @@ inline bool check_out_params_and_affine(const at::Tensor& out, const at::Tensor&
   return channels_last;
 }
 
-// Whether the spans of memory of a and b (both non-empty) overlap: from the first element's
-// address to one past the last. Not at::get_overlap_status: it answers "too hard" for every view that is not dense (a strided
-// sample such as x[::2] or an as_strided view), which would let such a view of out through.
-inline bool memory_spans_overlap(const at::Tensor& a, const at::Tensor& b) {
-  if (!a.has_storage() || !b.has_storage() || a.storage().data() != b.storage().data()) return false;
-  auto span = [](const at::Tensor& t) {
-    int64_t last = 0;  // the offset of the last element, in elements
-    for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
-    const char* low = static_cast<const char*>(t.data_ptr());
-    return std::make_pair(low, low + (last + 1) * static_cast<int64_t>(t.element_size()));
-  };
-  const auto [a_low, a_high] = span(a);
-  const auto [b_low, b_high] = span(b);
-  return a_low < b_high && b_low < a_high;
+// [address of the first byte, one past the last) of a non-empty strided tensor.
+inline std::pair<const char*, const char*> byte_span(const at::Tensor& t) {
+  int64_t last = 0;  // the offset of the last element, in elements
+  for (int64_t d = 0; d < t.dim(); ++d) last += (t.size(d) - 1) * t.stride(d);
+  const char* low = static_cast<const char*>(t.data_ptr());
+  return {low, low + (last + 1) * static_cast<int64_t>(t.element_size())};
+}
+
+// (span bytes,) bool: which bytes of its span an element of t covers.
+inline at::Tensor covered_bytes(const at::Tensor& t) {
+  const auto [low, high] = byte_span(t);
+  at::Tensor covered = at::zeros({high - low}, at::TensorOptions().dtype(at::kBool));
+  std::vector<int64_t> byte_strides(t.strides().begin(), t.strides().end());
+  for (auto& s : byte_strides) s *= static_cast<int64_t>(t.element_size());
+  for (int64_t k = 0; k < static_cast<int64_t>(t.element_size()); ++k)  // byte k of every element
+    covered.as_strided(t.sizes(), byte_strides, k).fill_(true);
+  return covered;
+}
+
+// Whether some byte belongs to an element of a and to an element of b (an empty tensor covers
+// none). Exact: where the spans of the two meet and either has gaps in its span (x[:, ::2] beside
+// x[:, 1::2]), the bytes of each are marked in a map of its span and the maps compared over the
+// common part. Not at::get_overlap_status: it answers "too hard" for every view that is not dense
+// (a strided sample such as x[::2] or an as_strided view), which would let such a view of out
+// through.
+inline bool bytes_overlap(const at::Tensor& a, const at::Tensor& b) {
+  if (a.numel() == 0 || b.numel() == 0 || !a.has_storage() || !b.has_storage() ||
+      a.storage().data() != b.storage().data())
+    return false;
+  const auto [a_low, a_high] = byte_span(a);
+  const auto [b_low, b_high] = byte_span(b);
+  const char* low = std::max(a_low, b_low);
+  const char* high = std::min(a_high, b_high);
+  if (low >= high) return false;
+  if (a.is_non_overlapping_and_dense() && b.is_non_overlapping_and_dense()) return true;  // each covers its span
+  const at::Tensor in_a = covered_bytes(a).slice(0, low - a_low, high - a_low);
+  const at::Tensor in_b = covered_bytes(b).slice(0, low - b_low, high - b_low);
+  return in_a.logical_and(in_b).any().item<bool>();
 }
 
 inline void check_no_overlap_with_out(const at::Tensor& out, const at::Tensor& input, const char* name) {
-  if (out.numel() == 0 || input.numel() == 0) return;
-  TORCH_CHECK_VALUE(!memory_spans_overlap(out, input), name,
+  TORCH_CHECK_VALUE(!bytes_overlap(out, input), name,
                     ": expected memory apart from out's (out is written while it is read), got memory that overlaps it");
 }
 
@@ -349,9 +373,15 @@ inline void check_targets_params_values(const at::Tensor& partner, const at::Ten
 inline void check_class_indices(const at::Tensor& labels, int64_t num_classes) {
   const at::Tensor wide = labels.to(at::kLong).contiguous();
   const int64_t* y = wide.data_ptr<int64_t>();
-  for (int64_t i = 0; i < wide.numel(); ++i)
-    TORCH_CHECK_VALUE(y[i] >= 0 && y[i] < num_classes, "labels[", i, "]: expected a class index in [0, ", num_classes,
-                      ") (num_classes=", num_classes, "), got ", y[i]);
+  const bool unsigned64 = labels.scalar_type() == at::kUInt64;  // 2**63 and up read as negative
+  for (int64_t i = 0; i < wide.numel(); ++i) {
+    if (y[i] >= 0 && y[i] < num_classes) continue;
+    if (unsigned64 && y[i] < 0)
+      TORCH_CHECK_VALUE(false, "labels[", i, "]: expected a class index in [0, ", num_classes, ") (num_classes=",
+                        num_classes, "), got ", static_cast<uint64_t>(y[i]));
+    TORCH_CHECK_VALUE(false, "labels[", i, "]: expected a class index in [0, ", num_classes, ") (num_classes=",
+                      num_classes, "), got ", y[i]);
+  }
 }
 
 // -- the checks of each op, in full ---------------------------------------------------------------

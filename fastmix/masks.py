@@ -16,8 +16,8 @@ from typing import Any, Callable, NamedTuple, Tuple
 
 import torch
 
-from .backends.checks import (check_strided, check_tensor, check_writable_here, dtype_name, dtype_names,
-                              elements_may_share_memory, memory_spans_overlap, type_name)
+from .backends.checks import (bytes_overlap, check_strided, check_tensor, check_writable_here, dtype_name, dtype_names,
+                              elements_may_share_memory, type_name)
 from .backends.mix_kind import MixKind, mixed
 
 MASK_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
@@ -27,8 +27,12 @@ MASK_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
 
 
 def check_ignore_index(value: Any) -> int:
+    """An int64 (what torch's cross entropy takes as its ignore_index). It need not be a value the
+    masks' dtype can hold (-1 beside uint8 masks): then no pixel is ignored."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"ignore_index: expected an int, got {type_name(value)}")
+    if not -2**63 <= value < 2**63:
+        raise ValueError(f"ignore_index: expected an int in [-2**63, 2**63 - 1] (an int64), got {value}")
     return value
 
 
@@ -53,7 +57,7 @@ def check_masks(masks: Any, images: torch.Tensor, num_classes: int, ignore_index
     if masks.numel() and elements_may_share_memory(masks):
         raise ValueError(f"masks: expected a tensor whose elements do not share memory (it is written in place), got "
                          f"strides {tuple(masks.stride())} for shape {tuple(masks.shape)}")
-    if memory_spans_overlap(masks, images):
+    if bytes_overlap(masks, images):
         raise ValueError("masks: expected a tensor apart from the images, got one that shares their memory")
     if masks.requires_grad:
         raise ValueError("masks: expected a tensor that does not require grad, got one that does")
@@ -68,16 +72,30 @@ def check_mask_values(masks: torch.Tensor, num_classes: int, ignore_index: int, 
     first pixel that is not (``name`` "masks" for a batch, "samples[i]" for one sample's mask)."""
     if masks.numel() == 0 or mask_values_valid(masks, num_classes, ignore_index):
         return
-    bad = ((masks < 0) | (masks >= num_classes)) & (masks != ignore_index)
-    where = tuple(int(v) for v in bad.nonzero()[0])
+    where = tuple(int(v) for v in invalid_mask_values(masks, num_classes, ignore_index).nonzero()[0])
     raise ValueError(f"{name}{list(where)}: expected a class in [0, {num_classes}) or ignore_index={ignore_index}, "
                      f"got {int(masks[where])}")
+
+
+def invalid_mask_values(masks: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:
+    """(masks' shape) bool: values that are neither a class in [0, num_classes) nor ignore_index,
+    compared exactly whatever the dtype: a bound the dtype cannot hold is not cast to it (torch
+    would wrap 40000 to an int16 -25536, or -1 to a uint8 255); a bound beyond the dtype's range
+    leaves no value on its far side."""
+    info = torch.iinfo(masks.dtype)
+    bad = masks < 0 if info.min < 0 else torch.zeros_like(masks, dtype=torch.bool)
+    if num_classes <= info.max:
+        bad |= masks >= num_classes
+    if info.min <= ignore_index <= info.max:
+        bad &= masks != ignore_index
+    return bad
 
 
 def mask_values_valid(masks: torch.Tensor, num_classes: int, ignore_index: int) -> bool:
     """Whether every value is a class in [0, num_classes) or ignore_index, in one or two vectorised
     reductions for the common cases (comparisons into bool tensors cost ~20 ms per 12.8 M pixels
-    each here; a min/max ~0.2 ms): no ignored pixel, ignore_index -1, or uint8 with 255."""
+    each here; a min/max ~0.2 ms): no ignored pixel, ignore_index -1, or uint8 with 255. Python
+    ints compare the reductions exactly."""
     low, high = (int(v) for v in torch.aminmax(masks))
     if low >= 0 and high < num_classes:
         return True
@@ -86,7 +104,7 @@ def mask_values_valid(masks: torch.Tensor, num_classes: int, ignore_index: int) 
     if masks.dtype == torch.uint8 and ignore_index == 255 and num_classes <= 255:
         # 255 + 1 wraps to 0, every other value v to v + 1: the largest non-ignored value, plus one
         return int((masks + 1).max()) <= num_classes
-    return not bool((((masks < 0) | (masks >= num_classes)) & (masks != ignore_index)).any())
+    return not bool(invalid_mask_values(masks, num_classes, ignore_index).any())
 
 
 # -- mixing them -----------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """Bad-input cases for the four ops, Mixup and MixupCollate, on every CPU backend, and how each
-call ended.
+call ended; and label and mask dtypes at and beyond their limits on every entry point.
 
-A case is one valid call with exactly one argument made bad: a bad value, dtype, device (meta),
-layout or size. The promise (README): it raises ValueError or TypeError, the message names the
-argument, and every input is bit-identical afterwards, the bytes outside a view included.
+A bad-input case is one valid call with exactly one argument made bad: a bad value, dtype, device
+(meta), layout or size. The promise (README): it raises ValueError or TypeError, the message names
+the argument, and every input is bit-identical afterwards, the bytes outside a view included.
+A dtype case gives labels or masks of any integer dtype torch has (and bool), with num_classes and
+ignore_index at and beyond that dtype's limits: a valid one must be accepted and give what the same
+call gives with int64 labels or masks, bit for bit; any other must be refused as above.
 ``tests/test_fuzz.py`` draws cases with hypothesis and asserts that promise; run this file to count
 the outcomes of many cases:
 
@@ -16,16 +19,19 @@ import collections
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 import fastmix
+import fastmix.transforms
 from fastmix.backends import resolve_backend
+from fastmix.backends.checks import dtype_name
 
 BACKENDS = [name for name in ("cpp", "numba", "torch") if fastmix.available_backends()[name] is None]
 REFUSED = "refused: ValueError/TypeError naming the argument, inputs untouched"
+ACCEPTED = "accepted and correct: as with int64 labels and masks, bit for bit"
 
 
 @dataclass
@@ -36,8 +42,16 @@ class Case:
     argument: str  # the name the message must carry ("a|b": either, for a mismatch of two arguments)
     call: Callable[[], Any]
     inputs: List[Any] = field(default_factory=list)  # every tensor / array the call receives
+    # A valid call: correct(result) says whether its result is right (None: a bad input, to refuse).
+    correct: Optional[Callable[[Any], bool]] = None
+
+    @property
+    def expected(self) -> str:
+        return REFUSED if self.correct is None else ACCEPTED
 
     def __str__(self) -> str:
+        if self.correct is not None:
+            return f"{self.entry} [{self.backend}]: {self.what} (valid: must match int64)"
         return f"{self.entry} [{self.backend}]: {self.what} (must name {self.argument!r})"
 
 
@@ -62,8 +76,10 @@ def _snapshot(value: Any) -> Any:
 def outcome(case: Case) -> str:
     before = [_snapshot(x) for x in case.inputs]
     try:
-        case.call()
+        result = case.call()
     except (ValueError, TypeError) as exc:
+        if case.correct is not None:
+            return f"valid input refused: {type(exc).__name__}: {exc}"
         message = str(exc)
         after = [_snapshot(x) for x in case.inputs]
         if any(b is not None and b != a for b, a in zip(before, after)):
@@ -74,7 +90,9 @@ def outcome(case: Case) -> str:
         return REFUSED
     except Exception as exc:  # noqa: BLE001 - the point is to see every other kind
         return f"wrong error type: {type(exc).__name__}"
-    return "accepted (no error)"
+    if case.correct is None:
+        return "accepted (no error)"
+    return ACCEPTED if case.correct(result) else "accepted but not as with int64"
 
 
 # -- valid inputs ----------------------------------------------------------------------------------
@@ -347,7 +365,144 @@ def case_collate(rng: random.Random, backend: str) -> Case:
     return Case("MixupCollate", backend, what, argument, call, inputs)
 
 
-ENTRIES = [case_mix, case_mix_targets, case_mix_into, case_mixup, case_collate]
+# -- label and mask dtypes at and beyond their limits: valid ones as int64 ones, the rest refused ----
+
+INTEGER_DTYPES = [torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.uint16, torch.uint32,
+                  torch.uint64, torch.bool]
+MAX_TARGET_CLASSES = 2**17  # the most classes a valid case allocates (B, C) targets for
+
+
+def _limits(dtype: torch.dtype) -> Tuple[int, int]:
+    return (0, 1) if dtype == torch.bool else (torch.iinfo(dtype).min, torch.iinfo(dtype).max)
+
+
+def _tensor_of(values: List[int], dtype: torch.dtype) -> torch.Tensor:
+    """values (each one the dtype holds) as a tensor of that dtype (uint64 above int64's range too)."""
+    if dtype == torch.uint64:
+        return torch.tensor([v - 2**64 if v >= 2**63 else v for v in values], dtype=torch.int64).view(torch.uint64)
+    return torch.tensor(values, dtype=torch.int64).to(dtype) if dtype != torch.bool else torch.tensor(values).bool()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Bit for bit, through tuples, MaskTargets and CompactTargets (integer tensors compared as int64)."""
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, torch.Tensor):
+        if a.is_floating_point() or b.is_floating_point():
+            return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.view(torch.uint8), b.view(torch.uint8))
+        return a.shape == b.shape and torch.equal(a.to(torch.int64), b.to(torch.int64))
+    return a == b
+
+
+def _label_values(rng: random.Random, dtype: torch.dtype, batch: int) -> Tuple[List[int], int]:
+    """(values the dtype holds, num_classes) at and beyond the dtype's limits."""
+    low, high = _limits(dtype)
+    num_classes = min(rng.choice([1, 2, 200, high, high + 1, high + 2, 2**31 - 1]), 2**31 - 1)
+    num_classes = max(num_classes, 1)
+    near = [0, num_classes - 1, num_classes, high, low, -1, 1]
+    values = [rng.choice(near) if rng.random() < 0.3 else rng.randrange(min(num_classes, high + 1)) for _ in range(batch)]
+    values = [v for v in values if low <= v <= high] + [0] * batch
+    values = values[:batch]
+    if all(0 <= v < num_classes for v in values) and num_classes > MAX_TARGET_CLASSES:
+        num_classes = rng.choice([200, 40000])  # a valid case small enough to allocate its targets
+        values = [v if v < num_classes else rng.randrange(num_classes) for v in values]
+    return values, num_classes
+
+
+def case_label_dtype(rng: random.Random, backend: str) -> Case:
+    """Class-index labels of every integer dtype (and bool) on every entry point: valid ones give
+    what int64 labels give, bit for bit; an out-of-range value or a bool dtype is refused by name."""
+    batch, height, width = rng.randint(2, 5), rng.randint(1, 6), rng.randint(1, 6)
+    dtype = rng.choice(INTEGER_DTYPES)
+    values, num_classes = _label_values(rng, dtype, batch)
+    valid = dtype != torch.bool and all(0 <= v < num_classes for v in values)
+    labels, wide = _tensor_of(values, dtype), torch.tensor([v if v < 2**63 else 0 for v in values])
+    entry = rng.choice(["Mixup", "mix_targets", "op mix_targets", "MixupCollate", "FastCollateMixup", "MixUp", "CutMix"])
+    generator = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    images = torch.rand(batch, 3, height, width, generator=generator)
+    hwc = (images * 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    seed = rng.randrange(1 << 30)
+    bad = next((i for i, v in enumerate(values) if not 0 <= v < num_classes), None)
+    argument = "labels" if bad is None or dtype == torch.bool else f"labels[{bad}]"
+
+    def run(y: torch.Tensor) -> Any:
+        mix = fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=num_classes, seed=seed,
+                            backend=backend)
+        if entry == "Mixup":
+            return mix(images.clone(), y)
+        if entry in ("mix_targets", "op mix_targets"):
+            params = mix.sample(batch, height, width)
+            if entry == "mix_targets":
+                return fastmix.mix_targets(y, params, num_classes, 0.1, backend=backend)
+            return resolve_backend(backend, "cpu").mix_targets(y, *params.as_tuple()[:3], num_classes, 0.1)
+        if entry in ("MixupCollate", "FastCollateMixup"):
+            samples = [(hwc[i] if entry == "MixupCollate" else hwc[i].transpose(2, 0, 1).copy(), y[i]) for i in range(batch)]
+            if entry == "MixupCollate":
+                return fastmix.MixupCollate(mix)(samples)
+            return fastmix.FastCollateMixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=num_classes,
+                                            seed=seed, backend=backend)(samples)
+        transform = (fastmix.transforms.MixUp if entry == "MixUp" else fastmix.transforms.CutMix)(
+            num_classes=num_classes, seed=seed, backend=backend)
+        return transform(images.clone(), y)
+
+    if entry in ("MixupCollate", "FastCollateMixup"):  # a sample's label: named by its sample
+        argument = "samples[0]" if dtype == torch.bool else (f"samples[{bad}]" if bad is not None else argument)
+    what = f"{dtype_name(dtype)} labels {values} with num_classes={num_classes}"
+    expected = run(wide) if valid else None
+    return Case(entry, backend, what, argument, lambda: run(labels), [labels],
+                (lambda result: _same(result, expected)) if valid else None)
+
+
+MASK_ACCEPTED = (torch.uint8, torch.int16, torch.int32, torch.int64)
+
+
+def case_mask_dtype(rng: random.Random, backend: str) -> Case:
+    """Segmentation masks of every integer dtype (and bool), with num_classes and ignore_index at
+    and beyond the dtype's limits (and beyond int64's): a valid call gives what int64 masks give,
+    bit for bit; a dtype the masks cannot be, an ignore_index that is no int64, or a value that is
+    neither a class nor ignore_index (compared exactly, never wrapped into the dtype) is refused."""
+    batch, height, width = rng.randint(2, 4), rng.randint(1, 5), rng.randint(1, 5)
+    dtype = rng.choice(INTEGER_DTYPES)
+    low, high = _limits(dtype)
+    num_classes = min(rng.choice([1, 21, high, high + 1, 40000, 2**31 - 1]), 2**31 - 1)
+    ignore_index = rng.choice([255, -1, -100, 511, 65535, high, low, high + 1, low - 1, 2**63 - 1, 2**70, -2**70])
+    pool = [0, num_classes - 1, num_classes, ignore_index, high, low, 255, -1]
+    pixels = [rng.choice(pool) if rng.random() < 0.15 else rng.randrange(min(num_classes, high + 1))
+              for _ in range(batch * height * width)]
+    pixels = [v if low <= v <= high else 0 for v in pixels]
+    masks = _tensor_of(pixels, dtype).view(batch, height, width)
+    wide = torch.tensor(pixels).view(batch, height, width) if dtype != torch.uint64 else masks.view(torch.int64)
+    fits = -2**63 <= ignore_index < 2**63
+    invalid_pixel = next((i for i, v in enumerate(pixels) if not (0 <= v < num_classes or v == ignore_index)), None)
+    valid = dtype in MASK_ACCEPTED and fits and invalid_pixel is None
+    entry = rng.choice(["Mixup", "MixupCollate"])
+    seed = rng.randrange(1 << 30)
+    generator = torch.Generator().manual_seed(rng.randrange(1 << 30))
+    images = (torch.rand(batch, 3, height, width, generator=generator) * 255).to(torch.uint8)
+
+    def run(m: torch.Tensor) -> Any:
+        mix = fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", num_classes=num_classes, seed=seed,
+                            backend=backend, ignore_index=ignore_index)
+        if entry == "Mixup":
+            return mix(images.clone(), None, masks=m.clone())
+        samples = [(images[i].permute(1, 2, 0).contiguous().numpy(), m[i]) for i in range(batch)]
+        return fastmix.MixupCollate(mix, masks=True)(samples)
+
+    if not fits:
+        argument = "ignore_index"
+    elif dtype not in MASK_ACCEPTED:
+        argument = "masks" if entry == "Mixup" else "samples[0]"
+    else:
+        sample = invalid_pixel // (height * width) if invalid_pixel is not None else 0
+        argument = "masks" if entry == "Mixup" else f"samples[{sample}]"
+    what = f"{dtype_name(dtype)} masks with num_classes={num_classes}, ignore_index={ignore_index}"
+    if valid:  # as int64 masks give it (MaskTargets' masks compared as int64)
+        expected = run(wide)
+        return Case(entry, backend, what, argument, lambda: run(masks), [masks], lambda result: _same(result, expected))
+    return Case(entry, backend, what, argument, lambda: run(masks), [masks])
+
+
+ENTRIES = [case_mix, case_mix_targets, case_mix_into, case_mixup, case_collate, case_label_dtype, case_mask_dtype]
 
 
 def draw_case(rng: random.Random) -> Case:
@@ -367,7 +522,7 @@ def main() -> None:
         case = draw_case(rng)
         result = outcome(case)
         counts[result] += 1
-        if result != REFUSED and len(examples[result]) < args.examples and str(case) not in examples[result]:
+        if result != case.expected and len(examples[result]) < args.examples and str(case) not in examples[result]:
             examples[result].append(str(case))
     for result, count in counts.most_common():
         print(f"{count:6d}  {result}")

@@ -38,7 +38,7 @@ def cpp_checks() -> dict:
     of the struct -> field names)."""
     source = (ROOT / "csrc" / "checks.h").read_text()
     found = {}
-    for match in re.finditer(r"^inline\s+[\w:<>&*\s]+?\b(\w+)\(([^)]*)\)\s*\{", source, re.M):
+    for match in re.finditer(r"^inline\s+[\w:<>&*,\s]+?\b(\w+)\(([^)]*)\)\s*\{", source, re.M):
         found[match.group(1)] = cpp_parameter_names(match.group(2))
     for match in re.finditer(r"^struct (\w+) \{([^}]*)\};", source, re.M):
         fields = [re.findall(r"\w+", line)[-1] for line in match.group(2).split(";") if line.strip()]
@@ -190,9 +190,10 @@ PATH_REFERENCE = re.compile(r"(?<![\w./-])((?:fastmix|csrc|tests|benchmarks|docs
 
 
 def text_files():
+    """Every tracked text file but this one (which names stale paths on purpose)."""
     for name in TRACKED:
         path = ROOT / name
-        if path.suffix in TEXT_SUFFIXES and path.is_file():
+        if path.suffix in TEXT_SUFFIXES and path.is_file() and path != Path(__file__).resolve():
             yield name, path.read_text(errors="replace")
 
 
@@ -212,7 +213,7 @@ DOTTED_REFERENCE = re.compile(r"(?<![\w.])fastmix(?:\.[A-Za-z_]\w*)+")
 
 
 def resolves(reference: str) -> bool:
-    """Whether fastmix.a.b.c is a module, or an attribute of the longest module prefix."""
+    """Whether a dotted name is a module, or an attribute of the longest module prefix."""
     parts = reference.split(".")
     for split in range(len(parts), 0, -1):
         try:

@@ -290,22 +290,51 @@ def check_out_params_and_affine(out: Any, partner: Any, lam: Any, kind: Any, box
     return channels_last
 
 
-def memory_spans_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether the spans of memory of ``a`` and ``b`` (both non-empty) overlap, from the first
-    element to one past the last."""
-    if a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+def bytes_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether some byte belongs to an element of ``a`` and to an element of ``b`` (an empty tensor
+    covers none). Exact: where the spans of the two (first element to one past the last) meet and
+    either has gaps in its span (x[:, ::2] beside x[:, 1::2]), the bytes of each are marked in a
+    map of its span and the maps compared over the common part."""
+    if a.numel() == 0 or b.numel() == 0 or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
         return False
+    (a_low, a_high), (b_low, b_high) = byte_span(a), byte_span(b)
+    low, high = max(a_low, b_low), min(a_high, b_high)
+    if low >= high:
+        return False
+    if _is_non_overlapping_and_dense(a) and _is_non_overlapping_and_dense(b):
+        return True  # each covers its whole span
+    return bool((covered_bytes(a)[low - a_low: high - a_low] & covered_bytes(b)[low - b_low: high - b_low]).any())
 
-    def span(t: torch.Tensor) -> Tuple[int, int]:
-        low = t.data_ptr()
-        return low, low + (1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))) * t.element_size()
 
-    (a_lo, a_hi), (b_lo, b_hi) = span(a), span(b)
-    return a_lo < b_hi and b_lo < a_hi
+def _is_non_overlapping_and_dense(t: torch.Tensor) -> bool:
+    """Tensor::is_non_overlapping_and_dense (C++ only): the elements, in order of stride, pack the
+    span without a gap or a shared address."""
+    expected = 1
+    for stride, size in sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def byte_span(t: torch.Tensor) -> Tuple[int, int]:
+    """[address of the first byte, one past the last) of a non-empty strided tensor."""
+    low = t.data_ptr()
+    return low, low + (1 + sum((s - 1) * st for s, st in zip(t.shape, t.stride()))) * t.element_size()
+
+
+def covered_bytes(t: torch.Tensor) -> torch.Tensor:
+    """(span bytes,) bool: which bytes of its span an element of ``t`` covers."""
+    low, high = byte_span(t)
+    covered = torch.zeros(high - low, dtype=torch.bool)
+    byte_strides = [st * t.element_size() for st in t.stride()]
+    for k in range(t.element_size()):  # byte k of every element
+        covered.as_strided(tuple(t.shape), byte_strides, k).fill_(True)
+    return covered
 
 
 def check_no_overlap_with_out(out: torch.Tensor, input: torch.Tensor, name: str) -> None:
-    if out.numel() and input.numel() and memory_spans_overlap(out, input):
+    if bytes_overlap(out, input):
         raise ValueError(f"{name}: expected memory apart from out's (out is written while it is read), got memory "
                          f"that overlaps it")
 
@@ -392,10 +421,12 @@ def check_labels_layout(labels: Any, num_classes: int) -> None:
 
 
 def check_class_indices(labels: Any, num_classes: int, name: str = "labels") -> None:
-    """(B,) class indices on the CPU, a tensor or a list of Python ints (the collate's, before they
-    become one), in [0, num_classes): ``{name}[i]`` names the first that is not. A tensor is
-    compared in int64, which holds both the index and the bound whatever its integer dtype (an int8
-    label against 200 classes must not wrap the bound)."""
+    """(B,) class indices on the CPU, a tensor of any integer dtype or a list of Python ints (the
+    collate's, before they become one), in [0, num_classes): ``{name}[i]`` names the first that is
+    not. A tensor is compared in int64, which holds both the index and the bound whatever its dtype
+    (an int8 label against 200 classes must not wrap the bound; torch has no comparison of uint16,
+    uint32 and uint64 on the CPU); a uint64 value of 2**63 or more reads there as negative, so it
+    is refused, and named as the unsigned value it is."""
     if isinstance(labels, torch.Tensor):
         if labels.numel() == 0:
             return
@@ -403,6 +434,8 @@ def check_class_indices(labels: Any, num_classes: int, name: str = "labels") -> 
         bad = ((wide < 0) | (wide >= num_classes)).nonzero()
         first = int(bad[0]) if len(bad) else None
         value = None if first is None else int(wide[first])
+        if value is not None and value < 0 and labels.dtype == torch.uint64:
+            value += 2**64
     else:
         first = next((i for i, y in enumerate(labels) if not 0 <= y < num_classes), None)
         value = None if first is None else labels[first]
