@@ -29,8 +29,9 @@ struct PlanStep {
   int64_t b;
 };
 
-// A sample is written when it is mixed with a sample other than itself.
-inline bool is_written(const int64_t* partner, const uint8_t* kind, int64_t i) {
+// Whether sample i is changed by the mix: its kind is not kNone and its partner is another sample
+// (fastmix.backends.mix_kind.mixed, for the whole batch).
+inline bool mixed(const int64_t* partner, const uint8_t* kind, int64_t i) {
   return kind[i] != kNone && partner[i] != i;
 }
 
@@ -39,15 +40,15 @@ inline std::vector<PlanStep> make_inplace_plan(const int64_t* partner, const uin
                                                int64_t batch) {
   std::vector<PlanStep> plan;
   plan.reserve(static_cast<size_t>(batch) + 8);
-  // readers[j]: written samples that still have to read sample j before j may be overwritten.
+  // readers[j]: mixed samples that still have to read sample j before j may be overwritten.
   std::vector<int64_t> readers(batch, 0);
   for (int64_t i = 0; i < batch; ++i)
-    if (is_written(partner, kind, i)) ++readers[partner[i]];
+    if (mixed(partner, kind, i)) ++readers[partner[i]];
 
   std::vector<char> done(batch, 0);
   std::vector<int64_t> ready;
   for (int64_t i = 0; i < batch; ++i) {
-    if (!is_written(partner, kind, i)) done[i] = 1;
+    if (!mixed(partner, kind, i)) done[i] = 1;
     else if (readers[i] == 0) ready.push_back(i);
   }
   // Trees: write a sample once nobody needs its original any more.
@@ -59,7 +60,7 @@ inline std::vector<PlanStep> make_inplace_plan(const int64_t* partner, const uin
     const int64_t j = partner[i];
     if (!done[j] && --readers[j] == 0) ready.push_back(j);
   }
-  // What is left are disjoint cycles of written samples. Swapped pairs (a flip) are one fused
+  // What is left are disjoint cycles of mixed samples. Swapped pairs (a flip) are one fused
   // step that reads both samples once; longer cycles go through the buffer.
   for (int64_t start = 0; start < batch; ++start) {
     if (done[start]) continue;

@@ -498,7 +498,7 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
   const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
   if (plan.empty()) return;
   bool any_paste = false;
-  for (int64_t i = 0; i < batch; ++i) any_paste |= is_written(p.partner, p.kind, i) && p.kind[i] == kPaste;
+  for (int64_t i = 0; i < batch; ++i) any_paste |= mixed(p.partner, p.kind, i) && p.kind[i] == kPaste;
 
   AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(),
                                   "fastmix_mix_cpu", [&] { apply_plan<scalar_t>(images, plan, p, any_paste); });

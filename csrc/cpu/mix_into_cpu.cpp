@@ -472,7 +472,7 @@ std::vector<Unit> make_units(const int64_t* partner, const uint8_t* kind, int64_
   for (int64_t i = 0; i < batch; ++i) {
     if (taken[i]) continue;
     const int64_t j = partner[i];
-    if (is_written(partner, kind, i) && is_written(partner, kind, j) && partner[j] == i && !taken[j]) {
+    if (mixed(partner, kind, i) && mixed(partner, kind, j) && partner[j] == i && !taken[j]) {
       units.push_back({i, j});
       taken[i] = taken[j] = 1;
     } else {
@@ -507,9 +507,9 @@ void run(const std::vector<const In*>& inputs, char* out, const Geometry& g, con
       }
       for (const int64_t i : {u.first, u.second}) {
         if (i < 0) continue;
-        const bool written = is_written(p.partner, p.kind, i);
-        const int64_t partner = written ? p.partner[i] : i;
-        const uint8_t k = written ? p.kind[i] : static_cast<uint8_t>(kNone);
+        const bool mixed = fastmix::mixed(p.partner, p.kind, i);
+        const int64_t partner = mixed ? p.partner[i] : i;
+        const uint8_t k = mixed ? p.kind[i] : static_cast<uint8_t>(kNone);
         write_sample_rows(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, sample_out(i), h0, h1, g, n, buf);
       }
     }

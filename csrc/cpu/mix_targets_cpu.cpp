@@ -33,7 +33,7 @@ void targets_from_indices(const int64_t* labels, const int64_t* partner, const f
     for (int64_t i = i0; i < i1; ++i) {
       float* row = out + i * num_classes;
       const int64_t mine = labels[i];
-      if (!is_written(partner, kind, i)) {
+      if (!mixed(partner, kind, i)) {
         std::fill(row, row + num_classes, s.off);
         row[mine] = s.on;
         continue;
@@ -55,7 +55,7 @@ void targets_from_dense(const float* labels, const int64_t* partner, const float
     for (int64_t i = i0; i < i1; ++i) {
       float* row = out + i * num_classes;
       const float* mine = labels + i * num_classes;
-      if (!is_written(partner, kind, i)) {
+      if (!mixed(partner, kind, i)) {
         for (int64_t c = 0; c < num_classes; ++c) row[c] = mine[c] * s.on + (1.f - mine[c]) * s.off;
         continue;
       }

@@ -5,12 +5,12 @@
 // of the partner graph (a tree of readers hanging off a cycle, or off a sample left alone). Any
 // two components can be processed in parallel, so the plan is built per group of components:
 //
-//   1. written[i], readers[j] (how many written samples read j) -- in parallel;
+//   1. mixed[i], readers[j] (how many mixed samples read j) -- in parallel;
 //   2. the component of every sample, by pointer jumping: after R = ceil(log2 B) doublings,
 //      jump[i] = partner^(2^R)(i) lies on i's cycle (or is the untouched sample its tree hangs
 //      off), and min over the 2^R samples from there is the smallest index of that cycle: a key
 //      shared by exactly the samples of one component;
-//   3. group = key % G; written samples are bucketed by group (counts, a block scan, a scatter);
+//   3. group = key % G; mixed samples are bucketed by group (counts, a block scan, a scatter);
 //   4. one thread per group runs make_inplace_plan's algorithm over its bucket: trees leaves
 //      first, then each cycle (a swapped pair is one fused step, a longer cycle goes through the
 //      buffer). The steps carry their samples' kind, lam and box, so the mixing kernel reads one
@@ -21,7 +21,7 @@
 // the phases are plain functions of (tid, nthreads) so that emulate_on_host.cuh can run them in
 // loops. Everything is O(B): extra memory never depends on the image size.
 // Group g's steps are steps[group_start[g] .. + group_len[g]); groups may be empty. A group's
-// capacity is twice its written samples (a cycle of L >= 3 samples takes L + 1 steps).
+// capacity is twice its mixed samples (a cycle of L >= 3 samples takes L + 1 steps).
 #pragma once
 
 #include <cstddef>
@@ -58,12 +58,12 @@ struct PlanInputs {
 
 struct PlanBuffers {
   // What the mixing kernel reads.
-  int32_t* any_paste;    // [1]: some written sample pastes
+  int32_t* any_paste;    // [1]: some mixed sample pastes
   int32_t* group_start;  // [G]
   int32_t* group_len;    // [G]
   DeviceStep* steps;     // [2 * batch]
   // Scratch of the plan kernel.
-  uint8_t* written;  // [batch]
+  uint8_t* mixed;    // [batch]: mixed(partner, kind, i) of csrc/mix_plan.h
   uint8_t* done;     // [batch]
   int32_t* jump[2];  // [batch] each
   int32_t* minkey[2];
@@ -100,7 +100,7 @@ struct ByteCarver {
 // batch is small enough (kSharedScratchBatch samples fit next to the scan in 48 KB).
 FASTMIX_HDI void carve_sample_scratch(ByteCarver& c, int64_t batch, PlanBuffers* p) {
   const size_t b = static_cast<size_t>(batch);
-  p->written = c.take<uint8_t>(b);
+  p->mixed = c.take<uint8_t>(b);
   p->done = c.take<uint8_t>(b);
   for (int k = 0; k < 2; ++k) {
     p->jump[k] = c.take<int32_t>(b);
@@ -142,17 +142,17 @@ FASTMIX_HDI int32_t atomic_add_i32(int32_t* p, int32_t v) {
 #endif
 }
 
-// Phase 1: which samples are written; the start of the pointer jumping.
+// Phase 1: which samples are mixed; the start of the pointer jumping.
 FASTMIX_HD inline void plan_init(const PlanInputs& in, const PlanBuffers& buf, int tid, int nt) {
   for (int32_t i = tid; i < in.batch; i += nt) {
     const int64_t p = in.partner[i];
     const uint8_t k = in.kind[i];
     const bool valid = p >= 0 && p < in.batch && k <= kPaste;
     FASTMIX_KERNEL_ASSERT(valid);
-    const bool w = valid && k != kNone && p != i;
-    buf.written[i] = w;
-    buf.done[i] = !w;
-    buf.jump[0][i] = w ? static_cast<int32_t>(p) : i;
+    const bool mixed = valid && k != kNone && p != i;
+    buf.mixed[i] = mixed;
+    buf.done[i] = !mixed;
+    buf.jump[0][i] = mixed ? static_cast<int32_t>(p) : i;
     buf.minkey[0][i] = i;
     buf.readers[i] = 0;
   }
@@ -160,10 +160,10 @@ FASTMIX_HD inline void plan_init(const PlanInputs& in, const PlanBuffers& buf, i
   if (tid == 0) *buf.any_paste = 0;
 }
 
-// Phase 2: readers of every sample; whether any written sample pastes.
+// Phase 2: readers of every sample; whether any mixed sample pastes.
 FASTMIX_HD inline void plan_count_readers(const PlanInputs& in, const PlanBuffers& buf, int tid, int nt) {
   for (int32_t i = tid; i < in.batch; i += nt) {
-    if (!buf.written[i]) continue;
+    if (!buf.mixed[i]) continue;
     atomic_add_i32(&buf.readers[in.partner[i]], 1);
     if (in.kind[i] == kPaste) *buf.any_paste = 1;  // every writer stores the same value
   }
@@ -183,12 +183,12 @@ FASTMIX_HD inline void plan_jump(const PlanInputs& in, const PlanBuffers& buf, i
   }
 }
 
-// Phase 4: the component key and group of every written sample; group sizes.
+// Phase 4: the component key and group of every mixed sample; group sizes.
 FASTMIX_HD inline void plan_assign_groups(const PlanInputs& in, const PlanBuffers& buf, int tid, int nt) {
   const int32_t* jump = buf.jump[in.jump_rounds & 1];
   const int32_t* minkey = buf.minkey[in.jump_rounds & 1];
   for (int32_t i = tid; i < in.batch; i += nt) {
-    if (!buf.written[i]) continue;
+    if (!buf.mixed[i]) continue;
     const int32_t key = minkey[jump[i]];
     const int32_t g = key % in.groups;
     buf.group_of[i] = g;
@@ -213,10 +213,10 @@ FASTMIX_HD inline void plan_scan_store(const PlanInputs& in, const PlanBuffers& 
   }
 }
 
-// Phase 6: written samples bucketed by group (in any order within a bucket).
+// Phase 6: mixed samples bucketed by group (in any order within a bucket).
 FASTMIX_HD inline void plan_scatter(const PlanInputs& in, const PlanBuffers& buf, int tid, int nt) {
   for (int32_t i = tid; i < in.batch; i += nt) {
-    if (!buf.written[i]) continue;
+    if (!buf.mixed[i]) continue;
     buf.nodes[atomic_add_i32(&buf.cursor[buf.group_of[i]], 1)] = i;
   }
 }
@@ -244,7 +244,7 @@ FASTMIX_HDI DeviceStep make_step(const PlanInputs& in, StepOp op, int32_t a, int
   return s;
 }
 
-// Phase 7: make_inplace_plan (csrc/mix_plan.h) over the written samples of group g. Every
+// Phase 7: make_inplace_plan (csrc/mix_plan.h) over the mixed samples of group g. Every
 // sample of a component is in the same group, so the readers/done updates stay in this thread.
 FASTMIX_HD inline void plan_group_steps(const PlanInputs& in, const PlanBuffers& buf, int32_t g) {
   const int32_t n0 = buf.node_start[g], count = buf.group_count[g];
@@ -262,7 +262,7 @@ FASTMIX_HD inline void plan_group_steps(const PlanInputs& in, const PlanBuffers&
     buf.done[i] = 1;
     if (!buf.done[j] && --buf.readers[j] == 0) stack[sp++] = j;
   }
-  // What is left are cycles of written samples.
+  // What is left are cycles of mixed samples.
   for (int32_t k = 0; k < count; ++k) {
     const int32_t start = nodes[k];
     if (buf.done[start]) continue;

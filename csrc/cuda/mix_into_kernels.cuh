@@ -46,9 +46,9 @@ struct Normalize {
 };
 
 struct SampleMix {
-  bool written;
+  bool mixed;  // mixed(partner, kind, b) of csrc/mix_plan.h
   bool blend;
-  int64_t partner;  // the sample itself when not written
+  int64_t partner;  // the sample itself when not mixed
   float lam, rest;
   int32_t box[4];
 };
@@ -59,9 +59,9 @@ FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
   const uint8_t k = p.kind[b];
   const bool valid = q >= 0 && q < p.batch && k <= kPaste;
   FASTMIX_KERNEL_ASSERT(valid);
-  s.written = valid && k != kNone && q != b;
+  s.mixed = valid && k != kNone && q != b;
   s.blend = k == kBlend;
-  s.partner = s.written ? q : b;
+  s.partner = s.mixed ? q : b;
   s.lam = p.lam[b];
   s.rest = sub_rn(1.f, s.lam);
   for (int j = 0; j < 4; ++j) s.box[j] = clamp_box_bound(p.box[4 * b + j]);
@@ -70,12 +70,12 @@ FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
 
 // Whether the element at (h, w) takes the partner's value; and whether the partner is read at all.
 FASTMIX_HDI bool takes_partner(const SampleMix& s, int64_t h, int64_t w) {
-  return s.written && !s.blend && h >= s.box[0] && h < s.box[1] && w >= s.box[2] && w < s.box[3];
+  return s.mixed && !s.blend && h >= s.box[0] && h < s.box[1] && w >= s.box[2] && w < s.box[3];
 }
 
 template <typename In>
 FASTMIX_HDI float mixed_value(In own, In theirs, const SampleMix& s, bool take) {
-  if (s.written && s.blend) return blend_acc(to_acc(own), to_acc(theirs), s.lam, s.rest);
+  if (s.mixed && s.blend) return blend_acc(to_acc(own), to_acc(theirs), s.lam, s.rest);
   return to_acc(take ? theirs : own);
 }
 
@@ -134,7 +134,7 @@ struct MixIntoSameLayoutFn {
       }
     }
     const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
-    const bool need_theirs = s.written && (s.blend || take != 0);
+    const bool need_theirs = s.mixed && (s.blend || take != 0);
     const Pack<In, N> theirs = need_theirs ? load_pack<In, N>(in + s.partner * numel + e0) : own;
     Pack<Out, N> r;
 #pragma unroll
@@ -172,7 +172,7 @@ struct MixIntoHwcToNchwFn {
     const In* src = in + (b * HW + p0) * C;
 #pragma unroll
     for (int j = 0; j < C; ++j) own[j] = load_pack<In, N>(src + j * N);
-    if (s.written && (s.blend || take != 0)) {
+    if (s.mixed && (s.blend || take != 0)) {
       const In* other = in + (s.partner * HW + p0) * C;
 #pragma unroll
       for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(other + j * N);
@@ -212,7 +212,7 @@ struct MixIntoGeneralFn {
     const int64_t at = g.in_hwc ? pixel * C + c : c * HW + pixel;
     const bool take = takes_partner(s, h, w);
     const In own = in[b * numel + at];
-    const In theirs = s.written && (s.blend || take) ? in[s.partner * numel + at] : own;
+    const In theirs = s.mixed && (s.blend || take) ? in[s.partner * numel + at] : own;
     out[b * numel + e] = finish<Out>(mixed_value(own, theirs, s, take), n, c);
   }
 };

@@ -2,7 +2,7 @@
 //
 // Same arithmetic as csrc/cpu/mix_targets_cpu.cpp and fastmix/backends/reference.py: on = 1 - eps + eps/C
 // and off = eps/C computed in double and rounded to float; dense labels t (float32) smoothed as
-// t * on + (1 - t) * off; a written row is a * lam + b * (1 - lam), every product and sum rounded
+// t * on + (1 - t) * off; a mixed sample's row is a * lam + b * (1 - lam), every product and sum rounded
 // in float32; a row left alone is the smoothed own label.
 //
 // A kernel cannot raise: a class index outside [0, num_classes) trips a device assert (the

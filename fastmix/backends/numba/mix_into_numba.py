@@ -27,7 +27,7 @@ from .dtypes import from_acc, to_acc
 from .memory import array_at, check_cpu, flat_view
 from .parallel import run_split, threads
 from .mix_numba import KEEP, MIX, TAKE, copy
-from .plan import BLEND, NONE, PASTE, is_written, make_units
+from .plan import BLEND, NONE, PASTE, make_units, mixed
 
 ROW_BLOCK_BYTES = 32 * 1024
 
@@ -197,10 +197,10 @@ def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
     """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE) and the paste box."""
     channels, height, width, _, _ = geometry
     size = channels * height * width
-    written = is_written(partner, kind, i)
-    how = kind[i] if written else NONE
+    source = partner[i] if mixed(partner, kind, i) else i  # b's sample
+    how = kind[i] if source != i else NONE
     a = array_at(addresses[i], size, like)
-    b = array_at(addresses[partner[i] if written else i], size, like)
+    b = array_at(addresses[source], size, like)
     x0, x1 = box[i, 2], box[i, 3]
     pasted = how == PASTE and x0 < x1
     return a, b, how, pasted, box[i, 0], box[i, 1], x0, x1

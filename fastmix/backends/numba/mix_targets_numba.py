@@ -18,7 +18,7 @@ from numba.extending import overload
 from ..checks import check_mix_targets_args
 from .memory import check_cpu
 from .parallel import run_split, threads
-from .plan import is_written
+from .plan import mixed
 
 ROWS_PER_TASK = 16
 
@@ -29,7 +29,7 @@ def index_rows(labels, partner, lam, kind, on, off, out, i0, i1):
     for i in range(i0, i1):
         row = out[i]
         mine = labels[i]
-        if not is_written(partner, kind, i):
+        if not mixed(partner, kind, i):
             for c in range(num_classes):
                 row[c] = off
             row[mine] = on
@@ -51,7 +51,7 @@ def dense_rows(labels, partner, lam, kind, on, off, out, i0, i1):
     for i in range(i0, i1):
         row = out[i]
         mine = labels[i]
-        if not is_written(partner, kind, i):
+        if not mixed(partner, kind, i):
             for c in range(num_classes):
                 row[c] = mine[c] * on + (one - mine[c]) * off
             continue

@@ -29,8 +29,9 @@ NO_SAMPLE = np.int64(-1)
 
 
 @njit(nogil=True, cache=True)
-def is_written(partner, kind, i):
-    """A sample is written when it is mixed with a sample other than itself."""
+def mixed(partner, kind, i):
+    """Whether sample i is changed by the mix: its kind is not NONE and its partner is another
+    sample (csrc/mix_plan.h's mixed; fastmix.backends.mix_kind.mixed for the whole batch)."""
     return kind[i] != NONE and partner[i] != i
 
 
@@ -40,16 +41,16 @@ def make_inplace_plan(partner, kind):
     batch = partner.shape[0]
     plan = np.empty((2 * batch + 1, 3), dtype=np.int64)
     n = 0
-    # readers[j]: written samples that still have to read sample j before j may be overwritten.
+    # readers[j]: mixed samples that still have to read sample j before j may be overwritten.
     readers = np.zeros(batch, dtype=np.int64)
     for i in range(batch):
-        if is_written(partner, kind, i):
+        if mixed(partner, kind, i):
             readers[partner[i]] += 1
     done = np.zeros(batch, dtype=np.bool_)
     ready = np.empty(batch, dtype=np.int64)
     top = 0
     for i in range(batch):
-        if not is_written(partner, kind, i):
+        if not mixed(partner, kind, i):
             done[i] = True
         elif readers[i] == 0:
             ready[top] = i
@@ -67,7 +68,7 @@ def make_inplace_plan(partner, kind):
             if readers[j] == 0:
                 ready[top] = j
                 top += 1
-    # What is left are disjoint cycles of written samples.
+    # What is left are disjoint cycles of mixed samples.
     for start in range(batch):
         if done[start]:
             continue
@@ -96,11 +97,11 @@ def make_inplace_plan(partner, kind):
 
 def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """(n, 2) int64 units of out-of-place work: output sample u[0], and u[1] (its swapped partner,
-    both written) or -1, in the order of u[0]. A pair is written together so that each input is
+    both mixed) or -1, in the order of u[0]. A pair is written together so that each input is
     read once. Vectorised: no kernel to compile for this O(B) step."""
     index = np.arange(partner.shape[0])
-    written = (kind != NONE) & (partner != index)
-    paired = written & written[partner] & (partner[partner] == index)
+    mixed = (kind != NONE) & (partner != index)
+    paired = mixed & mixed[partner] & (partner[partner] == index)
     first = ~(paired & (partner < index))  # a pair's second sample is not a unit of its own
     return np.stack([index[first], np.where(paired, partner, NO_SAMPLE)[first]], axis=1).astype(np.int64)
 
@@ -108,12 +109,12 @@ def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
 def inplace_plan(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """make_inplace_plan's steps; for a partner map that is its own inverse (flip and pair
     modes: every cycle is a swapped pair) built with numpy, without compiling make_inplace_plan:
-    first the samples that read an unwritten partner (APPLY), then the swapped pairs (PAIR)."""
+    first the mixed samples whose partner is not mixed (APPLY), then the swapped pairs (PAIR)."""
     index = np.arange(partner.shape[0])
     if not np.array_equal(partner[partner], index):
         return make_inplace_plan(partner, kind)
-    written = (kind != NONE) & (partner != index)
-    apply = written & ~written[partner]
-    pair = written & written[partner] & (index < partner)
+    mixed = (kind != NONE) & (partner != index)
+    apply = mixed & ~mixed[partner]
+    pair = mixed & mixed[partner] & (index < partner)
     steps = [np.stack([np.full(int(m.sum()), op), index[m], partner[m]], axis=1) for op, m in ((APPLY, apply), (PAIR, pair))]
     return np.concatenate(steps).astype(np.int64)
