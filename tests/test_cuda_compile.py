@@ -5,8 +5,8 @@ Runs wherever nvcc is installed, GPU or not (skipped without nvcc):
 * every ``csrc/cuda/*.cu`` compiles to an object with the flags the extension is built with,
   against the installed torch's headers (a CPU-only torch wheel lacks one generated CUDA header,
   ``c10/cuda/impl/cuda_cmake_macros.h``: a shim stands in for it);
-* ``csrc/cuda/emulate_on_host.cuh`` -- the kernel headers' per-thread code driven by plain loops --
-  builds into a host program, and its results are compared bit for bit with fastmix.reference over
+* ``tests/cuda/emulate_on_host.cu`` -- the kernel headers' per-thread code driven by plain loops --
+  builds into a host program, and its results are compared bit for bit with fastmix.backends.reference over
   dtypes, layouts, batch sizes, partner maps, plan group counts and alignments. That checks the
   plan, the grouping, the packs, the paste masks and the arithmetic without a GPU; races between
   real threads and the device intrinsics are left to tests/test_cuda.py on a GPU machine.
@@ -32,7 +32,7 @@ from .helpers import make_images, mix_into_inputs, random_params, random_values,
 ROOT = Path(__file__).resolve().parent.parent
 CUDA_DIR = ROOT / "csrc" / "cuda"
 CU_FILES = sorted(p.name for p in CUDA_DIR.glob("*.cu"))
-EMULATOR_SOURCE = CUDA_DIR / "emulate_on_host.cuh"
+EMULATOR_SOURCE = ROOT / "tests" / "cuda" / "emulate_on_host.cu"  # a test program: not in CU_FILES
 
 
 def _find_nvcc() -> str | None:
@@ -97,7 +97,7 @@ def builds(tmp_path_factory):
         # First: the parity tests below need it, and it builds in seconds (no torch headers).
         EMULATOR_SOURCE.name: pool.submit(
             _run,
-            [NVCC, "-std=c++20", "-x", "cu", str(EMULATOR_SOURCE), "-o", str(work / "emulate_on_host"),
+            [NVCC, "-std=c++20", f"-I{ROOT / 'csrc'}", str(EMULATOR_SOURCE), "-o", str(work / "emulate_on_host"),
              "-O2", "--fmad=false", "-Xcompiler", "-ffp-contract=off", "-arch=sm_90"],
         ),
     }
@@ -117,6 +117,7 @@ def test_every_cuda_source_is_listed():
     assert {"mix_cuda.cu", "mix_targets_cuda.cu", "mix_into_cuda.cu"} <= set(CU_FILES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CU_FILES)
 def test_cuda_source_compiles(builds, name):
     work, futures = builds
@@ -223,6 +224,7 @@ def _mix_cases(generator: torch.Generator):
             yield images, MixParams(partner, params.lam, params.kind, params.box), 0, 0
 
 
+@pytest.mark.slow
 def test_emulated_mix_matches_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(1234)
     cases = list(_mix_cases(generator))
@@ -247,6 +249,7 @@ def test_emulated_mix_matches_reference(builds, tmp_path):
     assert pos == len(results)
 
 
+@pytest.mark.slow
 def test_emulated_blend_rounds_half_to_even(builds, tmp_path):
     images = torch.tensor([[1, 2, 250, 7], [2, 3, 255, 8]], dtype=torch.uint8).view(2, 1, 1, 4)
     params = MixParams(
@@ -287,6 +290,7 @@ def _into_cases(generator: torch.Generator):
                                        misalign)
 
 
+@pytest.mark.slow
 def test_emulated_mix_into_matches_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(99)
     cases, payload = [], b""
@@ -316,6 +320,7 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
     assert pos == len(results)
 
 
+@pytest.mark.slow
 def test_emulated_targets_match_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(7)
     cases, payload = [], b""

@@ -7,7 +7,7 @@
 // saturated; float16 / bfloat16 are rounded to nearest even.
 //
 // This header (like the *_kernels.cuh headers that use it) does not include torch: the same code
-// runs on the device and, for tests/test_cuda_compile.py, on the host (emulate_on_host.cuh),
+// runs on the device and, for tests/test_cuda_compile.py, on the host (tests/cuda/emulate_on_host.cu),
 // where the plain C++ operators round the same way (x86-64 SSE, -ffp-contract=off).
 #pragma once
 

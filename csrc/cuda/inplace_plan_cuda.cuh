@@ -18,7 +18,7 @@
 //
 // All of it is one block of kPlanThreads threads (phases separated by __syncthreads), with the
 // per-sample scratch in shared memory up to kSharedScratchBatch samples (global memory beyond);
-// the phases are plain functions of (tid, nthreads) so that emulate_on_host.cuh can run them in
+// the phases are plain functions of (tid, nthreads) so that tests/cuda/emulate_on_host.cu can run them in
 // loops. Everything is O(B): extra memory never depends on the image size.
 // Group g's steps are steps[group_start[g] .. + group_len[g]); groups may be empty. A group's
 // capacity is twice its mixed samples (a cycle of L >= 3 samples takes L + 1 steps).

@@ -1,7 +1,7 @@
 // The one launch shape the CUDA kernels use: a functor called for every (y, x) of a 2-D range,
 // y along the grid's y dimension (samples, or groups of plan steps), x along its x dimension
 // (element positions), with grid-stride loops on both so that any range fits the grid limits.
-// Torch-free: the host emulation (emulate_on_host.cuh) calls the same functors in plain loops.
+// Torch-free: the host emulation (tests/cuda/emulate_on_host.cu) calls the same functors in plain loops.
 #pragma once
 
 #include <cuda_runtime.h>

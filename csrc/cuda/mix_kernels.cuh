@@ -13,7 +13,7 @@
 // tensor takes the generic path (one element per thread, located by its multi-index).
 //
 // Torch-free: the glue (mix_cuda.cu) and the host emulation run the same code through a
-// Runner (see torch_runner.cuh and emulate_on_host.cuh).
+// Runner (see torch_runner.cuh and tests/cuda/emulate_on_host.cu).
 #pragma once
 
 #include <cstdint>

@@ -1,11 +1,12 @@
-// NOT part of the extension: a host program that runs the CUDA kernels' code on the CPU, so that
-// tests/test_cuda_compile.py can check it bit for bit against fastmix/backends/reference.py on machines
-// without a GPU. It is compiled with nvcc as CUDA (`nvcc -x cu`), so the kernel headers are the
-// very code the extension builds; only the launches differ: "threads" run one after another (in
-// reverse order, so a hidden dependence on launch order would show), a block's phases run as
-// loops, atomics are plain increments, and the _rn intrinsics are the plain C++ operators
-// (built with -ffp-contract=off). What it cannot show: races between real threads, device-only
-// rounding intrinsics, alignment faults, launch configurations.
+// The test program of the CUDA host emulation, not part of the extension: it runs the code of the
+// kernel headers (csrc/cuda/*_kernels.cuh) on the CPU, so that tests/test_cuda_compile.py can check
+// it bit for bit against fastmix/backends/reference.py on machines without a GPU. nvcc compiles it
+// as CUDA with -I csrc, so the kernel headers are the very code the extension builds; only the
+// launches differ: "threads" run one after another (in reverse order, so a hidden dependence on
+// launch order would show), a block's phases run as loops, atomics are plain increments, and the
+// _rn intrinsics are the plain C++ operators (built with -ffp-contract=off). What it cannot show:
+// races between real threads, device-only rounding intrinsics, alignment faults, launch
+// configurations. It lives under tests/ so that setup.py's glob of csrc/cuda/*.cu never builds it.
 //
 //   emulate_on_host IN OUT
 //
@@ -19,9 +20,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "mix_kernels.cuh"
-#include "mix_into_kernels.cuh"
-#include "mix_targets_kernels.cuh"
+#include "cuda/mix_into_kernels.cuh"
+#include "cuda/mix_kernels.cuh"
+#include "cuda/mix_targets_kernels.cuh"
 
 namespace fastmix {
 namespace cuda {
