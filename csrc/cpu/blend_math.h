@@ -24,6 +24,10 @@
 namespace fastmix {
 namespace cpu {
 
+// What one sample does to the elements of one row segment: keeps its own, takes its partner's, or
+// blends the two; it picks the loop below that runs (mix_cpu.cpp's pair_segment).
+enum class PixelOp { kKeep, kTake, kBlend };
+
 template <typename T>
 struct AccType {
   using type = float;

@@ -91,9 +91,6 @@ bool describe_dense(const at::Tensor& x, DenseLayout* out) {
   return true;
 }
 
-// What one sample does to the elements of one row segment.
-enum class PixelOp { kKeep, kTake, kBlend };
-
 struct SampleView {
   uint8_t kind;
   float lam;

@@ -23,10 +23,10 @@ from numba import njit
 from numba.extending import overload
 
 from ..checks import check_collate_mix_args, check_mix_into_args
+from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, copy
 from .dtypes import from_acc, to_acc
 from .memory import array_at, check_cpu, flat_view
 from .parallel import run_split, threads
-from .mix_numba import KEEP, MIX, TAKE, copy
 from .plan import BLEND, NONE, PASTE, make_units, mixed
 
 ROW_BLOCK_BYTES = 32 * 1024
@@ -59,7 +59,7 @@ def _staging_row(out, length):
 @njit(nogil=True, cache=True)
 def mix_run(dst, a, b, op, lam, rest, s, t, norm):
     """dst[k] = cast(normalize(mixed(a[k], b[k]))) with one (scale, bias) for the whole run."""
-    if op == MIX:
+    if op == PIXEL_BLEND:
         if norm:
             for k in range(dst.shape[0]):
                 v = to_acc(a[k]) * lam + to_acc(b[k]) * rest
@@ -68,7 +68,7 @@ def mix_run(dst, a, b, op, lam, rest, s, t, norm):
             for k in range(dst.shape[0]):
                 dst[k] = from_acc(dst, to_acc(a[k]) * lam + to_acc(b[k]) * rest)
         return
-    src = a if op == KEEP else b
+    src = a if op == PIXEL_KEEP else b
     if norm:
         for k in range(dst.shape[0]):
             dst[k] = from_acc(dst, to_acc(src[k]) * s + t)
@@ -84,20 +84,20 @@ def mix_run(dst, a, b, op, lam, rest, s, t, norm):
 def mix_run_per_element(dst, a, b, op, lam, rest, s, t, norm):
     """mix_run with a (scale, bias) per element (HWC -> NHWC: the channel changes every element)."""
     if not norm:
-        if op == MIX:
+        if op == PIXEL_BLEND:
             for k in range(dst.shape[0]):
                 dst[k] = from_acc(dst, to_acc(a[k]) * lam + to_acc(b[k]) * rest)
             return
-        src = a if op == KEEP else b
+        src = a if op == PIXEL_KEEP else b
         for k in range(dst.shape[0]):
             dst[k] = from_acc(dst, to_acc(src[k]))
         return
-    if op == MIX:
+    if op == PIXEL_BLEND:
         for k in range(dst.shape[0]):
             v = to_acc(a[k]) * lam + to_acc(b[k]) * rest
             dst[k] = from_acc(dst, v * s[k] + t[k])
         return
-    src = a if op == KEEP else b
+    src = a if op == PIXEL_KEEP else b
     for k in range(dst.shape[0]):
         dst[k] = from_acc(dst, to_acc(src[k]) * s[k] + t[k])
 
@@ -159,7 +159,7 @@ def deinterleave_row(row, out, out_base, geometry, scale, bias, norm, h):
     for c in range(channels):
         dst = out[first + c * plane : first + c * plane + width]
         src = row[c : c + (width - 1) * channels + 1 : channels]
-        mix_run(dst, src, src, KEEP, np.float32(1.0), np.float32(0.0), scale[c], bias[c], norm)
+        mix_run(dst, src, src, PIXEL_KEEP, np.float32(1.0), np.float32(0.0), scale[c], bias[c], norm)
 
 
 @njit(nogil=True, cache=True)
@@ -246,13 +246,18 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
     start = np.int64(0)
     for h in range(h0, h1):
         if how == BLEND:
-            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, MIX, own, rest, h, start, width)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_BLEND, own, rest,
+                    h, start, width)
         elif pasted and y0 <= h < y1:
-            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, start, x0)
-            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, TAKE, own, rest, h, x0, x1)
-            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, x1, width)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_KEEP, own, rest,
+                    h, start, x0)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_TAKE, own, rest,
+                    h, x0, x1)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_KEEP, own, rest,
+                    h, x1, width)
         else:
-            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, KEEP, own, rest, h, start, width)
+            segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_KEEP, own, rest,
+                    h, start, width)
 
 
 @njit(nogil=True, cache=True)

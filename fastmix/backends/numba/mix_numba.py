@@ -20,60 +20,13 @@ import numpy as np
 from numba import njit
 
 from ..checks import check_mix_args
-from .dtypes import acc_weights, from_acc, to_acc
+from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, blend_and_take, blend_into, blend_pair, copy, swap_ranges
+from .dtypes import acc_weights
 from .memory import check_cpu, flat_view, prefetch_for_read
 from .parallel import run_split, threads
 from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
-# What one sample does to the elements of a row segment (numpy scalars: see plan.py).
-KEEP, TAKE, MIX = np.int64(0), np.int64(1), np.int64(2)
-NOT_UNIFORM = np.int64(-1)
-
-# -- element loops (elements [lo, hi) of two contiguous 1-D arrays) ------------------------------
-# They take a range, not slices: a slice is a new array (and a reference count) per row segment,
-# which in a box's rows cost more than the elements (elem mode measured 1.9x cpp with slices).
-# The index is unsigned so that numba adds no negative-index wraparound, which kept LLVM from
-# vectorising the loops: every caller passes 0 <= lo <= hi <= len (a negative lo would wrap).
-
-
-@njit(nogil=True, cache=True)
-def blend_into(dst, src, lo, hi, lam, rest):
-    """dst <- dst * lam + src * rest, each product rounded on its own (no FMA)."""
-    for j in range(np.uint64(lo), np.uint64(hi)):
-        dst[j] = from_acc(dst, to_acc(dst[j]) * lam + to_acc(src[j]) * rest)
-
-
-@njit(nogil=True, cache=True)
-def blend_pair(a, b, lo, hi, lam_a, rest_a, lam_b, rest_b):
-    """a <- blend(a, b) and b <- blend(b, a), both from the originals: one read and write of each."""
-    for j in range(np.uint64(lo), np.uint64(hi)):
-        x = to_acc(a[j])
-        y = to_acc(b[j])
-        a[j] = from_acc(a, x * lam_a + y * rest_a)
-        b[j] = from_acc(b, y * lam_b + x * rest_b)
-
-
-@njit(nogil=True, cache=True)
-def blend_and_take(a, b, lo, hi, lam_a, rest_a):
-    """a <- blend(a, b) while b takes a's original (a blended sample paired with a pasted one)."""
-    for j in range(np.uint64(lo), np.uint64(hi)):
-        x = a[j]
-        a[j] = from_acc(a, to_acc(x) * lam_a + to_acc(b[j]) * rest_a)
-        b[j] = x
-
-
-@njit(nogil=True, cache=True)
-def swap(a, b, lo, hi):
-    for j in range(np.uint64(lo), np.uint64(hi)):
-        x = a[j]
-        a[j] = b[j]
-        b[j] = x
-
-
-@njit(nogil=True, cache=True)
-def copy(dst, src, lo, hi):
-    for j in range(np.uint64(lo), np.uint64(hi)):
-        dst[j] = src[j]
+NOT_UNIFORM = np.int64(-1)  # row_op: the op changes along the row
 
 
 # -- dense layout ----------------------------------------------------------------------------------
@@ -91,12 +44,12 @@ def paste_cols(kind, box, i, col_unit, h):
 def row_op(kind, box, i, col_unit, row_len, h):
     """What sample i does along the whole of row h, or -1 when that changes along the row."""
     if kind[i] == BLEND:
-        return MIX
+        return PIXEL_BLEND
     lo, hi = paste_cols(kind, box, i, col_unit, h)
     if lo >= hi:
-        return KEEP
+        return PIXEL_KEEP
     if lo <= 0 and hi >= row_len:
-        return TAKE
+        return PIXEL_TAKE
     return NOT_UNIFORM
 
 
@@ -166,21 +119,21 @@ def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
 @njit(nogil=True, cache=True)
 def pair_segment(a, b, lo, hi, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
     """Both samples of a swapped pair over elements [lo, hi), where each does one thing."""
-    if op_a == MIX and op_b == MIX:
+    if op_a == PIXEL_BLEND and op_b == PIXEL_BLEND:
         blend_pair(a, b, lo, hi, lam_a, rest_a, lam_b, rest_b)
-    elif op_a == MIX and op_b == TAKE:
+    elif op_a == PIXEL_BLEND and op_b == PIXEL_TAKE:
         blend_and_take(a, b, lo, hi, lam_a, rest_a)
-    elif op_a == TAKE and op_b == MIX:
+    elif op_a == PIXEL_TAKE and op_b == PIXEL_BLEND:
         blend_and_take(b, a, lo, hi, lam_b, rest_b)
-    elif op_a == MIX:
+    elif op_a == PIXEL_BLEND:
         blend_into(a, b, lo, hi, lam_a, rest_a)
-    elif op_b == MIX:
+    elif op_b == PIXEL_BLEND:
         blend_into(b, a, lo, hi, lam_b, rest_b)
-    elif op_a == TAKE and op_b == TAKE:
-        swap(a, b, lo, hi)
-    elif op_a == TAKE:
+    elif op_a == PIXEL_TAKE and op_b == PIXEL_TAKE:
+        swap_ranges(a, b, lo, hi)
+    elif op_a == PIXEL_TAKE:
         copy(a, b, lo, hi)
-    elif op_b == TAKE:
+    elif op_b == PIXEL_TAKE:
         copy(b, a, lo, hi)
 
 
@@ -223,7 +176,7 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
                     break
                 end = min(end + row_len, e1)
                 nxt += 1
-            if op_a != KEEP or op_b != KEEP:
+            if op_a != PIXEL_KEEP or op_b != PIXEL_KEEP:
                 pair_segment(a, b, pos - e0, end - e0, op_a, op_b, lam_a, rest_a, lam_b, rest_b)
             pos = end
             continue
@@ -245,9 +198,9 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
                 nxt_col = b_lo
             if col < b_hi < nxt_col:
                 nxt_col = b_hi
-            pa = MIX if kind[ia] == BLEND else (TAKE if a_lo <= col < a_hi else KEEP)
-            pb = MIX if kind[ib] == BLEND else (TAKE if b_lo <= col < b_hi else KEEP)
-            if pa != KEEP or pb != KEEP:
+            pa = PIXEL_BLEND if kind[ia] == BLEND else (PIXEL_TAKE if a_lo <= col < a_hi else PIXEL_KEEP)
+            pb = PIXEL_BLEND if kind[ib] == BLEND else (PIXEL_TAKE if b_lo <= col < b_hi else PIXEL_KEEP)
+            if pa != PIXEL_KEEP or pb != PIXEL_KEEP:
                 pair_segment(a, b, row_start + col - e0, row_start + nxt_col - e0, pa, pb, lam_a, rest_a, lam_b,
                              rest_b)
             col = nxt_col
@@ -302,7 +255,7 @@ def swap_box_pairs(data, pairs, box, geometry, s0, s1):
                 prefetch_span(a, ahead * row_len + lo_col, ahead * row_len + hi_col)
                 prefetch_span(b, ahead * row_len + lo_col, ahead * row_len + hi_col)
             row = base + y
-            swap(a, b, row * row_len + lo_col, row * row_len + hi_col)
+            swap_ranges(a, b, row * row_len + lo_col, row * row_len + hi_col)
             base, y = next_box_row(base, y, y0, y1, height)
             ahead_base, ahead_y = next_box_row(ahead_base, ahead_y, y0, y1, height)
 
