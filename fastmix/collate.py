@@ -21,9 +21,10 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from .backends.checks import INPUT_DTYPES, OUT_DTYPES, check_class_indices, dtype_name, dtype_names, type_name
+from .huge_pages import empty_on_huge_pages
 from .mixup import Mixup
-from .masks import MASK_DTYPES, MaskTargets, build_mask_b, check_mask_values, mask_weights, paste_only
-from .sampling.params import MixKind, MixParams
+from .masks import MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, paste_only, saved_partner_masks
+from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_bool
 from .sampling.sample import sample_params
 from .shared_settings import SharedPolicy, with_timm_knobs
@@ -161,10 +162,12 @@ def _check_label_array(label: Any, index: int) -> None:
 
 
 def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
-    """An uninitialised batch; in a DataLoader worker, in shared memory (as default_collate does)."""
+    """An uninitialised batch: in a DataLoader worker in shared memory (as default_collate does),
+    else in memory that 2 MiB pages may back (huge_pages.py: a fresh batch's page faults are most
+    of a collate's time)."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype, memory_format=memory_format)
+        return empty_on_huge_pages(shape, dtype, memory_format)
     strides = torch.empty(shape, dtype=dtype, device="meta", memory_format=memory_format).stride()
     itemsize = torch.empty((), dtype=dtype).element_size()
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * itemsize)
@@ -339,12 +342,9 @@ class MixupCollate:
         empty = torch.empty(0)
         self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
         mask_a = out.view(batch, height, width * itemsize).view(dtype)
-        weights = mask_weights(lam, kind)
-        if not bool((kind == int(MixKind.BLEND)).any()):
-            return MaskTargets(mask_a, mask_a, weights)
-        partner_masks = [masks[j] for j in partner.tolist()]  # the samples' masks are never written
-        mask_b = build_mask_b(mask_a, partner_masks, kind, out=_empty_batch((batch, height, width), dtype, False))
-        return MaskTargets(mask_a, mask_b, weights)
+        # the samples' masks are never written: they are the originals a blend reads
+        saved, source_b = saved_partner_masks(masks, partner, kind, lambda shape: _empty_batch(shape, dtype, False))
+        return MaskTargets(mask_a, mask_weights(lam, kind), source_b, saved)
 
     def _labels(self, labels: List[Any], policy: MixPolicy) -> torch.Tensor:
         num_classes = policy.num_classes

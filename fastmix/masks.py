@@ -92,18 +92,19 @@ def invalid_mask_values(masks: torch.Tensor, num_classes: int, ignore_index: int
 
 
 def mask_values_valid(masks: torch.Tensor, num_classes: int, ignore_index: int) -> bool:
-    """Whether every value is a class in [0, num_classes) or ignore_index, in one or two vectorised
-    reductions for the common cases (comparisons into bool tensors cost ~20 ms per 12.8 M pixels
-    each here; a min/max ~0.2 ms): no ignored pixel, ignore_index -1, or uint8 with 255. Python
-    ints compare the reductions exactly."""
+    """Whether every value is a class in [0, num_classes) or ignore_index, in one min/max pass for
+    the common cases (comparisons into bool tensors cost ~20 ms per 12.8 M pixels each here; a
+    min/max ~0.5 ms, with no new tensor): no ignored pixel, ignore_index -1, or uint8 masks with 255
+    and at most 128 classes. Python ints compare the reductions exactly."""
     low, high = (int(v) for v in torch.aminmax(masks))
     if low >= 0 and high < num_classes:
         return True
     if ignore_index == -1 and low >= -1 and high < num_classes:
         return True
-    if masks.dtype == torch.uint8 and ignore_index == 255 and num_classes <= 255:
-        # 255 + 1 wraps to 0, every other value v to v + 1: the largest non-ignored value, plus one
-        return int((masks + 1).max()) <= num_classes
+    if masks.dtype == torch.uint8 and ignore_index == 255 and num_classes <= 128:
+        # read as int8, 255 is -1, classes 0..127 stay, and every value 128..254 is below -1
+        low, high = (int(v) for v in torch.aminmax(masks.view(torch.int8)))
+        return low >= -1 and high < num_classes
     return not bool(invalid_mask_values(masks, num_classes, ignore_index).any())
 
 
@@ -111,19 +112,38 @@ def mask_values_valid(masks: torch.Tensor, num_classes: int, ignore_index: int) 
 
 
 class MaskTargets(NamedTuple):
-    """What a segmentation loss needs from a mixed batch of masks (compact: no one-hot tensor).
+    """What a segmentation loss needs from a mixed batch of masks (compact: no one-hot tensor, and
+    no full-size copy of the partners' masks).
 
     The soft target of pixel p of sample i is ``lam[i] * s(mask_a[i, p]) + (1 - lam[i]) * s(mask_b[i, p])``
-    where ``s`` is the smoothed one-hot (see :func:`mixed_mask_loss` for ignored pixels).
+    where ``s`` is the smoothed one-hot (see :func:`mixed_mask_loss` for ignored pixels), and
+    ``mask_b[i]`` is the original mask of sample i's partner where sample i is blended, ``mask_a[i]``
+    elsewhere: a partner whose mask no paste changed is read from ``mask_a`` itself, and only the
+    partners a paste overwrote are kept as they were, in ``saved``.
     """
 
     mask_a: torch.Tensor  #: (B, H, W) the batch's masks after mixing (CutMix boxes pasted), in place
-    mask_b: torch.Tensor  #: (B, H, W) the partner's original mask where a sample is blended, else mask_a
     lam: torch.Tensor  #: (B,) float32, the weight of mask_a (1 where no blend)
+    #: (B,) int64, where mask_b[i] is: row source_b[i] of mask_a when < B, else row source_b[i] - B of saved
+    source_b: torch.Tensor
+    saved: torch.Tensor  #: (K, H, W) the original masks of the partners that a paste overwrote and a blend reads
+
+    @property
+    def mask_b(self) -> torch.Tensor:
+        """(B, H, W) the partner's original mask where a sample is blended, else mask_a: a new tensor."""
+        rows = torch.cat([self.mask_a, self.saved]) if len(self.saved) else self.mask_a
+        return rows.index_select(0, self.source_b)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MaskTargets":
         """The same targets on ``device``."""
         return MaskTargets(*(t.to(device, non_blocking=non_blocking) for t in self))
+
+    @staticmethod
+    def unmixed(masks: torch.Tensor) -> "MaskTargets":
+        """The targets of masks that nothing mixed (mask_b is mask_a, lam 1)."""
+        batch = masks.shape[0]
+        return MaskTargets(masks, torch.ones(batch, device=masks.device),
+                           torch.arange(batch, device=masks.device), masks[:0])
 
 
 def paste_only(partner: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
@@ -147,44 +167,44 @@ def mask_weights(lam: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     return torch.where(kind == int(MixKind.BLEND), lam, torch.ones_like(lam))
 
 
-def build_mask_b(mask_a: torch.Tensor, partner_masks: Any, kind: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """MaskTargets.mask_b, written once into ``out`` (B, H, W): row i is ``partner_masks[i]``, the
-    original mask of sample i's partner, where sample i is blended, and ``mask_a[i]`` elsewhere.
+def saved_partner_masks(originals: Any, partner: torch.Tensor, kind: torch.Tensor,
+                        empty: Callable[[Tuple[int, ...]], torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(saved, source_b) of MaskTargets, the one builder of every entry point: copies of the
+    original masks of the partners that a paste overwrites and a blend reads, and where each
+    sample's mask_b is. ``originals``: the masks as they were before any paste, a (B, H, W) tensor
+    (Mixup, before its paste) or a list of B (H, W) masks (the collate's samples); ``empty(shape)``
+    allocates ``saved``.
 
-    ``partner_masks``: a list of B masks (entries of samples that are not blended are not read),
-    or a (B, H, W) tensor, merged without a host read (on a GPU that read would stall the stream)."""
+    On a GPU there is no host read of the params (it would stall the stream): every sample's
+    partner mask is kept then, as the same steps for every batch."""
+    batch = partner.shape[0]
+    rows = torch.arange(batch, device=partner.device)
     blend = kind == int(MixKind.BLEND)
-    if isinstance(partner_masks, torch.Tensor):
-        return torch.where(blend.view(-1, 1, 1), partner_masks, mask_a, out=out)
-    rows = [partner_masks[i] if b else mask_a[i] for i, b in enumerate(blend.tolist())]
-    return torch.stack(rows, out=out)
+    if partner.device.type != "cpu":
+        saved = empty((batch,) + tuple(originals.shape[1:]))
+        torch.index_select(originals, 0, partner, out=saved)
+        return saved, torch.where(blend, batch + rows, rows)
+    pasted = mixed(partner, kind) & (kind == int(MixKind.PASTE))
+    read = torch.zeros(batch, dtype=torch.bool)
+    read[partner[blend]] = True
+    keep = torch.nonzero(read & pasted).view(-1)
+    slot = torch.full((batch,), -1, dtype=torch.int64)
+    slot[keep] = torch.arange(len(keep))
+    shape = tuple(originals[0].shape) if len(originals) else (0, 0)
+    saved = empty((len(keep),) + shape)
+    if len(keep):
+        torch.stack([originals[j] for j in keep.tolist()], out=saved)
+    theirs = torch.where(slot[partner] >= 0, batch + slot[partner], partner)
+    return saved, torch.where(blend, theirs, rows)
 
 
 def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
                box: torch.Tensor) -> MaskTargets:
     """Paste the CutMix boxes of ``masks`` (B, H, W) in place with the backend op ``mix_``, and
     return the MaskTargets of the batch (params on the masks' device)."""
-    weights = mask_weights(lam, kind)
-    blend = kind == int(MixKind.BLEND)
-    paste = mixed(partner, kind) & (kind == int(MixKind.PASTE))
-
-    def paste_boxes() -> None:
-        mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
-
-    if kind.device.type != "cpu":  # no host read there: the same steps for every batch
-        partner_masks = masks.index_select(0, partner)  # before the paste, which may overwrite a partner
-        paste_boxes()
-        return MaskTargets(masks, build_mask_b(masks, partner_masks, kind, out=partner_masks), weights)
-    if not bool(blend.any()):
-        paste_boxes()
-        return MaskTargets(masks, masks, weights)
-    # A blended sample reads its partner's original mask: a copy of it only where the paste
-    # overwrites that partner in this very call, the mask itself (untouched by the paste) elsewhere.
-    pasted = set(torch.nonzero(paste).view(-1).tolist())
-    originals = {j: (masks[j].clone() if j in pasted else masks[j]) for j in set(partner[blend].tolist())}
-    paste_boxes()
-    partner_masks = [originals.get(j) for j in partner.tolist()]
-    return MaskTargets(masks, build_mask_b(masks, partner_masks, kind, out=torch.empty_like(masks)), weights)
+    saved, source_b = saved_partner_masks(masks, partner, kind, lambda shape: masks.new_empty(shape))  # before the paste
+    mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
+    return MaskTargets(masks, mask_weights(lam, kind), source_b, saved)
 
 
 def mixed_mask_loss(logits: torch.Tensor, targets: MaskTargets, smoothing: float = 0.0,
@@ -198,7 +218,8 @@ def mixed_mask_loss(logits: torch.Tensor, targets: MaskTargets, smoothing: float
     the dense target ``sum_side w_side * s(onehot(side))`` with those weights, without building it.
     """
     ce = torch.nn.functional.cross_entropy
-    a, b = targets.mask_a.long(), targets.mask_b.long()
+    a = targets.mask_a.long()
+    b = (torch.cat([a, targets.saved.long()]) if len(targets.saved) else a).index_select(0, targets.source_b)
     loss_a = ce(logits, a, reduction="none", ignore_index=ignore_index, label_smoothing=smoothing)
     loss_b = ce(logits, b, reduction="none", ignore_index=ignore_index, label_smoothing=smoothing)
     valid_a, valid_b = a != ignore_index, b != ignore_index

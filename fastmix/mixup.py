@@ -136,7 +136,7 @@ class Mixup(ProcessLocal):
             targets = (soft_targets(backend, labels, partner, lam, kind, policy) if batch else
                        torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device))
         mask_targets = mix_masks_(backend.mix_, masks, partner, lam, kind, box) if masks is not None and batch else (
-            MaskTargets(masks, masks, lam) if masks is not None else None)
+            MaskTargets.unmixed(masks) if masks is not None else None)
         if batch:
             backend.mix_(images, partner, lam, kind, box)
         return (images, targets) if masks is None else (images, targets, mask_targets)

@@ -122,8 +122,14 @@ def mix_into_inputs(in_dtype, batch, channels, height, width, hwc, normalize, ge
     return images, params, scale, bias
 
 
-def reference_mask_targets(masks: torch.Tensor, params: MixParams) -> MaskTargets:
-    """The masks' targets in plain torch, sample by sample, from the unmixed masks."""
+def dense_mask_targets(targets: MaskTargets) -> tuple:
+    """(mask_a, mask_b, lam) of MaskTargets, mask_b built in full (as reference_mask_targets gives them)."""
+    return targets.mask_a, targets.mask_b, targets.lam
+
+
+def reference_mask_targets(masks: torch.Tensor, params: MixParams) -> tuple:
+    """The masks' targets in plain torch, sample by sample, from the unmixed masks: (mask_a,
+    mask_b, lam) with mask_b in full (the partner's original mask where blended, else mask_a)."""
     mask_a, mask_b = masks.clone(), masks.clone()
     lam = torch.ones(params.batch_size)
     for i in range(params.batch_size):
@@ -135,7 +141,7 @@ def reference_mask_targets(masks: torch.Tensor, params: MixParams) -> MaskTarget
         elif kind == MixKind.BLEND:
             mask_b[i] = masks[j]
             lam[i] = params.lam[i]
-    return MaskTargets(mask_a, mask_b, lam)
+    return mask_a, mask_b, lam
 
 
 # -- bad input (tests/test_errors_*.py): small inputs, valid params, and what "unchanged" means ---

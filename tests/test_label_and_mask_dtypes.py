@@ -190,3 +190,18 @@ def test_a_sample_whose_span_straddles_out_is_read_not_refused(backend):
     assert torch.equal(out[0], expected)
     with pytest.raises(ValueError, match=r"samples\[0\]: expected memory apart from out's"):
         op(out, [storage[1:3].reshape(-1)[24:72].view(2, 4, 6)], *identity.as_tuple(), empty, empty, False)
+
+
+@pytest.mark.parametrize("value, valid", [(255, True), (99, True), (100, False), (127, False), (128, False),
+                                          (200, False), (254, False)])
+def test_uint8_masks_with_ignore_index_255_are_checked_in_one_pass_exactly(value, valid):
+    """The one-pass check of uint8 masks with ignore_index 255 (the masks read as int8) and its edges."""
+    masks = torch.randint(0, 100, (3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    masks[1, 2, 3] = value
+    mix = fastmix.Mixup(num_classes=100, ignore_index=255, seed=0)
+    if valid:
+        mix(images_of(3, 6), None, masks=masks)
+    else:
+        with pytest.raises(ValueError, match=rf"masks\[1, 2, 3\]: expected a class in \[0, 100\) or "
+                                             rf"ignore_index=255, got {value}"):
+            mix(images_of(3, 6), None, masks=masks)

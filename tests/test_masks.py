@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 import fastmix
 from fastmix import MaskTargets, MixKind, mixed_mask_loss
 
-from .helpers import COMPILED_BACKENDS, reference_mask_targets, reference_mix_
+from .helpers import COMPILED_BACKENDS, dense_mask_targets, reference_mask_targets, reference_mix_
 
 BACKENDS = COMPILED_BACKENDS + ["torch"]
 MASK_DTYPES = [torch.uint8, torch.int16, torch.int32, torch.int64]
@@ -42,7 +42,7 @@ def test_masks_match_the_reference_bit_for_bit_for_every_batch_size(backend, dty
         params = mix.last_params
         assert targets is None and out is images and mask_targets.mask_a is masks, "in place"
         expected = reference_mask_targets(unmixed_masks, params)
-        for got, want in zip(mask_targets, expected):
+        for got, want in zip(dense_mask_targets(mask_targets), expected):
             assert torch.equal(got, want), f"B={batch}"
         assert torch.equal(images, reference_mix_(unmixed_images, params))
 
@@ -63,7 +63,8 @@ def test_a_cutmix_box_in_a_mask_holds_the_partners_pixels_and_nothing_else_chang
         assert torch.equal(masks[i][inside], before[int(params.partner[i])][inside])
         assert torch.equal(masks[i][~inside], before[i][~inside])
         # the image's box is the same box: its pixels come from the same partner
-    assert torch.equal(mask_targets.lam, torch.ones(9)) and mask_targets.mask_b is masks
+    assert torch.equal(mask_targets.lam, torch.ones(9)) and torch.equal(mask_targets.mask_b, masks)
+    assert mask_targets.saved.shape == (0, 16, 12), "no blend: no partner mask is kept"
 
 
 def dense_loss(logits, targets: MaskTargets, smoothing, ignore_index):
@@ -98,12 +99,52 @@ def test_the_loss_equals_the_dense_soft_target_cross_entropy_with_ignored_pixels
     torch.testing.assert_close(got, dense_loss(logits, targets, smoothing, 255), rtol=1e-12, atol=1e-12)
 
 
+def loss_of_dense_targets(logits, mask_a, mask_b, lam, smoothing, ignore_index):
+    """mixed_mask_loss as it was when MaskTargets held mask_b in full (fastmix 0.2.0)."""
+    ce = torch.nn.functional.cross_entropy
+    a, b = mask_a.long(), mask_b.long()
+    loss_a = ce(logits, a, reduction="none", ignore_index=ignore_index, label_smoothing=smoothing)
+    loss_b = ce(logits, b, reduction="none", ignore_index=ignore_index, label_smoothing=smoothing)
+    valid_a, valid_b = a != ignore_index, b != ignore_index
+    lam = lam.to(logits.dtype).view(-1, 1, 1)
+    weight_a = torch.where(valid_b, lam, torch.ones_like(lam)) * valid_a
+    weight_b = torch.where(valid_a, 1 - lam, torch.ones_like(lam)) * valid_b
+    return (weight_a * loss_a + weight_b * loss_b).sum() / (valid_a | valid_b).sum().clamp(min=1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("knobs", [dict(mixup_alpha=1.0), dict(mixup_alpha=0.0, cutmix_alpha=1.0),
+                                   dict(mixup_alpha=1.0, cutmix_alpha=1.0)], ids=["mixup", "cutmix", "switching"])
+def test_the_compact_targets_give_the_loss_of_the_full_partner_masks(backend, mode, knobs):
+    """MaskTargets keeps only the partners' masks a paste overwrote (``saved``) and reads the rest
+    from mask_a: the loss is the one of the full mask_b, and mask_b is the reference's."""
+    generator = torch.Generator().manual_seed(7)
+    for batch in (1, 2, 5, 16):
+        mix = fastmix.Mixup(mode=mode, num_classes=5, seed=batch, backend=backend, **knobs)
+        masks = random_masks(batch, 8, 9, torch.uint8, 5, generator)
+        masks[torch.rand(batch, 8, 9, generator=generator) < 0.2] = 255
+        unmixed = masks.clone()
+        _, _, targets = mix(torch.rand(batch, 3, 8, 9, generator=generator), None, masks=masks)
+        mask_a, mask_b, lam = reference_mask_targets(unmixed, mix.last_params)
+        assert torch.equal(targets.mask_b, mask_b) and torch.equal(targets.lam, lam)
+        kind, partner = mix.last_params.kind, mix.last_params.partner
+        pasted_and_read = set(partner[kind == MixKind.BLEND].tolist()) & set(
+            torch.nonzero((kind == MixKind.PASTE) & (partner != torch.arange(batch))).view(-1).tolist())
+        assert len(targets.saved) == len(pasted_and_read), "a copy only of the partners a paste overwrote"
+        logits = torch.randn(batch, 5, 8, 9, generator=generator, dtype=torch.float64)
+        for smoothing in (0.0, 0.1):
+            torch.testing.assert_close(mixed_mask_loss(logits, targets, smoothing, 255),
+                                       loss_of_dense_targets(logits, mask_a, mask_b, lam, smoothing, 255),
+                                       rtol=0, atol=0)
+
+
 def test_the_loss_of_unmixed_masks_is_torchs_cross_entropy():
     generator = torch.Generator().manual_seed(6)
     masks = torch.randint(0, 4, (3, 5, 5), generator=generator)
     masks[0, 0, 0] = 255
     logits = torch.randn(3, 4, 5, 5, generator=generator)
-    targets = MaskTargets(masks, masks, torch.ones(3))
+    targets = MaskTargets.unmixed(masks)
     expected = torch.nn.functional.cross_entropy(logits, masks, ignore_index=255, label_smoothing=0.1)
     torch.testing.assert_close(mixed_mask_loss(logits, targets, 0.1), expected)
 
@@ -140,7 +181,7 @@ def test_a_multi_worker_dataloader_collates_dict_samples_with_their_masks(backen
         ids, params, targets = batch["id"], batch["mix_params"], batch["mask"]
         unmixed = torch.stack([torch.from_numpy(np.array(SegmentationSet(24)[int(i)]["mask"])) for i in ids])
         expected = reference_mask_targets(unmixed, params)
-        for got, want in zip(targets, expected):
+        for got, want in zip(dense_mask_targets(targets), expected):
             assert torch.equal(got, want)
         # the images were built from the masks (pixel = 40 * class): the same box moved both
         images = batch["image"]
@@ -159,5 +200,5 @@ def test_tuple_samples_give_images_and_mask_targets_in_the_masks_place(dtype):
     assert mask_targets.mask_a.dtype == torch.from_numpy(np.zeros(1, dtype)).dtype
     assert list(names) == [f"name{i}" for i in range(4)]
     expected = reference_mask_targets(torch.stack([torch.from_numpy(s[1]) for s in samples]), collate.mixup.last_params)
-    for got, want in zip(mask_targets, expected):
+    for got, want in zip(dense_mask_targets(mask_targets), expected):
         assert torch.equal(got, want)

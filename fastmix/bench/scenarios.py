@@ -18,6 +18,7 @@ from torch.utils.data import default_collate
 
 from ..backends import available_backends, resolve_backend
 from ..collate import MixupCollate
+from ..huge_pages import empty_on_huge_pages
 from ..mixup import Mixup
 from ..sampling.params import MixParams
 from . import baselines
@@ -139,6 +140,11 @@ def segmentation_scenario(
     return Scenario(SEGMENTATION_OPERATION, nbytes, candidates, naive, floor)
 
 
+FRESH_OUTPUT = "OS: a fresh output batch (torch.empty, 4 KiB pages) + one write"
+FRESH_OUTPUT_HUGE = "OS: a fresh output batch on 2 MiB pages (fastmix's) + one write"
+REUSED_OUTPUT = "OS: the same write into memory already mapped"
+
+
 def collate_scenarios(
     batch: int,
     size: int,
@@ -151,7 +157,9 @@ def collate_scenarios(
     """The DataLoader path: B numpy HWC uint8 samples (as PIL/OpenCV decode them) -> a batch.
 
     The floor is default_collate, the plain stacking a DataLoader does without mixing; fastmix's
-    own collate with mixing off (prob=0) stands beside it, to show what the mixing itself costs."""
+    own collate with mixing off (prob=0) stands beside it, to show what the mixing itself costs, and
+    three rows of the operating system's part: a fresh output batch written once (4 KiB pages, and
+    2 MiB pages as fastmix's collate allocates it) against the same write into reused memory."""
     notes = [] if notes is None else notes
     samples = make_samples(batch, size, num_classes)
     # timm's fast collate takes CHW numpy samples (its ToNumpy transform makes them so)
@@ -186,6 +194,13 @@ def collate_scenarios(
             candidates[f"fastmix collate, mixing off (prob=0)@{floor_backend}"] = lambda c=off: c(samples)
             floor = "floor: default_collate, no mixing"
             candidates[floor] = lambda: default_collate(samples)
+            # What is the operating system's: the output's fresh pages, against the same write
+            # into memory already mapped (huge_pages.py), for the collate's output dtype.
+            shape, out_dtype = (batch, 3, size, size), kwargs["dtype"]
+            reused = torch.empty(shape, dtype=out_dtype)
+            candidates[FRESH_OUTPUT] = lambda s=shape, d=out_dtype: torch.empty(s, dtype=d).fill_(1)
+            candidates[FRESH_OUTPUT_HUGE] = lambda s=shape, d=out_dtype: empty_on_huge_pages(s, d).fill_(1)
+            candidates[REUSED_OUTPUT] = lambda r=reused: r.fill_(1)
             scenarios.append(Scenario(f"collate {output}, {setting}", nbytes, candidates, naive, floor))
     if timm_mixup is not None:
         notes.append("no timm peer for the float32 normalised collate: timm normalises on the GPU after its uint8 collate")
