@@ -96,15 +96,15 @@ def mask_values_valid(masks: torch.Tensor, num_classes: int, ignore_index: int) 
     the common cases (comparisons into bool tensors cost ~20 ms per 12.8 M pixels each here; a
     min/max ~0.5 ms, with no new tensor): no ignored pixel, ignore_index -1, or uint8 masks with 255
     and at most 128 classes. Python ints compare the reductions exactly."""
+    if masks.dtype == torch.uint8 and ignore_index == 255 and num_classes <= 128:
+        # read as int8, 255 is -1, classes 0..127 stay, and every value 128..254 is below -1
+        low, high = (int(v) for v in torch.aminmax(masks.view(torch.int8)))
+        return low >= -1 and high < num_classes
     low, high = (int(v) for v in torch.aminmax(masks))
     if low >= 0 and high < num_classes:
         return True
     if ignore_index == -1 and low >= -1 and high < num_classes:
         return True
-    if masks.dtype == torch.uint8 and ignore_index == 255 and num_classes <= 128:
-        # read as int8, 255 is -1, classes 0..127 stay, and every value 128..254 is below -1
-        low, high = (int(v) for v in torch.aminmax(masks.view(torch.int8)))
-        return low >= -1 and high < num_classes
     return not bool(invalid_mask_values(masks, num_classes, ignore_index).any())
 
 

@@ -93,6 +93,7 @@ def build_scenarios(
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
         scenarios.append(Scenario(operation, nbytes, candidates, naive, "floor: one in-place pass"))
     scenarios.append(segmentation_scenario(images, backends, notes, rounds))
+    scenarios += segmentation_settings_scenarios(images, backends, rounds)
 
     scenarios += collate_scenarios(batch, size, backends, num_classes, timm_mixup, notes, rounds)
 
@@ -138,6 +139,36 @@ def segmentation_scenario(
                  f"call with labels ({SEGMENTATION_CLASSES} classes) instead of masks, the same draws")
     nbytes = 2 * (images.numel() * images.element_size() + masks.numel() * masks.element_size())
     return Scenario(SEGMENTATION_OPERATION, nbytes, candidates, naive, floor)
+
+
+# The other modes and methods of images + masks (the elem-mode switching above has the naive rows).
+SEGMENTATION_SETTINGS = [
+    ("batch", "mixup", dict(mixup_alpha=0.8)), ("batch", "cutmix", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
+    ("batch", "switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0)), ("elem", "mixup", dict(mixup_alpha=0.8)),
+    ("elem", "cutmix", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
+]
+
+
+def segmentation_settings_scenarios(images: torch.Tensor, backends: List[str], rounds: int = 11) -> List[Scenario]:
+    """Images + masks in place in batch and elem mode with Mixup, CutMix and switching: fastmix per
+    backend, the naive per-sample loop and the images + masks floor, on the same fresh draws."""
+    batch, height, width = images.shape[0], images.shape[-2], images.shape[-1]
+    masks = make_masks(batch, height, width)
+    nbytes = 2 * (images.numel() * images.element_size() + masks.numel() * masks.element_size())
+    scenarios = []
+    for mode, method, knobs in SEGMENTATION_SETTINGS:
+        knobs = dict(knobs, mode=mode)
+        candidates: Dict[str, Callable[[], object]] = {}
+        for b in backends:
+            mix = Mixup(num_classes=SEGMENTATION_CLASSES, seed=0, backend=b, **knobs)
+            candidates[f"fastmix/{b}"] = lambda mix=mix: mix(images, None, masks=masks)
+        draws = draw_sequence(knobs, SEGMENTATION_CLASSES, batch, height, rounds + 1)  # what fastmix's rows draw
+        naive = "naive: clone + per-sample loop (images + masks)"
+        candidates[naive] = each_round(draws, lambda p: baselines.naive_elem_loop_with_masks_(images, masks, p))
+        floor = "floor: one in-place pass (images + masks)"
+        candidates[floor] = lambda: baselines.floor_pass_with_masks_(images, masks)
+        scenarios.append(Scenario(f"segmentation {mode} {method}: images + masks", nbytes, candidates, naive, floor))
+    return scenarios
 
 
 FRESH_OUTPUT = "OS: a fresh output batch (torch.empty, 4 KiB pages) + one write"
