@@ -44,8 +44,9 @@ struct Params {
   const int64_t* box;  // (B, 4): y0, y1, x0, x1
 };
 
-// Samples whose elements fill one block of memory in the same order (contiguous NCHW,
-// channels_last, any dense permutation). Blending is then elementwise over [0, numel).
+// The batch to mix in place, described for the dense path (mix_kernels.cuh's DenseLayout; numba's
+// mix_numba.DenseLayout): samples whose elements fill one block of memory in the same order
+// (contiguous NCHW, channels_last, any dense permutation). Blending is then elementwise over [0, numel).
 // For pasting, element e lies in row e / row_len, at image row (e / row_len) % height and column
 // (e % row_len) / col_unit: col_unit is 1 for NCHW and C for channels_last.
 struct DenseLayout {
@@ -322,7 +323,8 @@ void run_dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>&
   }
 }
 
-// Any other layout (samples interleaved, gaps between elements): rows along the sample's
+// Any other layout (samples interleaved, gaps between elements), for the generic path
+// (mix_kernels.cuh's StridedLayout; numba's mix_numba.StridedLayout): rows along the sample's
 // smallest-stride dim, each located by its multi-index; the buffer holds a chunk's rows packed.
 struct StridedLayout {
   int64_t ndim = 0;

@@ -239,11 +239,12 @@ void narrow(void* dst, c10::ScalarType out, const float* src, int64_t n) {
 
 // -- a span of output rows ----------------------------------------------------------------------------
 
-// Input: B samples of C*H*W elements, (C, H, W) or (H, W, C) in memory.
-// Output: (B, C, H, W) in NCHW or NHWC memory order.
-struct Geometry {
-  int64_t C, H, W;
-  bool hwc_in, nhwc_out;
+// The dims of a mix_into (mix_into_kernels.cuh's IntoGeometry). Input: B samples of C*H*W
+// elements, (C, H, W) or (H, W, C) in memory. Output: (B, C, H, W) in NCHW or NHWC memory order.
+struct IntoGeometry {
+  int64_t channels, height, width;
+  bool hwc_in;    // input memory is (H, W, C) per sample, else (C, H, W)
+  bool nhwc_out;  // output memory is channels_last, else contiguous NCHW
   c10::ScalarType out_type;
   int64_t out_elem;  // bytes
 };
@@ -259,10 +260,10 @@ struct Span {
 
 // Writes `pixels` pixels from `src` (planes `src_plane` apart) to `dst` as the output wants them.
 template <typename S, typename D>
-void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_t pixels, const Geometry& g,
+void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_t pixels, const IntoGeometry& g,
               const Norm& n) {
-  const int64_t C = g.C;
-  if (g.hwc_in && g.nhwc_out) return copy_pixels<S, D>(src, dst, g.W * C, pixels / g.W, n);
+  const int64_t C = g.channels;
+  if (g.hwc_in && g.nhwc_out) return copy_pixels<S, D>(src, dst, g.width * C, pixels / g.width, n);
   if (!g.hwc_in && !g.nhwc_out) return copy_planes<S, D>(src, src_plane, dst, dst_plane, pixels, C, n);
   if (g.hwc_in) {  // HWC -> NCHW, the decoded-image collate
     if (C == 3) return planes_from_pixels<S, D, 3>(src, dst, dst_plane, pixels, C, n);
@@ -275,41 +276,43 @@ void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_
 
 // Output rows [h0, h1) of one sample from span `r`; `scratch`: floats for `scratch_rows` rows, for
 // bfloat16 / float16 outputs (made in float32 that many rows at a time, then narrowed).
-void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const Geometry& g, const Norm& n,
+void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const IntoGeometry& g, const Norm& n,
                 float* scratch, int64_t scratch_rows) {
-  const int64_t HW = g.H * g.W;
-  const int64_t out_row = g.nhwc_out ? g.W * g.C : g.W;  // elements from one output row to the next
+  const int64_t HW = g.height * g.width;
+  const int64_t out_row = g.nhwc_out ? g.width * g.channels : g.width;  // elements from one output row to the next
   char* out_rows = static_cast<char*>(out_sample) + h0 * out_row * g.out_elem;
   if (g.out_type == at::kByte) {
-    relayout(static_cast<const uint8_t*>(r.data), r.plane, reinterpret_cast<uint8_t*>(out_rows), HW, (h1 - h0) * g.W, g, n);
+    relayout(static_cast<const uint8_t*>(r.data), r.plane, reinterpret_cast<uint8_t*>(out_rows), HW,
+             (h1 - h0) * g.width, g, n);
     return;
   }
   if (g.out_type == at::kFloat) {
     float* dst = reinterpret_cast<float*>(out_rows);
-    if (r.is_float) relayout(static_cast<const float*>(r.data), r.plane, dst, HW, (h1 - h0) * g.W, g, n);
-    else relayout(static_cast<const uint8_t*>(r.data), r.plane, dst, HW, (h1 - h0) * g.W, g, n);
+    if (r.is_float) relayout(static_cast<const float*>(r.data), r.plane, dst, HW, (h1 - h0) * g.width, g, n);
+    else relayout(static_cast<const uint8_t*>(r.data), r.plane, dst, HW, (h1 - h0) * g.width, g, n);
     return;
   }
-  if (g.out_type == at::kBFloat16 && g.hwc_in && !g.nhwc_out && g.C == 3) {
+  if (g.out_type == at::kBFloat16 && g.hwc_in && !g.nhwc_out && g.channels == 3) {
     // The decoded-image collate to bfloat16: de-interleaved and rounded in one pass.
     auto* dst = reinterpret_cast<c10::BFloat16*>(out_rows);
-    const int64_t pixels = (h1 - h0) * g.W;
+    const int64_t pixels = (h1 - h0) * g.width;
     if (r.is_float) planes_from_pixels<float, c10::BFloat16, 3>(static_cast<const float*>(r.data), dst, HW, pixels, 3, n);
     else planes_from_pixels<uint8_t, c10::BFloat16, 3>(static_cast<const uint8_t*>(r.data), dst, HW, pixels, 3, n);
     return;
   }
-  const int64_t in_row = g.hwc_in ? g.W * g.C : g.W;  // elements from one input row to the next
+  const int64_t in_row = g.hwc_in ? g.width * g.channels : g.width;  // elements from one input row to the next
   const int64_t in_elem = r.is_float ? 4 : 1;
   for (int64_t a = h0; a < h1; a += scratch_rows) {
-    const int64_t rows = std::min(scratch_rows, h1 - a), pixels = rows * g.W;
+    const int64_t rows = std::min(scratch_rows, h1 - a), pixels = rows * g.width;
     const void* src = static_cast<const char*>(r.data) + (a - h0) * in_row * in_elem;
     if (r.is_float) relayout(static_cast<const float*>(src), r.plane, scratch, pixels, pixels, g, n);
     else relayout(static_cast<const uint8_t*>(src), r.plane, scratch, pixels, pixels, g, n);
     char* out = out_rows + (a - h0) * out_row * g.out_elem;
     if (g.nhwc_out) {
-      narrow(out, g.out_type, scratch, pixels * g.C);
+      narrow(out, g.out_type, scratch, pixels * g.channels);
     } else {
-      for (int64_t c = 0; c < g.C; ++c) narrow(out + c * HW * g.out_elem, g.out_type, scratch + c * pixels, pixels);
+      for (int64_t c = 0; c < g.channels; ++c)
+        narrow(out + c * HW * g.out_elem, g.out_type, scratch + c * pixels, pixels);
     }
   }
 }
@@ -325,21 +328,23 @@ struct Params {
 
 // Rows from h0 of a sample of type In, where they are.
 template <typename In>
-Span input_span(const In* sample, int64_t h0, const Geometry& g) {
-  return {sample + (g.hwc_in ? h0 * g.W * g.C : h0 * g.W), std::is_same_v<In, float>, g.H * g.W};
+Span input_span(const In* sample, int64_t h0, const IntoGeometry& g) {
+  return {sample + (g.hwc_in ? h0 * g.width * g.channels : h0 * g.width), std::is_same_v<In, float>,
+          g.height * g.width};
 }
 
 // Calls f(segment_a, segment_b, staged, length) over the contiguous segments of rows [h0, h0 + rows):
 // one of rows * W * C (HWC), or C of rows * W (CHW), the staging buffer's planes rows * W apart.
 template <typename In, typename S, typename F>
-void for_each_segment(const In* a, const In* b, S* staged, int64_t h0, int64_t rows, const Geometry& g, F&& f) {
+void for_each_segment(const In* a, const In* b, S* staged, int64_t h0, int64_t rows, const IntoGeometry& g, F&& f) {
   if (g.hwc_in) {
-    const int64_t offset = h0 * g.W * g.C;
-    f(a + offset, b + offset, staged, rows * g.W * g.C);
+    const int64_t offset = h0 * g.width * g.channels;
+    f(a + offset, b + offset, staged, rows * g.width * g.channels);
     return;
   }
-  const int64_t HW = g.H * g.W;
-  for (int64_t c = 0; c < g.C; ++c) f(a + c * HW + h0 * g.W, b + c * HW + h0 * g.W, staged + c * rows * g.W, rows * g.W);
+  const int64_t HW = g.height * g.width;
+  for (int64_t c = 0; c < g.channels; ++c)
+    f(a + c * HW + h0 * g.width, b + c * HW + h0 * g.width, staged + c * rows * g.width, rows * g.width);
 }
 
 // Buffers of one worker: staging rows of each type (two, for pairs) and the float scratch, each
@@ -356,14 +361,15 @@ struct Buffers {
 // by the fused loop, when the case is the decoded-image collate (uint8 HWC, 3 channels) to planes.
 template <typename In>
 bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
-                          int64_t h1, const Geometry& g, const Norm& n) {
+                          int64_t h1, const IntoGeometry& g, const Norm& n) {
   // uint8 pixels only: the decoded-image case; float32 HWC input is rare and takes the staged path
   // (each instance is compiled for three ISAs, so this halves the loop's share of the build).
   if constexpr (!std::is_same_v<In, uint8_t>) {
     return false;
   } else {
-    if (!g.hwc_in || g.nhwc_out || g.C != 3) return false;
-    const int64_t in_offset = h0 * g.W * 3, out_offset = h0 * g.W, plane = g.H * g.W, pixels = (h1 - h0) * g.W;
+    if (!g.hwc_in || g.nhwc_out || g.channels != 3) return false;
+    const int64_t in_offset = h0 * g.width * 3, out_offset = h0 * g.width, plane = g.height * g.width,
+                  pixels = (h1 - h0) * g.width;
     auto call = [&](auto* first, auto* second) {
       blend_planes_from_pixels(a + in_offset, b + in_offset, first + out_offset, second ? second + out_offset : second,
                                plane, pixels, lam_a, lam_b, n.scale, n.bias, n.on);
@@ -387,7 +393,7 @@ bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, vo
 // Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says.
 template <typename In>
 void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, void* out_sample,
-                       int64_t h0, int64_t h1, const Geometry& g, const Norm& n, Buffers& buf) {
+                       int64_t h0, int64_t h1, const IntoGeometry& g, const Norm& n, Buffers& buf) {
   float* scratch = buf.scratch.data();
   if (k == kBlend) {
     if (write_blended_planes(own, theirs, lam, 0.f, out_sample, nullptr, h0, h1, g, n)) return;
@@ -398,13 +404,14 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
         if constexpr (std::is_same_v<In, uint8_t>) {
           for_each_segment(own, theirs, buf.u8_a.data(), a, rows, g,
                            [&](const In* x, const In* y, uint8_t* s, int64_t len) { blend_row(x, y, s, len, lam, rest); });
-          write_span({buf.u8_a.data(), false, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+          write_span({buf.u8_a.data(), false, rows * g.width}, out_sample, a, a + rows, g, n, scratch,
+                     buf.stage_rows);
         }
         continue;
       }
       for_each_segment(own, theirs, buf.f32_a.data(), a, rows, g,
                        [&](const In* x, const In* y, float* s, int64_t len) { blend_row(x, y, s, len, lam, rest); });
-      write_span({buf.f32_a.data(), true, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+      write_span({buf.f32_a.data(), true, rows * g.width}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
     }
     return;
   }
@@ -414,12 +421,13 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
   if (h0 < y0) write_span(input_span(own, h0, g), out_sample, h0, y0, g, n, scratch, buf.stage_rows);
   if (y1 < h1) write_span(input_span(own, y1, g), out_sample, y1, h1, g, n, scratch, buf.stage_rows);
   if (y0 >= y1) return;
-  if (box[2] == 0 && box[3] == g.W) return write_span(input_span(theirs, y0, g), out_sample, y0, y1, g, n, scratch, buf.stage_rows);
+  if (box[2] == 0 && box[3] == g.width)
+    return write_span(input_span(theirs, y0, g), out_sample, y0, y1, g, n, scratch, buf.stage_rows);
   // A partial paste: own rows with the box's columns from the partner, staged in the input type.
   In* staged = reinterpret_cast<In*>(std::is_same_v<In, uint8_t> ? static_cast<void*>(buf.u8_a.data())
                                                                    : static_cast<void*>(buf.f32_a.data()));
-  const int64_t unit = g.hwc_in ? g.C : 1;  // elements per pixel within a row of a segment
-  const int64_t row_len = g.W * unit, x0 = box[2] * unit, x1 = box[3] * unit;
+  const int64_t unit = g.hwc_in ? g.channels : 1;  // elements per pixel within a row of a segment
+  const int64_t row_len = g.width * unit, x0 = box[2] * unit, x1 = box[3] * unit;
   for (int64_t a = y0; a < y1; a += buf.stage_rows) {
     const int64_t rows = std::min(buf.stage_rows, y1 - a);
     for_each_segment(own, theirs, staged, a, rows, g, [&](const In* x, const In* y, In* s, int64_t) {
@@ -429,14 +437,15 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
         std::memcpy(s + x1, x + x1, (row_len - x1) * sizeof(In));
       }
     });
-    write_span({staged, std::is_same_v<In, float>, rows * g.W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+    write_span({staged, std::is_same_v<In, float>, rows * g.width}, out_sample, a, a + rows, g, n, scratch,
+               buf.stage_rows);
   }
 }
 
 // Output rows [h0, h1) of a swapped pair that both blend: each input row read once for both outputs.
 template <typename In>
 void write_blended_pair_rows(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
-                             int64_t h1, const Geometry& g, const Norm& n, Buffers& buf) {
+                             int64_t h1, const IntoGeometry& g, const Norm& n, Buffers& buf) {
   if (write_blended_planes(a, b, lam_a, lam_b, out_a, out_b, h0, h1, g, n)) return;
   float* scratch = buf.scratch.data();
   for (int64_t h = h0; h < h1; h += buf.stage_rows) {
@@ -447,8 +456,8 @@ void write_blended_pair_rows(const In* a, const In* b, float lam_a, float lam_b,
         for_each_segment(a, b, sa, h, rows, g, [&](const In* x, const In* y, uint8_t* s, int64_t len) {
           blend_pair_row(x, y, s, sb + (s - sa), len, lam_a, lam_b);
         });
-        write_span({sa, false, rows * g.W}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
-        write_span({sb, false, rows * g.W}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
+        write_span({sa, false, rows * g.width}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
+        write_span({sb, false, rows * g.width}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
       }
       continue;
     }
@@ -456,8 +465,8 @@ void write_blended_pair_rows(const In* a, const In* b, float lam_a, float lam_b,
     for_each_segment(a, b, sa, h, rows, g, [&](const In* x, const In* y, float* s, int64_t len) {
       blend_pair_row(x, y, s, sb + (s - sa), len, lam_a, lam_b);
     });
-    write_span({sa, true, rows * g.W}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
-    write_span({sb, true, rows * g.W}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
+    write_span({sa, true, rows * g.width}, out_a, h, h + rows, g, n, scratch, buf.stage_rows);
+    write_span({sb, true, rows * g.width}, out_b, h, h + rows, g, n, scratch, buf.stage_rows);
   }
 }
 
@@ -484,22 +493,22 @@ std::vector<Unit> make_units(const int64_t* partner, const uint8_t* kind, int64_
 }
 
 template <typename In>
-void run(const std::vector<const In*>& inputs, char* out, const Geometry& g, const Norm& n, const Params& p) {
+void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g, const Norm& n, const Params& p) {
   const int64_t batch = static_cast<int64_t>(inputs.size());
   const std::vector<Unit> units = make_units(p.partner, p.kind, batch);
-  const int64_t row_bytes = g.W * g.C * static_cast<int64_t>(sizeof(In));
+  const int64_t row_bytes = g.width * g.channels * static_cast<int64_t>(sizeof(In));
   const int64_t rows_per_block = std::max<int64_t>(1, (32 * 1024) / std::max<int64_t>(row_bytes, 1));
-  const int64_t blocks = (g.H + rows_per_block - 1) / rows_per_block;
+  const int64_t blocks = (g.height + rows_per_block - 1) / rows_per_block;
   const int64_t tasks = static_cast<int64_t>(units.size()) * blocks;
-  const int64_t out_sample_bytes = g.C * g.H * g.W * g.out_elem;
+  const int64_t out_sample_bytes = g.channels * g.height * g.width * g.out_elem;
   auto sample_out = [&](int64_t i) { return static_cast<void*>(out + i * out_sample_bytes); };
   // Staged spans of at most 8 KiB of float32 per sample (two for a pair): read back from L1.
-  const int64_t stage_rows = std::max<int64_t>(1, std::min(rows_per_block, (8 * 1024) / (4 * g.W * g.C)));
+  const int64_t stage_rows = std::max<int64_t>(1, std::min(rows_per_block, (8 * 1024) / (4 * g.width * g.channels)));
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-    Buffers buf(stage_rows, g.W * g.C);
+    Buffers buf(stage_rows, g.width * g.channels);
     for (int64_t t = t0; t < t1; ++t) {
       const Unit& u = units[t / blocks];
-      const int64_t h0 = (t % blocks) * rows_per_block, h1 = std::min(g.H, h0 + rows_per_block);
+      const int64_t h0 = (t % blocks) * rows_per_block, h1 = std::min(g.height, h0 + rows_per_block);
       if (u.second >= 0 && p.kind[u.first] == kBlend && p.kind[u.second] == kBlend) {
         write_blended_pair_rows(inputs[u.first], inputs[u.second], p.lam[u.first], p.lam[u.second],
                                 sample_out(u.first), sample_out(u.second), h0, h1, g, n, buf);
@@ -528,7 +537,7 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
 
   const int64_t C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
-  const Geometry g{C, H, W, hwc, nhwc_out, out.scalar_type(), static_cast<int64_t>(out.element_size())};
+  const IntoGeometry g{C, H, W, hwc, nhwc_out, out.scalar_type(), static_cast<int64_t>(out.element_size())};
   // Per-channel values, and the same repeated per pixel for the contiguous HWC -> NHWC loop.
   std::vector<float> scale_c(C, 1.f), bias_c(C, 0.f);
   if (normalize) {

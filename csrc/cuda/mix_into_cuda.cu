@@ -68,13 +68,13 @@ void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::T
   const c10::cuda::CUDAGuard guard(out.device());
   // The input as B samples of C*H*W elements in HWC or CHW order: (B, C, H, W) channels_last
   // images are HWC memory already.
-  bool in_hwc = hwc;
+  bool hwc_in = hwc;
   at::Tensor src;
   if (hwc || images.is_contiguous()) {
     src = images.contiguous();
   } else if (images.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     src = images;
-    in_hwc = true;
+    hwc_in = true;
   } else {
     src = images.contiguous();
   }
@@ -83,7 +83,7 @@ void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::T
   const at::Tensor scale_c = normalize ? scale.contiguous() : scale, bias_c = normalize ? bias.contiguous() : bias;
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                      box_c.data_ptr<int64_t>(), B};
-  const IntoGeometry g{C, H, W, in_hwc, nhwc_out};
+  const IntoGeometry g{C, H, W, hwc_in, nhwc_out};
   const Normalize n{normalize ? scale_c.data_ptr<float>() : nullptr, normalize ? bias_c.data_ptr<float>() : nullptr};
   TorchCudaRunner runner(out);
   if (src.scalar_type() == at::kByte) launch_for_out<uint8_t>(runner, src, out, p, g, n);

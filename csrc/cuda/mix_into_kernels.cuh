@@ -34,10 +34,11 @@ struct IntoParams {
   int64_t batch;
 };
 
+// The dims of a mix_into (mix_into_cpu.cpp's IntoGeometry; numba's mix_into_numba.IntoGeometry).
 struct IntoGeometry {
   int64_t channels, height, width;
-  bool in_hwc;    // input memory is (B, H, W, C), else (B, C, H, W)
-  bool out_nhwc;  // output memory is channels_last, else contiguous NCHW
+  bool hwc_in;    // input memory is (B, H, W, C), else (B, C, H, W)
+  bool nhwc_out;  // output memory is channels_last, else contiguous NCHW
 };
 
 struct Normalize {
@@ -102,7 +103,7 @@ struct MixIntoSameLayoutFn {
     const SampleMix s = sample_mix(p, b);
     const int64_t e0 = v * N;
     int64_t c, h, w;
-    if (g.out_nhwc) {
+    if (g.nhwc_out) {
       c = e0 % C;
       h = (e0 / C) / W;
       w = (e0 / C) % W;
@@ -117,7 +118,7 @@ struct MixIntoSameLayoutFn {
     for (int k = 0; k < N; ++k) {
       ch[k] = static_cast<int32_t>(c);
       take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
-      if (g.out_nhwc) {
+      if (g.nhwc_out) {
         if (++c == C) {
           c = 0;
           if (++w == W) {
@@ -206,10 +207,10 @@ struct MixIntoGeneralFn {
   FASTMIX_HD void operator()(int64_t b, int64_t e) const {
     const int64_t C = g.channels, W = g.width, HW = g.height * W, numel = C * HW;
     const SampleMix s = sample_mix(p, b);
-    const int64_t c = g.out_nhwc ? e % C : e / HW;
-    const int64_t pixel = g.out_nhwc ? e / C : e % HW;
+    const int64_t c = g.nhwc_out ? e % C : e / HW;
+    const int64_t pixel = g.nhwc_out ? e / C : e % HW;
     const int64_t h = pixel / W, w = pixel % W;
-    const int64_t at = g.in_hwc ? pixel * C + c : c * HW + pixel;
+    const int64_t at = g.hwc_in ? pixel * C + c : c * HW + pixel;
     const bool take = takes_partner(s, h, w);
     const In own = in[b * numel + at];
     const In theirs = s.mixed && (s.blend || take) ? in[s.partner * numel + at] : own;
@@ -217,20 +218,20 @@ struct MixIntoGeneralFn {
   }
 };
 
-// in: B samples of C*H*W elements laid out as g.in_hwc says; out: B samples in g.out_nhwc order.
+// in: B samples of C*H*W elements laid out as g.hwc_in says; out: B samples in g.nhwc_out order.
 template <typename In, typename Out, typename Runner>
 void mix_into_launch(Runner& runner, const In* in, Out* out, const IntoParams& p, IntoGeometry g, const Normalize& n) {
   const int64_t C = g.channels, HW = g.height * g.width, numel = C * HW;
   if (p.batch == 0 || numel == 0) return;
-  if (C == 1) g.in_hwc = g.out_nhwc = false;  // one channel: HWC and CHW are the same memory
+  if (C == 1) g.hwc_in = g.nhwc_out = false;  // one channel: HWC and CHW are the same memory
   constexpr int N = kIntoPackElems<In, Out>;
   const bool aligned = is_aligned(in, N * static_cast<int64_t>(sizeof(In))) &&
                        is_aligned(out, N * static_cast<int64_t>(sizeof(Out)));
-  if (g.in_hwc == g.out_nhwc && aligned && numel % N == 0) {
+  if (g.hwc_in == g.nhwc_out && aligned && numel % N == 0) {
     runner.for_each_2d(MixIntoSameLayoutFn<In, Out, N>{in, out, p, g, n}, p.batch, numel / N);
-  } else if (g.in_hwc && !g.out_nhwc && C == 3 && aligned && HW % N == 0) {
+  } else if (g.hwc_in && !g.nhwc_out && C == 3 && aligned && HW % N == 0) {
     runner.for_each_2d(MixIntoHwcToNchwFn<In, Out, N, 3>{in, out, p, g, n}, p.batch, HW / N);
-  } else if (g.in_hwc && !g.out_nhwc && C == 4 && aligned && HW % N == 0) {
+  } else if (g.hwc_in && !g.nhwc_out && C == 4 && aligned && HW % N == 0) {
     runner.for_each_2d(MixIntoHwcToNchwFn<In, Out, N, 4>{in, out, p, g, n}, p.batch, HW / N);
   } else {
     runner.for_each_2d(MixIntoGeneralFn<In, Out>{in, out, p, g, n}, p.batch, numel);

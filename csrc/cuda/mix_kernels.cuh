@@ -35,18 +35,21 @@ struct TensorLayout {
   int64_t strides[kMaxLayoutDims];
 };
 
-// Samples that each fill one block of numel elements, batch_stride apart. Element e of a sample
-// lies in image row (e / h_stride) % height and column (e / w_stride) % width, whatever the
-// order of the dims in memory (a dense block is a mixed-radix number in its dims).
-struct DenseGeometry {
+// The batch to mix in place, described for the dense path (mix_cpu.cpp's DenseLayout; numba's
+// mix_numba.DenseLayout): samples that each fill one block of numel elements, batch_stride apart.
+// Element e of a sample lies in image row (e / h_stride) % height and column (e / w_stride) %
+// width, whatever the order of the dims in memory (a dense block is a mixed-radix number in its
+// dims); the CPU's walk of memory rows (row_len, col_unit) takes only layouts with W innermost.
+struct DenseLayout {
   int64_t numel;
   int64_t batch_stride;
   int64_t h_stride, height;
   int64_t w_stride, width;
 };
 
-// Anything else: the non-batch dims of size > 1, outermost (largest stride) first.
-struct StridedGeometry {
+// Anything else, for the generic path (mix_cpu.cpp's StridedLayout): the non-batch dims of size
+// > 1, outermost (largest stride) first.
+struct StridedLayout {
   int32_t ndim;
   int32_t h_dim, w_dim;  // which of them are the image rows / columns (-1: size 1 or absent)
   int64_t sizes[kMaxStridedDims];
@@ -55,7 +58,7 @@ struct StridedGeometry {
   int64_t batch_stride;
 };
 
-inline bool describe_dense(const TensorLayout& x, DenseGeometry* out) {
+inline bool describe_dense(const TensorLayout& x, DenseLayout* out) {
   int64_t stride[kMaxLayoutDims], size[kMaxLayoutDims];
   int n = 0;
   int64_t numel = 1;
@@ -94,8 +97,8 @@ inline bool describe_dense(const TensorLayout& x, DenseGeometry* out) {
   return true;
 }
 
-inline bool describe_strided(const TensorLayout& x, StridedGeometry* out) {
-  StridedGeometry g;
+inline bool describe_strided(const TensorLayout& x, StridedLayout* out) {
+  StridedLayout g;
   g.ndim = 0;
   g.h_dim = g.w_dim = -1;
   g.numel = 1;
@@ -126,7 +129,7 @@ inline bool describe_strided(const TensorLayout& x, StridedGeometry* out) {
 
 // Row / column of elements e, e + 1, ..., e + N - 1 of a dense sample: two divisions, then steps.
 template <typename I, int N>
-FASTMIX_HDI void dense_coords_as(const DenseGeometry& g, int64_t e64, int32_t* hh, int32_t* ww) {
+FASTMIX_HDI void dense_coords_as(const DenseLayout& g, int64_t e64, int32_t* hh, int32_t* ww) {
   const I e = static_cast<I>(e64), hs = static_cast<I>(g.h_stride), ws = static_cast<I>(g.w_stride);
   const I height = static_cast<I>(g.height), width = static_cast<I>(g.width);
   const I qh = e / hs, qw = e / ws;
@@ -148,13 +151,13 @@ FASTMIX_HDI void dense_coords_as(const DenseGeometry& g, int64_t e64, int32_t* h
 }
 
 template <int N>
-FASTMIX_HDI void dense_coords(const DenseGeometry& g, int64_t e, int32_t* hh, int32_t* ww) {
+FASTMIX_HDI void dense_coords(const DenseLayout& g, int64_t e, int32_t* hh, int32_t* ww) {
   if (g.numel <= INT32_MAX) dense_coords_as<uint32_t, N>(g, e, hh, ww);
   else dense_coords_as<uint64_t, N>(g, e, hh, ww);
 }
 
-// Offset of element p of a strided sample (row-major over the geometry's dims) and its row/column.
-FASTMIX_HDI int64_t strided_coords(const StridedGeometry& g, int64_t p, int32_t* h, int32_t* w) {
+// Offset of element p of a strided sample (row-major over the layout's dims) and its row/column.
+FASTMIX_HDI int64_t strided_coords(const StridedLayout& g, int64_t p, int32_t* h, int32_t* w) {
   int64_t off = 0;
   *h = 0;
   *w = 0;
@@ -260,8 +263,8 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, const DeviceStep* steps
 template <typename T, int N, bool kDense>
 struct MixInplaceFn {
   T* data;
-  DenseGeometry dense;
-  StridedGeometry strided;
+  DenseLayout dense;
+  StridedLayout strided;
   const int32_t* any_paste;
   const int32_t* group_start;
   const int32_t* group_len;
@@ -303,8 +306,8 @@ template <typename T, typename Runner>
 bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const int64_t* partner, const float* lam,
                  const uint8_t* kind, const int64_t* box, int64_t groups = 0) {
   const int64_t batch = layout.sizes[0];
-  DenseGeometry dense{};
-  StridedGeometry strided{};
+  DenseLayout dense{};
+  StridedLayout strided{};
   const bool is_dense = describe_dense(layout, &dense);
   if (!is_dense && !describe_strided(layout, &strided)) return false;
   constexpr int kVec = kPackElems<T>;

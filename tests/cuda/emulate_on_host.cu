@@ -177,12 +177,12 @@ void run_into_typed(const In* in, Out* out, const IntoParams& p, const IntoGeome
   mix_into_launch<In, Out>(runner, in, out, p, g, n);
 }
 
-// mix_into: in dtype (0 uint8, 3 float32), out dtype (0, 2, 1, 3), B, C, H, W, in_hwc, out_nhwc,
+// mix_into: in dtype (0 uint8, 3 float32), out dtype (0, 2, 1, 3), B, C, H, W, hwc_in, nhwc_out,
 // normalize, in offset, out offset (bytes), params, scale[C], bias[C], input -> output bytes.
 void run_into(Reader& r, FILE* out) {
   const int64_t in_dtype = r.i64(), out_dtype = r.i64();
   const int64_t B = r.i64(), C = r.i64(), H = r.i64(), W = r.i64();
-  const bool in_hwc = r.i64() != 0, out_nhwc = r.i64() != 0, normalize = r.i64() != 0;
+  const bool hwc_in = r.i64() != 0, nhwc_out = r.i64() != 0, normalize = r.i64() != 0;
   const int64_t in_offset = r.i64(), out_offset = r.i64();
   const Params params = read_params(r, B);
   const std::vector<float> scale = r.array<float>(C), bias = r.array<float>(C);
@@ -192,7 +192,7 @@ void run_into(Reader& r, FILE* out) {
   Storage dst(numel * elem_size(out_dtype), out_offset);
   std::memset(dst.data, 0xEE, numel * elem_size(out_dtype));  // poison
   const IntoParams p{params.partner.data(), params.lam.data(), params.kind.data(), params.box.data(), B};
-  const IntoGeometry g{C, H, W, in_hwc, out_nhwc};
+  const IntoGeometry g{C, H, W, hwc_in, nhwc_out};
   const Normalize n{normalize ? scale.data() : nullptr, normalize ? bias.data() : nullptr};
   auto with_out = [&](auto in_ptr) {
     using In = std::remove_const_t<std::remove_pointer_t<decltype(in_ptr)>>;

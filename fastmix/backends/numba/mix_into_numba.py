@@ -15,6 +15,8 @@ the C planes, with C = 3 and C = 1 written out so the loops vectorise.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
 import numpy as np
@@ -30,6 +32,17 @@ from .parallel import run_split, threads
 from .plan import BLEND, NONE, PASTE, make_units, mixed
 
 ROW_BLOCK_BYTES = 32 * 1024
+
+
+class IntoGeometry(NamedTuple):
+    """The dims of a mix_into (mix_into_cpu.cpp's and mix_into_kernels.cuh's IntoGeometry): B input
+    samples of channels * height * width elements, out (B, C, H, W)."""
+
+    channels: int
+    height: int
+    width: int
+    hwc_in: int  # input memory is (H, W, C) per sample, else (C, H, W); 0 or 1
+    nhwc_out: int  # output memory is channels_last, else contiguous NCHW; 0 or 1
 
 
 def same_dtype(a, b):
@@ -285,7 +298,7 @@ def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam
 def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, units,
                blocks, rows_per_block, t0, t1):
     """Tasks [t0, t1) in the other layouts (CHW -> NCHW / NHWC, HWC -> NHWC)."""
-    height = geometry[1]
+    height = geometry.height
     for t in range(t0, t1):
         h0 = (t % blocks) * rows_per_block
         h1 = min(height, h0 + rows_per_block)
@@ -300,28 +313,28 @@ def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row,
 
 def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):
     """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
-    channels_last = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
+    nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
     check_cpu(out, "out")
     batch, channels, height, width = out.shape
     source = images.contiguous()
     sample_bytes = channels * height * width * source.element_size()
     addresses = source.data_ptr() + np.arange(batch, dtype=np.int64) * sample_bytes
-    _run(out, channels_last, addresses, source.dtype, partner, lam, kind, box, scale, bias, hwc)
+    _run(out, nhwc_out, addresses, source.dtype, partner, lam, kind, box, scale, bias, hwc)
 
 
 def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc):
     """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples
     (C, H, W) or (H, W, C)."""
-    channels_last = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
+    nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
     check_cpu(out, "out")
     if out.shape[0] == 0:
         return
     contiguous = [sample.contiguous() for sample in samples]  # held until the kernel returns
     addresses = np.fromiter((s.data_ptr() for s in contiguous), dtype=np.int64, count=len(contiguous))
-    _run(out, channels_last, addresses, samples[0].dtype, partner, lam, kind, box, scale, bias, hwc)
+    _run(out, nhwc_out, addresses, samples[0].dtype, partner, lam, kind, box, scale, bias, hwc)
 
 
-def _run(out, channels_last, addresses, input_dtype, partner, lam, kind, box, scale, bias, hwc):
+def _run(out, nhwc_out, addresses, input_dtype, partner, lam, kind, box, scale, bias, hwc):
     """The kernel over checked arguments; ``addresses``: (B,) int64, where each input sample's
     C*H*W contiguous elements are (kept alive by the caller)."""
     if out.numel() == 0:
@@ -331,17 +344,17 @@ def _run(out, channels_last, addresses, input_dtype, partner, lam, kind, box, sc
     normalize = scale.numel() > 0
     scale_c = scale.contiguous().numpy() if normalize else np.ones(channels, dtype=np.float32)
     bias_c = bias.contiguous().numpy() if normalize else np.zeros(channels, dtype=np.float32)
-    per_pixel = hwc and channels_last  # HWC -> NHWC: one contiguous run, a (scale, bias) per element
+    per_pixel = hwc and nhwc_out  # HWC -> NHWC: one contiguous run, a (scale, bias) per element
     scale_row = np.tile(scale_c, width) if per_pixel else np.empty(0, dtype=np.float32)
     bias_row = np.tile(bias_c, width) if per_pixel else np.empty(0, dtype=np.float32)
-    geometry = (channels, height, width, int(bool(hwc)), int(channels_last))  # (hwc: truthy, as the op takes it)
+    geometry = IntoGeometry(channels, height, width, int(bool(hwc)), int(nhwc_out))  # hwc: truthy, as the op has it
     units = make_units(p, k)
     itemsize = 1 if input_dtype == torch.uint8 else 4
     rows_per_block = max(1, ROW_BLOCK_BYTES // max(1, width * channels * itemsize))
     blocks = (height + rows_per_block - 1) // rows_per_block
     like = np.empty(1, dtype=np.uint8 if input_dtype == torch.uint8 else np.float32)
     flat = flat_view(out)
-    if hwc and not channels_last:  # the decoded-image collate: its own, smaller kernel to compile
+    if hwc and not nhwc_out:  # the decoded-image collate: its own, smaller kernel to compile
         def run(t0, t1):
             tasks_planes(addresses, like, flat, geometry, scale_c, bias_c, normalize, p, l, k, b, units, blocks,
                          rows_per_block, t0, t1)

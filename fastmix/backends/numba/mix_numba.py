@@ -4,15 +4,18 @@ Work is split over element positions, not samples: chunk c covers the same eleme
 sample and walks the whole in-place plan (plan.py) for it, with one chunk-sized buffer. Chunks are
 independent, so they run on several threads (parallel.py), and the extra memory is threads x chunk.
 
-Two layouts. Dense: samples whose elements fill one block of memory in the same order (contiguous
-NCHW, channels_last, any dense permutation): a blend is elementwise over [0, numel), a paste copies
-row segments (row = ``row_len`` elements; image row ``(e // row_len) % height``, column
-``(e % row_len) // col_unit``). Strided (anything else): rows along the sample's smallest-stride
-dim, each located by its multi-index, the buffer holding a chunk's rows packed.
+Two layouts, as in mix_cpu.cpp. DenseLayout: samples whose elements fill one block of memory in
+the same order (contiguous NCHW, channels_last, any dense permutation): a blend is elementwise over
+[0, numel), a paste copies row segments (row = ``row_len`` elements; image row
+``(e // row_len) % height``, column ``(e % row_len) // col_unit``). StridedLayout (anything else):
+rows along the sample's smallest-stride dim, each located by its multi-index, the buffer holding a
+chunk's rows packed.
 
 Each driver takes a range of chunks: one build serves one thread or several (parallel.py).
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
@@ -30,6 +33,48 @@ NOT_UNIFORM = np.int64(-1)  # row_op: the op changes along the row
 
 
 # -- dense layout ----------------------------------------------------------------------------------
+
+
+class DenseLayout(NamedTuple):
+    """The batch to mix in place, described for the dense path (mix_cpu.cpp's DenseLayout, field
+    for field; mix_kernels.cuh's on CUDA): samples whose elements fill one block of memory in the
+    same order, ``batch_stride`` apart. Blending is elementwise over [0, numel); for pasting
+    (``paste_ok``), element e lies in row ``e // row_len``, at image row ``(e // row_len) % height``
+    and column ``(e % row_len) // col_unit`` (col_unit: 1 for NCHW, C for channels_last)."""
+
+    numel: int
+    batch_stride: int
+    paste_ok: bool
+    row_len: int
+    col_unit: int
+    height: int
+
+
+def describe_dense(shape, strides):
+    """The DenseLayout of a batch of this shape and these strides, or None when its samples do not
+    each fill one block of memory in the same order (mix_cpu.cpp's describe_dense)."""
+    ndim = len(shape)
+    dims = sorted((strides[d], shape[d]) for d in range(1, ndim) if shape[d] > 1)
+    numel = int(np.prod(shape[1:], dtype=np.int64))
+    expected = 1
+    for stride, size in dims:
+        if stride != expected:
+            return None
+        expected *= size
+    if shape[0] > 1 and strides[0] < numel:  # samples interleave
+        return None
+    row_len, col_unit, height, paste_ok = 1, 1, 1, False
+    if ndim >= 3:
+        h, w, sh, sw = shape[-2], shape[-1], strides[-2], strides[-1]
+        # Dims stored inside a pixel (channels for channels_last) make up col_unit.
+        for d in range(1, ndim - 2):
+            if shape[d] > 1 and strides[d] < sw:
+                col_unit *= shape[d]
+        if h > 1 and w > 1 and sw == col_unit and sh == w * col_unit:
+            row_len, height, paste_ok = w * col_unit, h, True
+        else:
+            col_unit = 1
+    return DenseLayout(numel, strides[0], paste_ok, row_len, col_unit, height)
 
 
 @njit(nogil=True, cache=True)
@@ -96,9 +141,9 @@ def next_touched_row(row, height, kind, box, ia, ib):
 
 
 @njit(nogil=True, cache=True)
-def apply_dense(dst, src, i, lam, kind, box, geometry, e0, e1):
+def apply_dense(dst, src, i, lam, kind, box, layout, e0, e1):
     """Sample i over elements [e0, e1): dst <- mix(dst, src), src holding the partner's originals."""
-    _, _, row_len, col_unit, height = geometry
+    row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
     if kind[i] == BLEND:
         own, rest = acc_weights(dst, lam[i])
         blend_into(dst, src, 0, dst.shape[0], own, rest)
@@ -138,12 +183,12 @@ def pair_segment(a, b, lo, hi, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
 
 
 @njit(nogil=True, cache=True)
-def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
+def pair_dense(a, b, ia, ib, lam, kind, box, layout, e0, e1):
     """A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
 
     Runs of rows where both samples do one thing are one call; rows a box crosses are split at
     the boxes' columns."""
-    _, _, row_len, col_unit, height = geometry
+    row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
     lam_a, rest_a = acc_weights(a, lam[ia])
     lam_b, rest_b = acc_weights(b, lam[ib])
     if kind[ia] == BLEND and kind[ib] == BLEND:
@@ -208,9 +253,9 @@ def pair_dense(a, b, ia, ib, lam, kind, box, geometry, e0, e1):
 
 
 @njit(nogil=True, cache=True)
-def blend_pairs(data, pairs, lam, geometry, s0, s1):
+def blend_pairs(data, pairs, lam, layout, s0, s1):
     """Swapped pairs [s0, s1) of ``pairs`` (plan rows) that both blend, over whole samples."""
-    numel, stride = geometry[0], geometry[1]
+    numel, stride = layout.numel, layout.batch_stride
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
         a = data[ia * stride : ia * stride + numel]
@@ -231,11 +276,12 @@ def next_box_row(base, y, y0, y1, height):
 
 
 @njit(nogil=True, cache=True)
-def swap_box_pairs(data, pairs, box, geometry, s0, s1):
+def swap_box_pairs(data, pairs, box, layout, s0, s1):
     """Swapped pairs [s0, s1) that paste the same box on both sides (batch and pair modes): the
     box's rows swapped plane after plane, each after prefetching the row ROWS_AHEAD steps further
     on in that walk."""
-    numel, stride, row_len, col_unit, height = geometry
+    numel, stride = layout.numel, layout.batch_stride
+    row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
     last_row = numel // row_len
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
@@ -261,19 +307,19 @@ def swap_box_pairs(data, pairs, box, geometry, s0, s1):
 
 
 @njit(nogil=True, cache=True)
-def dense_pairs(data, pairs, lam, kind, box, geometry, s0, s1):
+def dense_pairs(data, pairs, lam, kind, box, layout, s0, s1):
     """Any other swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
-    numel, stride = geometry[0], geometry[1]
+    numel, stride = layout.numel, layout.batch_stride
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
         pair_dense(data[ia * stride : ia * stride + numel], data[ib * stride : ib * stride + numel], ia, ib, lam,
-                   kind, box, geometry, 0, numel)
+                   kind, box, layout, 0, numel)
 
 
 @njit(nogil=True, cache=True)
-def dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf):
+def dense_chunk(data, plan, lam, kind, box, layout, e0, e1, buf):
     """Every plan step over elements [e0, e1) of each sample."""
-    stride = geometry[1]
+    stride = layout.batch_stride
     n = e1 - e0
     for s in range(plan.shape[0]):
         op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
@@ -281,26 +327,37 @@ def dense_chunk(data, plan, lam, kind, box, geometry, e0, e1, buf):
         if op == SAVE:
             copy(buf, a, 0, n)
         elif op == APPLY:
-            apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, geometry, e0, e1)
+            apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, layout, e0, e1)
         elif op == APPLY_FROM_BUFFER:
-            apply_dense(a, buf[:n], ia, lam, kind, box, geometry, e0, e1)
+            apply_dense(a, buf[:n], ia, lam, kind, box, layout, e0, e1)
         else:
-            pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, geometry, e0, e1)
+            pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, layout, e0, e1)
 
 
 @njit(nogil=True, cache=True)
-def dense_chunks(data, plan, lam, kind, box, geometry, chunk, buffered, c0, c1):
+def dense_chunks(data, plan, lam, kind, box, layout, chunk, buffered, c0, c1):
     """Chunks [c0, c1) of `chunk` elements of every sample, each through the whole plan."""
-    numel = geometry[0]
+    numel = layout.numel
     buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
     for c in range(c0, c1):
         e0 = c * chunk
-        dense_chunk(data, plan, lam, kind, box, geometry, e0, min(numel, e0 + chunk), buf)
+        dense_chunk(data, plan, lam, kind, box, layout, e0, min(numel, e0 + chunk), buf)
 
 
 # -- any other layout ------------------------------------------------------------------------------
 
 INNER_IS_W, INNER_IS_H, INNER_OTHER = np.int64(0), np.int64(1), np.int64(2)
+
+
+class StridedLayout(NamedTuple):
+    """Any other layout, for the generic path (mix_cpu.cpp's StridedLayout, as these kernels take
+    it; mix_kernels.cuh's on CUDA): rows along the sample's smallest-stride dim, ``inner_len``
+    elements ``inner_stride`` apart, each row located by locate_rows (describe_strided)."""
+
+    batch_stride: int
+    inner_stride: int  # 1 when no dim but the batch's has size > 1
+    inner_is: int  # which image dim the rows run along: INNER_IS_W, INNER_IS_H or INNER_OTHER
+    inner_len: int
 
 
 @njit(nogil=True, cache=True)
@@ -322,15 +379,32 @@ def locate_rows(sizes, strides, outer_dims, rows):
     return out
 
 
+def describe_strided(shape, strides):
+    """The StridedLayout of a batch of this shape and these strides, and the (offset, h, w) of each
+    row's first element within its sample (mix_cpu.cpp's describe_strided and locate_row)."""
+    ndim = len(shape)
+    inner_dim = -1
+    for d in range(1, ndim):
+        if shape[d] > 1 and (inner_dim < 0 or strides[d] < strides[inner_dim]):
+            inner_dim = d
+    outer_dims = sorted((d for d in range(1, ndim) if d != inner_dim and shape[d] > 1), key=lambda d: -strides[d])
+    num_rows = int(np.prod([shape[d] for d in outer_dims], dtype=np.int64))
+    rows = locate_rows(np.asarray(shape, dtype=np.int64), np.asarray(strides, dtype=np.int64),
+                       np.asarray(outer_dims, dtype=np.int64), num_rows)
+    inner_is = INNER_IS_W if inner_dim == ndim - 1 else INNER_IS_H if inner_dim == ndim - 2 else INNER_OTHER
+    inner_stride, inner_len = (strides[inner_dim], shape[inner_dim]) if inner_dim > 0 else (1, 1)
+    return StridedLayout(strides[0], inner_stride, inner_is, inner_len), rows
+
+
 @njit(nogil=True, cache=True)
-def box_span_on_row(box, i, h, w, inner, inner_len):
+def box_span_on_row(box, i, h, w, inner_is, inner_len):
     """Positions [lo, hi) along a row whose pixel lies inside sample i's box."""
     y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
-    if inner == INNER_IS_W:
+    if inner_is == INNER_IS_W:
         if h < y0 or h >= y1:
             return 0, 0
         return max(x0, 0), min(x1, inner_len)
-    if inner == INNER_IS_H:
+    if inner_is == INNER_IS_H:
         if w < x0 or w >= x1:
             return 0, 0
         return max(y0, 0), min(y1, inner_len)
@@ -347,27 +421,27 @@ def strided_row(data, base, step, length):
 
 @njit(nogil=True, cache=True)
 def strided_save(data, rows, r0, r1, i, layout, buf):
-    sample_stride, step, _, inner_len = layout
+    batch_stride, step, inner_len = layout.batch_stride, layout.inner_stride, layout.inner_len
     for r in range(r0, r1):
-        src = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
+        src = strided_row(data, i * batch_stride + rows[r, 0], step, inner_len)
         copy(buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len], src, 0, inner_len)
 
 
 @njit(nogil=True, cache=True)
 def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
     """x[i] <- mix(x[i], x[j]) over rows [r0, r1), or mix(x[i], buffer) when j < 0."""
-    sample_stride, step, inner, inner_len = layout
+    batch_stride, step, inner_len = layout.batch_stride, layout.inner_stride, layout.inner_len
     own, rest = acc_weights(data, lam[i])
     for r in range(r0, r1):
-        dst = strided_row(data, i * sample_stride + rows[r, 0], step, inner_len)
+        dst = strided_row(data, i * batch_stride + rows[r, 0], step, inner_len)
         if j >= 0:
-            src = strided_row(data, j * sample_stride + rows[r, 0], step, inner_len)
+            src = strided_row(data, j * batch_stride + rows[r, 0], step, inner_len)
         else:  # the partner's original, saved packed in the buffer
             src = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
         if kind[i] == BLEND:
             blend_into(dst, src, 0, inner_len, own, rest)
         else:
-            lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], inner, inner_len)
+            lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], layout.inner_is, inner_len)
             if lo < hi:
                 copy(dst, src, lo, hi)
 
@@ -392,7 +466,7 @@ def strided_chunk(data, plan, lam, kind, box, rows, layout, r0, r1, buf):
 def strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1):
     """Chunks [c0, c1) of `rows_per_chunk` rows of every sample, each through the whole plan."""
     total = rows.shape[0]
-    buf = np.empty(rows_per_chunk * layout[3], dtype=data.dtype)
+    buf = np.empty(rows_per_chunk * layout.inner_len, dtype=data.dtype)
     for c in range(c0, c1):
         r0 = c * rows_per_chunk
         strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
@@ -403,45 +477,6 @@ def strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0,
 MAX_CHUNK_BYTES = 128 * 1024  # a plan step streams one chunk of one or two samples: in L2
 MIN_CHUNK_BYTES = 16 * 1024
 STRIDED_CHUNK_BYTES = 32 * 1024
-
-
-def describe_dense(shape, strides):
-    """(numel, batch_stride, row_len, col_unit, height) and whether pastes can use it, for samples
-    that each fill one block of memory in the same order; None for any other layout."""
-    ndim = len(shape)
-    dims = sorted((strides[d], shape[d]) for d in range(1, ndim) if shape[d] > 1)
-    numel = int(np.prod(shape[1:], dtype=np.int64))
-    expected = 1
-    for stride, size in dims:
-        if stride != expected:
-            return None
-        expected *= size
-    if shape[0] > 1 and strides[0] < numel:  # samples interleave
-        return None
-    row_len, col_unit, height, paste_ok = 1, 1, 1, False
-    if ndim >= 3:
-        h, w, sh, sw = shape[-2], shape[-1], strides[-2], strides[-1]
-        # Dims stored inside a pixel (channels for channels_last) make up col_unit.
-        for d in range(1, ndim - 2):
-            if shape[d] > 1 and strides[d] < sw:
-                col_unit *= shape[d]
-        if h > 1 and w > 1 and sw == col_unit and sh == w * col_unit:
-            row_len, height, paste_ok = w * col_unit, h, True
-        else:
-            col_unit = 1
-    return (numel, strides[0], row_len, col_unit, height), paste_ok
-
-
-def describe_strided(shape, strides):
-    """(inner dim or -1, its length, the other dims of size > 1 outermost first, number of rows)."""
-    ndim = len(shape)
-    inner = -1
-    for d in range(1, ndim):
-        if shape[d] > 1 and (inner < 0 or strides[d] < strides[inner]):
-            inner = d
-    outer = sorted((d for d in range(1, ndim) if d != inner and shape[d] > 1), key=lambda d: -strides[d])
-    rows = int(np.prod([shape[d] for d in outer], dtype=np.int64))
-    return inner, (shape[inner] if inner > 0 else 1), outer, rows
 
 
 def mix_(images, partner, lam, kind, box):
@@ -462,10 +497,9 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
     any_paste = bool(np.any((kind == PASTE) & (partner != np.arange(len(partner)))))
     buffered = bool(np.any(plan[:, 0] == SAVE))
     itemsize = data.itemsize
-    dense = describe_dense(shape, strides)
-    if dense is not None and (not any_paste or dense[1]):
-        geometry = dense[0]
-        numel, row_len = geometry[0], geometry[2]
+    layout = describe_dense(shape, strides)
+    if layout is not None and (not any_paste or layout.paste_ok):
+        numel, row_len = layout.numel, layout.row_len
         per_thread = numel * itemsize // (4 * threads)
         chunk = max(1, min(max(per_thread, MIN_CHUNK_BYTES), MAX_CHUNK_BYTES) // itemsize)
         if row_len <= chunk:  # whole rows per chunk, so a paste rarely splits a row
@@ -481,7 +515,7 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
             whole = pairs & (kind[plan[:, 1]] != BLEND) & (kind[plan[:, 2]] != BLEND)
         chunked, whole_pairs = plan[~whole], plan[whole]
         if chunked.shape[0]:
-            run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, geometry, chunk, buffered, c0, c1),
+            run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, layout, chunk, buffered, c0, c1),
                       (numel + chunk - 1) // chunk, threads)
         # Each kind of pair its own small kernel, so that a first call compiles only what it runs.
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
@@ -489,20 +523,15 @@ def run_plan(data, shape, strides, partner, lam, kind, box, threads):
         same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
         blending, swapping, others = whole_pairs[blends], whole_pairs[same_box], whole_pairs[~blends & ~same_box]
         if blending.shape[0]:
-            run_split(lambda s0, s1: blend_pairs(data, blending, lam, geometry, s0, s1), blending.shape[0], threads)
+            run_split(lambda s0, s1: blend_pairs(data, blending, lam, layout, s0, s1), blending.shape[0], threads)
         if swapping.shape[0]:
-            run_split(lambda s0, s1: swap_box_pairs(data, swapping, box, geometry, s0, s1),
+            run_split(lambda s0, s1: swap_box_pairs(data, swapping, box, layout, s0, s1),
                       swapping.shape[0], threads)
         if others.shape[0]:
-            run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, geometry, s0, s1), others.shape[0], threads)
+            run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, layout, s0, s1), others.shape[0], threads)
         return
-    inner, inner_len, outer, num_rows = describe_strided(shape, strides)
-    ndim = len(shape)
-    rows = locate_rows(np.asarray(shape, dtype=np.int64), np.asarray(strides, dtype=np.int64),
-                       np.asarray(outer, dtype=np.int64), num_rows)
-    kind_of_inner = INNER_IS_W if inner == ndim - 1 else INNER_IS_H if inner == ndim - 2 else INNER_OTHER
-    step = strides[inner] if inner > 0 else 1
-    layout = (strides[0], step, kind_of_inner, inner_len)
-    rows_per_chunk = min(num_rows, max(1, STRIDED_CHUNK_BYTES // itemsize // inner_len))
+    layout, rows = describe_strided(shape, strides)
+    num_rows = rows.shape[0]
+    rows_per_chunk = min(num_rows, max(1, STRIDED_CHUNK_BYTES // itemsize // layout.inner_len))
     run_split(lambda c0, c1: strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1),
               (num_rows + rows_per_chunk - 1) // rows_per_chunk, threads)
