@@ -10,6 +10,7 @@ import torch
 
 from fastmix.bench import cli, report
 from fastmix.bench import device as bench_device
+from fastmix.bench.inputs import each_round
 from fastmix.bench import scenarios as bench_scenarios
 from fastmix.bench.timing import Row, time_scenarios
 
@@ -111,9 +112,9 @@ def test_soft_target_rows_agree():
     torch.testing.assert_close(fastmix_targets, naive, atol=1e-6, rtol=1e-6)
 
 
-def test_rotating_candidates_take_the_next_input_set_each_call():
+def test_each_round_candidates_take_the_next_input_set_each_call():
     calls = []
-    candidate = bench_device.rotating(lambda x: calls.append(x), [("a",), ("b",), ("c",)])
+    candidate = each_round(["a", "b", "c"], lambda x: calls.append(x))
     for _ in range(5):
         candidate()
     assert calls == ["a", "b", "c", "a", "b"]

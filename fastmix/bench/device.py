@@ -20,7 +20,7 @@ them where no GPU is.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List
 
 import torch
 
@@ -28,24 +28,12 @@ from ..backends import resolve_backend
 from ..mixup import Mixup
 from ..sampling.params import MixKind, MixParams
 from . import baselines
-from .inputs import make_batches, make_labels
+from .inputs import each_round, make_batches, make_labels
 from .timing import Scenario
 
 # H100 / H200 L2 caches hold 50-60 MB: each call takes the next of several batches, so that no
 # call finds the previous call's data in the cache (a 256x3x224x224 bfloat16 batch is 77 MB).
 CUDA_INPUT_SETS = 3
-
-
-def rotating(fn: Callable[..., object], inputs: Sequence[tuple]) -> Callable[[], object]:
-    """A candidate that calls fn(*inputs[k]) with k = 0, 1, 2, ... cycling."""
-    state = {"next": 0}
-
-    def call() -> object:
-        k = state["next"]
-        state["next"] = (k + 1) % len(inputs)
-        return fn(*inputs[k])
-
-    return call
 
 
 def device_scenarios(
@@ -59,8 +47,7 @@ def device_scenarios(
     copy_sources = make_batches(shape, dtype, device, input_sets)
     copy_targets = [torch.empty_like(x) for x in copy_sources]
     nbytes = 2 * images[0].numel() * images[0].element_size()
-    copy_floor = rotating(torch.Tensor.copy_, list(zip(copy_targets, copy_sources)))
-    each_image = [(x,) for x in images]
+    copy_floor = each_round(list(zip(copy_targets, copy_sources)), lambda pair: pair[0].copy_(pair[1]))
 
     def op_with(params: MixParams) -> Callable[[], object]:
         on_device = params.to(device).as_tuple()
@@ -69,7 +56,7 @@ def device_scenarios(
             torch.ops.fastmix.mix_(x, *on_device)
             return x
 
-        return rotating(mix, each_image)
+        return each_round(images, mix)
 
     def apply_with(params: MixParams) -> Callable[[], object]:
         ops = resolve_backend(backend, device)
@@ -78,7 +65,7 @@ def device_scenarios(
             ops.mix_(x, *params.to(x.device, non_blocking=True).as_tuple())
             return x
 
-        return rotating(mix, each_image)
+        return each_round(images, mix)
 
     scenarios = []
     for operation, knobs in baselines.IN_PLACE_OPERATIONS:
@@ -95,16 +82,16 @@ def device_scenarios(
                                 torch.zeros_like(params.box))
             candidates[f"overhead: plan + launch, CutMix with empty boxes@{backend}"] = op_with(no_data)
             naive = "naive: timm flip formula"
-            candidates[naive] = rotating(lambda x, lam=lam: baselines.naive_mixup_flip_(x, lam), each_image)
-            candidates["naive: torchvision roll formula"] = rotating(
-                lambda x, lam=lam: baselines.naive_mixup_roll_(x, lam), each_image)
+            candidates[naive] = each_round(images, lambda x, lam=lam: baselines.naive_mixup_flip_(x, lam))
+            candidates["naive: torchvision roll formula"] = each_round(
+                images, lambda x, lam=lam: baselines.naive_mixup_roll_(x, lam))
         elif operation == "cutmix batch":
             naive = "naive: timm flip + paste"
             box = tuple(int(v) for v in params.box[0])
-            candidates[naive] = rotating(lambda x, box=box: baselines.naive_cutmix_flip_(x, box), each_image)
+            candidates[naive] = each_round(images, lambda x, box=box: baselines.naive_cutmix_flip_(x, box))
         else:
             naive = "naive: timm clone + per-sample loop"
-            candidates[naive] = rotating(lambda x, p=params: baselines.naive_elem_loop_(x, p), each_image)
+            candidates[naive] = each_round(images, lambda x, p=params: baselines.naive_elem_loop_(x, p))
         floor = "floor: device-to-device copy"
         candidates[floor] = copy_floor
         scenarios.append(Scenario(operation, nbytes, candidates, naive, floor))
@@ -146,11 +133,10 @@ def fused_scenario(
     naive = "naive: permute, float, /255, -mean, /std, flip-mix, to bfloat16"
     floor = "floor: one uint8 -> bfloat16 conversion pass"
     candidates: Dict[str, Callable[[], object]] = {
-        f"fastmix/{backend}": rotating(fused, list(zip(nchw, images))),
-        f"fastmix mix_into_, channels_last out@{backend}": rotating(fused, list(zip(nhwc, images))),
-        naive: rotating(lambda x: baselines.naive_normalize_mix(x, lam, mean_4d, std_4d, torch.bfloat16),
-                        [(x,) for x in images]),
-        floor: rotating(lambda out, x: out.copy_(x.permute(0, 3, 1, 2)), list(zip(nhwc, images))),
+        f"fastmix/{backend}": each_round(list(zip(nchw, images)), lambda pair: fused(*pair)),
+        f"fastmix mix_into_, channels_last out@{backend}": each_round(list(zip(nhwc, images)), lambda pair: fused(*pair)),
+        naive: each_round(images, lambda x: baselines.naive_normalize_mix(x, lam, mean_4d, std_4d, torch.bfloat16)),
+        floor: each_round(list(zip(nhwc, images)), lambda pair: pair[0].copy_(pair[1].permute(0, 3, 1, 2))),
     }
     nbytes = batch * size * size * 3 * (1 + 2)  # one uint8 read, one bfloat16 write
     return Scenario("fused uint8 HWC -> bfloat16 normalised, mixup", nbytes, candidates, naive, floor)

@@ -5,7 +5,7 @@ suites in ``benchmarks/`` all make their inputs here."""
 from __future__ import annotations
 
 import itertools
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Any, Callable, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -65,7 +65,8 @@ def draw_sequence(knobs: dict, num_classes: int, batch: int, size: int, count: i
     return [mix.sample(batch, size, size) for _ in range(count)]
 
 
-def each_round(draws: List[MixParams], fn: Callable[[MixParams], object]) -> Callable[[], object]:
-    """A candidate that calls ``fn(draws[r])`` on its r-th call (the timing calls each once per round)."""
+def each_round(draws: Sequence[Any], fn: Callable[[Any], object]) -> Callable[[], object]:
+    """A candidate that calls ``fn(draws[r])`` on its r-th call (the timing calls each once per
+    round), cycling: the draws of a random operation, or the input sets of a GPU row."""
     upcoming = itertools.cycle(draws)
     return lambda: fn(next(upcoming))
