@@ -1,7 +1,12 @@
 """What the test modules share: the markers of the backends this machine has, inputs (values,
 layouts, params), the reference called with a MixParams, and the small inputs and checks of the
 tests of bad input (tests/test_errors_*.py). Tests import these from here, never from one another
-or from conftest.py (which holds only fixtures and the hypothesis profiles)."""
+or from conftest.py (which holds only fixtures and the hypothesis profiles).
+
+Running the tests: ``python -m pytest tests benchmarks --benchmark-disable -n auto`` is the full
+run (CI and the README run it). ``python -m pytest -m "not slow" -n auto`` is the fast loop while
+developing: it leaves out the tests marked ``slow``, each of which takes more than 2 s on the 2-core
+development machine (pyproject.toml registers the marker)."""
 import numpy as np
 import pytest
 import torch

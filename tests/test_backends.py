@@ -61,6 +61,7 @@ def test_a_named_backend_that_cannot_run_says_why():
         fastmix.mix_(torch.rand(2, 3, 4, 4), fastmix.MixParams.identity(2), backend="cuda")
 
 
+@pytest.mark.slow
 def test_without_the_extension_fastmix_falls_back_to_torch_with_one_warning():
     """Without numba either (tests/test_numba.py covers the numba fallback)."""
     script = textwrap.dedent(

@@ -452,7 +452,7 @@ def check_loader_batch(ds, collate, batch, num_workers):
 
 @pytest.mark.parametrize(
     "num_workers, context",
-    [(0, None), (2, "fork"), (2, "spawn")],
+    [(0, None), (2, "fork"), pytest.param(2, "spawn", marks=pytest.mark.slow)],
     ids=["main_process", "fork", "spawn"],
 )
 def test_dataloader_batches_match_reference_with_pin_memory_and_an_odd_last_batch(num_workers, context):
@@ -481,6 +481,7 @@ def test_dataloader_batches_match_reference_with_pin_memory_and_an_odd_last_batc
         assert {batch[4] for batch in batches} == set(range(num_workers))
 
 
+@pytest.mark.slow
 def test_dataloader_with_persistent_spawn_workers_over_two_epochs():
     ds = SyntheticImages(n=24, height=16, width=16)
     collate = collate_for_loader(dtype=torch.uint8)

@@ -9,6 +9,7 @@ import socket
 import traceback
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -96,6 +97,7 @@ def train(rank, port, results, done):
     os._exit(0 if error is None else 1)
 
 
+@pytest.mark.slow
 def test_ddp_training_with_mixup_collate_on_cpu():
     context = mp.get_context("spawn")
     results, done = context.Queue(), context.Event()

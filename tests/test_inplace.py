@@ -73,6 +73,7 @@ def measure(backend, threads):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", COMPILED_BACKENDS)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_peak_extra_memory_is_under_5_percent_of_the_batch(backend, threads):

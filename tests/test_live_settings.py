@@ -106,7 +106,8 @@ def run_epoch(loader):
     return batches
 
 
-@pytest.mark.parametrize("context, persistent", [("fork", True), ("fork", False), ("spawn", True), ("spawn", False)])
+@pytest.mark.parametrize("context, persistent", [("fork", True), ("fork", False), pytest.param("spawn", True, marks=pytest.mark.slow),
+                                                  pytest.param("spawn", False, marks=pytest.mark.slow)])
 def test_switching_in_the_main_process_reaches_every_worker(context, persistent):
     mix = fastmix.Mixup(mixup_alpha=1.0, mode="elem", label_smoothing=0.1, num_classes=NUM_CLASSES, seed=0)
     collate = fastmix.MixupCollate(mix, return_params=True)

@@ -291,6 +291,7 @@ def run_python(script: str, env_extra=None, timeout=600):
                           cwd=REPO)
 
 
+@pytest.mark.slow
 @requires_numba
 @pytest.mark.parametrize("case", list(HIDE_EXTENSION))
 def test_without_the_extension_numba_takes_over_with_one_warning(case):
@@ -303,6 +304,7 @@ def test_without_the_extension_numba_takes_over_with_one_warning(case):
     assert expected_reason in result.stdout, result.stdout
 
 
+@pytest.mark.slow
 def test_backends_says_how_to_get_numba_when_it_is_missing():
     script = textwrap.dedent(
         """
@@ -324,6 +326,7 @@ def test_backends_says_how_to_get_numba_when_it_is_missing():
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
 
 
+@pytest.mark.slow
 @requires_numba
 def test_kernels_are_cached_on_disk_and_numbas_thread_pool_is_never_started(tmp_path):
     """A second process loads the compiled kernels from the cache instead of compiling them; one

@@ -49,6 +49,7 @@ def test_opcheck_mix_targets(dense):
     torch.library.opcheck(torch.ops.fastmix.mix_targets.default, (labels, partner, lam, kind, 11, 0.1))
 
 
+@pytest.mark.slow
 def test_torch_compile_fullgraph_mixes_in_place():
     def train_step_inputs(images, labels, partner, lam, kind, box):
         torch.ops.fastmix.mix_(images, partner, lam, kind, box)
