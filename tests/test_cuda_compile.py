@@ -276,7 +276,7 @@ def _into_cases(generator: torch.Generator):
                 continue
             for normalize in [False, True] if out_dtype != torch.uint8 else [False]:
                 for hwc in [False, True]:
-                    for out_nhwc in [False, True]:
+                    for nhwc_out in [False, True]:
                         for channels in [1, 3, 4, 5]:
                             for packed in [True, False]:
                                 n += 1
@@ -286,7 +286,7 @@ def _into_cases(generator: torch.Generator):
                                 else:
                                     height, width = (int(v) for v in torch.randint(1, 10, (2,), generator=generator))
                                 misalign = misaligns[n % len(misaligns)]
-                                yield (in_dtype, out_dtype, batch, channels, height, width, hwc, out_nhwc, normalize,
+                                yield (in_dtype, out_dtype, batch, channels, height, width, hwc, nhwc_out, normalize,
                                        misalign)
 
 
@@ -295,11 +295,11 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(99)
     cases, payload = [], b""
     for case in _into_cases(generator):
-        in_dtype, out_dtype, batch, c, h, w, hwc, out_nhwc, normalize, misalign = case
+        in_dtype, out_dtype, batch, c, h, w, hwc, nhwc_out, normalize, misalign = case
         images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
         cases.append((case, images, params, scale, bias))
         payload += (
-            _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, out_nhwc, normalize,
+            _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, nhwc_out, normalize,
                  misalign[0] * images.element_size(), misalign[1] * torch.empty(0, dtype=out_dtype).element_size())
             + _params_bytes(params)
             + _raw(scale if normalize else torch.zeros(c))
@@ -309,11 +309,11 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
     results = _emulate(builds, payload, tmp_path)
     pos = 0
     for case, images, params, scale, bias in cases:
-        in_dtype, out_dtype, batch, c, h, w, hwc, out_nhwc, normalize, misalign = case
+        in_dtype, out_dtype, batch, c, h, w, hwc, nhwc_out, normalize, misalign = case
         nbytes = batch * c * h * w * torch.empty(0, dtype=out_dtype).element_size()
         flat = torch.frombuffer(bytearray(results[pos:pos + nbytes]), dtype=torch.uint8).view(out_dtype)
         pos += nbytes
-        got = flat.view(batch, h, w, c).permute(0, 3, 1, 2) if out_nhwc else flat.view(batch, c, h, w)
+        got = flat.view(batch, h, w, c).permute(0, 3, 1, 2) if nhwc_out else flat.view(batch, c, h, w)
         out = torch.empty(batch, c, h, w, dtype=out_dtype)
         expected = reference_mix_into(out, images, params, scale, bias, hwc)
         assert torch.equal(_bitwise(got), _bitwise(expected)), f"{case}: {params}"

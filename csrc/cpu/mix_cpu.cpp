@@ -302,8 +302,8 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
 }
 
 template <typename T>
-void run_dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& plan,
-                     const Params& p, int64_t e0, int64_t e1, T* buf) {
+void dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& plan,
+                 const Params& p, int64_t e0, int64_t e1, T* buf) {
   auto at = [&](int64_t i) { return data + i * g.batch_stride + e0; };
   for (const PlanStep& step : plan) {
     switch (step.op) {
@@ -388,8 +388,8 @@ std::pair<int64_t, int64_t> box_span_on_row(const StridedLayout& g, const RowInf
 }
 
 template <typename T>
-void run_strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>& plan,
-                       const Params& p, int64_t r0, int64_t r1, T* buf) {
+void strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>& plan,
+                   const Params& p, int64_t r0, int64_t r1, T* buf) {
   using acc_t = typename AccType<T>::type;
   const int64_t sb = g.strides[0];
   const int64_t si = g.inner_dim > 0 ? g.strides[g.inner_dim] : 1;
@@ -432,9 +432,10 @@ void run_strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanSt
   }
 }
 
+// Applies the plan to the images in place (mix_kernels.cuh's mix_inplace, which builds its plan too).
 template <typename T>
-void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, const Params& p,
-                bool any_paste) {
+void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, const Params& p,
+                 bool any_paste) {
   T* data = images.data_ptr<T>();
   DenseLayout dense;
   if (describe_dense(images, &dense) && (!any_paste || dense.paste_ok)) {
@@ -460,8 +461,7 @@ void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, con
     at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
       std::vector<T> buf(static_cast<size_t>(std::min(chunk, dense.numel)));
       for (int64_t c = c0; c < c1; ++c)
-        run_dense_chunk(data, dense, chunked, p, c * chunk, std::min(dense.numel, (c + 1) * chunk),
-                        buf.data());
+        dense_chunk(data, dense, chunked, p, c * chunk, std::min(dense.numel, (c + 1) * chunk), buf.data());
     });
     at::parallel_for(0, static_cast<int64_t>(whole_pairs.size()), 1, [&](int64_t s0, int64_t s1) {
       for (int64_t s = s0; s < s1; ++s) {
@@ -479,8 +479,7 @@ void apply_plan(const at::Tensor& images, const std::vector<PlanStep>& plan, con
   at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
     std::vector<T> buf(static_cast<size_t>(rows_per_chunk * g.inner_len));
     for (int64_t c = c0; c < c1; ++c)
-      run_strided_chunk(data, g, plan, p, c * rows_per_chunk,
-                        std::min(g.rows, (c + 1) * rows_per_chunk), buf.data());
+      strided_chunk(data, g, plan, p, c * rows_per_chunk, std::min(g.rows, (c + 1) * rows_per_chunk), buf.data());
   });
 }
 
@@ -500,7 +499,7 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
   for (int64_t i = 0; i < batch; ++i) any_paste |= mixed(p.partner, p.kind, i) && p.kind[i] == kPaste;
 
   AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(),
-                                  "fastmix_mix_cpu", [&] { apply_plan<scalar_t>(images, plan, p, any_paste); });
+                                  "fastmix_mix_cpu", [&] { mix_inplace<scalar_t>(images, plan, p, any_paste); });
 }
 
 }  // namespace

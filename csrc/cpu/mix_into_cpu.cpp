@@ -65,8 +65,9 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void blend_pair_row(const In* __r
 
 // -- step 2: relayout loops (S: uint8 or float32 source; D: uint8 (from uint8) or float32) ---------
 
-// Per-channel normalisation; `on` false leaves values as they are (no multiply by 1, add of 0).
-struct Norm {
+// Per-channel normalisation (mix_into_kernels.cuh's Normalize); `on` false leaves values as they
+// are (no multiply by 1, add of 0).
+struct Normalize {
   bool on;
   const float* scale;      // (C,)
   const float* bias;       // (C,)
@@ -74,6 +75,7 @@ struct Norm {
   const float* bias_row;
 };
 
+// v normalised (when `norm`) and cast to D (mix_into_kernels.cuh's converted).
 template <typename S, typename D>
 FASTMIX_ALWAYS_INLINE D converted(S v, float s, float t, bool norm) {
   if constexpr (std::is_same_v<D, uint8_t>) {
@@ -149,7 +151,7 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void blend_planes_from_pixels(
 template <typename S, typename D>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_planes(const S* __restrict__ src, int64_t src_plane,
                                                                 D* __restrict__ dst, int64_t dst_plane, int64_t W,
-                                                                int64_t C, Norm n) {
+                                                                int64_t C, Normalize n) {
   for (int64_t c = 0; c < C; ++c) {
     const S* __restrict__ s = src + c * src_plane;
     D* __restrict__ d = dst + c * dst_plane;
@@ -164,7 +166,7 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_planes(const S* __restr
 // Same order, interleaved: `rows` runs of `row` elements, with a (scale, bias) per element of a row.
 template <typename S, typename D>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_pixels(const S* __restrict__ src, D* __restrict__ dst,
-                                                                int64_t row, int64_t rows, Norm n) {
+                                                                int64_t row, int64_t rows, Normalize n) {
   if (!n.on) {
     for (int64_t k = 0; k < row * rows; ++k) dst[k] = converted<S, D>(src[k], 1.f, 0.f, false);
     return;
@@ -180,7 +182,8 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_pixels(const S* __restr
 // so values read through a struct would be reloaded after every store).
 template <typename S, typename D, int kC>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void planes_from_pixels(const S* __restrict__ src, D* __restrict__ dst,
-                                                                       int64_t dst_plane, int64_t W, int64_t C_, Norm n) {
+                                                                       int64_t dst_plane, int64_t W, int64_t C_,
+                                                                       Normalize n) {
   constexpr int kMaxC = kC > 0 ? kC : 1;
   if constexpr (kC > 0) {
     D* planes[kMaxC];
@@ -213,7 +216,8 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void planes_from_pixels(const S* 
 // C planes -> HWC pixels (the CHW -> NHWC path), kC as above.
 template <typename S, typename D, int kC>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void pixels_from_planes(const S* __restrict__ src, int64_t src_plane,
-                                                                       D* __restrict__ dst, int64_t W, int64_t C_, Norm n) {
+                                                                       D* __restrict__ dst, int64_t W, int64_t C_,
+                                                                       Normalize n) {
   const int64_t C = kC > 0 ? kC : C_;
   for (int64_t c = 0; c < C; ++c) {
     const S* __restrict__ s = src + c * src_plane;
@@ -261,7 +265,7 @@ struct Span {
 // Writes `pixels` pixels from `src` (planes `src_plane` apart) to `dst` as the output wants them.
 template <typename S, typename D>
 void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_t pixels, const IntoGeometry& g,
-              const Norm& n) {
+              const Normalize& n) {
   const int64_t C = g.channels;
   if (g.hwc_in && g.nhwc_out) return copy_pixels<S, D>(src, dst, g.width * C, pixels / g.width, n);
   if (!g.hwc_in && !g.nhwc_out) return copy_planes<S, D>(src, src_plane, dst, dst_plane, pixels, C, n);
@@ -276,7 +280,7 @@ void relayout(const S* src, int64_t src_plane, D* dst, int64_t dst_plane, int64_
 
 // Output rows [h0, h1) of one sample from span `r`; `scratch`: floats for `scratch_rows` rows, for
 // bfloat16 / float16 outputs (made in float32 that many rows at a time, then narrowed).
-void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const IntoGeometry& g, const Norm& n,
+void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n,
                 float* scratch, int64_t scratch_rows) {
   const int64_t HW = g.height * g.width;
   const int64_t out_row = g.nhwc_out ? g.width * g.channels : g.width;  // elements from one output row to the next
@@ -319,7 +323,8 @@ void write_span(const Span& r, void* out_sample, int64_t h0, int64_t h1, const I
 
 // -- one sample, one unit --------------------------------------------------------------------------
 
-struct Params {
+// The params' arrays (mix_into_kernels.cuh's IntoParams, less the batch size).
+struct IntoParams {
   const int64_t* partner;
   const float* lam;
   const uint8_t* kind;
@@ -361,7 +366,7 @@ struct Buffers {
 // by the fused loop, when the case is the decoded-image collate (uint8 HWC, 3 channels) to planes.
 template <typename In>
 bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
-                          int64_t h1, const IntoGeometry& g, const Norm& n) {
+                          int64_t h1, const IntoGeometry& g, const Normalize& n) {
   // uint8 pixels only: the decoded-image case; float32 HWC input is rare and takes the staged path
   // (each instance is compiled for three ISAs, so this halves the loop's share of the build).
   if constexpr (!std::is_same_v<In, uint8_t>) {
@@ -393,7 +398,7 @@ bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, vo
 // Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says.
 template <typename In>
 void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, void* out_sample,
-                       int64_t h0, int64_t h1, const IntoGeometry& g, const Norm& n, Buffers& buf) {
+                       int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n, Buffers& buf) {
   float* scratch = buf.scratch.data();
   if (k == kBlend) {
     if (write_blended_planes(own, theirs, lam, 0.f, out_sample, nullptr, h0, h1, g, n)) return;
@@ -445,7 +450,7 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
 // Output rows [h0, h1) of a swapped pair that both blend: each input row read once for both outputs.
 template <typename In>
 void write_blended_pair_rows(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
-                             int64_t h1, const IntoGeometry& g, const Norm& n, Buffers& buf) {
+                             int64_t h1, const IntoGeometry& g, const Normalize& n, Buffers& buf) {
   if (write_blended_planes(a, b, lam_a, lam_b, out_a, out_b, h0, h1, g, n)) return;
   float* scratch = buf.scratch.data();
   for (int64_t h = h0; h < h1; h += buf.stage_rows) {
@@ -492,12 +497,16 @@ std::vector<Unit> make_units(const int64_t* partner, const uint8_t* kind, int64_
   return units;
 }
 
+// A unit's output rows are made in blocks of about this many input bytes, a task each.
+constexpr int64_t kRowBlockBytes = 32 * 1024;
+
 template <typename In>
-void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g, const Norm& n, const Params& p) {
+void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g, const Normalize& n,
+         const IntoParams& p) {
   const int64_t batch = static_cast<int64_t>(inputs.size());
   const std::vector<Unit> units = make_units(p.partner, p.kind, batch);
   const int64_t row_bytes = g.width * g.channels * static_cast<int64_t>(sizeof(In));
-  const int64_t rows_per_block = std::max<int64_t>(1, (32 * 1024) / std::max<int64_t>(row_bytes, 1));
+  const int64_t rows_per_block = std::max<int64_t>(1, kRowBlockBytes / std::max<int64_t>(row_bytes, 1));
   const int64_t blocks = (g.height + rows_per_block - 1) / rows_per_block;
   const int64_t tasks = static_cast<int64_t>(units.size()) * blocks;
   const int64_t out_sample_bytes = g.channels * g.height * g.width * g.out_elem;
@@ -550,8 +559,8 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
     scale_row[k] = scale_c[k % C];
     bias_row[k] = bias_c[k % C];
   }
-  const Norm n{normalize, scale_c.data(), bias_c.data(), scale_row.data(), bias_row.data()};
-  const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
+  const Normalize n{normalize, scale_c.data(), bias_c.data(), scale_row.data(), bias_row.data()};
+  const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                  box_c.data_ptr<int64_t>()};
   run<In>(inputs, static_cast<char*>(out.data_ptr()), g, n, p);
 }

@@ -17,17 +17,17 @@ namespace fastmix {
 namespace cpu {
 namespace {
 
-struct Smoothing {
+struct SmoothingValues {
   float on, off;
 };
 
-Smoothing smoothing_values(int64_t num_classes, double smoothing) {
+SmoothingValues smoothing_values(int64_t num_classes, double smoothing) {
   const double off = smoothing / static_cast<double>(num_classes);
   return {static_cast<float>(1.0 - smoothing + off), static_cast<float>(off)};
 }
 
 void targets_from_indices(const int64_t* labels, const int64_t* partner, const float* lam,
-                          const uint8_t* kind, int64_t batch, int64_t num_classes, Smoothing s,
+                          const uint8_t* kind, int64_t batch, int64_t num_classes, SmoothingValues s,
                           float* out) {
   at::parallel_for(0, batch, 64, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -49,7 +49,7 @@ void targets_from_indices(const int64_t* labels, const int64_t* partner, const f
 }
 
 void targets_from_dense(const float* labels, const int64_t* partner, const float* lam,
-                        const uint8_t* kind, int64_t batch, int64_t num_classes, Smoothing s,
+                        const uint8_t* kind, int64_t batch, int64_t num_classes, SmoothingValues s,
                         float* out) {
   at::parallel_for(0, batch, 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
@@ -78,7 +78,7 @@ at::Tensor mix_targets_cpu(const at::Tensor& labels, const at::Tensor& partner, 
   const int64_t* p = partner_c.data_ptr<int64_t>();
   at::Tensor out = at::empty({batch, num_classes}, labels.options().dtype(at::kFloat));
   if (batch == 0) return out;
-  const Smoothing s = smoothing_values(num_classes, smoothing);
+  const SmoothingValues s = smoothing_values(num_classes, smoothing);
   if (labels.dim() == 1) {
     const at::Tensor idx = labels.to(at::kLong).contiguous();
     const int64_t* y = idx.data_ptr<int64_t>();

@@ -41,11 +41,11 @@ struct alignas(2) BFloat16Bits {
 
 // The accumulation type: float, except double for double.
 template <typename T>
-struct AccOf {
+struct AccType {
   using type = float;
 };
 template <>
-struct AccOf<double> {
+struct AccType<double> {
   using type = double;
 };
 
@@ -149,7 +149,7 @@ struct FromAcc<BFloat16Bits> {
 };
 
 template <typename T>
-FASTMIX_HDI T from_acc(typename AccOf<T>::type v) {
+FASTMIX_HDI T from_acc(typename AccType<T>::type v) {
   return FromAcc<T>::apply(v);
 }
 
@@ -160,7 +160,7 @@ FASTMIX_HDI Acc blend_acc(Acc own, Acc theirs, Acc lam, Acc rest) {
 }
 
 template <typename T>
-FASTMIX_HDI T blend_one(T own, T theirs, typename AccOf<T>::type lam, typename AccOf<T>::type rest) {
+FASTMIX_HDI T blend_one(T own, T theirs, typename AccType<T>::type lam, typename AccType<T>::type rest) {
   return from_acc<T>(blend_acc(to_acc(own), to_acc(theirs), lam, rest));
 }
 

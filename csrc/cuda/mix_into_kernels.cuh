@@ -41,6 +41,7 @@ struct IntoGeometry {
   bool nhwc_out;  // output memory is channels_last, else contiguous NCHW
 };
 
+// Per-channel normalisation (mix_into_cpu.cpp's Normalize).
 struct Normalize {
   const float* scale;  // (C,) or nullptr
   const float* bias;
@@ -80,8 +81,9 @@ FASTMIX_HDI float mixed_value(In own, In theirs, const SampleMix& s, bool take) 
   return to_acc(take ? theirs : own);
 }
 
+// v normalised (when enabled) and cast to Out (mix_into_cpu.cpp's converted).
 template <typename Out>
-FASTMIX_HDI Out finish(float v, const Normalize& n, int64_t c) {
+FASTMIX_HDI Out converted(float v, const Normalize& n, int64_t c) {
   if (n.scale != nullptr) v = add_rn(mul_rn(v, n.scale[c]), n.bias[c]);
   return from_acc<Out>(v);
 }
@@ -140,7 +142,7 @@ struct MixIntoSameLayoutFn {
     Pack<Out, N> r;
 #pragma unroll
     for (int k = 0; k < N; ++k)
-      r.v[k] = finish<Out>(mixed_value(own.v[k], theirs.v[k], s, (take >> k) & 1u), n, ch[k]);
+      r.v[k] = converted<Out>(mixed_value(own.v[k], theirs.v[k], s, (take >> k) & 1u), n, ch[k]);
     store_pack<Out, N>(out + b * numel + e0, r);
   }
 };
@@ -187,7 +189,7 @@ struct MixIntoHwcToNchwFn {
 #pragma unroll
       for (int k = 0; k < N; ++k) {
         const int idx = k * C + c;
-        r.v[k] = finish<Out>(mixed_value(own[idx / N].v[idx % N], theirs[idx / N].v[idx % N], s, (take >> k) & 1u),
+        r.v[k] = converted<Out>(mixed_value(own[idx / N].v[idx % N], theirs[idx / N].v[idx % N], s, (take >> k) & 1u),
                              n, c);
       }
       store_pack<Out, N>(out + (b * C + c) * HW + p0, r);
@@ -214,7 +216,7 @@ struct MixIntoGeneralFn {
     const bool take = takes_partner(s, h, w);
     const In own = in[b * numel + at];
     const In theirs = s.mixed && (s.blend || take) ? in[s.partner * numel + at] : own;
-    out[b * numel + e] = finish<Out>(mixed_value(own, theirs, s, take), n, c);
+    out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, c);
   }
 };
 

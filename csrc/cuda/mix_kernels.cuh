@@ -201,7 +201,7 @@ FASTMIX_HDI LaneOp lane_op(uint8_t kind, const int32_t* box, const int32_t* hh, 
 
 template <typename T, int N>
 FASTMIX_HDI Pack<T, N> mix_lanes(const Pack<T, N>& own, const Pack<T, N>& theirs, const LaneOp& o, float lam) {
-  using Acc = typename AccOf<T>::type;
+  using Acc = typename AccType<T>::type;
   Pack<T, N> r;
   if (o.blend) {
     const Acc l = static_cast<Acc>(lam);

@@ -36,10 +36,10 @@ at::Tensor mix_targets_cuda(const at::Tensor& labels, const at::Tensor& partner,
   TorchCudaRunner runner(out);
   if (labels.dim() == 1) {
     const at::Tensor indices = labels.to(at::kLong).contiguous();
-    mix_targets_from_indices(runner, p, indices.data_ptr<int64_t>());
+    targets_from_indices(runner, p, indices.data_ptr<int64_t>());
   } else {
     const at::Tensor dense = labels.to(at::kFloat).contiguous();
-    mix_targets_from_dense(runner, p, dense.data_ptr<float>());
+    targets_from_dense(runner, p, dense.data_ptr<float>());
   }
   return out;
 }

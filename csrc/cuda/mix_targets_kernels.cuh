@@ -87,12 +87,12 @@ struct TargetsFromDenseFn {
 };
 
 template <typename Runner>
-void mix_targets_from_indices(Runner& runner, const TargetParams& p, const int64_t* labels) {
+void targets_from_indices(Runner& runner, const TargetParams& p, const int64_t* labels) {
   runner.for_each_2d(TargetsFromIndicesFn{p, labels}, p.batch, p.num_classes);
 }
 
 template <typename Runner>
-void mix_targets_from_dense(Runner& runner, const TargetParams& p, const float* labels) {
+void targets_from_dense(Runner& runner, const TargetParams& p, const float* labels) {
   runner.for_each_2d(TargetsFromDenseFn{p, labels}, p.batch, p.num_classes);
 }
 

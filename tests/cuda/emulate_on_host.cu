@@ -229,10 +229,10 @@ void run_targets(Reader& r, FILE* out) {
   HostRunner runner;
   if (dense) {
     const std::vector<float> labels = r.array<float>(B * C);
-    mix_targets_from_dense(runner, p, labels.data());
+    targets_from_dense(runner, p, labels.data());
   } else {
     const std::vector<int64_t> labels = r.array<int64_t>(B);
-    mix_targets_from_indices(runner, p, labels.data());
+    targets_from_indices(runner, p, labels.data());
   }
   fwrite(result.data(), sizeof(float), result.size(), out);
 }

@@ -5,8 +5,8 @@ bit (backends/reference.py); one file per operation, as in csrc/cpu/:
     mix_numba.py          mix_(images, partner, lam, kind, box)               ~ csrc/cpu/mix_cpu.cpp
     mix_into_numba.py     mix_into_(out, images, ...), collate_mix_(out, ...) ~ csrc/cpu/mix_into_cpu.cpp
     mix_targets_numba.py  mix_targets(labels, partner, lam, kind, C, eps)     ~ csrc/cpu/mix_targets_cpu.cpp
-    blend_math.py   the element loops both mix kernels run (blend_math.h)
-    plan.py         the in-place plan and the out-of-place units (mix_plan.h)
+    blend_math.py         the element loops both mix kernels run              ~ csrc/cpu/blend_math.h
+    plan.py               the in-place plan, which samples a mix changes      ~ csrc/mix_plan.h
     dtypes.py, memory.py, cache.py, availability.py: element types, tensors as arrays, the disk cache
 
 They take CPU torch tensors (handed to numba as numpy views: no copies). Kernels are compiled on

@@ -29,7 +29,7 @@ from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, copy
 from .dtypes import from_acc, to_acc
 from .memory import array_at, check_cpu, flat_view
 from .parallel import run_split, threads
-from .plan import BLEND, NONE, PASTE, make_units, mixed
+from .plan import BLEND, NO_SAMPLE, NONE, PASTE, mixed
 
 ROW_BLOCK_BYTES = 32 * 1024
 
@@ -142,8 +142,9 @@ def segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, nor
 
 
 @njit(nogil=True, cache=True)
-def deinterleave_row(row, out, out_base, geometry, scale, bias, norm, h):
-    """Row h of an HWC sample (W * C elements, pixel order) into the C planes of an NCHW output."""
+def planes_from_pixels(row, out, out_base, geometry, scale, bias, norm, h):
+    """Row h of an HWC sample (W * C elements, pixel order) into the C planes of an NCHW output
+    (mix_into_cpu.cpp's planes_from_pixels)."""
     channels, height, width, _, _ = geometry
     plane = height * width
     first = out_base + h * width
@@ -182,8 +183,9 @@ def blend_row(a, b, dst, lam, rest):
 
 
 @njit(nogil=True, cache=True)
-def hwc_pair_rows_to_planes(a, b, out, base_a, base_b, geometry, scale, bias, norm, lam_a, lam_b, h0, h1):
-    """Rows [h0, h1) of a swapped pair that both blend: each input element read once for both."""
+def write_blended_pair_planes(a, b, out, base_a, base_b, geometry, scale, bias, norm, lam_a, lam_b, h0, h1):
+    """Rows [h0, h1) of a swapped pair that both blend, HWC -> NCHW: each input element read once for
+    both (mix_into_cpu.cpp's write_blended_pair_rows)."""
     channels, _, width, _, _ = geometry
     row = width * channels
     rest_a = np.float32(1.0) - lam_a
@@ -198,8 +200,8 @@ def hwc_pair_rows_to_planes(a, b, out, base_a, base_b, geometry, scale, bias, no
             y = to_acc(br[k])
             sa[k] = from_acc(sa, x * lam_a + y * rest_a)
             sb[k] = from_acc(sb, y * lam_b + x * rest_b)
-        deinterleave_row(sa, out, base_a, geometry, scale, bias, norm, h)
-        deinterleave_row(sb, out, base_b, geometry, scale, bias, norm, h)
+        planes_from_pixels(sa, out, base_a, geometry, scale, bias, norm, h)
+        planes_from_pixels(sb, out, base_b, geometry, scale, bias, norm, h)
 
 
 # -- one output sample, one task, the drivers ------------------------------------------------------
@@ -236,15 +238,15 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
         br = b[h * row : (h + 1) * row]
         if how == BLEND:
             blend_row(ar, br, blended, own, rest)
-            deinterleave_row(blended, out, out_base, geometry, scale, bias, norm, h)
+            planes_from_pixels(blended, out, out_base, geometry, scale, bias, norm, h)
         elif pasted and y0 <= h < y1:
             lo, hi = x0 * channels, x1 * channels
             copy(staged, ar, 0, lo)
             copy(staged, br, lo, hi)
             copy(staged, ar, hi, staged.shape[0])
-            deinterleave_row(staged, out, out_base, geometry, scale, bias, norm, h)
+            planes_from_pixels(staged, out, out_base, geometry, scale, bias, norm, h)
         else:
-            deinterleave_row(ar, out, out_base, geometry, scale, bias, norm, h)
+            planes_from_pixels(ar, out, out_base, geometry, scale, bias, norm, h)
 
 
 @njit(nogil=True, cache=True)
@@ -284,7 +286,7 @@ def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam
         h0 = (t % blocks) * rows_per_block
         h1 = min(height, h0 + rows_per_block)
         if second >= 0 and kind[first] == BLEND and kind[second] == BLEND:
-            hwc_pair_rows_to_planes(array_at(addresses[first], size, like), array_at(addresses[second], size, like),
+            write_blended_pair_planes(array_at(addresses[first], size, like), array_at(addresses[second], size, like),
                                     out, first * size, second * size, geometry, scale, bias, norm, lam[first],
                                     lam[second], h0, h1)
             continue
@@ -309,6 +311,17 @@ def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row,
 
 
 # -- the ops (torch tensors in, checked, then the kernels) -----------------------------------------
+
+
+def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """(n, 2) int64 units of out-of-place work (mix_into_cpu.cpp's make_units): output sample u[0],
+    and u[1] (its swapped partner, both mixed) or -1, in the order of u[0]. A pair is written
+    together so that each input is read once. Vectorised: no kernel to compile for this O(B) step."""
+    index = np.arange(partner.shape[0])
+    mixed = (kind != NONE) & (partner != index)
+    paired = mixed & mixed[partner] & (partner[partner] == index)
+    first = ~(paired & (partner < index))  # a pair's second sample is not a unit of its own
+    return np.stack([index[first], np.where(paired, partner, NO_SAMPLE)[first]], axis=1).astype(np.int64)
 
 
 def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):

@@ -29,7 +29,7 @@ from .memory import check_cpu, flat_view, prefetch_for_read
 from .parallel import run_split, threads
 from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
-NOT_UNIFORM = np.int64(-1)  # row_op: the op changes along the row
+NOT_UNIFORM = np.int64(-1)  # uniform_on_row: the op changes along the row
 
 
 # -- dense layout ----------------------------------------------------------------------------------
@@ -86,8 +86,9 @@ def paste_cols(kind, box, i, col_unit, h):
 
 
 @njit(nogil=True, cache=True)
-def row_op(kind, box, i, col_unit, row_len, h):
-    """What sample i does along the whole of row h, or -1 when that changes along the row."""
+def uniform_on_row(kind, box, i, col_unit, row_len, h):
+    """What sample i does along the whole of row h (a PIXEL_* op), or NOT_UNIFORM when that changes
+    along the row (mix_cpu.cpp's uniform_on_row)."""
     if kind[i] == BLEND:
         return PIXEL_BLEND
     lo, hi = paste_cols(kind, box, i, col_unit, h)
@@ -208,16 +209,16 @@ def pair_dense(a, b, ia, ib, lam, kind, box, layout, e0, e1):
         row = pos // row_len
         row_start = row * row_len
         h = row % height
-        op_a = row_op(kind, box, ia, col_unit, row_len, h)
-        op_b = row_op(kind, box, ib, col_unit, row_len, h)
+        op_a = uniform_on_row(kind, box, ia, col_unit, row_len, h)
+        op_b = uniform_on_row(kind, box, ib, col_unit, row_len, h)
         if op_a >= 0 and op_b >= 0:  # uniform rows: extend over the following rows that match
             end = min(row_start + row_len, e1)
             nxt = row + 1
             while end < e1:
                 hn = nxt % height
-                if row_op(kind, box, ia, col_unit, row_len, hn) != op_a:
+                if uniform_on_row(kind, box, ia, col_unit, row_len, hn) != op_a:
                     break
-                if row_op(kind, box, ib, col_unit, row_len, hn) != op_b:
+                if uniform_on_row(kind, box, ib, col_unit, row_len, hn) != op_b:
                     break
                 end = min(end + row_len, e1)
                 nxt += 1
@@ -486,11 +487,12 @@ def mix_(images, partner, lam, kind, box):
     if images.numel() == 0:
         return
     arrays = [t.detach().contiguous().numpy() for t in (partner, lam, kind, box)]
-    run_plan(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, threads())
+    mix_inplace(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, threads())
 
 
-def run_plan(data, shape, strides, partner, lam, kind, box, threads):
-    """Apply checked params in place. data: flat_view of the images; shape/strides: theirs."""
+def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
+    """Apply checked params in place (mix_cpu.cpp's and mix_kernels.cuh's mix_inplace). data:
+    flat_view of the images; shape/strides: theirs."""
     plan = inplace_plan(partner, kind)
     if plan.shape[0] == 0:
         return

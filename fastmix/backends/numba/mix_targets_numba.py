@@ -24,7 +24,8 @@ ROWS_PER_TASK = 16
 
 
 @njit(nogil=True, cache=True)
-def index_rows(labels, partner, lam, kind, on, off, out, i0, i1):
+def targets_from_indices(labels, partner, lam, kind, on, off, out, i0, i1):
+    """Rows [i0, i1) from class indices (B,) (mix_targets_cpu.cpp's targets_from_indices)."""
     num_classes = out.shape[1]
     for i in range(i0, i1):
         row = out[i]
@@ -45,7 +46,8 @@ def index_rows(labels, partner, lam, kind, on, off, out, i0, i1):
 
 
 @njit(nogil=True, cache=True)
-def dense_rows(labels, partner, lam, kind, on, off, out, i0, i1):
+def targets_from_dense(labels, partner, lam, kind, on, off, out, i0, i1):
+    """Rows [i0, i1) from dense targets (B, C) (mix_targets_cpu.cpp's targets_from_dense)."""
     num_classes = out.shape[1]
     one = np.float32(1.0)
     for i in range(i0, i1):
@@ -71,9 +73,9 @@ def _rows(labels, partner, lam, kind, on, off, out, i0, i1):
 @overload(_rows)
 def _rows_for(labels, partner, lam, kind, on, off, out, i0, i1):
     if labels.ndim == 1:
-        return lambda labels, partner, lam, kind, on, off, out, i0, i1: index_rows(
+        return lambda labels, partner, lam, kind, on, off, out, i0, i1: targets_from_indices(
             labels, partner, lam, kind, on, off, out, i0, i1)
-    return lambda labels, partner, lam, kind, on, off, out, i0, i1: dense_rows(
+    return lambda labels, partner, lam, kind, on, off, out, i0, i1: targets_from_dense(
         labels, partner, lam, kind, on, off, out, i0, i1)
 
 

@@ -1,5 +1,4 @@
-"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h) and the units
-of work of the out-of-place mix.
+"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h).
 
 Sample i is rewritten from itself and sample partner[i]; in place, every sample must be read as a
 partner before it is overwritten. The partner map is a functional graph: trees (samples nobody else
@@ -93,17 +92,6 @@ def make_inplace_plan(partner, kind):
             n += 1
             i = j
     return plan[:n].copy()
-
-
-def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """(n, 2) int64 units of out-of-place work: output sample u[0], and u[1] (its swapped partner,
-    both mixed) or -1, in the order of u[0]. A pair is written together so that each input is
-    read once. Vectorised: no kernel to compile for this O(B) step."""
-    index = np.arange(partner.shape[0])
-    mixed = (kind != NONE) & (partner != index)
-    paired = mixed & mixed[partner] & (partner[partner] == index)
-    first = ~(paired & (partner < index))  # a pair's second sample is not a unit of its own
-    return np.stack([index[first], np.where(paired, partner, NO_SAMPLE)[first]], axis=1).astype(np.int64)
 
 
 def inplace_plan(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
