@@ -50,6 +50,7 @@ def test_bad_collate_masks_are_refused_by_sample():
         collate([(image, torch.zeros(4, 4)), (image, torch.zeros(4, 4))])
     with pytest.raises(ValueError, match=r"samples\[1\]: expected a tensor on the CPU"):
         collate([(image, torch.zeros(4, 4, dtype=torch.uint8)), (image, torch.zeros(4, 4, dtype=torch.uint8, device="meta"))])
-    with pytest.raises(ValueError, match=r"samples\[1\]: expected mask values in \[0, 5\) or ignore_index=255"):
+    # (the words of Mixup's masks check: one check of mask values for every entry point)
+    with pytest.raises(ValueError, match=r"samples\[1\]\[0, 0\]: expected a class in \[0, 5\) or ignore_index=255, got 7"):
         collate([(image, np.zeros((4, 4), np.uint8)), (image, np.full((4, 4), 7, np.uint8))])
     assert collate.mixup.last_params is None, "nothing drawn"
