@@ -5,6 +5,8 @@
 
 FASTMIX_NO_EXT=1 installs the pure-Python package without the extension.
 FASTMIX_CUDA=0/1 forces the CUDA sources off/on (default: on when torch has CUDA and nvcc exists).
+TORCH_CUDA_ARCH_LIST picks the GPU architectures of a CUDA build (default: the visible GPUs'; with
+none visible, as on a build box or in a Docker build, DEFAULT_CUDA_ARCH_LIST, and a message says so).
 MAX_JOBS=N compiles N sources at once (default: one per CPU core), with ninja or without it.
 FASTMIX_DEBUG=1 keeps debug info (-g), which makes the build about 1.5x slower.
 """
@@ -71,6 +73,33 @@ def _want_cuda(torch) -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None and shutil.which("nvcc") is not None
 
 
+# A CUDA build where no GPU is visible: A100-class (sm_80, also run by sm_86/sm_89 cards) and
+# H100-class machine code, plus compute_90 PTX that the driver compiles for newer GPUs at load.
+DEFAULT_CUDA_ARCH_LIST = "8.0;9.0+PTX"
+
+
+def _cuda_arch_list(torch) -> str | None:
+    """Sets TORCH_CUDA_ARCH_LIST to DEFAULT_CUDA_ARCH_LIST when it is unset (or empty) and no GPU
+    is visible, saying so; returns the value set (None: left to torch).
+
+    torch.utils.cpp_extension._get_cuda_arch_flags, given no TORCH_CUDA_ARCH_LIST, takes the
+    architectures of the visible GPUs; with none it indexes an empty list (IndexError, torch 2.4
+    to 2.13 at least). "native" needs a visible GPU too: refused here with the fix."""
+    wanted = os.environ.get("TORCH_CUDA_ARCH_LIST", "").strip()
+    if wanted and wanted != "native":
+        return None
+    if torch.cuda.device_count() > 0:
+        return None
+    if wanted == "native":
+        raise SystemExit("fastmix: TORCH_CUDA_ARCH_LIST=native needs a visible GPU and none is visible here: "
+                         f"name the architectures instead, e.g. TORCH_CUDA_ARCH_LIST='{DEFAULT_CUDA_ARCH_LIST}'")
+    os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_CUDA_ARCH_LIST
+    sys.stderr.write(f"fastmix: no GPU is visible and TORCH_CUDA_ARCH_LIST is unset: building the CUDA kernels for "
+                     f"TORCH_CUDA_ARCH_LIST='{DEFAULT_CUDA_ARCH_LIST}' (sm_80, sm_90, PTX for newer GPUs); "
+                     f"set TORCH_CUDA_ARCH_LIST to choose others\n")
+    return DEFAULT_CUDA_ARCH_LIST
+
+
 def _openmp_flags(torch) -> list[str]:
     """-fopenmp where torch runs its intra-op threads on OpenMP (Linux builds).
 
@@ -104,6 +133,7 @@ def _extensions():
     cxx_flags = ["-O3", "-ffp-contract=off", "-fno-math-errno"] + openmp + ([] if debug else ["-g0"])
     macros = [("FASTMIX_TORCH_VERSION", '"%s"' % torch.__version__)]
     if _want_cuda(torch):
+        _cuda_arch_list(torch)
         sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
         ext = CUDAExtension(
             "fastmix._C",
@@ -157,27 +187,28 @@ def _parallel_build_ext(base):
     return ParallelBuildExtension
 
 
-ext_modules, cmdclass = _extensions()
+if __name__ == "__main__":  # pip's build backend and `python setup.py` run it so; tests import the helpers
+    ext_modules, cmdclass = _extensions()
 
-setup(
-    name="fastmix",
-    version="0.2.0",
-    description="In-place Mixup/CutMix for image batches and their labels: fused, any batch size, C++/CUDA kernels",
-    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
-    if os.path.exists(os.path.join(HERE, "README.md"))
-    else "",
-    long_description_content_type="text/markdown",
-    python_requires=">=3.10",
-    packages=find_packages(include=["fastmix", "fastmix.*"]),
-    ext_modules=ext_modules,
-    cmdclass=cmdclass,
-    # numba: the CPU fallback (the same kernels) is always there, and the bench shows its rows.
-    install_requires=["torch>=2.4", "numpy", "numba>=0.59"],
-    extras_require={
-        "test": ["pytest>=7", "pytest-xdist>=3", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow", "matplotlib>=3.5"],
-        "numba": [],  # numba is a default dependency now; the extra stays so old commands still work
-        "plot": ["matplotlib>=3.5"],
-        "preview": ["pillow"],  # python -m fastmix preview draws its grid with Pillow
-    },
-    entry_points={"console_scripts": ["fastmix=fastmix.__main__:main"]},
-)
+    setup(
+        name="fastmix",
+        version="0.2.0",
+        description="In-place Mixup/CutMix for image batches and their labels: fused, any batch size, C++/CUDA kernels",
+        long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read()
+        if os.path.exists(os.path.join(HERE, "README.md"))
+        else "",
+        long_description_content_type="text/markdown",
+        python_requires=">=3.10",
+        packages=find_packages(include=["fastmix", "fastmix.*"]),
+        ext_modules=ext_modules,
+        cmdclass=cmdclass,
+        # numba: the CPU fallback (the same kernels) is always there, and the bench shows its rows.
+        install_requires=["torch>=2.4", "numpy", "numba>=0.59"],
+        extras_require={
+            "test": ["pytest>=7", "pytest-xdist>=3", "pytest-benchmark>=4", "hypothesis>=6", "scipy>=1.10", "numba>=0.59", "pillow", "matplotlib>=3.5"],
+            "numba": [],  # numba is a default dependency now; the extra stays so old commands still work
+            "plot": ["matplotlib>=3.5"],
+            "preview": ["pillow"],  # python -m fastmix preview draws its grid with Pillow
+        },
+        entry_points={"console_scripts": ["fastmix=fastmix.__main__:main"]},
+    )
