@@ -1,8 +1,21 @@
 """The CUDA kernels produce exactly what the torch reference produces, bit for bit, on the device:
 mix_ (every dtype, layout, batch size and partner map), mix_targets, mix_into_; end to end through
 fastmix.Mixup; on a side stream; inside a CUDA graph (so: no host sync); under torch.compile; and
-opcheck-clean. Skipped where the cuda backend is unavailable (no GPU, or built without CUDA)."""
+opcheck-clean. Also at the limits: NaN pixels in float16/bfloat16 (the bits of the CPU backends),
+more samples than the grid has rows (B > 65535), and a sample of more than 2**31 elements (skipped,
+with the reason, where the GPU has too little free memory).
+
+Every output a test reads is poisoned first, twice, with complementary bytes (POISON_BYTES), so
+an element that no kernel wrote fails the comparison: a given ``out`` is filled; what an op
+allocates (mix_targets' targets, the masks' targets) comes from a private memory pool whose every
+block was filled first (poisoned_allocations).
+
+Skipped where the cuda backend is unavailable (no GPU, or built without CUDA), with the reason
+"cuda backend unavailable: ...": benchmarks/gpu_check.sh counts a run of this file in which no
+test ran, or one skipped for that reason, as a failure."""
+import contextlib
 import importlib.util
+import os
 import zlib
 
 import pytest
@@ -11,12 +24,19 @@ import torch
 import fastmix
 from fastmix import MixKind, MixParams
 
-from .helpers import (DTYPES, LABEL_FORMS, LAYOUTS, make_images, make_labels, mix_into_inputs, random_params, random_values,
-                      dense_mask_targets, reference_mask_targets, reference_mix_, reference_mix_into, reference_targets, requires_cuda)
+from .helpers import (DTYPES, HAS_CPP, HAS_NUMBA, LABEL_FORMS, LAYOUTS, dense_mask_targets, make_images, make_labels,
+                      mix_into_inputs, random_params, random_values, reference_mask_targets, reference_mix_,
+                      reference_mix_into, reference_targets, requires_cuda)
 
 pytestmark = requires_cuda
 
 BITS = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def dtype_id(value):
+    """Test ids that name dtypes (test_mix_any_partner_map[1500-float32]): benchmarks/gpu_check.sh
+    selects tests by id for compute-sanitizer."""
+    return str(value).removeprefix("torch.") if isinstance(value, torch.dtype) else None
 
 
 def bitwise(t: torch.Tensor) -> torch.Tensor:
@@ -33,6 +53,65 @@ def to_cuda_same_layout(x: torch.Tensor) -> torch.Tensor:
     """x on the GPU with the same sizes, strides and storage offset (gaps and all)."""
     storage = storage_of(x).cuda()
     return storage.as_strided(x.shape, x.stride(), x.storage_offset())
+
+
+# Complementary bit patterns: an element that nothing wrote keeps one of them, and no value a kernel
+# writes equals both, so of the two runs (one per byte) at least one fails.
+POISON_BYTES = (0xAB, 0x54)
+# compute-sanitizer runs (benchmarks/gpu_check.sh) turn torch's caching allocator off: then freed
+# memory goes back to the driver and what an op allocates cannot be poisoned beforehand.
+CACHING_ALLOCATOR = os.environ.get("PYTORCH_NO_CUDA_MEMORY_CACHING", "0") in ("0", "")
+
+
+def fill_bytes_(x: torch.Tensor, byte: int) -> torch.Tensor:
+    """Every byte of x's storage (the gaps of a strided view too) set to ``byte``; returns x."""
+    storage_of(x).view(torch.uint8).fill_(byte)
+    return x
+
+
+class Poison:
+    """The pool and the byte ranges poisoned_allocations filled (merged where adjacent)."""
+
+    def __init__(self, pool, ranges):
+        self.pool, self.ranges = pool, ranges
+
+    def holds(self, t: torch.Tensor) -> bool:
+        storage = t.untyped_storage()
+        start, end = storage.data_ptr(), storage.data_ptr() + storage.nbytes()
+        return any(lo <= start and end <= hi for lo, hi in self.ranges)
+
+
+@contextlib.contextmanager
+def poisoned_allocations(byte: int, large_bytes: int = 10 << 20):
+    """Inside the block, CUDA allocations on the current stream come from a private pool whose
+    every cached block was filled with ``byte``: one 2 MiB segment of the small-block pool (sizes
+    up to 1 MiB, two 1 MiB blocks fill it) and one of ``large_bytes`` (at least 10 MiB: the caching
+    allocator gives a smaller large request a 20 MiB segment) for larger ones. Yields a Poison.
+    (A released pool's cached memory returns to the driver at torch.cuda.empty_cache().)"""
+    if not CACHING_ALLOCATOR:
+        yield Poison(None, [])
+        return
+    pool = torch.cuda.MemPool()
+    with torch.cuda.use_mem_pool(pool):
+        blocks = [torch.empty(1 << 20, dtype=torch.uint8, device="cuda") for _ in range(2)]
+        blocks.append(torch.empty(large_bytes, dtype=torch.uint8, device="cuda"))
+        spans = sorted((b.data_ptr(), b.data_ptr() + b.numel()) for b in blocks)
+        for b in blocks:
+            b.fill_(byte)
+        del blocks, b  # back to the pool, filled
+        ranges = []
+        for lo, hi in spans:
+            if ranges and ranges[-1][1] == lo:
+                ranges[-1] = (ranges[-1][0], hi)
+            else:
+                ranges.append((lo, hi))
+        yield Poison(pool, ranges)
+
+
+def assert_allocated_in_poison(t: torch.Tensor, poison: Poison) -> None:
+    """The op's output came from the poisoned pool (so an element it did not write would show)."""
+    if CACHING_ALLOCATOR and t.numel():
+        assert poison.holds(t), "the output was not allocated in the poisoned pool: the poison did not reach it"
 
 
 def assert_mix_matches(images_cpu: torch.Tensor, params: MixParams, via: str) -> None:
@@ -56,7 +135,7 @@ def assert_mix_matches(images_cpu: torch.Tensor, params: MixParams, via: str) ->
 
 @pytest.mark.parametrize("via", ["mix_", "op"])
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 def test_mix_matches_reference(dtype, layout, via):
     generator = torch.Generator().manual_seed(zlib.crc32(f"{dtype} {layout} {via}".encode()))
     for trial, batch in enumerate([1, 2, 3, 5, 8, 33, 64, 65]):
@@ -80,7 +159,7 @@ def structured_partners(batch: int, generator: torch.Generator):
     yield "permutation", torch.randperm(batch, generator=generator)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
 @pytest.mark.parametrize("batch", [2, 7, 256, 1500])  # 1500: the plan's scratch in global memory
 def test_mix_any_partner_map(dtype, batch):
     generator = torch.Generator().manual_seed(batch)
@@ -91,7 +170,7 @@ def test_mix_any_partner_map(dtype, batch):
         assert_mix_matches(images, params, "op")
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32], ids=dtype_id)
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
 def test_mix_imagenet_sized_batch(dtype, mode):
     generator = torch.Generator().manual_seed(0)
@@ -138,26 +217,43 @@ def test_targets_match_reference(form, smoothing):
             labels = make_labels(form, batch, num_classes, generator)
             params = random_params(batch, 4, 4, generator) if batch else MixParams.identity(0)
             expected = reference_targets(labels, params, num_classes, smoothing)
-            got = fastmix.mix_targets(labels.cuda(), params, num_classes, smoothing, backend="cuda")
-            assert got.device.type == "cuda" and got.dtype == torch.float32 and got.shape == (batch, num_classes)
-            assert torch.equal(bitwise(got.cpu()), bitwise(expected))
+            device_labels = labels.cuda()
+            for byte in POISON_BYTES:
+                with poisoned_allocations(byte) as poison:
+                    got = fastmix.mix_targets(device_labels, params, num_classes, smoothing, backend="cuda")
+                assert_allocated_in_poison(got, poison)
+                assert got.device.type == "cuda" and got.dtype == torch.float32 and got.shape == (batch, num_classes)
+                assert torch.equal(bitwise(got.cpu()), bitwise(expected)), (batch, num_classes, hex(byte))
 
 
 OUT_DTYPES = [torch.uint8, torch.float32, torch.bfloat16, torch.float16]
 
 
-def poisoned_out(shape, dtype, channels_last, misaligned=False):
+def poisoned_out(shape, dtype, channels_last, byte, misaligned=False):
+    """An out of ``shape`` whose every byte (and the element before it, when misaligned) is ``byte``."""
     count = shape[0] * shape[1] * shape[2] * shape[3]
-    fill = 255 if dtype == torch.uint8 else float("nan")
     if misaligned:  # a view one element into a bigger buffer: the general kernel
-        base = torch.full((count + 1,), fill, dtype=dtype, device="cuda")
-        flat = base[1:]
+        flat = fill_bytes_(torch.empty((count + 1,), dtype=dtype, device="cuda"), byte)[1:]
         if channels_last:
             b, c, h, w = shape
             return flat.view(b, h, w, c).permute(0, 3, 1, 2)
         return flat.view(shape)
-    out = torch.full(shape, fill, dtype=dtype, device="cuda")
-    return out.contiguous(memory_format=torch.channels_last) if channels_last else out
+    out = torch.empty(shape, dtype=dtype, device="cuda")
+    out = out.contiguous(memory_format=torch.channels_last) if channels_last else out
+    return fill_bytes_(out, byte)
+
+
+def assert_mix_into_matches(out_shape, out_dtype, channels_last, images, params, scale, bias, hwc, misaligned=False):
+    """mix_into_ on the GPU into a poisoned out, once per poison byte, equals the reference bit
+    for bit, and the element before a misaligned out keeps its poison."""
+    expected = reference_mix_into(torch.empty(out_shape, dtype=out_dtype), images, params, scale, bias, hwc)
+    args = (images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), hwc)
+    for byte in POISON_BYTES:
+        out = poisoned_out(out_shape, out_dtype, channels_last, byte, misaligned)
+        torch.ops.fastmix.mix_into_(out, *args)
+        assert torch.equal(bitwise(out.cpu()), bitwise(expected)), (out_shape, out_dtype, channels_last, misaligned, hex(byte))
+        before = storage_of(out).view(torch.uint8)[: out.storage_offset() * out.element_size()]
+        assert bool((before == byte).all()), "mix_into_ wrote before its out"
 
 
 # uint8 output exists only for uint8 input without normalisation.
@@ -170,7 +266,7 @@ CONVERSIONS = [
 ]
 
 
-@pytest.mark.parametrize("in_dtype,out_dtype,normalize", CONVERSIONS)
+@pytest.mark.parametrize("in_dtype,out_dtype,normalize", CONVERSIONS, ids=dtype_id)
 @pytest.mark.parametrize("hwc", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_mix_into_matches_reference(in_dtype, out_dtype, hwc, channels_last, normalize):
@@ -179,10 +275,7 @@ def test_mix_into_matches_reference(in_dtype, out_dtype, hwc, channels_last, nor
              (2, 5, 6, 10, False), (7, 3, 8, 16, True), (64, 3, 32, 32, False)]
     for batch, c, h, w, misaligned in cases:
         images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
-        expected = reference_mix_into(torch.empty(batch, c, h, w, dtype=out_dtype), images, params, scale, bias, hwc)
-        out = poisoned_out((batch, c, h, w), out_dtype, channels_last, misaligned)
-        torch.ops.fastmix.mix_into_(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), hwc)
-        assert torch.equal(bitwise(out.cpu()), bitwise(expected)), (batch, c, h, w, misaligned)
+        assert_mix_into_matches((batch, c, h, w), out_dtype, channels_last, images, params, scale, bias, hwc, misaligned)
 
 
 def test_mix_into_reads_channels_last_images_as_hwc():
@@ -190,10 +283,7 @@ def test_mix_into_reads_channels_last_images_as_hwc():
     images = random_values((6, 3, 8, 16), torch.uint8, generator).contiguous(memory_format=torch.channels_last)
     params = random_params(6, 8, 16, generator)
     scale, bias = torch.rand(3, generator=generator), torch.rand(3, generator=generator)
-    expected = reference_mix_into(torch.empty(6, 3, 8, 16, dtype=torch.bfloat16), images, params, scale, bias, False)
-    out = poisoned_out((6, 3, 8, 16), torch.bfloat16, False)
-    torch.ops.fastmix.mix_into_(out, images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), False)
-    assert torch.equal(bitwise(out.cpu()), bitwise(expected))
+    assert_mix_into_matches((6, 3, 8, 16), torch.bfloat16, False, images, params, scale, bias, False)
 
 
 def test_mix_into_refuses_out_aliasing_images():
@@ -233,11 +323,15 @@ def test_mixup_end_to_end_on_cuda(labels_form):
             labels = torch.randint(0, 10, (batch,))
             if labels_form == "dense":
                 labels = torch.nn.functional.one_hot(labels, 10).float()
-            out, targets = fastmix.Mixup(**kw, seed=5)(images.cuda(), labels.cuda())
             params = fastmix.Mixup(**kw, seed=5, backend="torch").sample(batch, 12, 10)
-            assert out.device.type == "cuda" and targets.device == out.device
-            assert torch.equal(out.cpu(), reference_mix_(images.clone(), params))
-            assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
+            for byte in POISON_BYTES:
+                device_images, device_labels = images.cuda(), labels.cuda()
+                with poisoned_allocations(byte) as poison:
+                    out, targets = fastmix.Mixup(**kw, seed=5)(device_images, device_labels)
+                assert_allocated_in_poison(targets, poison)
+                assert out.device.type == "cuda" and targets.device == out.device
+                assert torch.equal(out.cpu(), reference_mix_(images.clone(), params))
+                assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
 def test_runs_on_the_current_stream():
@@ -255,7 +349,9 @@ def test_runs_on_the_current_stream():
         torch.cuda._sleep(50_000_000)
         images.copy_(source)
         torch.ops.fastmix.mix_(images, *device_params.as_tuple())
-        targets = torch.ops.fastmix.mix_targets(device_labels, *device_params.as_tuple()[:3], 10, 0.1)
+        with poisoned_allocations(POISON_BYTES[0]) as poison:  # on the side stream, where the targets are made
+            targets = torch.ops.fastmix.mix_targets(device_labels, *device_params.as_tuple()[:3], 10, 0.1)
+        assert_allocated_in_poison(targets, poison)
         torch.cuda.current_stream().synchronize()
         assert torch.equal(bitwise(images.cpu()), bitwise(expected))
         assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
@@ -299,19 +395,20 @@ def test_torch_compile_fullgraph(compile_backend):
 
     compiled = torch.compile(step, fullgraph=True, backend=compile_backend)
     generator = torch.Generator().manual_seed(2)
-    for _ in range(2):
+    for byte in POISON_BYTES:
         images_cpu = random_values((8, 3, 16, 16), torch.float32, generator)
         labels = torch.randint(0, 10, (8,), generator=generator)
         params = random_params(8, 16, 16, generator)
         expected = reference_mix_(images_cpu.clone(), params)
-        images = images_cpu.cuda()
-        doubled, targets = compiled(images, labels.cuda(), *params.to("cuda").as_tuple())
+        images, device_labels, device_params = images_cpu.cuda(), labels.cuda(), params.to("cuda").as_tuple()
+        with poisoned_allocations(byte):  # the graph's outputs, wherever it allocates them
+            doubled, targets = compiled(images, device_labels, *device_params)
         assert torch.equal(images.cpu(), expected), "the compiled graph must mutate the caller's tensor"
         assert torch.equal(doubled.cpu(), expected * 2.0)
         assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32], ids=dtype_id)
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_opcheck_mix(dtype, channels_last):
     generator = torch.Generator().manual_seed(0)
@@ -366,7 +463,7 @@ def test_a_whole_mixup_call_makes_no_host_sync(label_form):
     assert targets.shape == (64, 100) and targets.device.type == "cuda"
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64], ids=dtype_id)
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
 def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode):
     generator = torch.Generator().manual_seed(0)
@@ -375,8 +472,224 @@ def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode):
         images = torch.rand(batch, 3, 16, 12, generator=generator)
         masks = torch.randint(0, 100, (batch, 16, 12), generator=generator).to(dtype)
         gpu_images, gpu_masks = images.cuda(), masks.cuda()
-        _, _, targets = mix(gpu_images, None, masks=gpu_masks)
+        with poisoned_allocations(POISON_BYTES[batch % 2]) as poison:
+            _, _, targets = mix(gpu_images, None, masks=gpu_masks)
+        assert_allocated_in_poison(targets.lam, poison)
         expected = reference_mask_targets(masks, mix.last_params)
         for got, want in zip(dense_mask_targets(targets), expected):
             assert torch.equal(got.cpu(), want)
         assert torch.equal(gpu_images.cpu(), reference_mix_(images, mix.last_params))
+
+
+# -- the poison itself ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not CACHING_ALLOCATOR, reason="torch's caching allocator is off (PYTORCH_NO_CUDA_MEMORY_CACHING=1)")
+def test_the_poison_reaches_what_is_allocated_inside_it():
+    """What the tests' outputs rely on: inside poisoned_allocations, small and large allocations
+    on the current stream come from the filled pool, so an element nothing writes keeps the byte."""
+    for byte in POISON_BYTES:
+        with poisoned_allocations(byte) as poison:
+            small = torch.empty(70001 * 3, dtype=torch.float32, device="cuda")  # mix_targets' size below
+            large = torch.empty(5 << 20, dtype=torch.uint8, device="cuda")
+        for t in (small, large):
+            assert poison.holds(t)
+            assert bool((t.view(torch.uint8) == byte).all())
+
+
+# -- NaN pixels in float16 / bfloat16: the bits of the CPU backends --------------------------------
+
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+CPU_BACKENDS = [name for name, present in (("cpp", HAS_CPP), ("numba", HAS_NUMBA)) if present]
+
+
+def every_half_pattern(dtype: torch.dtype, layout: str, generator: torch.Generator) -> torch.Tensor:
+    """(9, 2, 61, 67): all 65536 bit patterns of dtype (every NaN payload of both signs, the
+    infinities, -0.0, the subnormals) shuffled, then random ones; no sample size is a multiple of a
+    vector width."""
+    numel = 9 * 2 * 61 * 67
+    patterns = torch.cat([torch.randperm(65536, generator=generator),
+                          torch.randint(0, 65536, (numel - 65536,), generator=generator)])
+    images = patterns.to(torch.int32).to(torch.int16).view(dtype).view(9, 2, 61, 67)
+    return images.contiguous(memory_format=torch.channels_last) if layout == "channels_last" else images
+
+
+def half_edge_params(batch: int, generator: torch.Generator) -> MixParams:
+    lam_values = [0.5, 0.3, 1.0, 0.0, 0.7, 0.9999, 1e-4]
+    kind = torch.randint(0, 3, (batch,), generator=generator).to(torch.uint8)
+    kind[: batch // 2] = int(MixKind.BLEND)
+    return MixParams(partner=torch.randperm(batch, generator=generator),
+                     lam=torch.tensor([lam_values[i % len(lam_values)] for i in range(batch)]),
+                     kind=kind, box=torch.tensor([[5, 40, 3, 50]] * batch))
+
+
+def assert_bits_of_the_cpu_backends(got: torch.Tensor, by_backend: dict) -> None:
+    """got's bits equal each CPU backend's where those agree; where they differ among themselves
+    (the sign of a NaN made from two NaNs), got holds the bits of one of them."""
+    if not by_backend:
+        pytest.skip("no compiled CPU backend to compare with: " + ", ".join(
+            f"{name}: {fastmix.available_backends()[name]}" for name in ("cpp", "numba")))
+    got_bits = bitwise(got.cpu()).contiguous()
+    wanted = [bitwise(t).contiguous() for t in by_backend.values()]
+    agree = torch.ones_like(got_bits, dtype=torch.bool)
+    matches_one = torch.zeros_like(got_bits, dtype=torch.bool)
+    for w in wanted:
+        agree &= w == wanted[0]
+        matches_one |= got_bits == w
+    wrong = (agree & (got_bits != wanted[0])) | ~matches_one
+    if bool(wrong.any()):
+        where = tuple(wrong.nonzero()[0].tolist())
+        raise AssertionError(
+            f"{int(wrong.sum())} elements differ from the CPU backends ({', '.join(by_backend)}), first at {where}: "
+            f"cuda bits {int(got_bits[where]) & 0xFFFF:#06x}, "
+            + ", ".join(f"{name} {int(bitwise(t).contiguous()[where]) & 0xFFFF:#06x}" for name, t in by_backend.items()))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=dtype_id)
+def test_half_nan_pixels_give_the_bits_of_the_cpu_backends(dtype, layout):
+    generator = torch.Generator().manual_seed(17)
+    # One plain NaN pixel first (a blended sample's own and its partner's), then every bit pattern.
+    plain = random_values((4, 3, 8, 8), dtype, generator)
+    plain[0, 1, 2, 3] = float("nan")
+    plain[3, 0, 5, 5] = -float("nan")
+    plain_params = MixParams(partner=torch.tensor([1, 0, 3, 2]), lam=torch.tensor([0.3, 0.7, 0.5, 0.25]),
+                             kind=torch.tensor([1, 1, 2, 1], dtype=torch.uint8),
+                             box=torch.tensor([[0, 8, 0, 8], [0, 8, 0, 8], [4, 7, 2, 6], [0, 8, 0, 8]]))
+    for images, params in [(plain, plain_params),
+                           (every_half_pattern(dtype, layout, generator), half_edge_params(9, generator))]:
+        by_backend = {}
+        for backend in CPU_BACKENDS:
+            by_backend[backend] = images.clone()
+            fastmix.mix_(by_backend[backend], params, backend=backend)
+        on_gpu = to_cuda_same_layout(images)
+        torch.ops.fastmix.mix_(on_gpu, *params.to("cuda").as_tuple())
+        assert_bits_of_the_cpu_backends(on_gpu, by_backend)
+        assert torch.equal(torch.isnan(on_gpu.cpu()), torch.isnan(reference_mix_(images.clone(), params)))
+
+
+@pytest.mark.parametrize("hwc", [False, True], ids=["chw", "hwc"])
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=dtype_id)
+def test_mix_into_half_from_nan_pixels_gives_the_bits_of_the_cpu_backends(dtype, hwc):
+    """float32 pixels holding NaNs of both signs, infinities and values that round past float16's
+    range, mixed into float16 / bfloat16."""
+    generator = torch.Generator().manual_seed(18)
+    shape = (7, 16, 17, 3) if hwc else (7, 3, 16, 17)
+    images = (torch.rand(shape, generator=generator) * 255).contiguous()
+    flat = images.view(-1)
+    special = torch.tensor([float("nan"), -float("nan"), float("inf"), -float("inf"), 65520.0, -0.0, 1e-40])
+    flat[torch.randperm(flat.numel(), generator=generator)[: 8 * len(special)]] = special.repeat(8)
+    params = half_edge_params(7, generator)
+    params.box[:] = torch.tensor([2, 11, 3, 14])
+    scale, bias = torch.tensor([1 / 0.229, 1 / 0.224, 1 / 0.225]), torch.tensor([-2.1, -2.0, -1.8])
+    by_backend = {}
+    for backend in CPU_BACKENDS:
+        out = torch.empty(7, 3, 16, 17, dtype=dtype)
+        if backend == "cpp":
+            torch.ops.fastmix.mix_into_(out, images, *params.as_tuple(), scale, bias, hwc)
+        else:
+            from fastmix.backends import numba as numba_backend
+
+            numba_backend.mix_into_(out, images, *params.as_tuple(), scale, bias, hwc)
+        by_backend[backend] = out
+    args = (images.cuda(), *params.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), hwc)
+    for byte in POISON_BYTES:
+        out = poisoned_out((7, 3, 16, 17), dtype, False, byte)
+        torch.ops.fastmix.mix_into_(out, *args)
+        assert_bits_of_the_cpu_backends(out, by_backend)
+
+
+# -- more samples than the grid has rows ----------------------------------------------------------
+
+MANY = 70001  # > 65535, the grid's y limit: the kernels step over samples
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float16, torch.float32], ids=dtype_id)
+def test_more_samples_than_the_grid_has_rows(dtype):
+    generator = torch.Generator().manual_seed(MANY)
+    for name, partner in [("flip", torch.arange(MANY).flip(0)), ("permutation", torch.randperm(MANY, generator=generator)),
+                          ("functional graph", torch.randint(0, MANY, (MANY,), generator=generator))]:
+        for shape in [(MANY, 1, 2, 3), (MANY, 3, 2, 2)]:
+            images = random_values(shape, dtype, generator)
+            params = random_params(MANY, shape[2], shape[3], generator)
+            assert_mix_matches(images, MixParams(partner, params.lam, params.kind, params.box), "op")
+
+
+def test_targets_and_mix_into_for_more_samples_than_the_grid_has_rows():
+    generator = torch.Generator().manual_seed(MANY + 1)
+    params = random_params(MANY, 2, 2, generator)
+    labels = torch.randint(0, 3, (MANY,), generator=generator)
+    expected = reference_targets(labels, params, 3, 0.1)
+    device_labels = labels.cuda()
+    for byte in POISON_BYTES:
+        with poisoned_allocations(byte) as poison:
+            got = fastmix.mix_targets(device_labels, params, 3, 0.1, backend="cuda")
+        assert_allocated_in_poison(got, poison)
+        assert torch.equal(bitwise(got.cpu()), bitwise(expected))
+    images, params, scale, bias = mix_into_inputs(torch.uint8, MANY, 3, 2, 2, True, True, generator)
+    assert_mix_into_matches((MANY, 3, 2, 2), torch.bfloat16, False, images, params, scale, bias, True)
+
+
+# -- a sample of more than 2**31 elements ---------------------------------------------------------
+
+# (3, 1, 65536, 32769): each sample 2**31 + 2**16 elements, so every element of samples 1 and 2,
+# and the last rows of sample 0, sit past 2**31 (a 32-bit index wraps there). W is odd: the rows
+# are no multiple of any vector width.
+BIG_H, BIG_W = 65536, 32769
+BIG_PARAMS = MixParams(  # a 3-cycle (the in-place plan's hard case): blend, paste across the 2**31 row, blend
+    partner=torch.tensor([1, 2, 0]), lam=torch.tensor([0.3, 0.6, 0.75]),
+    kind=torch.tensor([int(MixKind.BLEND), int(MixKind.PASTE), int(MixKind.BLEND)], dtype=torch.uint8),
+    box=torch.tensor([[0, 0, 0, 0], [BIG_H - 3, BIG_H, 5, BIG_W - 7], [0, 0, 0, 0]]))
+BIG_ROWS = [(0, 2), (BIG_H - 4, BIG_H)]  # rows checked against the reference (row 65534 straddles 2**31)
+
+
+def require_free_gpu_memory(nbytes: int) -> None:
+    torch.cuda.empty_cache()  # what other tests' pools and batches left cached counts as used
+    free, total = torch.cuda.mem_get_info()
+    if free < nbytes + (2 << 30):
+        pytest.skip(f"needs {(nbytes + (2 << 30)) / 2**30:.1f} GiB of free GPU memory; "
+                    f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB are free")
+
+
+def rows_params(params: MixParams, r0: int, r1: int) -> MixParams:
+    """The params of rows [r0, r1) of every sample: the boxes cut to those rows."""
+    box = params.box.clone()
+    box[:, :2] = (box[:, :2] - r0).clamp(0, r1 - r0)
+    return MixParams(params.partner, params.lam, params.kind, box)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=dtype_id)
+def test_mix_a_sample_of_more_than_2_31_elements(dtype):
+    shape = (3, 1, BIG_H, BIG_W)
+    require_free_gpu_memory(3 * BIG_H * BIG_W * torch.empty((), dtype=dtype).element_size())
+    generator = torch.Generator(device="cuda").manual_seed(31)
+    if dtype == torch.uint8:
+        images = torch.randint(0, 256, shape, dtype=dtype, device="cuda", generator=generator)
+    else:
+        images = torch.rand(shape, dtype=dtype, device="cuda", generator=generator)
+    before = {rows: images[:, :, rows[0]:rows[1]].cpu() for rows in BIG_ROWS}
+    torch.ops.fastmix.mix_(images, *BIG_PARAMS.to("cuda").as_tuple())
+    torch.cuda.synchronize()
+    for (r0, r1), rows in before.items():
+        expected = reference_mix_(rows.clone(), rows_params(BIG_PARAMS, r0, r1))
+        assert torch.equal(bitwise(images[:, :, r0:r1].cpu()), bitwise(expected)), f"rows {r0}:{r1}"
+
+
+def test_mix_into_a_sample_of_more_than_2_31_elements():
+    shape = (3, 1, BIG_H, BIG_W)
+    require_free_gpu_memory(3 * BIG_H * BIG_W * (1 + 2))
+    generator = torch.Generator(device="cuda").manual_seed(32)
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, device="cuda", generator=generator)
+    scale, bias = torch.tensor([1 / 255]), torch.tensor([1.0])  # every output in [1, 2]: never a poison's bits
+    out = torch.empty(shape, dtype=torch.bfloat16, device="cuda")
+    rows_in = {rows: images[:, :, rows[0]:rows[1]].cpu() for rows in BIG_ROWS}
+    for byte in POISON_BYTES:
+        fill_bytes_(out, byte)
+        torch.ops.fastmix.mix_into_(out, images, *BIG_PARAMS.to("cuda").as_tuple(), scale.cuda(), bias.cuda(), False)
+        for i in range(3):  # every element written: none kept the poison (0xABAB < 0, 0x5454 > 1e12)
+            low, high = torch.aminmax(out[i])
+            assert 1.0 <= float(low) and float(high) <= 2.0, (i, float(low), float(high), hex(byte))
+        for (r0, r1), rows in rows_in.items():
+            expected = reference_mix_into(torch.empty(rows.shape, dtype=torch.bfloat16), rows,
+                                          rows_params(BIG_PARAMS, r0, r1), scale, bias, False)
+            assert torch.equal(bitwise(out[:, :, r0:r1].cpu()), bitwise(expected)), f"rows {r0}:{r1}"
