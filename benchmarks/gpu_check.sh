@@ -8,12 +8,12 @@
 #   rest  a second call, where device time is left: the whole suite (CPU and CUDA tests), in parallel
 #
 # Steps, each under its own time limit (seconds; docs/cuda_notes.md says how they were sized):
-#   machine          15  GPU, driver, torch, nvcc, compute-sanitizer, ninja, cores
+#   machine          10  GPU, driver, torch, nvcc, compute-sanitizer, ninja, cores
 #   build           120  setup.py build_ext --inplace with ninja, one job per core, for this card's
 #                        arch (200 where ninja is missing: nvcc then runs file after file); skipped
 #                        when fastmix._C already has CUDA kernels for this torch and was built from
 #                        these sources (stamp under build/)
-#   loaded           20  python -m fastmix backends --require cpp,cuda: when the cuda backend did
+#   loaded           15  python -m fastmix backends --require cpp,cuda: when the cuda backend did
 #                        not load, the run stops here and fails, saying why
 #   cuda-tests      150  every test that needs the GPU (tests/test_cuda.py and the CUDA tests of
 #                        other files), --maxfail so one call reports every failure, -rfEs
@@ -21,7 +21,7 @@
 #                        out-of-bounds write); if it cannot run on this card, that is reported as
 #                        "unsupported", and fastmix's run under it is not attempted
 #   sanitizer        60  memcheck on a narrow, named selection of the CUDA tests
-#   figures          40  python -m fastmix bench --device cuda, bfloat16 then float32 (20 each)
+#   figures          50  python -m fastmix bench --device cuda, bfloat16 then float32 (25 each)
 #   bench-suite      35  benchmarks/test_bench_cuda.py at full size
 #                   ---
 #                   465  (all); the whole run also stops at FASTMIX_GPU_CHECK_BUDGET (470 s): a
@@ -199,7 +199,7 @@ machine_info() {
     "| pytest-timeout $("$PY" -c 'import pytest_timeout' 2> /dev/null && echo yes || echo no)" \
     "| pytest-xdist $("$PY" -c 'import xdist' 2> /dev/null && echo yes || echo no)"
 }
-step machine 15 machine_info
+step machine 10 machine_info
 
 # -- build ----------------------------------------------------------------------------------------------
 arch=${TORCH_CUDA_ARCH_LIST:-$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())" 2>/dev/null || echo 9.0)}
@@ -222,7 +222,7 @@ else
 fi
 
 # -- loaded -----------------------------------------------------------------------------------------------
-step loaded 20 "$PY" -m fastmix backends --require cpp,cuda
+step loaded 15 "$PY" -m fastmix backends --require cpp,cuda
 grep -h -m 2 -E "^(torch |fastmix._C: )" "$WORK/loaded.log" | sed 's/^/loaded: /' >> "$details"
 if [ "$STEP_STATUS" != PASS ]; then
   reason=$(grep -m 1 "^required backend 'cuda'" "$WORK/loaded.log" | sed "s/^required backend 'cuda' is not available: //")
@@ -233,7 +233,7 @@ if [ "$STEP_STATUS" != PASS ]; then
       rest) not_run "cuda backend not loaded" whole-suite 360 ;;
       core) not_run "cuda backend not loaded" cuda-tests 150 sanitizer-probe 25 sanitizer 60 ;;
       all) not_run "cuda backend not loaded" cuda-tests 150 sanitizer-probe 25 sanitizer 60 \
-             figures-bfloat16 20 figures-float32 20 bench-suite 35 ;;
+             figures-bfloat16 25 figures-float32 25 bench-suite 35 ;;
     esac
     finish
   fi
@@ -311,7 +311,7 @@ fi
 if [ "$part" = all ]; then
   # -- figures: 256x3x224x224, medians of CUDA-event-timed rounds, interleaved, inputs rotated past the L2 --------
   for dtype in bfloat16 float32; do
-    step "figures-$dtype" 20 "$PY" -m fastmix bench --device cuda --dtype "$dtype" --rounds 41 \
+    step "figures-$dtype" 25 "$PY" -m fastmix bench --device cuda --dtype "$dtype" --rounds 41 \
       --json "$WORK/bench_cuda_$dtype.json"
   done
   # -- the pytest-benchmark CUDA groups at full size -----------------------------------------------------------
