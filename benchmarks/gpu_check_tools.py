@@ -135,7 +135,7 @@ def read_verbose_log(path: Path) -> Digest:
     for line in path.read_text(errors="replace").splitlines():
         match = VERBOSE_LINE.match(line.strip())
         if not match:
-            started = re.match(r"^(\S+\.py::\S+) *$", line.strip())
+            started = re.match(r"^(\S+\.py::\S+(?:\[.*\])?) *$", line.rstrip())
             if started:
                 last_started = started.group(1)
             continue

@@ -82,18 +82,19 @@ class Poison:
 
 
 @contextlib.contextmanager
-def poisoned_allocations(byte: int, large_bytes: int = 10 << 20):
+def poisoned_allocations(byte: int, small_segments: int = 4, large_bytes: int = 10 << 20):
     """Inside the block, CUDA allocations on the current stream come from a private pool whose
-    every cached block was filled with ``byte``: one 2 MiB segment of the small-block pool (sizes
-    up to 1 MiB, two 1 MiB blocks fill it) and one of ``large_bytes`` (at least 10 MiB: the caching
-    allocator gives a smaller large request a 20 MiB segment) for larger ones. Yields a Poison.
-    (A released pool's cached memory returns to the driver at torch.cuda.empty_cache().)"""
+    every cached block was filled with ``byte``: ``small_segments`` 2 MiB segments of the
+    small-block pool (sizes up to 1 MiB; two 1 MiB blocks fill a segment) and one segment of
+    ``large_bytes`` (at least 10 MiB: the caching allocator gives a smaller large request a 20 MiB
+    segment) for larger ones. Yields a Poison. (A released pool's cached memory returns to the
+    driver at torch.cuda.empty_cache(), which _release_cached_memory calls after each test.)"""
     if not CACHING_ALLOCATOR:
         yield Poison(None, [])
         return
     pool = torch.cuda.MemPool()
     with torch.cuda.use_mem_pool(pool):
-        blocks = [torch.empty(1 << 20, dtype=torch.uint8, device="cuda") for _ in range(2)]
+        blocks = [torch.empty(1 << 20, dtype=torch.uint8, device="cuda") for _ in range(2 * small_segments)]
         blocks.append(torch.empty(large_bytes, dtype=torch.uint8, device="cuda"))
         spans = sorted((b.data_ptr(), b.data_ptr() + b.numel()) for b in blocks)
         for b in blocks:
@@ -106,6 +107,13 @@ def poisoned_allocations(byte: int, large_bytes: int = 10 << 20):
             else:
                 ranges.append((lo, hi))
         yield Poison(pool, ranges)
+
+
+@pytest.fixture(autouse=True)
+def _release_cached_memory():
+    """The poisoned pools of a test, and its batches, go back to the driver after it."""
+    yield
+    torch.cuda.empty_cache()
 
 
 def assert_allocated_in_poison(t: torch.Tensor, poison: Poison) -> None:

@@ -134,10 +134,13 @@ def test_a_killed_run_is_judged_from_its_verbose_log(tmp_path, capsys):
     log = tmp_path / "cuda-tests.log"
     log.write_text("tests/test_cuda.py::test_a PASSED     [  1%]\n"
                    "tests/test_cuda.py::test_b[uint8] FAILED     [  2%]\n"
-                   "tests/test_cuda.py::test_hangs \n")
+                   "tests/test_cuda.py::test_c[0.0-int32 indices] PASSED     [  3%]\n"
+                   "tests/test_cuda.py::test_hangs[0.1-int32 indices] \n"
+                   "+++++++++++++++ Timeout +++++++++++++++\n")
     assert tools.main(["junit", str(tmp_path / "missing.xml"), "--log", str(log), "--cuda-file", "tests/test_cuda.py"]) == 1
     out = capsys.readouterr().out
-    assert "1 passed, 1 failed" in out and "still running when stopped: tests/test_cuda.py::test_hangs" in out
+    assert "2 passed, 1 failed" in out
+    assert "still running when stopped: tests/test_cuda.py::test_hangs[0.1-int32 indices]" in out
 
 
 def test_ninja_log_times_per_file(tmp_path, capsys):
