@@ -214,11 +214,10 @@ else
   build_limit=120
   command -v ninja > /dev/null || { build_limit=200; echo "build: no ninja, nvcc runs file after file (limit 200 s)" >> "$details"; }
   step build "$build_limit" env MAX_JOBS="$(nproc)" "$PY" setup.py build_ext --inplace
-  if [ "$STEP_STATUS" = PASS ]; then
-    "$PY" "$TOOLS" write-stamp "$STAMP"
-    { echo "build: TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc); seconds per compiled file (ninja's log):"
-      "$PY" "$TOOLS" build-times "$ROOT/build" | sed 's/^/  /'; } >> "$details"
-  fi
+  [ "$STEP_STATUS" = PASS ] && "$PY" "$TOOLS" write-stamp "$STAMP"
+  { echo "build: TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc); seconds per compiled file (ninja's log):"
+    "$PY" "$TOOLS" build-times "$ROOT/build" | sed 's/^/  /'; } >> "$details"
+  pack "running"
 fi
 
 # -- loaded -----------------------------------------------------------------------------------------------
