@@ -8,11 +8,6 @@ from hypothesis import HealthCheck, settings
 # test module's, so a failure shows the values compared. (Must run before the first import of it.)
 pytest.register_assert_rewrite("tests.helpers")
 
-# Re-exported only for tests/test_bench_device.py, which still imports them from here (it is being
-# changed with the bench package); every other test imports them from .helpers. Remove this line
-# once it does too.
-from .helpers import HAS_CUDA, requires_cpp, requires_cuda  # noqa: E402,F401
-
 # Hypothesis: one profile, "default", for CI, the full command and the fast loop alike (300 examples
 # a test, no deadline); "thorough" runs 2000 a test. FASTMIX_HYPOTHESIS_PROFILE=thorough selects it.
 settings.register_profile("default", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

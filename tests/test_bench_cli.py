@@ -177,6 +177,7 @@ def test_the_header_says_how_many_threads_the_cpp_kernels_really_run_on(capsys, 
     assert "2 thread(s) (the cpp kernels on 2)" in capsys.readouterr().out.splitlines()[0]
 
 
+@pytest.mark.slow  # more than 2 s on the development machine (the fast loop leaves it out)
 def test_plot_draws_the_table_as_a_png(tmp_path, capsys, no_timm):
     from PIL import Image  # matplotlib and Pillow are both in the test extras
 
@@ -190,6 +191,7 @@ def test_plot_draws_the_table_as_a_png(tmp_path, capsys, no_timm):
     assert f"wrote {out}" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # more than 2 s on the development machine (the fast loop leaves it out)
 def test_plot_without_matplotlib_says_what_to_install_before_timing_anything():
     code = textwrap.dedent("""
         import sys
@@ -323,6 +325,7 @@ def test_no_timm_means_no_peer_rows_and_a_note(no_timm):
     assert notes[0] == "no timm peer rows: timm is not installed"
 
 
+@pytest.mark.slow  # more than 2 s on the development machine (the fast loop leaves it out)
 def test_python_dash_m_fastmix_bench_runs_the_main_job():
     result = subprocess.run(
         [sys.executable, "-m", "fastmix", "bench", "--batch-size", "2", "--image-size", "8", "--rounds", "1",

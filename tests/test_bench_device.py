@@ -14,7 +14,7 @@ from fastmix.bench.inputs import each_round
 from fastmix.bench import scenarios as bench_scenarios
 from fastmix.bench.timing import Row, time_scenarios
 
-from .conftest import HAS_CUDA, requires_cpp, requires_cuda
+from .helpers import HAS_CUDA, requires_cpp, requires_cuda
 
 TINY = dict(batch=6, size=16, num_classes=10)
 
