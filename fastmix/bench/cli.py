@@ -5,8 +5,10 @@ Every implementation of one operation runs on the same batch, interleaved round 
 that machine noise hits all of them alike; the table reports medians and ratios. When timm is
 installed, its Mixup / FastCollateMixup / mixup_target join the table as peers.
 
-``--pipeline`` measures instead a whole DataLoader over built-in JPEGs, in images per second per
-collate and num_workers (fastmix.bench.pipeline).
+``--pipeline`` measures instead a whole DataLoader over procedural JPEGs (``--pipeline-set``: the
+built-in 224x224 set, an ImageNet-like set cropped in the workers, or both), in images per second
+per collate and num_workers, where each batch's CPU time goes, and the page faults of a worker
+batch (fastmix.bench.pipeline).
 
 This module is the command: its arguments, checked before any timing, and what it prints; what is
 timed is in fastmix.bench.scenarios (and device, pipeline), what is printed in fastmix.bench.report.
@@ -14,6 +16,7 @@ timed is in fastmix.bench.scenarios (and device, pipeline), what is printed in f
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from typing import List, Optional
 
 import torch
@@ -41,18 +44,22 @@ def _worker_counts(text: str) -> List[int]:
 
 
 def _pipeline_main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """``--pipeline``: the DataLoader table (fastmix.bench.pipeline), printed and written like the main one."""
+    """``--pipeline``: the DataLoader tables (fastmix.bench.pipeline), one per set, and the
+    operating system's part of a worker batch, printed and written like the main one."""
     for option, given in [("--device cuda", args.device != "cpu"), ("--plot", args.plot), ("--backends", args.backends),
                           ("--dtype", args.dtype)]:
         if given:  # said now, not after minutes of timing
             parser.error(f"{option}: not with --pipeline (its rows are fixed: see python -m fastmix bench --help)")
     args.batch_size = pipeline.DEFAULT_BATCH if args.batch_size is None else args.batch_size
     args.rounds = pipeline.DEFAULT_ROUNDS if args.rounds is None else args.rounds
-    args.pipeline_images = pipeline.DEFAULT_IMAGES if args.pipeline_images is None else args.pipeline_images
     args.pipeline_workers = list(pipeline.DEFAULT_WORKERS) if args.pipeline_workers is None else args.pipeline_workers
-    if args.pipeline_images < args.batch_size:
-        parser.error(f"--pipeline-images: expected at least one batch (--batch-size {args.batch_size}) of images, "
-                     f"got {args.pipeline_images}")
+    args.pipeline_set = pipeline.DEFAULT_SET if args.pipeline_set is None else args.pipeline_set
+    sets = list(pipeline.SETS) if args.pipeline_set == "both" else [args.pipeline_set]
+    images = {s: pipeline.DEFAULT_IMAGES[s] if args.pipeline_images is None else args.pipeline_images for s in sets}
+    for s in sets:
+        if images[s] < args.batch_size:
+            parser.error(f"--pipeline-images: expected at least one batch (--batch-size {args.batch_size}) of images, "
+                         f"got {images[s]}" + ("" if args.pipeline_images is not None else f" (the {s} set's default)"))
     try:
         import PIL  # noqa: F401
     except ImportError:
@@ -62,27 +69,39 @@ def _pipeline_main(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     torch.set_num_threads(args.threads)
 
     machine = report.machine_description()
+    what = ", ".join(f"{s} ({images[s]} JPEGs)" for s in sets)
     print(
-        f"fastmix bench --pipeline: {args.pipeline_images} JPEGs of {args.image_size}x{args.image_size} in batches of "
-        f"{args.batch_size}, num_workers {', '.join(map(str, args.pipeline_workers))}, medians of {args.rounds} "
-        f"interleaved epochs\nmachine: {machine}",
+        f"fastmix bench --pipeline: {what}, {args.image_size}x{args.image_size} batches of {args.batch_size}, "
+        f"num_workers {', '.join(map(str, args.pipeline_workers))}, medians of {args.rounds} interleaved epochs\n"
+        f"machine: {machine}",
         flush=True,
     )
     notes: List[str] = []
+    rows: List[pipeline.PipelineRow] = []
     progress = report.ProgressLine()
     try:
-        rows = pipeline.run(args.pipeline_images, args.batch_size, args.image_size, args.rounds, args.pipeline_workers,
-                            args.num_classes, progress, notes)
+        for s in sets:
+            rows += pipeline.run(images[s], args.batch_size, args.image_size, args.rounds, args.pipeline_workers,
+                                 args.num_classes, progress, notes, s)
+        costs = pipeline.os_costs(args.batch_size, args.image_size) if args.pipeline_os_costs else []
     finally:
         progress.close()
-    print(pipeline.format_table(rows))
+    for s in sets:
+        print(f"\n{s} set")
+        print(pipeline.format_table([r for r in rows if r.pipeline_set == s]))
+    if costs:
+        print(f"\nthe operating system's part of a worker batch of {args.batch_size}x3x{args.image_size}x{args.image_size} "
+              f"(one worker, medians of {costs[0].batches} batches)")
+        print(pipeline.format_os_costs(costs))
+    print()
     goals = pipeline.goal_lines(rows)
-    for line in goals:
+    for line in goals + pipeline.pool_lines(rows):
         print(line)
     for note in notes:
         print(f"note: {note}")
     if args.json:
-        report.write_json(args.json, machine, vars(args), notes, rows, goals=goals)
+        report.write_json(args.json, machine, vars(args), notes, rows, goals=goals, pool=pipeline.pool_lines(rows),
+                          os_costs=[asdict(c) for c in costs])
         print(f"wrote {args.json}")
     return 0
 
@@ -110,16 +129,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--pipeline", action="store_true",
                         help="instead: a DataLoader's images/s over built-in JPEGs decoded in its workers, per collate and "
                              "num_workers (default batch 128 of 224x224; needs Pillow)")
+    parser.add_argument("--pipeline-set", choices=pipeline.SETS + ("both",), default=None,
+                        help=f"with --pipeline: {pipeline.BUILTIN} (procedural 224x224 JPEGs, decoded only), "
+                             f"{pipeline.IMAGENET_LIKE} (500x375 JPEGs of ImageNet's file size, decoded and "
+                             f"RandomResizedCrop-ed to --image-size in the workers) or both (default {pipeline.DEFAULT_SET})")
     parser.add_argument("--pipeline-images", type=_positive_int, default=None, metavar="N",
-                        help=f"with --pipeline: JPEG images in the built-in set, one epoch (default {pipeline.DEFAULT_IMAGES})")
+                        help="with --pipeline: JPEG images in each set, one epoch (default "
+                             + ", ".join(f"{n} {s}" for s, n in pipeline.DEFAULT_IMAGES.items()) + ")")
     parser.add_argument("--pipeline-workers", type=_worker_counts, default=None, metavar="0,1,2",
                         help="with --pipeline: the num_workers values to measure (default 0,1,2)")
+    parser.add_argument("--no-pipeline-os-costs", dest="pipeline_os_costs", action="store_false",
+                        help="with --pipeline: leave out the table of a worker batch's page faults (about 15 s)")
     args = parser.parse_args(argv)
     if args.pipeline:
         return _pipeline_main(parser, args)
-    for option in ("pipeline_images", "pipeline_workers"):
+    for option in ("pipeline_images", "pipeline_workers", "pipeline_set"):
         if getattr(args, option) is not None:
             parser.error(f"--{option.replace('_', '-')}: only with --pipeline")
+    if not args.pipeline_os_costs:
+        parser.error("--no-pipeline-os-costs: only with --pipeline")
     args.batch_size = 256 if args.batch_size is None else args.batch_size
     args.dtype = "float32" if args.dtype is None else args.dtype
     args.rounds = 11 if args.rounds is None else args.rounds

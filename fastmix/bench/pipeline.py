@@ -1,33 +1,55 @@
 """``python -m fastmix bench --pipeline``: a DataLoader's throughput, measured the way users train.
 
-A real ``torch.utils.data.DataLoader`` over a built-in set of JPEG images (made on the fly, nothing
+A real ``torch.utils.data.DataLoader`` over a set of JPEG images made on the fly (nothing
 downloaded), decoded with Pillow in the workers, batched by each pipeline's collate and consumed
 by a loop in the main process that touches every batch. Every row is timed in images per second
 for each ``num_workers``; the rows of one ``num_workers`` run epoch by epoch, interleaved round by
-round, so that machine noise hits all of them alike.
+round, so that machine noise hits all of them alike. Two sets (``--pipeline-set``):
+
+    builtin        procedural 224x224 JPEGs, decoded only: the collate is a large share of a
+                   worker's time, a worst case for the cost of mixing
+    imagenet-like  procedural 500x375 JPEGs (ImageNet's typical size, quality 90, textured to
+                   about its file sizes), decoded and RandomResizedCrop-ed to 224 (torchvision's
+                   sampling, Pillow's bilinear resize) in the workers: a real input pipeline
+
+The rows (the imagenet-like set has 1, 2, 2p, 3, 3p, 5a and 5):
 
     1   default_collate of uint8 CHW tensors (torchvision's PILToTensor), no mixing: the floor
     2   fastmix.MixupCollate -> uint8, from numpy HWC samples
+    2p  2, its worker batches in fastmix.shared_pool's reused slots (num_workers >= 1)
     3   fastmix.MixupCollate -> float32 normalised, from numpy HWC samples
+    3p  3, its worker batches in fastmix.shared_pool's reused slots (num_workers >= 1)
     4   timm's FastCollateMixup, from numpy CHW samples (timm's ToNumpy), when timm loads
     5a  default_collate of float32 normalised CHW tensors made in the worker, no mixing
     5   5a, then fastmix.Mixup in place in the main loop
     6   5a, then torchvision v2's MixUp / CutMix formulas in the main loop (the same draws as 5)
+
+Each row also reports where a batch's CPU time goes, measured inside the workers (thread CPU
+time, so a descheduled worker does not inflate it): decoding (and cropping) its samples, the
+row's per-sample conversion, the collate_fn, and the main loop's mixing (rows 5 and 6).
+
+``os_costs`` measures the operating system's part of a worker batch: a fresh shared batch's first
+write in the worker, the main process's first read of it and its release, against reused memory.
 """
 from __future__ import annotations
 
 import gc
 import io
+import math
 import os
+import resource
 import statistics
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
+from .. import collate as collate_module
+from .. import shared_pool
 from ..collate import MixupCollate
 from ..mixup import Mixup
 from ..sampling.params import MixKind, MixParams
@@ -35,18 +57,26 @@ from .baselines import IMAGENET_MEAN, IMAGENET_STD
 from .peers import load_timm_mixup
 from .timing import ProgressCallback, aligned_columns, interleaved_medians, wall_seconds
 
-DEFAULT_IMAGES = 1024
+BUILTIN, IMAGENET_LIKE = "builtin", "imagenet-like"
+SETS = (BUILTIN, IMAGENET_LIKE)
+DEFAULT_SET = BUILTIN
+DEFAULT_IMAGES = {BUILTIN: 1024, IMAGENET_LIKE: 512}
 DEFAULT_BATCH = 128
 DEFAULT_SIZE = 224
 DEFAULT_ROUNDS = 7
 DEFAULT_WORKERS = (0, 1, 2)
 JPEG_QUALITY = 90
+IMAGENET_LIKE_SOURCE = (500, 375)  # width, height: ImageNet's most common training image size
+IMAGENET_LIKE_TEXTURE = 22.0  # the noise's standard deviation: sets the files' size (about ImageNet's)
 # The knobs of every mixing row (timm's ImageNet recipe).
 MIX_KNOBS = dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1)
 
 FLOOR = "1"  # every row's ratio is taken against row 1 with the same num_workers
 FLOAT_FLOOR = "5a"  # rows whose batch is float32 normalised also against 5a: the float conversion is not mixing cost
-FLOAT_ROWS = ("3", "5a", "5", "6")
+FLOAT_ROWS = ("3", "3p", "5a", "5", "6")
+POOLED_OF = {"2p": "2", "3p": "3"}  # a pooled row and the row it pools
+IMAGENET_LIKE_ROWS = ("1", "2", "2p", "3", "3p", "5a", "5")
+ROW_ORDER = ("1", "2", "2p", "3", "3p", "4", "5a", "5", "6")
 
 _PIN_MEMORY_WARNING = r".*'pin_memory' argument is set as true but no accelerator is found.*"
 
@@ -59,37 +89,114 @@ class PipelineRow:
     images_per_s: float  # images of an epoch / median epoch seconds
     median_epoch_ms: float
     ratio_to_floor: float  # images/s over row 1's, same num_workers
-    ratio_to_float_floor: Optional[float]  # images/s over row 5a's (rows 3, 5a, 5, 6), same num_workers
+    ratio_to_float_floor: Optional[float]  # images/s over row 5a's (float rows), same num_workers
     round_images_per_s: List[float]  # each timed epoch, in order: the spread behind the median
+    pipeline_set: str = BUILTIN
+    # Per batch, medians over every batch of every epoch, CPU time of the thread that did it:
+    decode_ms: float = 0.0  # decoding the batch's JPEGs (and, imagenet-like, RandomResizedCrop)
+    to_sample_ms: float = 0.0  # the row's per-sample conversion (PILToTensor, np.asarray, float normalise)
+    collate_ms: float = 0.0  # the collate_fn: stacking, and mixing in fastmix's and timm's rows
+    main_mix_ms: float = 0.0  # the main loop's mixing (rows 5 and 6)
+    collate_mix_share: float = 0.0  # (collate + main mix) / (decode + to_sample + collate + main mix)
 
 
-# ---- the built-in images -------------------------------------------------------------------------
+@dataclass
+class OsCostRow:
+    part: str
+    dtype: str
+    median_ms: float
+    median_faults: float  # minor page faults of the process (ru_minflt) during the part
+    batches: int
 
-def make_jpegs(count: int, size: int, seed: int = 0) -> List[bytes]:
-    """``count`` smooth procedural RGB images of ``size`` x ``size``, each JPEG-encoded once (quality 90)."""
+
+# ---- the images ----------------------------------------------------------------------------------
+
+def _waves(width: int, height: int, rng: np.random.Generator, waves: Sequence[Tuple[float, float]]) -> np.ndarray:
+    """float32 (height, width, 3): per channel, sums of sin(fx x + fy y + p) as outer products of 1-D
+    waves (cheap, and smooth like a photo's large areas), and a gradient, around 127.5."""
+    x = np.linspace(0.0, 2.0 * np.pi, width, dtype=np.float32)
+    y = np.linspace(0.0, 2.0 * np.pi, height, dtype=np.float32)
+    channels = []
+    for _c in range(3):
+        value = np.zeros((height, width), dtype=np.float32)
+        for amplitude, top in waves:
+            fx, fy = rng.uniform(0.5, top, 2)
+            phase = rng.uniform(0.0, 2.0 * np.pi)
+            u, v = fx * x + phase, fy * y
+            value += amplitude * (np.outer(np.cos(v), np.sin(u)) + np.outer(np.sin(v), np.cos(u)))
+        value += rng.uniform(-40.0, 40.0) * x[None, :] / x[-1] + 127.5
+        channels.append(value)
+    return np.stack(channels, axis=-1)
+
+
+def _jpeg(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def make_jpegs(count: int, size: int, seed: int = 0) -> List[bytes]:
+    """``count`` smooth procedural RGB images of ``size`` x ``size``, each JPEG-encoded once (quality 90):
+    a coarse and a finer wave per channel and a gradient give the encoder something to code."""
     rng = np.random.default_rng(seed)
-    axis = np.linspace(0.0, 2.0 * np.pi, size, dtype=np.float32)
+    return [_jpeg(_waves(size, size, rng, ((80.0, 3.0), (30.0, 12.0)))) for _ in range(count)]
+
+
+def make_imagenet_like_jpegs(count: int, seed: int = 0, source: Tuple[int, int] = IMAGENET_LIKE_SOURCE,
+                             texture: float = IMAGENET_LIKE_TEXTURE) -> List[bytes]:
+    """``count`` procedural RGB images of ``source`` (width, height), quality 90: per channel, waves
+    at three scales and a gradient, plus a window of one fixed field of Gaussian noise (a random
+    offset per image) that stands in for a photo's texture, so that the files, and their decoding,
+    weigh about what ImageNet's do (its training JPEGs average about 110 KB)."""
+    width, height = source
+    rng = np.random.default_rng(seed)
+    field = rng.normal(0.0, texture, (2 * height, 2 * width, 3)).astype(np.float32)
+    x = np.linspace(0.0, 2.0 * np.pi, width, dtype=np.float32)
+    y = np.linspace(0.0, 2.0 * np.pi, height, dtype=np.float32)
+    amplitudes = np.array([80.0, 30.0, 15.0], dtype=np.float32)
+    tops = np.array([3.0, 12.0, 40.0])
     jpegs = []
     for _ in range(count):
-        channels = []
-        for _c in range(3):
-            # sin(fx x + fy y + p) as two outer products of 1-D waves: cheap, and smooth like a photo's
-            # large areas; a second, finer wave and a gradient give the encoder something to code.
-            value = np.zeros((size, size), dtype=np.float32)
-            for amplitude, top in ((80.0, 3.0), (30.0, 12.0)):
-                fx, fy = rng.uniform(0.5, top, 2)
-                phase = rng.uniform(0.0, 2.0 * np.pi)
-                u, v = fx * axis + phase, fy * axis
-                value += amplitude * (np.outer(np.cos(v), np.sin(u)) + np.outer(np.sin(v), np.cos(u)))
-            value += rng.uniform(-40.0, 40.0) * axis[None, :] / axis[-1] + 127.5
-            channels.append(value)
-        pixels = np.clip(np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        jpegs.append(buffer.getvalue())
+        pixels = np.empty((height, width, 3), dtype=np.float32)
+        for c in range(3):
+            # sum over waves of a sin(fx x + p + fy y) = [cos(fy y), sin(fy y)] @ [a sin(fx x + p); a cos(fx x + p)]
+            # (einsum: numpy's matmul calls a BLAS that took 30 ms here for this 6-deep product)
+            fx, fy = rng.uniform(0.5, tops), rng.uniform(0.5, tops)
+            u = fx[:, None] * x[None, :] + rng.uniform(0.0, 2.0 * np.pi, 3)[:, None]
+            v = fy[:, None] * y[None, :]
+            left = np.concatenate([np.cos(v), np.sin(v)]).T.astype(np.float32)
+            right = np.concatenate([amplitudes[:, None] * np.sin(u), amplitudes[:, None] * np.cos(u)]).astype(np.float32)
+            pixels[..., c] = np.einsum("hk,kw->hw", left, right) + (rng.uniform(-40.0, 40.0) * x / x[-1] + 127.5)[None, :]
+        y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+        jpegs.append(_jpeg(pixels + field[y0:y0 + height, x0:x0 + width]))
     return jpegs
+
+
+def random_resized_crop_params(width: int, height: int, rng: np.random.Generator,
+                               scale: Tuple[float, float] = (0.08, 1.0),
+                               ratio: Tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)) -> Tuple[int, int, int, int]:
+    """(top, left, h, w) of torchvision's ``RandomResizedCrop.get_params``: ten tries of an area in
+    ``scale`` of the image's and a log-uniform aspect ratio in ``ratio``, then the fallback: the
+    central crop of the largest box whose ratio is within ``ratio``."""
+    area = width * height
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(10):
+        target_area = area * rng.uniform(scale[0], scale[1])
+        aspect_ratio = math.exp(rng.uniform(log_ratio[0], log_ratio[1]))
+        w = int(round(math.sqrt(target_area * aspect_ratio)))
+        h = int(round(math.sqrt(target_area / aspect_ratio)))
+        if 0 < w <= width and 0 < h <= height:
+            return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        w, h = int(round(height * max(ratio))), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 # ---- what each pipeline's dataset returns for one decoded image (module level: picklable) ----------
@@ -118,22 +225,114 @@ def float32_normalised_chw(image: Any) -> torch.Tensor:
     return pil_to_tensor_uint8(image).to(torch.float32).mul_(1.0 / 255.0).sub_(_MEAN).div_(_STD)
 
 
-class JpegDataset(Dataset):
-    """JPEG bytes and int labels; ``__getitem__`` decodes with Pillow and applies ``transform``."""
+# ---- where a batch's time goes, measured in the process that spends it -----------------------------
 
-    def __init__(self, jpegs: Sequence[bytes], labels: Sequence[int], transform: Callable[[Any], Any]) -> None:
+_pending = {"decode": 0.0, "to_sample": 0.0}  # this process's samples since its last collate
+
+
+class WorkerClock:
+    """Per-batch CPU seconds (decode, to_sample, collate) of one loader, written by whichever
+    process collates the batch (a worker, or the main process at num_workers=0) into shared memory
+    that the main process reads after the epochs."""
+
+    def __init__(self, workers: int, capacity: int) -> None:
+        self.records = torch.zeros(max(1, workers), capacity, 3, dtype=torch.float64).share_memory_()
+        self.counts = torch.zeros(max(1, workers), dtype=torch.int64).share_memory_()
+
+    def record(self, decode: float, to_sample: float, collate: float) -> None:
+        info = get_worker_info()
+        worker = 0 if info is None else info.id
+        n = int(self.counts[worker])
+        if n < self.records.shape[1]:
+            self.records[worker, n] = torch.tensor([decode, to_sample, collate], dtype=torch.float64)
+            self.counts[worker] = n + 1
+
+    def medians_ms(self) -> Tuple[float, float, float]:
+        rows = [self.records[w, : int(self.counts[w])] for w in range(self.records.shape[0])]
+        every = torch.cat(rows) if rows else torch.zeros(0, 3, dtype=torch.float64)
+        if every.shape[0] == 0:
+            return 0.0, 0.0, 0.0
+        return tuple(float(v) * 1e3 for v in every.median(dim=0).values)  # type: ignore[return-value]
+
+
+class JpegDataset(Dataset):
+    """JPEG bytes and int labels; ``__getitem__`` decodes with Pillow, RandomResizedCrop-s to
+    ``crop`` when given (torchvision's sampling, then Pillow's bilinear resize: torchvision's
+    ``resized_crop`` of a PIL image), and applies ``transform``; each step's thread CPU time is
+    added to this process's pending totals, which the collate's ``TimedCollate`` records."""
+
+    def __init__(self, jpegs: Sequence[bytes], labels: Sequence[int], transform: Callable[[Any], Any],
+                 crop: Optional[int] = None) -> None:
         self.jpegs = list(jpegs)
         self.labels = list(labels)
         self.transform = transform
+        self.crop = crop
+        self._rng: Optional[np.random.Generator] = None
+        self._rng_pid: Optional[int] = None
 
     def __len__(self) -> int:
         return len(self.jpegs)
 
+    def rng(self) -> np.random.Generator:
+        """This process's crop stream, seeded from torch's seed of the process (a worker's differs)."""
+        if self._rng is None or self._rng_pid != os.getpid():
+            self._rng, self._rng_pid = np.random.default_rng(torch.initial_seed()), os.getpid()
+        return self._rng
+
     def __getitem__(self, index: int) -> Tuple[Any, int]:
         from PIL import Image
 
+        start = time.thread_time()
         image = Image.open(io.BytesIO(self.jpegs[index])).convert("RGB")
-        return self.transform(image), self.labels[index]
+        if self.crop is not None:
+            top, left, h, w = random_resized_crop_params(image.width, image.height, self.rng())
+            image = image.crop((left, top, left + w, top + h)).resize((self.crop, self.crop), Image.BILINEAR)
+        decoded = time.thread_time()
+        sample = self.transform(image)
+        _pending["decode"] += decoded - start
+        _pending["to_sample"] += time.thread_time() - decoded
+        return sample, self.labels[index]
+
+
+class TimedCollate:
+    """``collate`` timed (thread CPU time) and recorded with the batch's pending sample times."""
+
+    def __init__(self, collate: Callable[[List[Any]], Any], clock: WorkerClock) -> None:
+        self.collate = collate
+        self.clock = clock
+
+    def __call__(self, samples: List[Any]) -> Any:
+        start = time.thread_time()
+        batch = self.collate(samples)
+        spent = time.thread_time() - start
+        self.clock.record(_pending["decode"], _pending["to_sample"], spent)
+        _pending["decode"] = _pending["to_sample"] = 0.0
+        return batch
+
+
+class PooledBatches:
+    """A MixupCollate whose batches, in a DataLoader worker, are written into fastmix.shared_pool's
+    reused slots: a stand-in, for the bench, for the hook that collate.py's ``_empty_batch`` is to
+    take (it swaps that function for this call only, in the worker only)."""
+
+    def __init__(self, collate: MixupCollate) -> None:
+        self.collate = collate
+
+    def __call__(self, samples: List[Any]) -> Any:
+        if get_worker_info() is None:
+            return self.collate(samples)
+        plain = collate_module._empty_batch
+
+        def pooled(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            batch = shared_pool.batch_tensor(shape, dtype, memory_format)
+            return plain(shape, dtype, channels_last) if batch is None else batch
+
+        collate_module._empty_batch = pooled
+        try:
+            return self.collate(samples)
+        finally:
+            collate_module._empty_batch = plain
 
 
 # ---- mixing in the main loop ---------------------------------------------------------------------
@@ -181,13 +380,19 @@ def touch(images: torch.Tensor, targets: torch.Tensor) -> float:
     return float(images.reshape(-1)[::step].sum()) + float(targets[::8].sum())
 
 
-def consume_epoch(loader: DataLoader, mix: Optional[Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]]) -> int:
+MixFn = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+def consume_epoch(loader: DataLoader, mix: Optional[MixFn], mix_seconds: Optional[List[float]] = None) -> int:
     """The training loop without the model: every batch of one epoch, mixed here when ``mix`` is
-    given, then touched. Returns the number of images."""
+    given (its thread CPU time appended to ``mix_seconds``), then touched. Returns the number of images."""
     count = 0
     for images, targets in loader:
         if mix is not None:
+            start = time.thread_time()
             images, targets = mix(images, targets)
+            if mix_seconds is not None:
+                mix_seconds.append(time.thread_time() - start)
         touch(images, targets)
         count += images.shape[0]
     return count
@@ -203,28 +408,41 @@ class Pipeline:
     name: str
     transform: Callable[[Any], Any]
     collate: Callable[[List[Any]], Any]
-    mix: Optional[Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]] = None
+    mix: Optional[MixFn] = None
+    workers_only: bool = False  # a row that differs from another only in DataLoader workers
 
 
-def build_pipelines(batch: int, num_classes: int, notes: List[str]) -> List[Pipeline]:
-    """The rows, in table order (1, 2, 3, 4, 5a, 5, 6); timm's row only when timm loads, else a note."""
+def build_pipelines(batch: int, num_classes: int, notes: List[str], keys: Optional[Sequence[str]] = None) -> List[Pipeline]:
+    """The rows, in table order (1, 2, 2p, 3, 3p, 4, 5a, 5, 6), or those of ``keys``; timm's row only
+    when timm loads, else a note."""
     normalised = dict(dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+    def uint8_collate() -> MixupCollate:
+        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), dtype=torch.uint8)
+
+    def float_collate() -> MixupCollate:
+        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), **normalised)
+
     pipelines = [
         Pipeline("1", "default_collate, uint8 CHW tensors (PILToTensor), no mixing", pil_to_tensor_uint8, default_collate),
-        Pipeline("2", "fastmix MixupCollate -> uint8, numpy HWC samples", numpy_hwc_uint8,
-                 MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), dtype=torch.uint8)),
-        Pipeline("3", "fastmix MixupCollate -> float32 normalised, numpy HWC samples", numpy_hwc_uint8,
-                 MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), **normalised)),
+        Pipeline("2", "fastmix MixupCollate -> uint8, numpy HWC samples", numpy_hwc_uint8, uint8_collate()),
+        Pipeline("2p", "2, worker batches in reused shared slots (fastmix.shared_pool)", numpy_hwc_uint8,
+                 PooledBatches(uint8_collate()), workers_only=True),
+        Pipeline("3", "fastmix MixupCollate -> float32 normalised, numpy HWC samples", numpy_hwc_uint8, float_collate()),
+        Pipeline("3p", "3, worker batches in reused shared slots (fastmix.shared_pool)", numpy_hwc_uint8,
+                 PooledBatches(float_collate()), workers_only=True),
     ]
-    timm_mixup, timm_how = load_timm_mixup()
-    if timm_mixup is None:
-        notes.append(f"no timm row (4): {timm_how}")
-    elif batch % 2:
-        notes.append(f"no timm row (4): timm's FastCollateMixup asserts an even batch size, got {batch}")
-    else:
-        notes.append(f"row 4 is {timm_how}")
-        pipelines.append(Pipeline("4", "timm FastCollateMixup -> uint8, numpy CHW samples (ToNumpy)", timm_to_numpy_chw_uint8,
-                                  timm_mixup.FastCollateMixup(num_classes=num_classes, **MIX_KNOBS)))
+    if keys is None or "4" in keys:
+        timm_mixup, timm_how = load_timm_mixup()
+        if timm_mixup is None:
+            notes.append(f"no timm row (4): {timm_how}")
+        elif batch % 2:
+            notes.append(f"no timm row (4): timm's FastCollateMixup asserts an even batch size, got {batch}")
+        else:
+            notes.append(f"row 4 is {timm_how}")
+            pipelines.append(Pipeline("4", "timm FastCollateMixup -> uint8, numpy CHW samples (ToNumpy)",
+                                      timm_to_numpy_chw_uint8,
+                                      timm_mixup.FastCollateMixup(num_classes=num_classes, **MIX_KNOBS)))
     pipelines += [
         Pipeline("5a", "default_collate, float32 normalised CHW tensors, no mixing", float32_normalised_chw, default_collate),
         Pipeline("5", "5a + fastmix Mixup in place in the main loop", float32_normalised_chw, default_collate,
@@ -232,7 +450,7 @@ def build_pipelines(batch: int, num_classes: int, notes: List[str]) -> List[Pipe
         Pipeline("6", "5a + torchvision v2 MixUp/CutMix formulas in the main loop", float32_normalised_chw,
                  default_collate, TorchvisionMixUpCutMix(num_classes, seed=0)),
     ]
-    return pipelines
+    return [p for p in pipelines if keys is None or p.key in keys]
 
 
 def make_loader(dataset: Dataset, batch: int, num_workers: int, collate: Callable[[List[Any]], Any]) -> DataLoader:
@@ -249,8 +467,14 @@ def pin_memory_status() -> str:
             "suppressed), so no row pays a pinning copy")
 
 
+def machine_note() -> str:
+    return (f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} "
+            f"usable), torch {torch.__version__}, {torch.get_num_threads()} torch thread(s) in the main process "
+            f"(1 in each worker, torch's default)")
+
+
 def run(
-    images: int = DEFAULT_IMAGES,
+    images: Optional[int] = None,
     batch: int = DEFAULT_BATCH,
     size: int = DEFAULT_SIZE,
     rounds: int = DEFAULT_ROUNDS,
@@ -258,46 +482,72 @@ def run(
     num_classes: int = 1000,
     progress: Optional[ProgressCallback] = None,
     notes: Optional[List[str]] = None,
+    pipeline_set: str = DEFAULT_SET,
 ) -> List[PipelineRow]:
-    """Images per second of every row for each ``num_workers`` in ``workers``: ``images`` JPEGs of
-    ``size`` x ``size``, batches of ``batch`` (full batches only), one untimed warm-up epoch, then
-    ``rounds`` epochs per row interleaved round by round; median epoch time per row.
+    """Images per second of every row of ``pipeline_set`` for each ``num_workers`` in ``workers``:
+    ``images`` JPEGs (default ``DEFAULT_IMAGES[pipeline_set]``; builtin: ``size`` x ``size``;
+    imagenet-like: 500x375 cropped to ``size``), batches of ``batch`` (full batches only), one
+    untimed warm-up epoch, then ``rounds`` epochs per row interleaved round by round; median epoch
+    time per row, and the medians of where each batch's CPU time went.
 
     ``notes``, when given, receives what was measured how and what was left out."""
+    if pipeline_set not in SETS:
+        raise ValueError(f"pipeline_set: expected one of {', '.join(SETS)}, got {pipeline_set!r}")
+    images = DEFAULT_IMAGES[pipeline_set] if images is None else images
     if images < batch:
         raise ValueError(f"images: expected at least one batch ({batch}) of images, got {images}")
     notes = [] if notes is None else notes
-    jpegs = make_jpegs(images, size)
+    tag = f"{pipeline_set} set: "
     labels = np.random.default_rng(1).integers(0, num_classes, images).tolist()
     per_epoch = images // batch * batch
-    notes.append(f"dataset: {images} procedural {size}x{size} RGB JPEGs (quality {JPEG_QUALITY}, "
-                 f"{statistics.mean(map(len, jpegs)) / 1024:.1f} KiB on average), decoded with Pillow in the "
-                 f"workers; an epoch is {per_epoch // batch} batches of {batch}")
-    notes.append(pin_memory_status())
-    notes.append("the main loop touches every batch: one element per 4 KiB page of the images (so every page of a "
-                 "worker's shared-memory batch is mapped here, as a copy to the GPU would do) and every 8th target row")
-    notes.append(f"machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} "
-                 f"usable), torch {torch.__version__}, {torch.get_num_threads()} torch thread(s) in the main process "
-                 f"(1 in each worker, torch's default)")
-    pipelines = build_pipelines(batch, num_classes, notes)
-    notes.append(f"floors: every ratio is against row {FLOOR} with the same num_workers; rows "
-                 f"{', '.join(FLOAT_ROWS)} also against row {FLOAT_FLOOR}, which makes the same float32 normalised "
-                 f"batch without mixing (converting to float is not mixing cost)")
-    notes.append("row 6 takes the same draws as row 5 (a Mixup(seed=0) stream: Mixup or CutMix per batch, "
-                 "lambda, box) and applies torchvision v2's formulas, as RandomChoice([MixUp, CutMix]) would")
+    if pipeline_set == BUILTIN:
+        jpegs, crop = make_jpegs(images, size), None
+        made = f"{images} procedural {size}x{size} RGB JPEGs"
+        keys: Optional[Sequence[str]] = None
+    else:
+        jpegs, crop = make_imagenet_like_jpegs(images), size
+        made = (f"{images} procedural {IMAGENET_LIKE_SOURCE[0]}x{IMAGENET_LIKE_SOURCE[1]} RGB JPEGs, textured, "
+                f"RandomResizedCrop-ed to {size}x{size} (scale (0.08, 1), ratio (3/4, 4/3), bilinear) after decoding")
+        keys = IMAGENET_LIKE_ROWS
+    notes.append(f"{tag}{made} (quality {JPEG_QUALITY}, {statistics.mean(map(len, jpegs)) / 1024:.1f} KiB on "
+                 f"average), decoded with Pillow in the workers; an epoch is {per_epoch // batch} batches of {batch}")
+    pipelines = build_pipelines(batch, num_classes, notes, keys)
+    available = {p.key for p in pipelines}
+    if pipeline_set == BUILTIN:
+        notes.append(pin_memory_status())
+        notes.append("the main loop touches every batch: one element per 4 KiB page of the images (so every page of a "
+                     "worker's shared-memory batch is mapped here, as a copy to the GPU would do) and every 8th target row")
+        notes.append(machine_note())
+        notes.append(f"floors: every ratio is against row {FLOOR} with the same num_workers; rows "
+                     f"{', '.join(FLOAT_ROWS)} also against row {FLOAT_FLOOR}, which makes the same float32 normalised "
+                     f"batch without mixing (converting to float is not mixing cost)")
+        notes.append("row 6 takes the same draws as row 5 (a Mixup(seed=0) stream: Mixup or CutMix per batch, "
+                     "lambda, box) and applies torchvision v2's formulas, as RandomChoice([MixUp, CutMix]) would")
+        notes.append("rows 2p and 3p (num_workers >= 1): rows 2 and 3 with each worker's batch written into a reused "
+                     "slot of fastmix.shared_pool instead of fresh shared memory (a batch still held is never "
+                     "overwritten); the main process gets a plain tensor")
+        notes.append("ms columns: per batch, medians of thread CPU time in the process that did the work: decode (+ crop), "
+                     "the per-sample conversion, the collate_fn, and the main loop's mixing; mix share = "
+                     "(collate + main mix) / all four")
 
     rows: List[PipelineRow] = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_PIN_MEMORY_WARNING)
         for k, num_workers in enumerate(workers, 1):
-            loaders = {p.key: make_loader(JpegDataset(jpegs, labels, p.transform), batch, num_workers, p.collate)
-                       for p in pipelines}
+            here = [p for p in pipelines if num_workers > 0 or not p.workers_only]
+            capacity = (rounds + 1) * (per_epoch // batch)
+            clocks = {p.key: WorkerClock(num_workers, capacity) for p in here}
+            mix_seconds: Dict[str, List[float]] = {p.key: [] for p in here}
+            loaders = {p.key: make_loader(JpegDataset(jpegs, labels, p.transform, crop), batch, num_workers,
+                                          TimedCollate(p.collate, clocks[p.key]))
+                       for p in here}
             epochs: Dict[str, Callable[[], object]] = {
-                p.key: (lambda loader=loaders[p.key], mix=p.mix: consume_epoch(loader, mix)) for p in pipelines}
+                p.key: (lambda loader=loaders[p.key], mix=p.mix, spent=mix_seconds[p.key]: consume_epoch(loader, mix, spent))
+                for p in here}
 
             def on_round(done: int, total: int, k: int = k, num_workers: int = num_workers) -> None:
                 if progress is not None:
-                    progress(k, len(workers), f"num_workers={num_workers}, {len(pipelines)} loaders", done, total)
+                    progress(k, len(workers), f"{tag}num_workers={num_workers}, {len(here)} loaders", done, total)
 
             key_of = {id(epoch): key for key, epoch in epochs.items()}
             epoch_seconds: Dict[str, List[float]] = {key: [] for key in epochs}
@@ -311,31 +561,170 @@ def run(
             del epochs, loaders  # shuts the persistent workers down before the next num_workers starts its own
             gc.collect()
             speed = {key: per_epoch / s for key, s in seconds.items()}
-            for p in pipelines:
+            for p in here:
+                decode_ms, to_sample_ms, collate_ms = clocks[p.key].medians_ms()
+                main_mix_ms = statistics.median(mix_seconds[p.key]) * 1e3 if mix_seconds[p.key] else 0.0
+                spent = decode_ms + to_sample_ms + collate_ms + main_mix_ms
                 rows.append(PipelineRow(
                     key=p.key, pipeline=p.name, num_workers=num_workers, images_per_s=speed[p.key],
                     median_epoch_ms=seconds[p.key] * 1e3, ratio_to_floor=speed[p.key] / speed[FLOOR],
-                    ratio_to_float_floor=speed[p.key] / speed[FLOAT_FLOOR] if p.key in FLOAT_ROWS else None,
+                    ratio_to_float_floor=(speed[p.key] / speed[FLOAT_FLOOR]
+                                          if p.key in FLOAT_ROWS and FLOAT_FLOOR in available else None),
                     round_images_per_s=[per_epoch / s for s in epoch_seconds[p.key][1:]],  # [0]: the warm-up
+                    pipeline_set=pipeline_set, decode_ms=decode_ms, to_sample_ms=to_sample_ms, collate_ms=collate_ms,
+                    main_mix_ms=main_mix_ms, collate_mix_share=(collate_ms + main_mix_ms) / spent if spent > 0 else 0.0,
                 ))
     return rows
+
+
+# ---- the operating system's part of a worker batch -------------------------------------------------
+
+def _faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed(fn: Callable[[], object]) -> Tuple[float, int]:
+    """(wall seconds, minor page faults of this process) of one call."""
+    faults, start = _faults(), time.perf_counter()
+    fn()
+    return time.perf_counter() - start, _faults() - faults
+
+
+def _shared_batch(shape: Tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A fresh batch in shared memory, as default_collate and fastmix's collate allocate one in a worker."""
+    nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape)
+
+
+WORKER_FRESH = "worker: a fresh shared batch (UntypedStorage._new_shared) + one write"
+WORKER_MAPPED = "worker: the same write into shared memory already mapped"
+WORKER_POOLED = "worker: a reused slot (fastmix.shared_pool) + one write"
+MAIN_FIRST = "main: first read of a fresh shared batch (a copy into mapped memory)"
+MAIN_SECOND = "main: the same read again"
+MAIN_RELEASE = "main: release of a fresh shared batch (the last mapping: its pages are freed)"
+MAIN_POOLED_FIRST = "main: first read of a pooled batch"
+MAIN_POOLED_RELEASE = "main: release of a pooled batch"
+
+
+class _OsCostBatches(Dataset):
+    """Item i: (a fresh shared batch, a pooled batch, the worker's timings of making them)."""
+
+    def __init__(self, shape: Tuple[int, ...], dtype: torch.dtype, count: int) -> None:
+        self.shape, self.dtype, self.count = shape, dtype, count
+        self.mapped: Optional[torch.Tensor] = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor, Dict[str, Tuple[float, int]]]:
+        if self.mapped is None:
+            self.mapped = _shared_batch(self.shape, self.dtype).fill_(0)
+        made: Dict[str, torch.Tensor] = {}
+        timings = {
+            WORKER_FRESH: _timed(lambda: made.update(fresh=_shared_batch(self.shape, self.dtype).fill_(1))),
+            WORKER_MAPPED: _timed(lambda: self.mapped.fill_(1)),
+        }
+        pooled_or_none: List[Optional[torch.Tensor]] = []
+        timings[WORKER_POOLED] = _timed(lambda: pooled_or_none.append(
+            shared_pool.batch_tensor(self.shape, self.dtype)))
+        pooled = pooled_or_none[0]
+        if pooled is None:  # a batch under shared_pool.MIN_BYTES, or the pool off: no pooled parts
+            del timings[WORKER_POOLED]
+            return made["fresh"], torch.empty(0), timings
+        seconds, faults = timings[WORKER_POOLED]
+        fill = _timed(lambda: pooled.fill_(1))
+        timings[WORKER_POOLED] = (seconds + fill[0], faults + fill[1])
+        return made["fresh"], pooled, timings
+
+
+def os_costs(batch: int = DEFAULT_BATCH, size: int = DEFAULT_SIZE, count: int = 18, warmup: int = 6,
+             dtypes: Sequence[torch.dtype] = (torch.uint8, torch.float32)) -> List[OsCostRow]:
+    """The operating system's part of a worker batch of (batch, 3, size, size), per dtype, medians
+    over ``count`` batches made by one DataLoader worker, the first ``warmup`` left out (the
+    worker's start, and the first use of each pool slot the batches in flight need: five here):
+
+    in the worker, a fresh shared batch and its one write (each new 4 KiB page faulted in and
+    zeroed), the same write into shared memory already mapped, and a reused pool slot and its
+    write; in the main process, the first read of a received fresh batch (a copy into memory
+    already mapped: each page of the received file is mapped here on first access, 16 per fault
+    where the kernel maps around a faulting address), the same read again, and the release of the
+    previous batch once the next has arrived, as a training loop drops it (the last mapping, so
+    its pages are freed); then the same read and release of pooled batches (left out where the
+    pool gives no slot: a batch under ``shared_pool.MIN_BYTES``, or the pool off)."""
+    rows: List[OsCostRow] = []
+    for dtype in dtypes:
+        shape = (batch, 3, size, size)
+        loader = DataLoader(_OsCostBatches(shape, dtype, count), batch_size=None, num_workers=1)
+        records: Dict[str, List[Tuple[float, int]]] = {}
+        destination = torch.empty(shape, dtype=dtype).fill_(0)
+        held_fresh: List[torch.Tensor] = []  # the previous batch, dropped once the next has arrived
+        held_pooled: List[torch.Tensor] = []
+        for n, (fresh, pooled, timings) in enumerate(loader):
+            # The worker makes the batch after next meanwhile (the DataLoader asked for it when this
+            # one arrived): let it finish, so that neither side's timings share the cores.
+            time.sleep(0.02 + 2.0 * sum(seconds for seconds, _ in timings.values()))
+            measured = dict(timings)
+            measured[MAIN_FIRST] = _timed(lambda: destination.copy_(fresh))
+            measured[MAIN_SECOND] = _timed(lambda: destination.copy_(fresh))
+            if pooled.numel():
+                measured[MAIN_POOLED_FIRST] = _timed(lambda: destination.copy_(pooled))
+            if held_fresh:
+                measured[MAIN_RELEASE] = _timed(held_fresh.clear)
+                if held_pooled[0].numel():
+                    measured[MAIN_POOLED_RELEASE] = _timed(held_pooled.clear)
+                held_pooled.clear()
+            held_fresh.append(fresh)
+            held_pooled.append(pooled)
+            del fresh, pooled
+            if n >= warmup:
+                for part, value in measured.items():
+                    records.setdefault(part, []).append(value)
+        del loader, held_fresh, held_pooled
+        gc.collect()
+        name = str(dtype).replace("torch.", "")
+        for part in (WORKER_FRESH, WORKER_MAPPED, WORKER_POOLED, MAIN_FIRST, MAIN_SECOND, MAIN_RELEASE,
+                     MAIN_POOLED_FIRST, MAIN_POOLED_RELEASE):
+            values = records.get(part, [])
+            if values:
+                rows.append(OsCostRow(part, name, statistics.median(v[0] for v in values) * 1e3,
+                                      statistics.median(v[1] for v in values), len(values)))
+    return rows
+
+
+def format_os_costs(rows: List[OsCostRow]) -> str:
+    """One line per part: ms and page faults per batch for each dtype."""
+    dtypes = list(dict.fromkeys(r.dtype for r in rows))
+    cells = {(r.part, r.dtype): r for r in rows}
+    header = ["part"]
+    for d in dtypes:
+        header += [f"{d} ms", f"{d} faults"]
+    lines = [header]
+    for part in dict.fromkeys(r.part for r in rows):
+        line = [part]
+        for d in dtypes:
+            r = cells.get((part, d))
+            line += ["", ""] if r is None else [f"{r.median_ms:.2f}", f"{r.median_faults:.0f}"]
+        lines.append(line)
+    return aligned_columns(lines, text_columns=1)
 
 
 # ---- the printed table ---------------------------------------------------------------------------
 
 def format_table(rows: List[PipelineRow]) -> str:
-    """One line per row, for each num_workers: images/s, / row 1, / row 5a (float rows only)."""
+    """One line per row, for each num_workers: images/s, / row 1, / row 5a (float rows only); then
+    where a batch's CPU time goes (ms per batch) and the share of collating and mixing."""
     workers = sorted({r.num_workers for r in rows})
     by_key: Dict[str, Dict[int, PipelineRow]] = {}
-    for r in rows:
+    for r in sorted(rows, key=lambda r: ROW_ORDER.index(r.key) if r.key in ROW_ORDER else len(ROW_ORDER)):
         by_key.setdefault(r.key, {})[r.num_workers] = r
     header = ["row", "pipeline", "floor"]
     for w in workers:
         header += [f"w={w} img/s", f"/ {FLOOR}", f"/ {FLOAT_FLOOR}"]
     lines = [header]
+    times = [["row", "pipeline", "num_workers", "decode ms", "to-sample ms", "collate ms", "main mix ms", "mix share"]]
     for key, cells in by_key.items():
         first = next(iter(cells.values()))
-        floor = f"{FLOOR}, {FLOAT_FLOOR}" if key in FLOAT_ROWS else FLOOR
+        floor = f"{FLOOR}, {FLOAT_FLOOR}" if first.ratio_to_float_floor is not None else FLOOR
         line = [key, first.pipeline, floor]
         for w in workers:
             r = cells.get(w)
@@ -344,25 +733,41 @@ def format_table(rows: List[PipelineRow]) -> str:
                 continue
             line += [f"{r.images_per_s:.0f}", f"{r.ratio_to_floor:.2f}",
                      "" if r.ratio_to_float_floor is None else f"{r.ratio_to_float_floor:.2f}"]
+            times.append([key, first.pipeline, str(w), f"{r.decode_ms:.1f}", f"{r.to_sample_ms:.1f}",
+                          f"{r.collate_ms:.1f}", f"{r.main_mix_ms:.1f}", f"{r.collate_mix_share:.1%}"])
         lines.append(line)
-    return aligned_columns(lines)
+    return aligned_columns(lines) + "\n\nwhere a batch's CPU time goes (medians per batch)\n" + aligned_columns(times)
 
 
 GOAL = 0.97  # fastmix's collate should keep at least this fraction of the no-mixing throughput
 
 
 def goal_lines(rows: List[PipelineRow]) -> List[str]:
-    """Whether fastmix's collate rows keep ``GOAL`` of their floor's throughput, per num_workers:
+    """Whether fastmix's collate rows keep ``GOAL`` of their floor's throughput, per set and num_workers:
     row 2 (uint8) against row 1; row 3 (float32 normalised) against row 5a, its like-for-like floor,
     and against row 1."""
     lines = []
     for r in rows:
+        where = f"{r.pipeline_set} set, num_workers={r.num_workers}"
         if r.key == "2":
-            lines.append(f"goal: row 2 (fastmix collate -> uint8), num_workers={r.num_workers}: {r.ratio_to_floor:.2f} "
+            lines.append(f"goal: row 2 (fastmix collate -> uint8), {where}: {r.ratio_to_floor:.2f} "
                          f"of row {FLOOR} ({'met' if r.ratio_to_floor >= GOAL else 'NOT met'}, goal {GOAL})")
         elif r.key == "3" and r.ratio_to_float_floor is not None:
             met = "met" if r.ratio_to_float_floor >= GOAL else "NOT met"
-            lines.append(f"goal: row 3 (fastmix collate -> float32 normalised), num_workers={r.num_workers}: "
+            lines.append(f"goal: row 3 (fastmix collate -> float32 normalised), {where}: "
                          f"{r.ratio_to_float_floor:.2f} of row {FLOAT_FLOOR} ({met}, goal {GOAL}); "
                          f"{r.ratio_to_floor:.2f} of row {FLOOR}")
+    return lines
+
+
+def pool_lines(rows: List[PipelineRow]) -> List[str]:
+    """What the worker pool gains: each pooled row against the row it pools, same set and num_workers."""
+    found = {(r.pipeline_set, r.num_workers, r.key): r for r in rows}
+    lines = []
+    for r in rows:
+        plain = found.get((r.pipeline_set, r.num_workers, POOLED_OF.get(r.key, "")))
+        if plain is not None:
+            lines.append(f"pool: row {r.key} / row {plain.key}, {r.pipeline_set} set, num_workers={r.num_workers}: "
+                         f"{r.images_per_s / plain.images_per_s:.2f} ({r.images_per_s:.0f} against "
+                         f"{plain.images_per_s:.0f} images/s)")
     return lines
