@@ -60,6 +60,7 @@ def table_keys(printed, title):
     return [line.split()[0] for line in lines[start:end]]
 
 
+@pytest.mark.slow  # 2-3.5 s here: two num_workers, nine rows and the page-fault table
 def test_cli_prints_every_row_per_num_workers_and_writes_json(tmp_path, capsys):
     out = tmp_path / "pipeline.json"
     assert cli.main(TINY_ARGS + ["--json", str(out)]) == 0
