@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import default_collate, get_worker_info
 
 from .backends.checks import INPUT_DTYPES, OUT_DTYPES, check_class_indices, dtype_name, dtype_names, type_name
+from . import shared_pool
 from .huge_pages import empty_on_huge_pages
 from .mixup import Mixup
 from .masks import MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, paste_only, saved_partner_masks
@@ -161,13 +162,17 @@ def _check_label_array(label: Any, index: int) -> None:
         raise TypeError(f"{name}: expected a label of real values, got dtype {str(label.dtype).replace('torch.', '')}")
 
 
-def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
+def _empty_batch(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool, reuse: bool = True) -> torch.Tensor:
     """An uninitialised batch: in a DataLoader worker in shared memory (as default_collate does),
-    else in memory that 2 MiB pages may back (huge_pages.py: a fresh batch's page faults are most
-    of a collate's time)."""
+    with ``reuse`` in a slot of the worker's pool that the main process has released (shared_pool.py:
+    no fresh page to fault in and zero), else in memory that 2 MiB pages may back (huge_pages.py: a
+    fresh batch's page faults are most of a collate's time)."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if get_worker_info() is None:
         return empty_on_huge_pages(shape, dtype, memory_format)
+    pooled = shared_pool.batch_tensor(shape, dtype, memory_format) if reuse else None
+    if pooled is not None:
+        return pooled
     strides = torch.empty(shape, dtype=dtype, device="meta", memory_format=memory_format).stride()
     itemsize = torch.empty((), dtype=dtype).element_size()
     storage = torch.UntypedStorage._new_shared(math.prod(shape) * itemsize)
@@ -200,6 +205,13 @@ class MixupCollate:
             the tuple or under ``params_key`` in a dict: what was done to a batch collated in a
             DataLoader worker, for logging or replay (``mixup.last_params`` is set only in the
             process that collated, so in the main process it says nothing about worker batches).
+        reuse_worker_memory: in a DataLoader worker, write each batch into a shared-memory slot
+            that the main process has released (fastmix.shared_pool: a batch still held, or a view
+            or copy of it, is never overwritten; when every slot is held a fresh one is used),
+            instead of a fresh shared file per batch as default_collate does, whose pages the
+            worker faults in and zeroes and the main process frees for every batch. Linux only
+            (elsewhere, and with FASTMIX_WORKER_POOL=0, fresh files). A batch received from the
+            pool reports ``is_shared()`` False: sending it on to another process copies it.
 
     The Mixup's knobs can be set on the collate too, as timm's names (``collate.mixup_enabled =
     False``, ``collate.mix_prob = 0.5``, ...): they live in shared memory, so every DataLoader
@@ -228,6 +240,7 @@ class MixupCollate:
         params_key: str = "mix_params",
         masks: bool = False,
         mask_key: str = "mask",
+        reuse_worker_memory: bool = True,
     ) -> None:
         check_collate_mixup(mixup)
         self.mean, self.std = check_collate_settings(dtype, mean, std)
@@ -242,6 +255,7 @@ class MixupCollate:
         self.params_key = params_key
         self.masks = check_bool("masks", masks)
         self.mask_key = mask_key
+        self.reuse_worker_memory = check_bool("reuse_worker_memory", reuse_worker_memory)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -336,14 +350,15 @@ class MixupCollate:
     def _collate_masks(self, masks: List[torch.Tensor], params: MixParams) -> MaskTargets:
         """The (B, H, W) masks, each written once: CutMix boxes pasted, as bytes, by the collate op."""
         batch, (height, width), dtype, itemsize = len(masks), masks[0].shape, masks[0].dtype, masks[0].element_size()
-        out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False)
+        out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False, self.reuse_worker_memory)
         as_hwc_bytes = [m.view(torch.uint8).view(height, width * itemsize, 1) for m in masks]
         partner, lam, kind, box = params.as_tuple()
         empty = torch.empty(0)
         self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
         mask_a = out.view(batch, height, width * itemsize).view(dtype)
         # the samples' masks are never written: they are the originals a blend reads
-        saved, source_b = saved_partner_masks(masks, partner, kind, lambda shape: _empty_batch(shape, dtype, False))
+        saved, source_b = saved_partner_masks(
+            masks, partner, kind, lambda shape: _empty_batch(shape, dtype, False, self.reuse_worker_memory))
         return MaskTargets(mask_a, mask_weights(lam, kind), source_b, saved)
 
     def _labels(self, labels: List[Any], policy: MixPolicy) -> torch.Tensor:
@@ -418,7 +433,8 @@ class MixupCollate:
         scale, bias = self.affine(channels, dtype == torch.uint8)  # may refuse: before any draw
         params = self.sample(policy, enabled, len(images), height, width)
         mix.last_params = params
-        out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last)
+        out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last,
+                           self.reuse_worker_memory)
         self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
         targets = None if labels is None else self._targets(labels, params, policy)
         if masks is not None:

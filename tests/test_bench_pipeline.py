@@ -247,12 +247,13 @@ def test_the_dataset_crops_to_the_size_and_counts_decode_and_conversion_time():
 
 
 def test_a_pooled_row_collates_in_its_worker_what_the_plain_collate_does():
-    """Row 2p's collate in a DataLoader worker: the same batch and targets as row 2's, sent from a
-    reused slot (a plain, unshared tensor here) instead of fresh shared memory."""
+    """Row 2p's collate (MixupCollate's default, reuse_worker_memory=True) in a DataLoader worker:
+    the same batch and targets as row 2's (reuse_worker_memory=False), sent from a reused slot (a
+    plain, unshared tensor here) instead of fresh shared memory."""
     samples = [(np.random.default_rng(i).integers(0, 256, (224, 224, 3), dtype=np.uint8), i) for i in range(8)]
     got = {}
-    for name, wrap in (("plain", lambda c: c), ("pooled", pipeline.PooledBatches)):
-        collate = wrap(MixupCollate(Mixup(num_classes=10, seed=0, **pipeline.MIX_KNOBS)))
+    for name, reuse in (("plain", False), ("pooled", True)):
+        collate = MixupCollate(Mixup(num_classes=10, seed=0, **pipeline.MIX_KNOBS), reuse_worker_memory=reuse)
         loader = DataLoader(samples, batch_size=8, num_workers=1, collate_fn=collate,
                             generator=torch.Generator().manual_seed(0))  # the same worker seed: the same draws
         got[name] = list(loader)

@@ -162,7 +162,8 @@ def layer(name: str) -> int:
     if name.startswith("fastmix.backends"):
         return 1
     if name.startswith("fastmix.sampling") or name in ("fastmix.targets", "fastmix.masks", "fastmix.process_local",
-                                                       "fastmix.shared_settings"):
+                                                       "fastmix.shared_settings", "fastmix.huge_pages",
+                                                       "fastmix.shared_pool"):
         return 2
     return 3
 

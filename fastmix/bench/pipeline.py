@@ -15,10 +15,12 @@ round, so that machine noise hits all of them alike. Two sets (``--pipeline-set`
 The rows (the imagenet-like set has 1, 2, 2p, 3, 3p, 5a and 5):
 
     1   default_collate of uint8 CHW tensors (torchvision's PILToTensor), no mixing: the floor
-    2   fastmix.MixupCollate -> uint8, from numpy HWC samples
-    2p  2, its worker batches in fastmix.shared_pool's reused slots (num_workers >= 1)
-    3   fastmix.MixupCollate -> float32 normalised, from numpy HWC samples
-    3p  3, its worker batches in fastmix.shared_pool's reused slots (num_workers >= 1)
+    2   fastmix.MixupCollate -> uint8, from numpy HWC samples, with reuse_worker_memory=False (a
+        fresh shared batch per batch in a worker, as default_collate)
+    2p  2 as MixupCollate makes it by default: its worker batches in fastmix.shared_pool's reused
+        slots (num_workers >= 1)
+    3   fastmix.MixupCollate -> float32 normalised, from numpy HWC samples, reuse_worker_memory=False
+    3p  3 by default: in reused slots (num_workers >= 1)
     4   timm's FastCollateMixup, from numpy CHW samples (timm's ToNumpy), when timm loads
     5a  default_collate of float32 normalised CHW tensors made in the worker, no mixing
     5   5a, then fastmix.Mixup in place in the main loop
@@ -48,7 +50,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_info
 
-from .. import collate as collate_module
 from .. import shared_pool
 from ..collate import MixupCollate
 from ..mixup import Mixup
@@ -310,31 +311,6 @@ class TimedCollate:
         return batch
 
 
-class PooledBatches:
-    """A MixupCollate whose batches, in a DataLoader worker, are written into fastmix.shared_pool's
-    reused slots: a stand-in, for the bench, for the hook that collate.py's ``_empty_batch`` is to
-    take (it swaps that function for this call only, in the worker only)."""
-
-    def __init__(self, collate: MixupCollate) -> None:
-        self.collate = collate
-
-    def __call__(self, samples: List[Any]) -> Any:
-        if get_worker_info() is None:
-            return self.collate(samples)
-        plain = collate_module._empty_batch
-
-        def pooled(shape: Tuple[int, ...], dtype: torch.dtype, channels_last: bool) -> torch.Tensor:
-            memory_format = torch.channels_last if channels_last else torch.contiguous_format
-            batch = shared_pool.batch_tensor(shape, dtype, memory_format)
-            return plain(shape, dtype, channels_last) if batch is None else batch
-
-        collate_module._empty_batch = pooled
-        try:
-            return self.collate(samples)
-        finally:
-            collate_module._empty_batch = plain
-
-
 # ---- mixing in the main loop ---------------------------------------------------------------------
 
 class TorchvisionMixUpCutMix:
@@ -417,20 +393,24 @@ def build_pipelines(batch: int, num_classes: int, notes: List[str], keys: Option
     when timm loads, else a note."""
     normalised = dict(dtype=torch.float32, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
-    def uint8_collate() -> MixupCollate:
-        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), dtype=torch.uint8)
+    def uint8_collate(reuse: bool) -> MixupCollate:
+        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), dtype=torch.uint8,
+                            reuse_worker_memory=reuse)
 
-    def float_collate() -> MixupCollate:
-        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), **normalised)
+    def float_collate(reuse: bool) -> MixupCollate:
+        return MixupCollate(Mixup(num_classes=num_classes, seed=0, **MIX_KNOBS), reuse_worker_memory=reuse,
+                            **normalised)
 
     pipelines = [
         Pipeline("1", "default_collate, uint8 CHW tensors (PILToTensor), no mixing", pil_to_tensor_uint8, default_collate),
-        Pipeline("2", "fastmix MixupCollate -> uint8, numpy HWC samples", numpy_hwc_uint8, uint8_collate()),
-        Pipeline("2p", "2, worker batches in reused shared slots (fastmix.shared_pool)", numpy_hwc_uint8,
-                 PooledBatches(uint8_collate()), workers_only=True),
-        Pipeline("3", "fastmix MixupCollate -> float32 normalised, numpy HWC samples", numpy_hwc_uint8, float_collate()),
-        Pipeline("3p", "3, worker batches in reused shared slots (fastmix.shared_pool)", numpy_hwc_uint8,
-                 PooledBatches(float_collate()), workers_only=True),
+        Pipeline("2", "fastmix MixupCollate -> uint8, numpy HWC samples, a fresh shared batch each time",
+                 numpy_hwc_uint8, uint8_collate(reuse=False)),
+        Pipeline("2p", "2, worker batches in reused shared slots (reuse_worker_memory, the default)", numpy_hwc_uint8,
+                 uint8_collate(reuse=True), workers_only=True),
+        Pipeline("3", "fastmix MixupCollate -> float32 normalised, numpy HWC samples, a fresh shared batch each time",
+                 numpy_hwc_uint8, float_collate(reuse=False)),
+        Pipeline("3p", "3, worker batches in reused shared slots (reuse_worker_memory, the default)", numpy_hwc_uint8,
+                 float_collate(reuse=True), workers_only=True),
     ]
     if keys is None or "4" in keys:
         timm_mixup, timm_how = load_timm_mixup()
