@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -124,9 +125,13 @@ inline void check_partner_value(const int64_t* partner, int64_t i, int64_t batch
                     "), got ", partner[i]);
 }
 
-inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int64_t i) {
+inline void check_kind_value(const uint8_t* kind, int64_t i) {
   TORCH_CHECK_VALUE(kind[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
                     static_cast<int>(kind[i]));
+}
+
+inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int64_t i) {
+  check_kind_value(kind, i);
   TORCH_CHECK_VALUE(std::isfinite(lam[i]) && lam[i] >= 0.f && lam[i] <= 1.f, "lam[", i,
                     "]: expected a value in [0, 1], got ", FloatText{lam[i], 8});
 }
@@ -384,15 +389,80 @@ inline void check_class_indices(const at::Tensor& labels, int64_t num_classes) {
   }
 }
 
+// plan and plan_shape of mix_: no plan (and no shape), or a plan of fastmix::device_plan -- uint8,
+// one dim, on the images' device -- with the kPlanShapeFields fields of its header for the images'
+// batch, and the bytes they need. Its content is not read here (on CUDA that would sync: the
+// kernel asserts it); the CPU kernels build their own plan and ignore it.
+inline void check_plan_layout(const at::Tensor& images, const std::optional<at::Tensor>& plan,
+                              at::IntArrayRef plan_shape) {
+  if (!plan.has_value()) {
+    TORCH_CHECK_VALUE(plan_shape.empty(), "plan_shape: expected [] without a plan, got ", Tuple{plan_shape});
+    return;
+  }
+  const at::Tensor& p = *plan;
+  TORCH_CHECK_VALUE(p.scalar_type() == at::kByte && p.dim() == 1,
+                    "plan: expected uint8 of shape (n,) (the bytes of torch.ops.fastmix.device_plan), got ",
+                    DtypeName{p.scalar_type()}, " of shape ", Tuple{p.sizes()});
+  check_on_device("plan", p, images, "images");
+  const int64_t batch = images.size(0);
+  bool fits = plan_shape.size() == kPlanShapeFields && plan_shape[0] == batch && plan_shape[5] <= 1;
+  for (size_t k = 0; fits && k < plan_shape.size(); ++k) fits = plan_shape[k] >= 0 && plan_shape[k] <= INT32_MAX;
+  TORCH_CHECK_VALUE(fits, "plan_shape: expected the plan's ", kPlanShapeFields,
+                    " header fields (batch, first_groups, second_groups, head_slots, steps, paste) for a batch of ",
+                    batch, ", got ", Tuple{plan_shape});
+  const int64_t needed = plan_bytes({plan_shape[0], plan_shape[1], plan_shape[2], plan_shape[3], plan_shape[4],
+                                     plan_shape[5]});
+  TORCH_CHECK_VALUE(p.numel() >= needed, "plan: expected at least ", needed, " bytes for plan_shape ",
+                    Tuple{plan_shape}, ", got ", p.numel());
+}
+
+// partner of device_plan and inplace_plan: (B,) int64 on the CPU (the plans are built on the host).
+inline void check_plan_partner(const at::Tensor& partner) {
+  TORCH_CHECK_VALUE(partner.scalar_type() == at::kLong && partner.dim() == 1 && partner.device().is_cpu(),
+                    "partner: expected int64 of shape (B,) on the CPU (the plan is built on the host), got ",
+                    DtypeName{partner.scalar_type()}, " of shape ", Tuple{partner.sizes()}, " on ", partner.device());
+  TORCH_CHECK_VALUE(partner.size(0) <= kMaxBatch, "partner: expected at most ", kMaxBatch,
+                    " samples, got ", partner.size(0));
+}
+
 // -- the checks of each op, in full ---------------------------------------------------------------
 
-// fastmix::mix_: writable images, the params' layout, and their values on the CPU.
+// fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on the
+// CPU.
 inline void check_mix_args(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
-                           const at::Tensor& kind, const at::Tensor& box) {
+                           const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& plan,
+                           at::IntArrayRef plan_shape) {
   check_writable_images(images);
   check_params_layout(images, partner, lam, kind, box);
+  check_plan_layout(images, plan, plan_shape);
   if (images.device().is_cpu())
     check_params_values(images, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+}
+
+// fastmix::device_plan: a MixParams on the CPU, its partner and kind values (the boxes are clamped
+// into int32, not checked: the op that applies the plan checks them against its images).
+inline void check_device_plan_args(const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
+                                   const at::Tensor& box) {
+  check_plan_partner(partner);
+  const int64_t batch = partner.size(0);
+  check_param_field("lam", lam, at::kFloat, {batch}, partner, "partner");
+  check_param_field("kind", kind, at::kByte, {batch}, partner, "partner");
+  check_param_field("box", box, at::kLong, {batch, 4}, partner, "partner");
+  check_targets_params_values(partner, lam, kind);
+}
+
+// fastmix::inplace_plan: partner and kind on the CPU, with their values.
+inline void check_inplace_plan_args(const at::Tensor& partner, const at::Tensor& kind) {
+  check_plan_partner(partner);
+  const int64_t batch = partner.size(0);
+  check_param_field("kind", kind, at::kByte, {batch}, partner, "partner");
+  const at::Tensor partner_c = partner.contiguous(), kind_c = kind.contiguous();
+  const int64_t* p = partner_c.data_ptr<int64_t>();
+  const uint8_t* k = kind_c.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < batch; ++i) {
+    check_partner_value(p, i, batch);
+    check_kind_value(k, i);
+  }
 }
 
 // fastmix::mix_into_: the images against out, then out, params and affine (values on the CPU).

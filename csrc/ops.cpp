@@ -42,7 +42,16 @@ extern "C" PyObject* PyInit__C(void) {
 TORCH_LIBRARY(fastmix, m) {
   // Mixes images in place: sample i becomes a blend of itself and images[partner[i]] (kind 1) or
   // gets the box region of images[partner[i]] pasted in (kind 2), or stays as it is (kind 0).
-  m.def("mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box) -> ()");
+  // plan: the CUDA kernels' plan of these params (fastmix::device_plan, on the images' device) and
+  // plan_shape its header's fields, read on the host; without one the CUDA op builds it (syncing
+  // on GPU params: csrc/cuda/mix_cuda.cu). The CPU kernels check it and build their own.
+  m.def(
+      "mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box, Tensor? plan=None, "
+      "int[] plan_shape=[]) -> ()");
+  // The in-place plans of a MixParams on the CPU (csrc/mix_plan.h): the CUDA kernels' as a uint8
+  // buffer (make_device_plan), and the CPU kernels' steps as (n, 3) int64 rows (op, a, b) for numba.
+  m.def("device_plan(Tensor partner, Tensor lam, Tensor kind, Tensor box) -> Tensor");
+  m.def("inplace_plan(Tensor partner, Tensor kind) -> Tensor");
   // (B, num_classes) float32 soft targets for class indices (B,) or dense targets (B, C).
   m.def(
       "mix_targets(Tensor labels, Tensor partner, Tensor lam, Tensor kind, int num_classes, "

@@ -7,9 +7,13 @@ Runs wherever nvcc is installed, GPU or not (skipped without nvcc):
   ``c10/cuda/impl/cuda_cmake_macros.h``: a shim stands in for it);
 * ``tests/cuda/emulate_on_host.cu`` -- the kernel headers' per-thread code driven by plain loops --
   builds into a host program, and its results are compared bit for bit with fastmix.backends.reference over
-  dtypes, layouts, batch sizes, partner maps, plan group counts and alignments. That checks the
-  plan, the grouping, the packs, the paste masks and the arithmetic without a GPU; races between
-  real threads and the device intrinsics are left to tests/test_cuda.py on a GPU machine.
+  dtypes, layouts, batch sizes, partner maps, plan segment lengths and alignments. The in-place
+  plan is csrc/mix_plan.h's make_device_plan, the host builder the CUDA op takes its plan from
+  (the same bytes as torch.ops.fastmix.device_plan), cut into segments run in two launches where
+  cycles are long, and the device-built plan of a raw call inside CUDA graph capture. That checks
+  the plan, the grouping, the head slots, the packs, the paste masks and the arithmetic without a
+  GPU; races between real threads and the device intrinsics are left to tests/test_cuda.py on a
+  GPU machine.
 
 The compiles run two at a time (about a minute here: every .cu includes torch's headers).
 """
@@ -27,7 +31,8 @@ import torch
 
 from fastmix import MixKind, MixParams
 
-from .helpers import make_images, mix_into_inputs, random_params, random_values, reference_mix_, reference_mix_into, reference_targets
+from .helpers import (HAS_CPP, make_images, mix_into_inputs, random_params, random_values, reference_mix_,
+                      reference_mix_into, reference_targets)
 
 ROOT = Path(__file__).resolve().parent.parent
 CUDA_DIR = ROOT / "csrc" / "cuda"
@@ -164,27 +169,41 @@ def _storage_of(x: torch.Tensor) -> torch.Tensor:
     return torch.empty(0, dtype=x.dtype).set_(x.untyped_storage(), 0, (count,), (1,))
 
 
-def _mix_case(x: torch.Tensor, params: MixParams, groups: int, misalign: int) -> bytes:
+HOST_PLAN, COPY_PLAN = 0, 1  # the plan of a case: make_device_plan's, or the capture path's CopyPlanFn
+
+
+def _mix_case(x: torch.Tensor, params: MixParams, plan: int, segment: int, misalign: int) -> bytes:
     storage = _storage_of(x)
     return (
         _i64(0, DTYPE_CODES[x.dtype], x.dim(), *x.shape, *x.stride(), storage.numel(), x.storage_offset(),
-             misalign * x.element_size(), groups)
+             misalign * x.element_size(), plan, segment)
         + _params_bytes(params)
         + _raw(storage)
     )
 
 
+def _odd_flip(batch: int) -> torch.Tensor:
+    """fastmix's partners for an odd batch: a flip, with the middle sample in a 3-cycle."""
+    from fastmix.sampling.partners import derangement_partners
+
+    return derangement_partners(batch)
+
+
 def _structured_partners(batch: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """Partner maps with the shapes the plan must handle: flips, rolls (one B-cycle), stars, chains."""
+    """Partner maps with the shapes the plan must handle: flips (and the odd batch's 3-cycle), rolls
+    (one B-cycle), stars, chains, random functional graphs and permutations."""
     idx = torch.arange(batch)
     maps = [idx.flip(0), idx.roll(1), idx.roll(-3), torch.zeros(batch, dtype=torch.int64), (idx + 1).clamp(max=batch - 1)]
     maps.append(torch.randint(0, batch, (batch,), generator=generator))
     maps.append(torch.randperm(batch, generator=generator))
+    if batch % 2 and batch >= 3:
+        maps.append(_odd_flip(batch))
     return maps
 
 
 def _mix_cases(generator: torch.Generator):
-    """(images, params, groups, misalign) over dtypes, layouts, sizes, partner maps, group counts."""
+    """(images, params, plan, segment, misalign) over dtypes, layouts, sizes, partner maps, segment
+    lengths (0: the default, kSegmentSteps; short ones cut even small batches into two launches)."""
     layouts = ["contiguous", "channels_last", "video", "flat", "sliced", "batch_inner", "hwc_permuted"]
     for trial in range(70):
         dtype = list(DTYPE_CODES)[trial % 5]
@@ -197,41 +216,47 @@ def _mix_cases(generator: torch.Generator):
             height, width = (int(v) for v in torch.randint(1, 12, (2,), generator=generator))
         images = make_images(layout, batch, channels, height, width, dtype, generator)
         params = random_params(batch, height, width, generator, allow_paste=layout != "flat")
-        groups = [0, 1, 3, 1024][trial % 4]
-        yield images, params, groups, 0
+        plan = COPY_PLAN if trial % 7 == 6 else HOST_PLAN
+        yield images, params, plan, [0, 1, 3, 2][trial % 4], 0
     # Every structured partner map, on both the packed and the scalar dense paths.
     for dtype in DTYPE_CODES:
-        for shape in [(33, 2, 4, 16), (12, 3, 5, 7)]:
-            for partner in _structured_partners(shape[0], generator):
+        for shape in [(33, 2, 4, 16), (12, 3, 5, 7), (13, 2, 3, 5)]:
+            for n, partner in enumerate(_structured_partners(shape[0], generator)):
                 images = random_values(shape, dtype, generator)
                 params = random_params(shape[0], shape[2], shape[3], generator)
                 params = MixParams(partner, params.lam, params.kind, params.box)
-                yield images, params, int(torch.randint(0, 9, (), generator=generator)), 0
+                plan = COPY_PLAN if n == 3 and dtype == torch.float32 else HOST_PLAN
+                yield images, params, plan, int(torch.randint(0, 9, (), generator=generator)), 0
     # Misaligned data pointers: the scalar dense path for sizes that would otherwise take packs.
     for dtype in DTYPE_CODES:
         base = random_values((7 * 2 * 4 * 16 + 1,), dtype, generator)
         images = base[1:].view(7, 2, 4, 16)
-        yield images, random_params(7, 4, 16, generator), 0, 0
+        yield images, random_params(7, 4, 16, generator), HOST_PLAN, 0, 0
         images = random_values((7, 2, 4, 16), dtype, generator)
-        yield images, random_params(7, 4, 16, generator), 2, 1  # the storage itself misaligned
-    # Larger batches: many components over many groups, one long cycle; past 1024 samples the
-    # plan kernel keeps its scratch in global instead of shared memory.
+        yield images, random_params(7, 4, 16, generator), HOST_PLAN, 2, 1  # the storage itself misaligned
+    # Larger batches, at the default segment length: many components, long cycles cut into
+    # segments (a roll, a random permutation), long chains and stars.
     for batch in [300, 1500]:
-        for partner in [torch.arange(batch).flip(0), torch.arange(batch).roll(7),
-                        torch.randint(0, batch, (batch,), generator=generator)]:
+        for partner in _structured_partners(batch, generator):
             images = random_values((batch, 1, 2, 8), torch.float32, generator)
             params = random_params(batch, 2, 8, generator)
-            yield images, MixParams(partner, params.lam, params.kind, params.box), 0, 0
+            yield images, MixParams(partner, params.lam, params.kind, params.box), HOST_PLAN, 0, 0
+    images = random_values((301, 2, 3, 5), torch.float16, generator)  # the strided path, one long cycle
+    params = random_params(301, 3, 3, generator)
+    yield images[:, :, :, 1:4], MixParams(torch.arange(301).roll(5), params.lam, params.kind, params.box), HOST_PLAN, 0, 0
 
 
 @pytest.mark.slow
 def test_emulated_mix_matches_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(1234)
     cases = list(_mix_cases(generator))
-    payload = b"".join(_mix_case(x, p, g, m) for x, p, g, m in cases)
+    payload = b"".join(_mix_case(*case) for case in cases)
     results = _emulate(builds, payload, tmp_path)
     pos = 0
-    for n, (x, params, groups, misalign) in enumerate(cases):
+    launches_seen = set()
+    for n, (x, params, plan, segment, misalign) in enumerate(cases):
+        launches = struct.unpack_from("<q", results, pos)[0]
+        pos += 8
         storage = _storage_of(x)
         nbytes = storage.numel() * x.element_size()
         after = torch.frombuffer(bytearray(results[pos:pos + nbytes]), dtype=torch.uint8).view(x.dtype)
@@ -239,14 +264,48 @@ def test_emulated_mix_matches_reference(builds, tmp_path):
         got = after.as_strided(x.shape, x.stride(), x.storage_offset())
         expected = reference_mix_(x.clone(), params)
         assert torch.equal(_bitwise(got), _bitwise(expected)), (
-            f"case {n}: {x.dtype} {tuple(x.shape)} strides {x.stride()} groups {groups} misalign {misalign} "
-            f"{params}"
+            f"case {n}: {x.dtype} {tuple(x.shape)} strides {x.stride()} plan {plan} segment {segment} misalign "
+            f"{misalign} {params}"
         )
         # Nothing outside the tensor's elements was touched.
         mask = torch.ones(storage.numel(), dtype=torch.bool)
         mask.as_strided(x.shape, x.stride(), x.storage_offset()).fill_(False)
         assert torch.equal(_bitwise(after[mask]), _bitwise(storage[mask])), f"case {n}: wrote outside the tensor"
+        launches_seen.add((plan, launches))
     assert pos == len(results)
+    # One launch for plans without cut cycles, two where segments' heads were saved first, and the
+    # capture path's plan kernel and its two launches.
+    assert {(HOST_PLAN, 1), (HOST_PLAN, 2), (COPY_PLAN, 3)} <= launches_seen, launches_seen
+
+
+def _emulated_plans(builds, tmp_path, cases) -> list[torch.Tensor]:
+    """make_device_plan's bytes, built by the emulator, for (params, segment) cases."""
+    payload = b"".join(_i64(3, params.batch_size, segment) + _params_bytes(params) for params, segment in cases)
+    results = _emulate(builds, payload, tmp_path)
+    plans, pos = [], 0
+    for _ in cases:
+        size = struct.unpack_from("<q", results, pos)[0]
+        plans.append(torch.frombuffer(bytearray(results[pos + 8:pos + 8 + size]), dtype=torch.uint8))
+        pos += 8 + size
+    assert pos == len(results)
+    return plans
+
+
+@pytest.mark.slow
+def test_the_emulation_runs_the_plan_the_cuda_op_is_given(builds, tmp_path):
+    """The emulator's plans are torch.ops.fastmix.device_plan's, byte for byte, for every partner map
+    the tests use: the plan that fastmix.Mixup builds and copies beside the params, and that the op
+    builds itself for GPU params."""
+    if not HAS_CPP:
+        pytest.skip("fastmix._C is not built here: nothing to compare the emulator's plans with")
+    generator = torch.Generator().manual_seed(55)
+    cases = []
+    for batch in [1, 2, 7, 12, 13, 33, 256, 1500]:
+        for partner in _structured_partners(batch, generator):
+            params = random_params(batch, 4, 4, generator)
+            cases.append(MixParams(partner, params.lam, params.kind, params.box))
+    for params, plan in zip(cases, _emulated_plans(builds, tmp_path, [(p, 0) for p in cases])):
+        assert torch.equal(plan, torch.ops.fastmix.device_plan(*params.as_tuple())), params.partner
 
 
 @pytest.mark.slow
@@ -258,8 +317,8 @@ def test_emulated_blend_rounds_half_to_even(builds, tmp_path):
         kind=torch.full((2,), int(MixKind.BLEND), dtype=torch.uint8),
         box=torch.zeros(2, 4, dtype=torch.int64),
     )
-    results = _emulate(builds, _mix_case(images, params, 0, 0), tmp_path)
-    assert list(results) == [2, 2, 252, 8, 2, 2, 252, 8]
+    results = _emulate(builds, _mix_case(images, params, HOST_PLAN, 0, 0), tmp_path)
+    assert list(results[8:]) == [2, 2, 252, 8, 2, 2, 252, 8]
 
 
 OUT_CODES = {torch.uint8: 0, torch.float16: 1, torch.bfloat16: 2, torch.float32: 3}

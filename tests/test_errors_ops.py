@@ -368,6 +368,16 @@ def mix_args(images=None, **fields):
     return "mix_", (small_images() if images is None else images, *{**good_params(), **fields}.values())
 
 
+def plan_args(plan, plan_shape):
+    """mix_'s arguments with a plan (torch.ops.fastmix.device_plan's bytes, or a bad one) and its shape."""
+    name, args = mix_args()
+    return name, (*args, plan, list(plan_shape))
+
+
+def good_plan():
+    return torch.ops.fastmix.device_plan(*good_params().values())
+
+
 def into_args(op_name="mix_into_", out=None, images=None, scale=None, bias=None, hwc=False, **fields):
     out = torch.zeros(B, 3, H, W) if out is None else out
     images = small_images() if images is None else images
@@ -432,6 +442,21 @@ SAME_REFUSAL = [
     ("mix images of 5", lambda: mix_args(torch.zeros(5, 3, H, W)), ValueError, r"partner: expected int64 of shape \(5,\)"),
     ("mix box on meta", lambda: mix_args(box=torch.zeros(B, 4, dtype=torch.int64, device="meta")), ValueError,
      r"box: expected a tensor on the images' device cpu, got meta$"),
+    ("mix plan int64", lambda: plan_args(torch.zeros(64, dtype=torch.int64), [B, 0, 0, 0, 0, 0]), ValueError,
+     r"plan: expected uint8 of shape \(n,\) \(the bytes of torch\.ops\.fastmix\.device_plan\), got int64 of shape \(64,\)$"),
+    ("mix plan 2-D", lambda: plan_args(good_plan().view(1, -1), [B, 0, 0, 0, 0, 0]), ValueError, r"plan: .*got uint8 of shape \(1, "),
+    ("mix plan on meta", lambda: plan_args(torch.zeros(64, dtype=torch.uint8, device="meta"), [B, 0, 0, 0, 0, 0]),
+     ValueError, r"plan: expected a tensor on the images' device cpu, got meta$"),
+    ("mix plan_shape of another batch", lambda: plan_args(good_plan(), [5, 0, 0, 0, 0, 0]), ValueError,
+     r"plan_shape: expected the plan's 6 header fields \(batch, first_groups, second_groups, head_slots, steps, paste\) "
+     r"for a batch of 4, got \(5, 0, 0, 0, 0, 0\)$"),
+    ("mix plan_shape short", lambda: plan_args(good_plan(), [B, 1]), ValueError, r"plan_shape: .*got \(4, 1\)$"),
+    ("mix plan_shape negative", lambda: plan_args(good_plan(), [B, -1, 0, 0, 0, 0]), ValueError, r"plan_shape: .*got \(4, -1, "),
+    ("mix plan_shape paste 2", lambda: plan_args(good_plan(), [B, 0, 0, 0, 0, 2]), ValueError, r"plan_shape: .*0, 2\)$"),
+    ("mix plan too short", lambda: plan_args(torch.zeros(64, dtype=torch.uint8), [B, 2, 0, 0, 2, 0]), ValueError,
+     r"plan: expected at least 256 bytes for plan_shape \(4, 2, 0, 0, 2, 0\), got 64$"),
+    ("mix plan_shape without a plan", lambda: plan_args(None, [1, 2]), ValueError,
+     r"plan_shape: expected \[\] without a plan, got \(1, 2\)$"),
     ("mix_into_ lam NaN", lambda: into_args(lam=lam_with(NAN)), ValueError, r"lam\[0\]: .*got nan$"),
     ("mix_into_ out int32", lambda: into_args(out=torch.zeros(B, 3, H, W, dtype=torch.int32)), TypeError,
      r"out: expected dtype uint8, float32, bfloat16 or float16, got int32$"),

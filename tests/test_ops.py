@@ -12,9 +12,13 @@ pytestmark = requires_cpp
 
 def test_schemas_declare_the_mutation():
     assert str(torch.ops.fastmix.mix_.default._schema) == (
-        "fastmix::mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box) -> ()"
+        "fastmix::mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box, Tensor? plan=None, "
+        "int[] plan_shape=[]) -> ()"
     )
     assert "-> Tensor" in str(torch.ops.fastmix.mix_targets.default._schema)
+    assert str(torch.ops.fastmix.device_plan.default._schema) == (
+        "fastmix::device_plan(Tensor partner, Tensor lam, Tensor kind, Tensor box) -> Tensor")
+    assert str(torch.ops.fastmix.inplace_plan.default._schema) == "fastmix::inplace_plan(Tensor partner, Tensor kind) -> Tensor"
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.bfloat16, torch.float32])
@@ -26,6 +30,21 @@ def test_opcheck_mix(dtype, channels_last):
         images = images.contiguous(memory_format=torch.channels_last)
     params = random_params(6, 8, 9, generator)
     torch.library.opcheck(torch.ops.fastmix.mix_.default, (images, *params.as_tuple()))
+
+
+def test_opcheck_mix_with_a_plan_and_the_plan_ops():
+    """mix_ with the CUDA kernels' plan (which the CPU kernel checks and ignores), and the two host
+    ops that build the plans (outputs sized by the partner map: unbacked sizes under tracing)."""
+    generator = torch.Generator().manual_seed(9)
+    images = random_values((6, 3, 8, 9), torch.float32, generator)
+    params = random_params(6, 8, 9, generator)
+    plan = torch.ops.fastmix.device_plan(*params.as_tuple())
+    shape = plan[:64].view(torch.int32)[1:7].tolist()
+    torch.library.opcheck(torch.ops.fastmix.mix_.default, (images, *params.as_tuple(), plan, shape))
+    torch.library.opcheck(torch.ops.fastmix.device_plan.default, params.as_tuple(),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+    torch.library.opcheck(torch.ops.fastmix.inplace_plan.default, (params.partner, params.kind),
+                          test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
 
 
 @pytest.mark.parametrize("hwc", [False, True])

@@ -7,12 +7,14 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "../checks.h"
@@ -483,9 +485,12 @@ void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, co
   });
 }
 
+// `device_plan` (the schema's plan: the CUDA kernels', when a caller passes one) is checked and
+// ignored: the chunks walk make_inplace_plan's steps, built here.
 void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
-              const at::Tensor& kind, const at::Tensor& box) {
-  check_mix_args(images, partner, lam, kind, box);
+              const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& device_plan,
+              at::IntArrayRef plan_shape) {
+  check_mix_args(images, partner, lam, kind, box, device_plan, plan_shape);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
                    kind_c = kind.contiguous(), box_c = box.contiguous();
   if (images.numel() == 0) return;
@@ -502,8 +507,48 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
                                   "fastmix_mix_cpu", [&] { mix_inplace<scalar_t>(images, plan, p, any_paste); });
 }
 
+// fastmix::device_plan: make_device_plan's buffer, for the CUDA kernels (fastmix.Mixup builds it
+// beside the params and copies both to the GPU at once).
+at::Tensor device_plan_cpu(const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
+                           const at::Tensor& box) {
+  check_device_plan_args(partner, lam, kind, box);
+  const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
+                   box_c = box.contiguous();
+  const DevicePlan plan = make_device_plan(partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),
+                                           kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(), partner.size(0));
+  at::Tensor out = at::empty({plan.bytes()}, partner.options().dtype(at::kByte));
+  plan.write(out.data_ptr<uint8_t>());
+  return out;
+}
+
+// fastmix::inplace_plan: make_inplace_plan's steps as (n, 3) int64 rows (op, a, b), for numba.
+at::Tensor inplace_plan_cpu(const at::Tensor& partner, const at::Tensor& kind) {
+  check_inplace_plan_args(partner, kind);
+  const at::Tensor partner_c = partner.contiguous(), kind_c = kind.contiguous();
+  const std::vector<PlanStep> plan =
+      make_inplace_plan(partner_c.data_ptr<int64_t>(), kind_c.data_ptr<uint8_t>(), partner.size(0));
+  at::Tensor out = at::empty({static_cast<int64_t>(plan.size()), 3}, partner.options().dtype(at::kLong));
+  int64_t* row = out.data_ptr<int64_t>();
+  for (const PlanStep& step : plan) {
+    *row++ = static_cast<int64_t>(step.op);
+    *row++ = step.a;
+    *row++ = step.b;
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace cpu
 }  // namespace fastmix
 
-TORCH_LIBRARY_IMPL(fastmix, CPU, m) { m.impl("mix_", &fastmix::cpu::mix_cpu_); }
+TORCH_LIBRARY_IMPL(fastmix, CPU, m) {
+  m.impl("mix_", &fastmix::cpu::mix_cpu_);
+  m.impl("device_plan", &fastmix::cpu::device_plan_cpu);
+  m.impl("inplace_plan", &fastmix::cpu::inplace_plan_cpu);
+}
+// The plans are built on the host: given CUDA tensors, the same kernels refuse them by name (the
+// dispatcher would otherwise say that no CUDA kernel exists).
+TORCH_LIBRARY_IMPL(fastmix, CUDA, m) {
+  m.impl("device_plan", &fastmix::cpu::device_plan_cpu);
+  m.impl("inplace_plan", &fastmix::cpu::inplace_plan_cpu);
+}

@@ -182,12 +182,6 @@ FASTMIX_HDI void store_pack(T* p, const Pack<T, N>& v) {
   *reinterpret_cast<Pack<T, N>*>(p) = v;
 }
 
-// Box bounds as int32: any h, w of a real image lies in [0, 2^31 - 1), so clamping a bound into
-// [0, 2^31 - 1] changes no comparison h >= y0, h < y1.
-FASTMIX_HDI int32_t clamp_box_bound(int64_t v) {
-  return v < 0 ? 0 : (v > INT32_MAX ? INT32_MAX : static_cast<int32_t>(v));
-}
-
 FASTMIX_HDI int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 inline bool is_aligned(const void* p, int64_t bytes) {

@@ -1,18 +1,27 @@
 // CUDA implementation of fastmix::mix_: applies a MixParams to a batch in place.
 //
-// Two launches on the current stream, no device -> host sync: a one-block kernel builds the
-// in-place plan from the params on the device (inplace_plan_cuda.cuh), then one kernel mixes
-// every sample (mix_kernels.cuh: threads own element positions and walk the plan for them).
+// The in-place plan is built on the host (csrc/mix_plan.h's make_device_plan, the op
+// fastmix::device_plan): fastmix.Mixup and fastmix.mix_ build it beside the params they sample,
+// copy both to the GPU in one non-blocking copy and pass it as `plan`, with `plan_shape` (its
+// header's fields, read on the host). The op is then one or two launches on the current stream
+// (mix_kernels.cuh) and no sync. Only the plan's layout is checked here: its content would need a
+// sync, so the kernel asserts its header and bounds. A plan must be the one built for the params.
 //
-// Parameter *values* are not checked here: reading them would wait for the device. The Python
-// layer (fastmix.mix_, fastmix.Mixup) checks them on the CPU before moving them; a raw call
-// with a partner outside [0, B) or a kind above 2 trips a device-side assert, and a box outside
-// the image is clipped to it.
+// Without a plan -- a raw call with params already on the GPU -- the op copies the params to the
+// host (one device -> host sync), checks their values as the CPU op does, builds the plan there and
+// copies it back. Inside CUDA graph capture, where no sync is allowed, it builds on the device the
+// one plan that needs no order (mix_kernels.cuh's CopyPlanFn: every sample copied to scratch, then
+// mixed from there: a batch of scratch memory and one pass more); a partner outside [0, B) or a
+// kind above 2 then trips a device-side assert, and a box outside the image is clipped to it.
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
+
+#include <optional>
 
 #include "../checks.h"
 #include "mix_kernels.cuh"
@@ -31,52 +40,89 @@ bool layout_of(const at::Tensor& x, TensorLayout* out) {
   return true;
 }
 
-template <typename T>
-bool mix_typed(TorchCudaRunner& runner, const at::Tensor& images, const TensorLayout& layout, const at::Tensor& partner,
-               const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box) {
-  return mix_inplace<T>(runner, static_cast<T*>(images.data_ptr()), layout, partner.data_ptr<int64_t>(),
-                        lam.data_ptr<float>(), kind.data_ptr<uint8_t>(), box.data_ptr<int64_t>());
-}
-
 // Launches the mix of `images` (numel > 0); false when its layout needs the contiguous fallback.
-bool mix_launch(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
-                const at::Tensor& box) {
+bool mix_launch(TorchCudaRunner& runner, const at::Tensor& images, const PlanView& plan) {
   TensorLayout layout;
   if (!layout_of(images, &layout)) return false;
-  TorchCudaRunner runner(images);
+  void* data = images.data_ptr();
   switch (images.scalar_type()) {
     case at::kByte:
-      return mix_typed<uint8_t>(runner, images, layout, partner, lam, kind, box);
+      return mix_inplace<uint8_t>(runner, static_cast<uint8_t*>(data), layout, plan);
     case at::kHalf:
-      return mix_typed<Half16>(runner, images, layout, partner, lam, kind, box);
+      return mix_inplace<Half16>(runner, static_cast<Half16*>(data), layout, plan);
     case at::kBFloat16:
-      return mix_typed<BFloat16Bits>(runner, images, layout, partner, lam, kind, box);
+      return mix_inplace<BFloat16Bits>(runner, static_cast<BFloat16Bits*>(data), layout, plan);
     case at::kFloat:
-      return mix_typed<float>(runner, images, layout, partner, lam, kind, box);
+      return mix_inplace<float>(runner, static_cast<float*>(data), layout, plan);
     case at::kDouble:
-      return mix_typed<double>(runner, images, layout, partner, lam, kind, box);
+      return mix_inplace<double>(runner, static_cast<double*>(data), layout, plan);
     default:
       TORCH_CHECK(false, "images: unexpected dtype ", images.scalar_type());
   }
 }
 
+// A host copy of a param in pinned memory, filled without waiting (the caller syncs once).
+at::Tensor pinned_copy(const at::Tensor& t) {
+  at::Tensor host = at::empty(t.sizes(), t.options().device(at::kCPU).pinned_memory(true));
+  host.copy_(t, /*non_blocking=*/true);
+  return host;
+}
+
+// The plan of params on the GPU, built on the host: the params' one trip there (a sync) and the
+// plan's back (non-blocking, from pinned memory that torch keeps until the copy is done).
+at::Tensor plan_through_host(TorchCudaRunner& runner, const at::Tensor& images, const at::Tensor& partner,
+                             const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
+                             DevicePlanShape* shape) {
+  const at::Tensor p = pinned_copy(partner), l = pinned_copy(lam), k = pinned_copy(kind), b = pinned_copy(box);
+  c10::cuda::stream_synchronize(runner.stream());  // (what torch.cuda.set_sync_debug_mode reports)
+  check_params_values(images, p, l, k, b);
+  const DevicePlan plan = make_device_plan(p.data_ptr<int64_t>(), l.data_ptr<float>(), k.data_ptr<uint8_t>(),
+                                           b.data_ptr<int64_t>(), images.size(0));
+  at::Tensor host = at::empty({plan.bytes()}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+  plan.write(host.data_ptr<uint8_t>());
+  *shape = plan.shape;
+  return host.to(images.device(), /*non_blocking=*/true);
+}
+
 void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
-               const at::Tensor& box) {
-  check_mix_args(images, partner, lam, kind, box);
+               const at::Tensor& box, const std::optional<at::Tensor>& plan, at::IntArrayRef plan_shape) {
+  check_mix_args(images, partner, lam, kind, box, plan, plan_shape);
   const int64_t batch = images.size(0);
-  TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ", batch);
+  TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ",
+                    batch);
   if (images.numel() == 0) return;
 
   const c10::cuda::CUDAGuard guard(images.device());
+  TorchCudaRunner runner(images);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
-  if (mix_launch(images, partner_c, lam_c, kind_c, box_c)) return;
+  at::Tensor bytes;  // the plan on the device, 64-byte aligned
+  DevicePlanShape shape{};
+  PlanView view;
+  if (plan.has_value()) {
+    shape = {plan_shape[0], plan_shape[1], plan_shape[2], plan_shape[3], plan_shape[4], plan_shape[5]};
+    bytes = plan->contiguous();
+    if (!is_aligned(bytes.data_ptr(), 64)) bytes = bytes.clone();  // a fresh block is aligned
+    view = plan_view(bytes.const_data_ptr<uint8_t>(), shape);
+  } else if (runner.capturing()) {
+    shape = copy_plan_shape(batch);
+    uint8_t* built = runner.workspace(static_cast<size_t>(plan_bytes(shape)));
+    runner.for_each_2d(CopyPlanFn{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
+                                  box_c.data_ptr<int64_t>(), built, shape},
+                       1, batch);
+    view = plan_view(built, shape);
+  } else {
+    bytes = plan_through_host(runner, images, partner_c, lam_c, kind_c, box_c, &shape);
+    view = plan_view(bytes.const_data_ptr<uint8_t>(), shape);
+  }
+
+  if (mix_launch(runner, images, view)) return;
   // Layouts with more dims than the kernels describe: mix a contiguous copy, with every dim but
   // the last two (the image rows and columns) folded into one, and copy it back.
   at::Tensor work = images.contiguous();
   const at::Tensor folded =
       images.dim() >= 3 ? work.view({batch, -1, images.size(-2), images.size(-1)}) : work.view({batch, -1});
-  TORCH_CHECK(mix_launch(folded, partner_c, lam_c, kind_c, box_c), "fastmix.mix_: unsupported layout");
+  TORCH_CHECK(mix_launch(runner, folded, view), "fastmix.mix_: unsupported layout");
   if (!work.is_same(images)) images.copy_(work);
 }
 

@@ -1,11 +1,13 @@
 // The CUDA in-place mixing kernel (fastmix::mix_): each thread owns a few element positions
-// (the same positions in every sample) and walks the steps of one plan group for them.
+// (the same positions in every sample) and walks the steps of one group of the plan for them.
 //
 // Hazards of an in-place mix only exist between the same element position of different samples,
-// so a thread that owns positions [e, e + N) can apply the whole plan (inplace_plan_cuda.cuh) to
-// them on its own: the cycle buffer is a register pack, and every sample is loaded at most once
-// (the last loaded pack is cached: a tree's chain and a cycle read each sample once). Threads
-// are (plan group) x (position pack), so a batch of swapped pairs keeps the whole GPU busy.
+// so a thread that owns positions [e, e + N) can apply a group of steps to them on its own: the
+// cycle buffer is a register pack, and every sample is loaded at most once (the last loaded pack
+// is cached: a tree's chain and a cycle read each sample once). Threads are (plan group) x
+// (position pack), so a batch of swapped pairs keeps the whole GPU busy. The plan comes built on
+// the host (csrc/mix_plan.h's make_device_plan): one launch, or two where long cycles were cut into
+// segments whose heads the first launch saves to scratch.
 //
 // Layouts: samples whose elements fill one block of memory (contiguous NCHW, channels_last,
 // (B, T, C, H, W), any dense permutation) take the dense path, with 16-byte packs (8 bytes for
@@ -18,8 +20,8 @@
 
 #include <cstdint>
 
+#include "../mix_plan.h"
 #include "cuda_math.cuh"
-#include "inplace_plan_cuda.cuh"
 #include "launch.cuh"
 
 namespace fastmix {
@@ -156,19 +158,29 @@ FASTMIX_HDI void dense_coords(const DenseLayout& g, int64_t e, int32_t* hh, int3
   else dense_coords_as<uint64_t, N>(g, e, hh, ww);
 }
 
-// Offset of element p of a strided sample (row-major over the layout's dims) and its row/column.
-FASTMIX_HDI int64_t strided_coords(const StridedLayout& g, int64_t p, int32_t* h, int32_t* w) {
+// Offset of element p of a strided sample (row-major over the layout's dims) and its row/column:
+// one division per dim, in 32 bits where the sample has fewer than 2^31 elements (a 64-bit
+// division is a long instruction sequence on the GPU), the offset in 64.
+template <typename I>
+FASTMIX_HDI int64_t strided_coords_as(const StridedLayout& g, I p, int32_t* h, int32_t* w) {
   int64_t off = 0;
   *h = 0;
   *w = 0;
   for (int d = g.ndim - 1; d >= 0; --d) {
-    const int64_t idx = p % g.sizes[d];
-    p /= g.sizes[d];
-    off += idx * g.strides[d];
+    const I size = static_cast<I>(g.sizes[d]);
+    const I q = p / size;
+    const I idx = p - q * size;
+    p = q;
+    off += static_cast<int64_t>(idx) * g.strides[d];
     if (d == g.h_dim) *h = static_cast<int32_t>(idx);
     if (d == g.w_dim) *w = static_cast<int32_t>(idx);
   }
   return off;
+}
+
+FASTMIX_HDI int64_t strided_coords(const StridedLayout& g, int64_t p, int32_t* h, int32_t* w) {
+  if (g.numel <= INT32_MAX) return strided_coords_as<uint32_t>(g, static_cast<uint32_t>(p), h, w);
+  return strided_coords_as<uint64_t>(g, static_cast<uint64_t>(p), h, w);
 }
 
 // What one sample of a step does to this thread's N elements.
@@ -215,14 +227,57 @@ FASTMIX_HDI Pack<T, N> mix_lanes(const Pack<T, N>& own, const Pack<T, N>& theirs
   return r;
 }
 
-// Applies steps [0, len) to the N elements at `base` (sample 0's address of them) of every sample.
+// The plan as the kernels read it: the sections of its device buffer, and its shape as the host
+// read it (the header's fields: plan_shape of the op).
+struct PlanView {
+  const int32_t* header;
+  const PlanGroup* groups;
+  const DeviceStep* steps;
+  DevicePlanShape shape;
+};
+
+inline PlanView plan_view(const uint8_t* bytes, const DevicePlanShape& shape) {
+  return {reinterpret_cast<const int32_t*>(bytes), reinterpret_cast<const PlanGroup*>(bytes + kPlanHeaderBytes),
+          reinterpret_cast<const DeviceStep*>(bytes + plan_steps_offset(shape)), shape};
+}
+
+// Whether the buffer's header holds the shape the host passed.
+FASTMIX_HDI bool header_matches(const PlanView& p) {
+  const int64_t fields[kPlanShapeFields] = {p.shape.batch,      p.shape.first_groups, p.shape.second_groups,
+                                            p.shape.head_slots, p.shape.steps,        p.shape.paste};
+  bool same = p.header[0] == kPlanMagic;
+  for (int k = 0; k < kPlanShapeFields; ++k) same = same && p.header[1 + k] == fields[k];
+  return same;
+}
+
+// Whether a step names samples of the batch (and head slots of the plan) only.
+FASTMIX_HDI bool step_in_bounds(const DeviceStep& s, const DevicePlanShape& shape) {
+  const bool a = s.a >= 0 && s.a < shape.batch;
+  switch (static_cast<StepOp>(s.op)) {
+    case StepOp::kSave:
+    case StepOp::kApplyFromBuffer:
+      return a;
+    case StepOp::kApply:
+    case StepOp::kPair:
+      return a && s.b >= 0 && s.b < shape.batch;
+    case StepOp::kSaveHead:
+    case StepOp::kApplyFromHead:
+      return a && s.b >= 0 && s.b < shape.head_slots;
+    default:
+      return false;
+  }
+}
+
+// Applies steps [0, len) to the N elements at `base` (sample 0's address of them) of every sample;
+// head slot h of them is at heads + h * head_stride.
 template <typename T, int N>
-FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, const DeviceStep* steps, int32_t len, const int32_t* hh,
-                          const int32_t* ww) {
+FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_stride, const DeviceStep* steps,
+                          int32_t len, const DevicePlanShape& shape, const int32_t* hh, const int32_t* ww) {
   using P = Pack<T, N>;
   P buffer{}, cache{};
   int32_t cached = -1;  // the sample whose current elements `cache` holds
   auto at = [&](int32_t i) { return base + static_cast<int64_t>(i) * batch_stride; };
+  auto head = [&](int32_t h) { return heads + static_cast<int64_t>(h) * head_stride; };
   auto get = [&](int32_t i) -> P {
     if (i != cached) {
       cache = load_pack<T, N>(at(i));
@@ -236,15 +291,20 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, const DeviceStep* steps
   };
   for (int32_t t = 0; t < len; ++t) {
     const DeviceStep s = steps[t];
+    const bool valid = step_in_bounds(s, shape);
+    FASTMIX_KERNEL_ASSERT(valid);
+    if (!valid) continue;
     const StepOp op = static_cast<StepOp>(s.op);
     if (op == StepOp::kSave) {
       buffer = get(s.a);
-    } else if (op == StepOp::kApply || op == StepOp::kApplyFromBuffer) {
+    } else if (op == StepOp::kSaveHead) {
+      store_pack<T, N>(head(s.b), get(s.a));
+    } else if (op != StepOp::kPair) {  // kApply, kApplyFromBuffer, kApplyFromHead
       const LaneOp o = lane_op<N>(s.kind_a, s.box_a, hh, ww);
       if (!o.changes) continue;
       P own{};
       if (o.needs_own) own = get(s.a);  // before the partner: the cache may hold it
-      const P theirs = op == StepOp::kApply ? get(s.b) : buffer;
+      const P theirs = op == StepOp::kApply ? get(s.b) : op == StepOp::kApplyFromBuffer ? buffer : load_pack<T, N>(head(s.b));
       put(s.a, mix_lanes<T, N>(own, theirs, o, s.lam_a));
     } else {  // kPair: both from the originals, each read and written once
       const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, hh, ww);
@@ -259,27 +319,29 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, const DeviceStep* steps
   }
 }
 
-// One thread: plan group g, position pack v.
+// One thread: group first_group + g of the plan, position pack v.
 template <typename T, int N, bool kDense>
 struct MixInplaceFn {
   T* data;
   DenseLayout dense;
   StridedLayout strided;
-  const int32_t* any_paste;
-  const int32_t* group_start;
-  const int32_t* group_len;
-  const DeviceStep* steps;
+  T* heads;  // head_slots x numel elements, in position order (nullptr: no head slots)
+  PlanView plan;
+  int64_t first_group;  // this launch runs groups [first_group, first_group + ny)
 
   FASTMIX_HD void operator()(int64_t g, int64_t v) const {
-    const int32_t len = group_len[g];
-    if (len == 0) return;
-    const bool paste = *any_paste != 0;
+    if (g == 0 && v == 0 && first_group == 0) FASTMIX_KERNEL_ASSERT(header_matches(plan));
+    const PlanGroup group = plan.groups[first_group + g];
+    const bool valid = group.start >= 0 && group.len >= 0 && group.start + int64_t(group.len) <= plan.shape.steps;
+    FASTMIX_KERNEL_ASSERT(valid);
+    if (!valid || group.len == 0) return;
     int32_t hh[N], ww[N];
-    int64_t offset, batch_stride;
+    int64_t offset, position, batch_stride, numel;
     if constexpr (kDense) {
-      offset = v * N;
+      offset = position = v * N;
       batch_stride = dense.batch_stride;
-      if (paste) {
+      numel = dense.numel;
+      if (plan.shape.paste != 0) {
         dense_coords<N>(dense, offset, hh, ww);
       } else {
 #pragma unroll
@@ -287,9 +349,12 @@ struct MixInplaceFn {
       }
     } else {
       offset = strided_coords(strided, v, &hh[0], &ww[0]);
+      position = v;
       batch_stride = strided.batch_stride;
+      numel = strided.numel;
     }
-    walk_plan<T, N>(data + offset, batch_stride, steps + group_start[g], len, hh, ww);
+    walk_plan<T, N>(data + offset, batch_stride, heads ? heads + position : nullptr, numel, plan.steps + group.start,
+                    group.len, plan.shape, hh, ww);
   }
 };
 
@@ -298,14 +363,12 @@ struct MixInplaceFn {
 template <typename T>
 constexpr int kPackElems = 16 / static_cast<int>(sizeof(T)) < 8 ? 16 / static_cast<int>(sizeof(T)) : 8;
 
-// Mixes the batch at `data` (laid out as `layout`, no internal overlap, numel > 0) in place:
-// the plan kernel, then the mixing kernel. Returns false, having launched nothing, for layouts
-// it does not take (too many dims): the caller mixes a contiguous copy instead.
-// `groups` > 0 forces the number of plan groups (tests); 0 chooses it.
+// Mixes the batch at `data` (laid out as `layout`, no internal overlap, numel > 0, layout.sizes[0]
+// == plan.shape.batch) in place as `plan` says: its first launch, then its second (if any), with
+// plan.shape.head_slots samples of scratch from the runner. Returns false, having launched
+// nothing, for layouts it does not take (too many dims): the caller mixes a contiguous copy instead.
 template <typename T, typename Runner>
-bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const int64_t* partner, const float* lam,
-                 const uint8_t* kind, const int64_t* box, int64_t groups = 0) {
-  const int64_t batch = layout.sizes[0];
+bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const PlanView& plan) {
   DenseLayout dense{};
   StridedLayout strided{};
   const bool is_dense = describe_dense(layout, &dense);
@@ -315,31 +378,62 @@ bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const int6
                       is_aligned(data, kVec * static_cast<int64_t>(sizeof(T)));
   const int64_t numel = is_dense ? dense.numel : strided.numel;
   const int64_t positions = vector ? numel / kVec : numel;
-  if (groups <= 0) groups = choose_plan_groups(batch, positions, runner.sm_count());
-  if (groups > kMaxPlanGroups) groups = kMaxPlanGroups;
-
-  PlanBuffers buf;
-  const size_t bytes = carve_plan_buffers(nullptr, batch, groups, nullptr);
-  carve_plan_buffers(runner.workspace(bytes), batch, groups, &buf);
-  PlanInputs in{partner, lam, kind, box, static_cast<int32_t>(batch), static_cast<int32_t>(groups),
-                plan_jump_rounds(batch)};
-  runner.build_plan(in, buf);
-
-  if (vector) {
-    runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, buf.any_paste, buf.group_start,
-                                                     buf.group_len, buf.steps},
-                       groups, positions);
-  } else if (is_dense) {
-    runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, buf.any_paste, buf.group_start, buf.group_len,
-                                                 buf.steps},
-                       groups, positions);
-  } else {
-    runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, buf.any_paste, buf.group_start,
-                                                  buf.group_len, buf.steps},
-                       groups, positions);
+  T* heads = nullptr;
+  if (plan.shape.head_slots > 0)
+    heads = reinterpret_cast<T*>(runner.workspace(static_cast<size_t>(plan.shape.head_slots * numel) * sizeof(T)));
+  for (int launch = 0; launch < 2; ++launch) {
+    const int64_t first = launch == 0 ? 0 : plan.shape.first_groups;
+    const int64_t groups = launch == 0 ? plan.shape.first_groups : plan.shape.second_groups;
+    if (vector) {
+      runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, heads, plan, first}, groups, positions);
+    } else if (is_dense) {
+      runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, heads, plan, first}, groups, positions);
+    } else {
+      runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, heads, plan, first}, groups, positions);
+    }
   }
   return true;
 }
+
+// The plan of a raw call inside CUDA graph capture, where params on the device cannot be read on
+// the host: every sample copied to its own head slot (the first launch), then every mixed sample
+// mixed from the slots (the second). It needs no order, so the device builds it (CopyPlanFn, one
+// thread per sample), at the cost of a batch of scratch and one more pass than a host-built plan.
+inline DevicePlanShape copy_plan_shape(int64_t batch) { return {batch, batch, batch, batch, 2 * batch, 1}; }
+
+// Thread i writes sample i's two groups and steps (thread 0 the header too) into `bytes`
+// (plan_bytes(shape) of them, shape = copy_plan_shape(batch)).
+struct CopyPlanFn {
+  const int64_t* partner;
+  const float* lam;
+  const uint8_t* kind;
+  const int64_t* box;
+  uint8_t* bytes;
+  DevicePlanShape shape;
+
+  FASTMIX_HD void operator()(int64_t, int64_t i) const {
+    const int64_t batch = shape.batch;
+    if (i == 0) {
+      int32_t* header = reinterpret_cast<int32_t*>(bytes);
+      const int64_t fields[kPlanShapeFields] = {shape.batch,      shape.first_groups, shape.second_groups,
+                                                shape.head_slots, shape.steps,        shape.paste};
+      header[0] = kPlanMagic;
+      for (int k = 0; k < kPlanShapeFields; ++k) header[1 + k] = static_cast<int32_t>(fields[k]);
+      for (int k = 1 + kPlanShapeFields; k < kPlanHeaderBytes / 4; ++k) header[k] = 0;
+    }
+    PlanGroup* groups = reinterpret_cast<PlanGroup*>(bytes + kPlanHeaderBytes);
+    DeviceStep* steps = reinterpret_cast<DeviceStep*>(bytes + plan_steps_offset(shape));
+    const int64_t p = partner[i];
+    const uint8_t k = kind[i];
+    const bool valid = p >= 0 && p < batch && k <= kPaste;
+    FASTMIX_KERNEL_ASSERT(valid);
+    const bool mixed = valid && k != kNone && p != i;
+    groups[i] = {static_cast<int32_t>(i), 1};
+    steps[i] = device_step(StepOp::kSaveHead, i, i, lam, kind, box);
+    groups[batch + i] = {static_cast<int32_t>(batch + i), mixed ? 1 : 0};
+    steps[batch + i] = device_step(StepOp::kApplyFromHead, i, mixed ? p : 0, lam, kind, box);
+  }
+};
 
 }  // namespace cuda
 }  // namespace fastmix

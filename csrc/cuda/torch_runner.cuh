@@ -10,12 +10,11 @@
 #include <c10/cuda/CUDAStream.h>
 #include <c10/macros/Macros.h>
 
-#include <array>
-#include <atomic>
 #include <vector>
 
-// Impossible parameter values (only reachable by calling the raw op with unchecked CUDA params)
-// raise a device-side assert, as torch's own indexing kernels do. This header must come before
+// Impossible parameter values (only reachable by calling a raw op with unchecked CUDA params, or
+// mix_ with a plan that was not built by fastmix::device_plan) raise a device-side assert, as
+// torch's own indexing kernels do. This header must come before
 // the kernel headers, which otherwise compile the checks out.
 #ifdef FASTMIX_KERNEL_ASSERT_IS_DEFAULT
 #error "include torch_runner.cuh before the fastmix kernel headers"
@@ -24,41 +23,30 @@
 #define FASTMIX_KERNEL_ASSERT(cond) CUDA_KERNEL_ASSERT(cond)
 #endif
 
-#include "inplace_plan_cuda.cuh"
 #include "launch.cuh"
 
 namespace fastmix {
 namespace cuda {
 
-inline int64_t device_sm_count(c10::DeviceIndex device) {
-  static std::array<std::atomic<int>, 256> cache{};
-  std::atomic<int>& slot = cache[static_cast<uint8_t>(device)];
-  int count = slot.load(std::memory_order_relaxed);
-  if (count == 0) {
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
-    slot.store(count, std::memory_order_relaxed);
-  }
-  return count;
-}
-
 class TorchCudaRunner {
  public:
   // `like`: a tensor on the device to run on (its device must be current: hold a CUDAGuard).
   explicit TorchCudaRunner(const at::Tensor& like)
-      : device_(like.device().index()),
-        stream_(c10::cuda::getCurrentCUDAStream(like.device().index()).stream()),
+      : stream_(c10::cuda::getCurrentCUDAStream(like.device().index()).stream()),
         bytes_(like.options().dtype(at::kByte)) {}
 
-  int64_t sm_count() const { return device_sm_count(device_); }
+  cudaStream_t stream() const { return stream_; }
+
+  // Whether the stream is being captured into a CUDA graph (no sync is allowed then).
+  bool capturing() const {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    C10_CUDA_CHECK(cudaStreamIsCapturing(stream_, &status));
+    return status != cudaStreamCaptureStatusNone;
+  }
 
   uint8_t* workspace(size_t bytes) {
     workspaces_.push_back(at::empty({static_cast<int64_t>(bytes)}, bytes_));
     return workspaces_.back().data_ptr<uint8_t>();
-  }
-
-  void build_plan(const PlanInputs& in, const PlanBuffers& buf) {
-    build_plan_kernel<kPlanThreads><<<1, kPlanThreads, 0, stream_>>>(in, buf);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 
   template <typename F>
@@ -70,7 +58,6 @@ class TorchCudaRunner {
   }
 
  private:
-  c10::DeviceIndex device_;
   cudaStream_t stream_;
   at::TensorOptions bytes_;
   std::vector<at::Tensor> workspaces_;

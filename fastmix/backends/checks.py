@@ -43,6 +43,11 @@ KIND_NAMES = "0 (none), 1 (blend) or 2 (paste)"
 # size (2**62), or an int that does not fit the ops' int64 (2**63 and up).
 MAX_NUM_CLASSES = 2**31 - 1
 
+# The device plan's layout (csrc/mix_plan.h): a 64-byte header holding its PLAN_SHAPE_FIELDS, the
+# groups (8 bytes each) from byte 64, the steps (64 bytes each) from the next multiple of 64.
+PLAN_SHAPE_FIELDS = ("batch", "first_groups", "second_groups", "head_slots", "steps", "paste")
+MAX_BATCH = 2**30  # samples and steps are int32 on the device (kMaxBatch)
+
 
 # -- how values are written in messages ------------------------------------------------------------
 
@@ -143,9 +148,13 @@ def check_partner_value(partner: torch.Tensor, i: int, batch: int, prefix: str =
         raise ValueError(f"{prefix}partner[{i}]: expected an index in [0, {batch}), got {int(partner[i])}")
 
 
-def check_kind_and_lam_values(kind: torch.Tensor, lam: torch.Tensor, i: int, prefix: str = "") -> None:
+def check_kind_value(kind: torch.Tensor, i: int, prefix: str = "") -> None:
     if int(kind[i]) > 2:
         raise ValueError(f"{prefix}kind[{i}]: expected {KIND_NAMES}, got {int(kind[i])}")
+
+
+def check_kind_and_lam_values(kind: torch.Tensor, lam: torch.Tensor, i: int, prefix: str = "") -> None:
+    check_kind_value(kind, i, prefix)
     if not 0 <= float(lam[i]) <= 1:
         raise ValueError(f"{prefix}lam[{i}]: expected a value in [0, 1], got {float_text(float(lam[i]), 8)}")
 
@@ -444,15 +453,82 @@ def check_class_indices(labels: Any, num_classes: int, name: str = "labels") -> 
                          f"got {value}")
 
 
+def _plan_bytes(first_groups: int, second_groups: int, steps: int) -> int:
+    """The bytes of a device plan of that shape (csrc/mix_plan.h's plan_bytes)."""
+    return 64 + (8 * (first_groups + second_groups) + 63) // 64 * 64 + 64 * steps
+
+
+def check_plan_layout(images: torch.Tensor, plan: Any, plan_shape: Any) -> None:
+    """plan and plan_shape of mix_: no plan (and no shape), or a plan of fastmix::device_plan -- uint8,
+    one dim, on the images' device -- with the fields of its header (PLAN_SHAPE_FIELDS) for the
+    images' batch, and the bytes they need. Its content is not read here (on CUDA that would sync:
+    the kernel asserts it); the CPU kernels build their own plan and ignore it."""
+    shape = tuple(plan_shape)
+    if plan is None:
+        if shape:
+            raise ValueError(f"plan_shape: expected [] without a plan, got {shape}")
+        return
+    check_tensor("plan", plan)
+    if plan.dtype != torch.uint8 or plan.dim() != 1:
+        raise ValueError(f"plan: expected uint8 of shape (n,) (the bytes of torch.ops.fastmix.device_plan), got "
+                         f"{dtype_name(plan.dtype)} of shape {tuple(plan.shape)}")
+    check_on_device("plan", plan, images, "images")
+    batch = images.shape[0]
+    if (len(shape) != len(PLAN_SHAPE_FIELDS) or shape[0] != batch or shape[5] > 1
+            or not all(0 <= v <= 2**31 - 1 for v in shape)):
+        raise ValueError(f"plan_shape: expected the plan's {len(PLAN_SHAPE_FIELDS)} header fields "
+                         f"({', '.join(PLAN_SHAPE_FIELDS)}) for a batch of {batch}, got {shape}")
+    needed = _plan_bytes(shape[1], shape[2], shape[4])
+    if plan.numel() < needed:
+        raise ValueError(f"plan: expected at least {needed} bytes for plan_shape {shape}, got {plan.numel()}")
+
+
+def check_plan_partner(partner: Any) -> None:
+    """partner of device_plan and inplace_plan: (B,) int64 on the CPU (the plans are built on the host)."""
+    check_tensor("partner", partner)
+    check_strided("partner", partner)
+    if partner.dtype != torch.int64 or partner.dim() != 1 or partner.device.type != "cpu":
+        raise ValueError(f"partner: expected int64 of shape (B,) on the CPU (the plan is built on the host), got "
+                         f"{dtype_name(partner.dtype)} of shape {tuple(partner.shape)} on {partner.device}")
+    if partner.shape[0] > MAX_BATCH:
+        raise ValueError(f"partner: expected at most {MAX_BATCH} samples, got {partner.shape[0]}")
+
+
 # -- the checks of each op, in full ----------------------------------------------------------------
 
 
-def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any) -> None:
-    """fastmix::mix_: writable images, the params' layout, and their values on the CPU."""
+def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any, plan: Any = None,
+                   plan_shape: Sequence[int] = ()) -> None:
+    """fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on
+    the CPU."""
     check_writable_images(images)
     check_params_layout(images, partner, lam, kind, box)
+    check_plan_layout(images, plan, plan_shape)
     if images.device.type == "cpu":
         check_params_values(images, partner, lam, kind, box)
+
+
+def check_device_plan_args(partner: Any, lam: Any, kind: Any, box: Any) -> None:
+    """fastmix::device_plan: a MixParams on the CPU, its partner and kind values (the boxes are
+    clamped into int32, not checked: the op that applies the plan checks them against its images)."""
+    check_plan_partner(partner)
+    batch = partner.shape[0]
+    check_param_field("lam", lam, torch.float32, (batch,), partner, "partner")
+    check_param_field("kind", kind, torch.uint8, (batch,), partner, "partner")
+    check_param_field("box", box, torch.int64, (batch, 4), partner, "partner")
+    check_targets_params_values(partner, lam, kind)
+
+
+def check_inplace_plan_args(partner: Any, kind: Any) -> None:
+    """fastmix::inplace_plan: partner and kind on the CPU, with their values."""
+    check_plan_partner(partner)
+    batch = partner.shape[0]
+    check_param_field("kind", kind, torch.uint8, (batch,), partner, "partner")
+    bad = (partner < 0) | (partner >= batch) | (kind > 2)
+    if batch and bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        check_partner_value(partner, i, batch)
+        check_kind_value(kind, i)
 
 
 def check_mix_into_args(out: Any, images: Any, partner: Any, lam: Any, kind: Any, box: Any, scale: Any, bias: Any,

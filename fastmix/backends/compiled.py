@@ -36,8 +36,8 @@ def _named_type_errors(function: F) -> F:
 
 
 @_named_type_errors
-def mix_(images, partner, lam, kind, box) -> None:  # noqa: ANN001 - the op's schema
-    torch.ops.fastmix.mix_(images, partner, lam, kind, box)
+def mix_(images, partner, lam, kind, box, plan=None, plan_shape=()) -> None:  # noqa: ANN001 - the op's schema
+    torch.ops.fastmix.mix_(images, partner, lam, kind, box, plan, list(plan_shape))
 
 
 @_named_type_errors

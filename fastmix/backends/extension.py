@@ -64,7 +64,8 @@ def _register_layout_refusals() -> None:
     global _layout_library
     if _layout_library is not None:
         return
-    from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
+    from .checks import (check_collate_mix_args, check_device_plan_args, check_inplace_plan_args, check_mix_args,
+                         check_mix_into_args, check_mix_targets_args)
 
     def refuse(check):
         def kernel(*args):
@@ -73,7 +74,8 @@ def _register_layout_refusals() -> None:
         return kernel
 
     checks = {"mix_": check_mix_args, "mix_into_": check_mix_into_args, "collate_mix_": check_collate_mix_args,
-              "mix_targets": check_mix_targets_args}
+              "mix_targets": check_mix_targets_args, "device_plan": check_device_plan_args,
+              "inplace_plan": check_inplace_plan_args}
     library = torch.library.Library("fastmix", "IMPL")
     for name, check in checks.items():
         for key in _SPARSE_KEYS:
@@ -90,7 +92,7 @@ def _register_fakes() -> None:
     worded as the kernels word it, and refuses such a call instead of returning without a write
     (or an uninitialised CPU result). A call whose tensors are all meta (meta tracing) or all fake
     tensors of one device (torch.compile) passes."""
-    from .checks import check_affine_devices, check_on_device
+    from .checks import check_affine_devices, check_on_device, check_plan_partner
 
     def on_device_of(data_name, data, **tensors):  # noqa: ANN001, ANN202
         for name, value in tensors.items():
@@ -101,8 +103,24 @@ def _register_fakes() -> None:
             check_affine_devices(out, scale, bias, normalize=scale.numel() > 0 or bias.numel() > 0)
 
     @torch.library.register_fake("fastmix::mix_")
-    def _mix_fake(images, partner, lam, kind, box):  # noqa: ANN001 - signature fixed by the schema
+    def _mix_fake(images, partner, lam, kind, box, plan=None, plan_shape=()):  # noqa: ANN001 - fixed by the schema
         on_device_of("images", images, partner=partner, lam=lam, kind=kind, box=box)
+        if plan is not None:
+            check_on_device("plan", plan, images, "images")
+
+    # The plans are built on the host (a meta partner is refused as the kernel refuses a CUDA one),
+    # and their sizes depend on the partner map's values: unbacked sizes under torch.compile.
+    @torch.library.register_fake("fastmix::device_plan")
+    def _device_plan_fake(partner, lam, kind, box):  # noqa: ANN001
+        check_plan_partner(partner)
+        on_device_of("partner", partner, lam=lam, kind=kind, box=box)
+        return partner.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=torch.uint8)
+
+    @torch.library.register_fake("fastmix::inplace_plan")
+    def _inplace_plan_fake(partner, kind):  # noqa: ANN001
+        check_plan_partner(partner)
+        on_device_of("partner", partner, kind=kind)
+        return partner.new_empty((torch.library.get_ctx().new_dynamic_size(), 3), dtype=torch.int64)
 
     @torch.library.register_fake("fastmix::mix_into_")
     def _mix_into_fake(out, images, partner, lam, kind, box, scale, bias, hwc):  # noqa: ANN001

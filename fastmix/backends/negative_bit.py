@@ -42,9 +42,9 @@ def _run_resolved(run: Callable[..., None], written: torch.Tensor, *args: Any) -
         written.copy_(target)
 
 
-def mix_(run: Callable[..., None], images, partner, lam, kind, box) -> None:  # noqa: ANN001 - the op's schema
-    check_mix_args(images, partner, lam, kind, box)
-    _run_resolved(run, images, partner, lam, kind, box)
+def mix_(run: Callable[..., None], images, partner, lam, kind, box, plan=None, plan_shape=()) -> None:  # noqa: ANN001
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
+    _run_resolved(run, images, partner, lam, kind, box, plan, plan_shape)
 
 
 def mix_into_(run: Callable[..., None], out, images, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001

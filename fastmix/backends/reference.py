@@ -8,7 +8,7 @@ Its ops take the arguments of the compiled ops (csrc/ops.cpp) and check them as 
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -54,9 +54,11 @@ def mixed_values(images: torch.Tensor, partner, lam, kind, box) -> torch.Tensor:
     return out
 
 
-def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor) -> None:
-    """torch.ops.fastmix.mix_ in plain torch: mix ``images`` (B, ...) in place."""
-    check_mix_args(images, partner, lam, kind, box)
+def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
+         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = ()) -> None:
+    """torch.ops.fastmix.mix_ in plain torch: mix ``images`` (B, ...) in place (``plan``, the CUDA
+    kernels' plan, is checked and not needed: every original is read before anything is written)."""
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
     if images.numel() == 0:
         return
     out = mixed_values(images, partner, lam, kind, box)

@@ -26,7 +26,9 @@ class Backend:
     """One implementation of fastmix's operations; every backend has the same four, with the
     signatures of the registered ops (csrc/ops.cpp):
 
-    * ``mix_(images, partner, lam, kind, box)``: mix (B, ...) images in place;
+    * ``mix_(images, partner, lam, kind, box, plan=None, plan_shape=())``: mix (B, ...) images in
+      place; ``plan`` is the CUDA kernels' plan of these params (fastmix.backends.device_params),
+      which the CPU backends check and ignore (they build their own);
     * ``mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc)``: mix (B, C, H, W) (or
       (B, H, W, C) when hwc) images into ``out`` (B, C, H, W), converted and normalised;
     * ``collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc)``: the same from a

@@ -1,11 +1,13 @@
 // The test program of the CUDA host emulation, not part of the extension: it runs the code of the
 // kernel headers (csrc/cuda/*_kernels.cuh) on the CPU, so that tests/test_cuda_compile.py can check
 // it bit for bit against fastmix/backends/reference.py on machines without a GPU. nvcc compiles it
-// as CUDA with -I csrc, so the kernel headers are the very code the extension builds; only the
-// launches differ: "threads" run one after another (in reverse order, so a hidden dependence on
-// launch order would show), a block's phases run as loops, atomics are plain increments, and the
-// _rn intrinsics are the plain C++ operators (built with -ffp-contract=off). What it cannot show:
-// races between real threads, device-only rounding intrinsics, alignment faults, launch
+// as CUDA with -I csrc, so the kernel headers are the very code the extension builds, and the
+// in-place plan comes from csrc/mix_plan.h's make_device_plan, the host builder the CUDA op takes
+// its plan from; only the launches differ: "threads" run one after another (in reverse order, so a
+// hidden dependence on launch order would show), launches one after another, and the _rn
+// intrinsics are the plain C++ operators (built with -ffp-contract=off). Workspace (the plan's head
+// slots) starts poisoned, and a failed device-side assert aborts the program. What it cannot
+// show: races between real threads, device-only rounding intrinsics, alignment faults, launch
 // configurations. It lives under tests/ so that setup.py's glob of csrc/cuda/*.cu never builds it.
 //
 //   emulate_on_host IN OUT
@@ -15,10 +17,22 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+// Before the kernel headers: the device-side asserts of the kernels, checked here.
+#define FASTMIX_KERNEL_ASSERT(cond) fastmix_emulated_assert((cond), #cond, __FILE__, __LINE__)
+__host__ __device__ inline void fastmix_emulated_assert(bool ok, const char* what, const char* file, int line) {
+#ifndef __CUDA_ARCH__
+  if (!ok) {
+    fprintf(stderr, "emulate_on_host: device-side assert failed: %s (%s:%d)\n", what, file, line);
+    std::abort();
+  }
+#endif
+}
 
 #include "cuda/mix_into_kernels.cuh"
 #include "cuda/mix_kernels.cuh"
@@ -28,36 +42,24 @@ namespace fastmix {
 namespace cuda {
 namespace emulation {
 
-struct HostExec {
-  template <typename Phase>
-  void operator()(const Phase& phase) const {
-    for (int t = kPlanThreads - 1; t >= 0; --t) phase(t, kPlanThreads);
-  }
-};
-
 class HostRunner {
  public:
-  int64_t sm_count() const { return 132; }
-
   uint8_t* workspace(size_t bytes) {
-    // Poisoned, as fresh device memory may be.
+    // Poisoned, as fresh device memory may be: a head slot read before it is saved shows.
     workspaces_.emplace_back(bytes + 64, 0xA5);
     uint8_t* p = workspaces_.back().data();
     return p + (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64;
   }
 
-  void build_plan(const PlanInputs& in, const PlanBuffers& buf) {
-    std::vector<int32_t> scan(2 * kPlanThreads, -1);
-    uint8_t* shared = workspace(kSharedScratchBytes);  // stands for the block's shared memory
-    HostExec exec;
-    build_plan_in_block(in, buf, reinterpret_cast<int32_t(*)[kPlanThreads]>(scan.data()), shared, exec);
-  }
-
   template <typename F>
   void for_each_2d(const F& f, int64_t ny, int64_t nx) {
+    if (ny <= 0 || nx <= 0) return;
+    ++launches;
     for (int64_t y = ny - 1; y >= 0; --y)
       for (int64_t x = nx - 1; x >= 0; --x) f(y, x);
   }
+
+  int64_t launches = 0;
 
  private:
   std::vector<std::vector<uint8_t>> workspaces_;
@@ -126,49 +128,88 @@ size_t elem_size(int64_t code) {
   return sizes[code];
 }
 
+// The plan bytes of make_device_plan (segment 0: kSegmentSteps), in a 64-byte aligned buffer.
+struct HostPlan {
+  Storage bytes;
+  DevicePlanShape shape;
+  HostPlan(const Params& p, int64_t batch, int64_t segment)
+      : HostPlan(make_device_plan(p.partner.data(), p.lam.data(), p.kind.data(), p.box.data(), batch,
+                                  segment > 0 ? segment : kSegmentSteps)) {}
+  explicit HostPlan(const DevicePlan& plan) : bytes(static_cast<size_t>(plan.bytes()), 0), shape(plan.shape) {
+    plan.write(bytes.data);
+  }
+};
+
+template <typename T>
+bool mix_typed(HostRunner& runner, uint8_t* data, const TensorLayout& layout, const PlanView& plan) {
+  return mix_inplace<T>(runner, reinterpret_cast<T*>(data), layout, plan);
+}
+
 // mix_: dtype, ndim, sizes, strides, storage elements, storage offset (elements), misalignment of
-// the storage (bytes), groups (0: choose), params, storage -> the storage after the mix.
+// the storage (bytes), plan (0: make_device_plan's, as the CUDA op gets it; 1: CopyPlanFn's, the
+// one a raw call builds on the device inside graph capture), segment (make_device_plan's; 0: its
+// default), params, storage -> the launches (int64), then the storage after the mix.
 void run_mix(Reader& r, FILE* out) {
   const int64_t dtype = r.i64(), ndim = r.i64();
   TensorLayout layout;
   layout.ndim = static_cast<int>(ndim);
   for (int64_t d = 0; d < ndim; ++d) layout.sizes[d] = r.i64();
   for (int64_t d = 0; d < ndim; ++d) layout.strides[d] = r.i64();
-  const int64_t storage_elems = r.i64(), storage_offset = r.i64(), misalign = r.i64(), groups = r.i64();
-  const Params p = read_params(r, layout.sizes[0]);
+  const int64_t storage_elems = r.i64(), storage_offset = r.i64(), misalign = r.i64();
+  const int64_t plan_source = r.i64(), segment = r.i64();
+  const int64_t batch = layout.sizes[0];
+  const Params p = read_params(r, batch);
   const size_t bytes = static_cast<size_t>(storage_elems) * elem_size(dtype);
   Storage s(bytes, misalign);
   r.bytes(s.data, bytes);
   uint8_t* data = s.data + storage_offset * static_cast<int64_t>(elem_size(dtype));
   int64_t numel = 1;
   for (int64_t d = 0; d < ndim; ++d) numel *= layout.sizes[d];
+  HostRunner runner;
   if (numel > 0) {
-    HostRunner runner;
+    PlanView plan;
+    std::unique_ptr<HostPlan> host;
+    if (plan_source == 0) {
+      host = std::make_unique<HostPlan>(p, batch, segment);
+      plan = plan_view(host->bytes.data, host->shape);
+    } else {
+      const DevicePlanShape shape = copy_plan_shape(batch);
+      uint8_t* built = runner.workspace(static_cast<size_t>(plan_bytes(shape)));
+      runner.for_each_2d(CopyPlanFn{p.partner.data(), p.lam.data(), p.kind.data(), p.box.data(), built, shape}, 1,
+                         batch);
+      plan = plan_view(built, shape);
+    }
     bool ok = false;
     switch (dtype) {
       case 0:
-        ok = mix_inplace<uint8_t>(runner, reinterpret_cast<uint8_t*>(data), layout, p.partner.data(), p.lam.data(),
-                                  p.kind.data(), p.box.data(), groups);
+        ok = mix_typed<uint8_t>(runner, data, layout, plan);
         break;
       case 1:
-        ok = mix_inplace<Half16>(runner, reinterpret_cast<Half16*>(data), layout, p.partner.data(), p.lam.data(),
-                                 p.kind.data(), p.box.data(), groups);
+        ok = mix_typed<Half16>(runner, data, layout, plan);
         break;
       case 2:
-        ok = mix_inplace<BFloat16Bits>(runner, reinterpret_cast<BFloat16Bits*>(data), layout, p.partner.data(),
-                                       p.lam.data(), p.kind.data(), p.box.data(), groups);
+        ok = mix_typed<BFloat16Bits>(runner, data, layout, plan);
         break;
       case 3:
-        ok = mix_inplace<float>(runner, reinterpret_cast<float*>(data), layout, p.partner.data(), p.lam.data(),
-                                p.kind.data(), p.box.data(), groups);
+        ok = mix_typed<float>(runner, data, layout, plan);
         break;
       default:
-        ok = mix_inplace<double>(runner, reinterpret_cast<double*>(data), layout, p.partner.data(), p.lam.data(),
-                                 p.kind.data(), p.box.data(), groups);
+        ok = mix_typed<double>(runner, data, layout, plan);
     }
     if (!ok) throw std::runtime_error("layout not taken by the kernels");
   }
+  fwrite(&runner.launches, sizeof runner.launches, 1, out);
   fwrite(s.data, 1, bytes, out);
+}
+
+// plan: batch, segment (0: the default), params -> the bytes of make_device_plan, after their count.
+void run_plan(Reader& r, FILE* out) {
+  const int64_t batch = r.i64(), segment = r.i64();
+  const Params p = read_params(r, batch);
+  const HostPlan plan(p, batch, segment);
+  const int64_t n = plan_bytes(plan.shape);
+  fwrite(&n, sizeof n, 1, out);
+  fwrite(plan.bytes.data, 1, static_cast<size_t>(n), out);
 }
 
 template <typename In, typename Out>
@@ -263,6 +304,7 @@ int main(int argc, char** argv) {
       if (op == 0) run_mix(r, out);
       else if (op == 1) run_into(r, out);
       else if (op == 2) run_targets(r, out);
+      else if (op == 3) run_plan(r, out);
       else throw std::runtime_error("bad op " + std::to_string(op));
     }
   } catch (const std::exception& e) {

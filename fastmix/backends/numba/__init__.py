@@ -2,7 +2,7 @@
 is not built or does not load. The same ops with the same arguments, checks and results, bit for
 bit (backends/reference.py); one file per operation, as in csrc/cpu/:
 
-    mix_numba.py          mix_(images, partner, lam, kind, box)               ~ csrc/cpu/mix_cpu.cpp
+    mix_numba.py          mix_(images, partner, lam, kind, box, plan, ...)    ~ csrc/cpu/mix_cpu.cpp
     mix_into_numba.py     mix_into_(out, images, ...), collate_mix_(out, ...) ~ csrc/cpu/mix_into_cpu.cpp
     mix_targets_numba.py  mix_targets(labels, partner, lam, kind, C, eps)     ~ csrc/cpu/mix_targets_cpu.cpp
     blend_math.py         the element loops both mix kernels run              ~ csrc/cpu/blend_math.h
@@ -18,7 +18,7 @@ backend cannot run.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional, Sequence
 
 import torch
 
@@ -30,14 +30,16 @@ from .availability import require, unavailable_reason  # noqa: F401  (re-exporte
 
 
 @torch.compiler.disable  # numba runs outside the graph (a graph break under torch.compile)
-def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor) -> None:
-    """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype)."""
+def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
+         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = ()) -> None:
+    """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype);
+    ``plan`` (the CUDA kernels') is checked and ignored."""
     require()
     from .mix_numba import mix_ as run
 
     if negative_bit.has_negative_bit(images, partner, lam, kind, box):
-        return negative_bit.mix_(run, images, partner, lam, kind, box)
-    run(images, partner, lam, kind, box)
+        return negative_bit.mix_(run, images, partner, lam, kind, box, plan, plan_shape)
+    run(images, partner, lam, kind, box, plan, plan_shape)
 
 
 @torch.compiler.disable

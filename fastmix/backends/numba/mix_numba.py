@@ -480,9 +480,10 @@ MIN_CHUNK_BYTES = 16 * 1024
 STRIDED_CHUNK_BYTES = 32 * 1024
 
 
-def mix_(images, partner, lam, kind, box):
-    """torch.ops.fastmix.mix_ on numba: check, then mix ``images`` (B, ...) in place."""
-    check_mix_args(images, partner, lam, kind, box)
+def mix_(images, partner, lam, kind, box, plan=None, plan_shape=()):
+    """torch.ops.fastmix.mix_ on numba: check, then mix ``images`` (B, ...) in place (``plan``, the
+    CUDA kernels', is checked and ignored: the chunks walk the CPU kernels' plan)."""
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
     check_cpu(images, "images")
     if images.numel() == 0:
         return
@@ -491,8 +492,8 @@ def mix_(images, partner, lam, kind, box):
 
 
 def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
-    """Apply checked params in place (mix_cpu.cpp's and mix_kernels.cuh's mix_inplace). data:
-    flat_view of the images; shape/strides: theirs."""
+    """Apply checked params in place (mix_cpu.cpp's mix_inplace). data: flat_view of the images;
+    shape/strides: theirs."""
     plan = inplace_plan(partner, kind)
     if plan.shape[0] == 0:
         return

@@ -1,17 +1,24 @@
-"""The order of in-place writes for any partner map (a port of csrc/mix_plan.h).
+"""The order of in-place writes for any partner map: csrc/mix_plan.h's, and a port of it.
 
 Sample i is rewritten from itself and sample partner[i]; in place, every sample must be read as a
 partner before it is overwritten. The partner map is a functional graph: trees (samples nobody else
 reads, written first, leaves inwards) hanging off cycles. Swapped pairs (a flip) are one fused step;
 longer cycles save their first sample to a small per-chunk buffer. A plan is an (n, 3) int64 array
 of steps (op, a, b).
+
+:func:`inplace_plan` takes the plan from fastmix._C (torch.ops.fastmix.inplace_plan: the one
+implementation, which the cpp and cuda backends use too) when the extension is loaded; the port
+below (make_inplace_plan) builds it only where it is not, which is when numba is the fallback.
 """
 from __future__ import annotations
 
 from . import cache  # noqa: F401  (first: keys numba's disk cache on all of this package's sources)
 
 import numpy as np
+import torch
 from numba import njit
+
+from ..extension import load_extension
 
 # Constants are numpy scalars, not Python ints: numba types an int constant passed to a jitted
 # function as a literal and compiles that function once per value.
@@ -95,6 +102,14 @@ def make_inplace_plan(partner, kind):
 
 
 def inplace_plan(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """The steps of checked params: csrc/mix_plan.h's, from the extension when it is loaded, else
+    :func:`port_plan`'s."""
+    if load_extension() is not None:
+        return torch.ops.fastmix.inplace_plan(torch.from_numpy(partner), torch.from_numpy(kind)).numpy()
+    return port_plan(partner, kind)
+
+
+def port_plan(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
     """make_inplace_plan's steps; for a partner map that is its own inverse (flip and pair
     modes: every cycle is a swapped pair) built with numpy, without compiling make_inplace_plan:
     first the mixed samples whose partner is not mixed (APPLY), then the swapped pairs (PAIR)."""
