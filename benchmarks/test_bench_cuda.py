@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import fastmix
+from fastmix.backends.device_params import mix_args
 from fastmix.bench import baselines
 from fastmix.bench.inputs import make_batch, make_batches, make_labels
 
@@ -66,15 +67,17 @@ def mixup_params():
 
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
 def test_cuda_mixup_fastmix_op(benchmark, dtype):
-    """The raw op, params already on the device: the plan kernel plus one pass over the batch."""
+    """The raw op, params and their plan already on the device (as fastmix.Mixup passes them): one
+    pass over the batch."""
     benchmark.group = f"cuda in-place mixup {dtype}"
-    images, params = batch(IN_PLACE_DTYPES[dtype]), mixup_params().to("cuda")
-    run_benchmark(benchmark, torch.ops.fastmix.mix_, images, *params.as_tuple())
+    images = batch(IN_PLACE_DTYPES[dtype])
+    args = mix_args(mixup_params().as_tuple(), images.device, with_plan=True)
+    run_benchmark(benchmark, torch.ops.fastmix.mix_, images, *args)
 
 
 @pytest.mark.parametrize("dtype", IN_PLACE_DTYPES)
 def test_cuda_mixup_fastmix_apply(benchmark, dtype):
-    """fastmix.mix_ with the params on the CPU (as sampled): checks and copies included."""
+    """fastmix.mix_ with the params on the CPU (as sampled): checks, the plan and the copy included."""
     benchmark.group = f"cuda in-place mixup {dtype}"
     images, params = batch(IN_PLACE_DTYPES[dtype]), mixup_params()
     run_benchmark(benchmark, fastmix.mix_, images, params, "cuda")

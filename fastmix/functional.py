@@ -11,6 +11,7 @@ import warnings
 import torch
 
 from .backends import resolve_backend
+from .backends.device_params import mix_args
 from .backends.checks import check_class_indices, check_labels_layout, check_num_classes_and_smoothing
 from .mixup import check_images
 from .sampling.params import MixParams, check_params
@@ -22,16 +23,22 @@ def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torc
     Args:
         images: (B, ...) uint8, float16, bfloat16, float32 or float64; any layout. CutMix boxes
             apply to the last two dims (H, W), on every channel (and every frame of a video).
-        params: a MixParams for batch size B (on any device; copied to the images' device).
+        params: a MixParams for batch size B (on any device; copied to the images' device). On a GPU,
+            the cuda backend's in-place plan is built from them on the host and copied with them in
+            one non-blocking copy (params already on a GPU come to the host for it: a sync).
         backend: "auto", "cpp", "cuda", "numba" or "torch".
     """
     check_images(images, needs_spatial=False)
     chosen = resolve_backend(backend, images.device)
-    if not torch.compiler.is_compiling():  # value checks read the params; the op checks them too
-        check_params(params, images.shape[0], tuple(images.shape))
+    if torch.compiler.is_compiling():  # value checks and the plan read the params: the op does both
+        if images.shape[0]:
+            chosen.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())
+        return images
+    check_params(params, images.shape[0], tuple(images.shape))
     if images.shape[0] == 0:
         return images
-    chosen.mix_(images, *params.to(images.device, non_blocking=True).as_tuple())
+    host = params if params.device.type == "cpu" else params.to("cpu")
+    chosen.mix_(images, *mix_args(host.as_tuple(), images.device, with_plan=chosen.name == "cuda"))
     return images
 
 

@@ -1,13 +1,14 @@
 """fastmix.Mixup: timm's Mixup knobs, any batch size, images mixed in place."""
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 
 from .backends import check_backend_name, resolve_backend
 from .backends.checks import IMAGE_DTYPES, check_strided, check_tensor, check_writable_images, dtype_name, dtype_names
-from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_
+from .backends.device_params import with_plans
+from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_, paste_only
 from .process_local import ProcessLocal
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_seed
@@ -32,6 +33,11 @@ def check_images(images: Any, needs_spatial: bool) -> None:
     check_writable_images(images)
     if images.requires_grad:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
+
+
+def _with_plan(mix_: Callable[..., None], plan: torch.Tensor, plan_shape: List[int]) -> Callable[..., None]:
+    """A backend's mix_ that passes ``plan`` (the plan of the params it is called with)."""
+    return lambda images, partner, lam, kind, box: mix_(images, partner, lam, kind, box, plan, plan_shape)
 
 
 @with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker
@@ -130,15 +136,29 @@ class Mixup(ProcessLocal):
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
         params = sample_params(policy, batch, height, width, self.generator, enabled=enabled)
         self.last_params = params
-        partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
+        mix_images, mix_masks = backend.mix_, backend.mix_
+        if images.device.type == "cuda" and batch:
+            # The params and the cuda kernels' plans (the images', and the masks' paste) built here
+            # and moved in one non-blocking copy (backends/device_params.py).
+            plan_params = []
+            if backend.name == "cuda":
+                plan_params.append(params.as_tuple())
+                if masks is not None:
+                    plan_params.append(paste_only(params.partner, params.kind, params.box, masks.element_size()))
+            (partner, lam, kind, box), plans = with_plans(params.as_tuple(), images.device, plan_params)
+            if plans:
+                mix_images = _with_plan(backend.mix_, *plans[0])
+                mix_masks = _with_plan(backend.mix_, *plans[-1])
+        else:
+            partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
         targets = None
         if labels is not None:
             targets = (soft_targets(backend, labels, partner, lam, kind, policy) if batch else
                        torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device))
-        mask_targets = mix_masks_(backend.mix_, masks, partner, lam, kind, box) if masks is not None and batch else (
+        mask_targets = mix_masks_(mix_masks, masks, partner, lam, kind, box) if masks is not None and batch else (
             MaskTargets.unmixed(masks) if masks is not None else None)
         if batch:
-            backend.mix_(images, partner, lam, kind, box)
+            mix_images(images, partner, lam, kind, box)
         return (images, targets) if masks is None else (images, targets, mask_targets)
 
     def __repr__(self) -> str:

@@ -41,6 +41,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten  # what torchvision's transforms use
 
 from .backends import check_backend_name, resolve_backend
+from .backends.device_params import mix_args
 from .backends.checks import (IMAGE_DTYPES, MAX_NUM_CLASSES, check_class_indices, check_writable_images, dtype_name,
                               dtype_names, type_name)
 from .sampling.policy import check_bool, check_seed
@@ -240,8 +241,8 @@ class _BatchMix(ProcessLocal, torch.nn.Module):
         out = images if self.inplace else images.clone()  # clone keeps the layout (channels_last)
         targets = self._targets(labels, params, num_classes, images.device)
         if batch:
-            partner, lam, kind, box = params.to(images.device, non_blocking=True).as_tuple()
-            self.backend_for(images.device).mix_(out, partner, lam, kind, box)
+            backend = self.backend_for(images.device)
+            backend.mix_(out, *mix_args(params.as_tuple(), images.device, with_plan=backend.name == "cuda"))
         swapped = [out if leaf is images else targets if leaf is labels else leaf for leaf in leaves]
         return tree_unflatten(swapped, spec)
 

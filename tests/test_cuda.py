@@ -445,10 +445,29 @@ def test_opcheck_mix_into(hwc):
     torch.library.opcheck(torch.ops.fastmix.mix_into_.default, (out, images, *params.as_tuple(), scale, bias, hwc))
 
 
+class HostToDeviceCopies(torch.overrides.TorchFunctionMode):
+    """Counts the calls that copy host tensors to a GPU (Tensor.to / .cuda from the CPU, a GPU
+    tensor's .copy_ of a CPU one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.Tensor.to, torch.Tensor.cuda) and args[0].device.type == "cpu":
+            self.count += isinstance(out, torch.Tensor) and out.device.type == "cuda"
+        elif func is torch.Tensor.copy_:
+            self.count += args[0].device.type == "cuda" and args[1].device.type == "cpu"
+        return out
+
+
 @pytest.mark.parametrize("label_form", ["indices", "dense", "multi-label"])
 def test_a_whole_mixup_call_makes_no_host_sync(label_form):
     """The README's promise: no device -> host synchronisation per batch (label values are not read
-    on the host; a bad class index trips the targets kernel's device-side assert instead)."""
+    on the host; a bad class index trips the targets kernel's device-side assert instead). The
+    params and the cuda kernels' in-place plans (the images', and the masks' paste) are built on the
+    host and travel in one host -> device copy per call; without its plan the op would sync."""
     multi_label = label_form == "multi-label"
     mix = fastmix.Mixup(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem", prob=0.9, num_classes=100,
                         multi_label=multi_label, seed=0)
@@ -463,8 +482,12 @@ def test_a_whole_mixup_call_makes_no_host_sync(label_form):
     torch.cuda.set_sync_debug_mode("error")
     try:
         for _ in range(3):
-            _, targets = mix(images, labels)
-            mix(images, labels, masks=masks)  # segmentation masks: no sync either
+            with HostToDeviceCopies() as copies:
+                _, targets = mix(images, labels)
+            assert copies.count == 1, "the params and the plan in one copy"
+            with HostToDeviceCopies() as copies:
+                mix(images, labels, masks=masks)  # segmentation masks: no sync either
+            assert copies.count == 1, "the params and both plans in one copy"
             mix.mixup_enabled = not mix.mixup_enabled  # a knob change costs no sync either
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -4,9 +4,10 @@ naive tensor formulas and the floor, timed with CUDA events.
 Operations (each on shared data, interleaved round by round like the CPU bench):
 
 * in-place Mixup, CutMix and elem-mode switching of a (B, 3, H, W) batch: the op
-  ``torch.ops.fastmix.mix_`` (params already on the device, as ``fastmix.Mixup`` passes them)
-  and ``fastmix.mix_`` (params sampled on the host and copied over) -- for Mixup also the
-  op's fixed cost (its in-place plan and launches, on params that move no data) -- beside timm's flip
+  ``torch.ops.fastmix.mix_`` (params and their plan already on the device, as ``fastmix.Mixup``
+  passes them) and the backend's ``mix_`` with params from the host (their plan built and copied
+  with them, each call) -- for Mixup also the op's fixed cost (its launches and its walk of the
+  plan, on params that move no data) -- beside timm's flip
   formula, torchvision's roll formula or timm's per-sample loop, and the floor: a device-to-device
   copy of the batch (the same bytes: one read, one write). time(floor) / time(fastmix) is the
   fraction of the copy bandwidth fastmix achieves;
@@ -25,6 +26,7 @@ from typing import Callable, Dict, List
 import torch
 
 from ..backends import resolve_backend
+from ..backends.device_params import mix_args
 from ..mixup import Mixup
 from ..sampling.params import MixKind, MixParams
 from . import baselines
@@ -50,7 +52,7 @@ def device_scenarios(
     copy_floor = each_round(list(zip(copy_targets, copy_sources)), lambda pair: pair[0].copy_(pair[1]))
 
     def op_with(params: MixParams) -> Callable[[], object]:
-        on_device = params.to(device).as_tuple()
+        on_device = mix_args(params.as_tuple(), device, with_plan=True)  # what fastmix.Mixup passes
 
         def mix(x: torch.Tensor) -> torch.Tensor:
             torch.ops.fastmix.mix_(x, *on_device)
@@ -61,8 +63,8 @@ def device_scenarios(
     def apply_with(params: MixParams) -> Callable[[], object]:
         ops = resolve_backend(backend, device)
 
-        def mix(x: torch.Tensor) -> torch.Tensor:
-            ops.mix_(x, *params.to(x.device, non_blocking=True).as_tuple())
+        def mix(x: torch.Tensor) -> torch.Tensor:  # the plan built and moved with the params, each call
+            ops.mix_(x, *mix_args(params.as_tuple(), x.device, with_plan=True))
             return x
 
         return each_round(images, mix)
@@ -77,7 +79,8 @@ def device_scenarios(
         }
         if operation == "mixup batch":
             # The same plan (every sample written) with nothing to write: what the op costs beyond
-            # moving data -- the plan kernel, the mixing kernel's launch and its walk of the steps.
+            # moving data -- the mixing kernel's launch and its walk of the steps (the plan is built
+            # on the host, once, as for the fastmix row).
             no_data = MixParams(params.partner, params.lam, torch.full_like(params.kind, int(MixKind.PASTE)),
                                 torch.zeros_like(params.box))
             candidates[f"overhead: plan + launch, CutMix with empty boxes@{backend}"] = op_with(no_data)
