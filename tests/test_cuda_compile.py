@@ -353,9 +353,12 @@ def _into_cases(generator: torch.Generator):
 def test_emulated_mix_into_matches_reference(builds, tmp_path):
     generator = torch.Generator().manual_seed(99)
     cases, payload = [], b""
-    for case in _into_cases(generator):
+    for n, case in enumerate(_into_cases(generator)):
         in_dtype, out_dtype, batch, c, h, w, hwc, nhwc_out, normalize, misalign = case
         images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
+        if n % 2:  # swapped pairs, which one thread writes both of: a flip (odd: its 3-cycle too)
+            params = MixParams(_odd_flip(batch) if batch % 2 and batch >= 3 else torch.arange(batch).flip(0),
+                               params.lam, params.kind, params.box)
         cases.append((case, images, params, scale, bias))
         payload += (
             _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, nhwc_out, normalize,

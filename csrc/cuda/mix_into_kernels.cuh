@@ -2,14 +2,19 @@
 //
 // Out of place, so there is no plan: each output element reads its own input element and, when
 // its sample is blended or the element lies in its sample's box, the partner's element at the
-// same position. Each input element is read once per sample that needs it and each output
-// element written once. Three kernels, picked per call:
+// same position. A swapped pair (partner[partner[b]] == b, as a flip makes) is one thread's work,
+// the lower sample's: it reads both inputs once and writes both outputs. So each input element is
+// read once per sample that needs it (once for both samples of a pair), and each output element is
+// written once. Three kernels, picked per call:
 //
 //   same layout   (B,C,H,W) -> NCHW, or (B,H,W,C) -> channels_last: packs of N consecutive
 //                 elements in and out (N = 16 bytes / the wider of the two element types);
 //   HWC -> NCHW   with 3 or 4 channels: a thread reads N pixels x C channels (C packs) and
 //                 writes one N-element pack to each channel plane;
 //   general       one element per thread, any combination (misaligned data, odd sizes, other C).
+//
+// A position within a sample is split into channel, row and column in 32-bit arithmetic where a
+// sample has fewer than 2^31 elements (a 64-bit division is a long instruction sequence on sm_90).
 //
 // mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
 // a paste takes the partner's value inside the box, untouched samples keep their value;
@@ -91,7 +96,57 @@ FASTMIX_HDI Out converted(float v, const Normalize& n, int64_t c) {
 template <typename In, typename Out>
 constexpr int kIntoPackElems = 16 / static_cast<int>(sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out));
 
-// In and out in the same memory order: thread (b, v) does elements [v N, v N + N) of sample b.
+// The other output a thread of sample b writes: when b and its partner q are a swapped pair
+// (partner[q] == b, q != b), the lower of the two writes both (returns q to it) and the higher
+// none (kPairFollower); any other sample writes only its own (kAlone).
+constexpr int64_t kAlone = -1;
+constexpr int64_t kPairFollower = -2;
+FASTMIX_HDI int64_t pair_partner(const IntoParams& p, int64_t b) {
+  const int64_t q = p.partner[b];
+  if (q < 0 || q >= p.batch || q == b || p.partner[q] != b) return kAlone;
+  return q > b ? q : kPairFollower;
+}
+
+// Channel, pixel (h * W + w), row and column of element e of a sample, in out's memory order.
+struct ElementAt {
+  int64_t c, pixel, h, w;
+};
+
+template <typename I>
+FASTMIX_HDI ElementAt element_at_as(const IntoGeometry& g, I e) {
+  const I C = static_cast<I>(g.channels), W = static_cast<I>(g.width), HW = static_cast<I>(g.height) * W;
+  I c, pixel;
+  if (g.nhwc_out) {
+    pixel = e / C;
+    c = e - pixel * C;
+  } else {
+    c = e / HW;
+    pixel = e - c * HW;
+  }
+  const I h = pixel / W;
+  return {static_cast<int64_t>(c), static_cast<int64_t>(pixel), static_cast<int64_t>(h),
+          static_cast<int64_t>(pixel - h * W)};
+}
+
+// In 32 bits where a sample has fewer than 2^31 elements.
+FASTMIX_HDI ElementAt element_at(const IntoGeometry& g, int64_t e) {
+  if (g.channels * g.height * g.width <= INT32_MAX) return element_at_as<uint32_t>(g, static_cast<uint32_t>(e));
+  return element_at_as<uint64_t>(g, static_cast<uint64_t>(e));
+}
+
+// The N outputs of one sample: lane k has channel ch[k] and takes the partner's value where bit
+// k of `take` is set.
+template <typename Out, typename In, int N>
+FASTMIX_HDI Pack<Out, N> mixed_pack(const Pack<In, N>& own, const Pack<In, N>& theirs, const SampleMix& s,
+                                    uint32_t take, const Normalize& n, const int32_t* ch) {
+  Pack<Out, N> r;
+#pragma unroll
+  for (int k = 0; k < N; ++k) r.v[k] = converted<Out>(mixed_value(own.v[k], theirs.v[k], s, (take >> k) & 1u), n, ch[k]);
+  return r;
+}
+
+// In and out in the same memory order: thread (b, v) does elements [v N, v N + N) of sample b
+// (and of its partner, when it leads a swapped pair).
 template <typename In, typename Out, int N>
 struct MixIntoSameLayoutFn {
   const In* in;
@@ -101,25 +156,22 @@ struct MixIntoSameLayoutFn {
   Normalize n;
 
   FASTMIX_HD void operator()(int64_t b, int64_t v) const {
-    const int64_t C = g.channels, H = g.height, W = g.width, HW = H * W, numel = C * HW;
+    const int64_t other = pair_partner(p, b);
+    if (other == kPairFollower) return;
+    const int64_t C = g.channels, H = g.height, W = g.width, numel = C * H * W;
     const SampleMix s = sample_mix(p, b);
+    SampleMix so{};  // the pair's other sample (not mixed: none)
+    if (other >= 0) so = sample_mix(p, other);
     const int64_t e0 = v * N;
-    int64_t c, h, w;
-    if (g.nhwc_out) {
-      c = e0 % C;
-      h = (e0 / C) / W;
-      w = (e0 / C) % W;
-    } else {
-      c = e0 / HW;
-      h = (e0 % HW) / W;
-      w = e0 % W;
-    }
+    const ElementAt at = element_at(g, e0);
+    int64_t c = at.c, h = at.h, w = at.w;
     int32_t ch[N];
-    uint32_t take = 0;
+    uint32_t take = 0, take_other = 0;
 #pragma unroll
     for (int k = 0; k < N; ++k) {
       ch[k] = static_cast<int32_t>(c);
       take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+      take_other |= static_cast<uint32_t>(takes_partner(so, h, w)) << k;
       if (g.nhwc_out) {
         if (++c == C) {
           c = 0;
@@ -137,17 +189,20 @@ struct MixIntoSameLayoutFn {
       }
     }
     const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
+    if (other >= 0) {  // both from the two inputs, each read once
+      const Pack<In, N> theirs = load_pack<In, N>(in + other * numel + e0);
+      store_pack<Out, N>(out + b * numel + e0, mixed_pack<Out>(own, theirs, s, take, n, ch));
+      store_pack<Out, N>(out + other * numel + e0, mixed_pack<Out>(theirs, own, so, take_other, n, ch));
+      return;
+    }
     const bool need_theirs = s.mixed && (s.blend || take != 0);
     const Pack<In, N> theirs = need_theirs ? load_pack<In, N>(in + s.partner * numel + e0) : own;
-    Pack<Out, N> r;
-#pragma unroll
-    for (int k = 0; k < N; ++k)
-      r.v[k] = converted<Out>(mixed_value(own.v[k], theirs.v[k], s, (take >> k) & 1u), n, ch[k]);
-    store_pack<Out, N>(out + b * numel + e0, r);
+    store_pack<Out, N>(out + b * numel + e0, mixed_pack<Out>(own, theirs, s, take, n, ch));
   }
 };
 
-// (B, H, W, C) in, NCHW out, C fixed: thread (b, v) does pixels [v N, v N + N) of sample b.
+// (B, H, W, C) in, NCHW out, C fixed: thread (b, v) does pixels [v N, v N + N) of sample b (and
+// of its partner, when it leads a swapped pair).
 template <typename In, typename Out, int N, int C>
 struct MixIntoHwcToNchwFn {
   const In* in;
@@ -156,33 +211,9 @@ struct MixIntoHwcToNchwFn {
   IntoGeometry g;
   Normalize n;
 
-  FASTMIX_HD void operator()(int64_t b, int64_t v) const {
-    const int64_t H = g.height, W = g.width, HW = H * W;
-    const SampleMix s = sample_mix(p, b);
-    const int64_t p0 = v * N;
-    int64_t h = p0 / W, w = p0 % W;
-    uint32_t take = 0;
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
-      if (++w == W) {
-        w = 0;
-        ++h;
-      }
-    }
-    // N pixels x C channels = C packs of N interleaved elements.
-    Pack<In, N> own[C], theirs[C];
-    const In* src = in + (b * HW + p0) * C;
-#pragma unroll
-    for (int j = 0; j < C; ++j) own[j] = load_pack<In, N>(src + j * N);
-    if (s.mixed && (s.blend || take != 0)) {
-      const In* other = in + (s.partner * HW + p0) * C;
-#pragma unroll
-      for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(other + j * N);
-    } else {
-#pragma unroll
-      for (int j = 0; j < C; ++j) theirs[j] = own[j];
-    }
+  // The C planes of one sample's N pixels, from N pixels x C channels = C packs of own and theirs.
+  FASTMIX_HDI void write_planes(const Pack<In, N>* own, const Pack<In, N>* theirs, const SampleMix& s, uint32_t take,
+                                Out* dst, int64_t plane) const {
 #pragma unroll
     for (int c = 0; c < C; ++c) {
       Pack<Out, N> r;
@@ -190,14 +221,51 @@ struct MixIntoHwcToNchwFn {
       for (int k = 0; k < N; ++k) {
         const int idx = k * C + c;
         r.v[k] = converted<Out>(mixed_value(own[idx / N].v[idx % N], theirs[idx / N].v[idx % N], s, (take >> k) & 1u),
-                             n, c);
+                                n, c);
       }
-      store_pack<Out, N>(out + (b * C + c) * HW + p0, r);
+      store_pack<Out, N>(dst + c * plane, r);
     }
+  }
+
+  FASTMIX_HD void operator()(int64_t b, int64_t v) const {
+    const int64_t other = pair_partner(p, b);
+    if (other == kPairFollower) return;
+    const int64_t H = g.height, W = g.width, HW = H * W;
+    const SampleMix s = sample_mix(p, b);
+    SampleMix so{};
+    if (other >= 0) so = sample_mix(p, other);
+    const int64_t p0 = v * N;
+    const ElementAt at = element_at(IntoGeometry{1, H, W, false, false}, p0);
+    int64_t h = at.h, w = at.w;
+    uint32_t take = 0, take_other = 0;
+#pragma unroll
+    for (int k = 0; k < N; ++k) {
+      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+      take_other |= static_cast<uint32_t>(takes_partner(so, h, w)) << k;
+      if (++w == W) {
+        w = 0;
+        ++h;
+      }
+    }
+    Pack<In, N> own[C], theirs[C];
+    const In* src = in + (b * HW + p0) * C;
+#pragma unroll
+    for (int j = 0; j < C; ++j) own[j] = load_pack<In, N>(src + j * N);
+    if (other >= 0 || (s.mixed && (s.blend || take != 0))) {
+      const In* partner_src = in + ((other >= 0 ? other : s.partner) * HW + p0) * C;
+#pragma unroll
+      for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(partner_src + j * N);
+    } else {
+#pragma unroll
+      for (int j = 0; j < C; ++j) theirs[j] = own[j];
+    }
+    write_planes(own, theirs, s, take, out + b * C * HW + p0, HW);
+    if (other >= 0) write_planes(theirs, own, so, take_other, out + other * C * HW + p0, HW);
   }
 };
 
-// Any layouts, one element per thread: (b, e) with e the element's offset in out's memory order.
+// Any layouts, one element per thread: (b, e) with e the element's offset in out's memory order
+// (of sample b, and of its partner when it leads a swapped pair).
 template <typename In, typename Out>
 struct MixIntoGeneralFn {
   const In* in;
@@ -207,16 +275,23 @@ struct MixIntoGeneralFn {
   Normalize n;
 
   FASTMIX_HD void operator()(int64_t b, int64_t e) const {
-    const int64_t C = g.channels, W = g.width, HW = g.height * W, numel = C * HW;
+    const int64_t other = pair_partner(p, b);
+    if (other == kPairFollower) return;
+    const int64_t C = g.channels, HW = g.height * g.width, numel = C * HW;
     const SampleMix s = sample_mix(p, b);
-    const int64_t c = g.nhwc_out ? e % C : e / HW;
-    const int64_t pixel = g.nhwc_out ? e / C : e % HW;
-    const int64_t h = pixel / W, w = pixel % W;
-    const int64_t at = g.hwc_in ? pixel * C + c : c * HW + pixel;
-    const bool take = takes_partner(s, h, w);
+    const ElementAt x = element_at(g, e);
+    const int64_t at = g.hwc_in ? x.pixel * C + x.c : x.c * HW + x.pixel;
+    const bool take = takes_partner(s, x.h, x.w);
     const In own = in[b * numel + at];
+    if (other >= 0) {
+      const SampleMix so = sample_mix(p, other);
+      const In theirs = in[other * numel + at];
+      out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, x.c);
+      out[other * numel + e] = converted<Out>(mixed_value(theirs, own, so, takes_partner(so, x.h, x.w)), n, x.c);
+      return;
+    }
     const In theirs = s.mixed && (s.blend || take) ? in[s.partner * numel + at] : own;
-    out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, c);
+    out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, x.c);
   }
 };
 
