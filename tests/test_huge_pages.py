@@ -43,17 +43,20 @@ def test_a_large_output_is_a_2mib_aligned_mapping_advised_for_huge_pages(dtype, 
 
 
 @linux_only
-def test_the_mapping_is_released_with_its_last_view():
-    out = empty_on_huge_pages((64, 3, 128, 128), torch.float32)
-    address = out.data_ptr()
-    view = out[3]
-    del out
+def test_the_mapping_is_released_with_its_last_view_beyond_what_is_kept():
+    from fastmix import huge_pages
+
+    shape = (48, 3, 128, 128)  # a size no other test uses: nothing of it is kept yet
+    batches = [empty_on_huge_pages(shape, torch.float32) for _ in range(huge_pages.KEPT_PER_SIZE + 2)]
+    addresses = [b.data_ptr() for b in batches]
+    views = [b[1] for b in batches]
+    del batches
     gc.collect()
-    assert mapping_of(address) is not None, "a view keeps it"
-    del view
+    assert all(mapping_of(a) is not None for a in addresses), "views keep them"
+    del views
     gc.collect()
-    found = mapping_of(address)
-    assert found is None or "hg" not in found[2], "unmapped"
+    still = [a for a in addresses if (found := mapping_of(a)) is not None and "hg" in found[2]]
+    assert len(still) == huge_pages.KEPT_PER_SIZE, "kept for the next batches; the others unmapped"
 
 
 def test_a_small_output_is_plain_torch_empty():
@@ -68,3 +71,33 @@ def test_the_collates_batch_in_the_main_process_is_on_huge_pages():
     samples = [(np.full((128, 128, 3), i, np.uint8), i) for i in range(128)]
     images, _ = fastmix.MixupCollate(fastmix.Mixup(num_classes=128, seed=0))(samples)
     assert images.data_ptr() % HUGE_PAGE == 0 and "hg" in mapping_of(images.data_ptr())[2]
+
+
+def test_a_released_batch_lends_its_mapping_to_the_next_one_and_a_held_one_never():
+    shape = (64, 3, 128, 128)
+    first = empty_on_huge_pages(shape, torch.float32)
+    address = first.data_ptr()
+    held = empty_on_huge_pages(shape, torch.float32)
+    assert held.data_ptr() != address, "first is still held"
+    view = first[2:5]
+    array = first.numpy()
+    del first
+    gc.collect()
+    assert empty_on_huge_pages(shape, torch.float32).data_ptr() != address, "a view and an array still hold it"
+    del view, array
+    gc.collect()
+    again = empty_on_huge_pages(shape, torch.float32)
+    assert again.data_ptr() == address, "released: reused, pages faulted in already"
+    again.fill_(7)
+    assert held.data_ptr() != again.data_ptr()
+
+
+def test_at_most_a_few_released_mappings_are_kept():
+    from fastmix import huge_pages
+
+    shape = (32, 3, 128, 128)
+    batches = [empty_on_huge_pages(shape, torch.float32) for _ in range(huge_pages.KEPT_PER_SIZE + 3)]
+    length = -(-batches[0].numel() * 4 // HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE
+    del batches
+    gc.collect()
+    assert len(huge_pages._kept.get(length, [])) == huge_pages.KEPT_PER_SIZE
