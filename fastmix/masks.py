@@ -19,6 +19,7 @@ import torch
 from .backends.checks import (bytes_overlap, check_strided, check_tensor, check_writable_here, dtype_name, dtype_names,
                               elements_may_share_memory, type_name)
 from .backends.mix_kind import MixKind, mixed
+from .huge_pages import empty_on_huge_pages
 
 MASK_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
 
@@ -202,7 +203,10 @@ def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Te
                box: torch.Tensor) -> MaskTargets:
     """Paste the CutMix boxes of ``masks`` (B, H, W) in place with the backend op ``mix_``, and
     return the MaskTargets of the batch (params on the masks' device)."""
-    saved, source_b = saved_partner_masks(masks, partner, kind, lambda shape: masks.new_empty(shape))  # before the paste
+    def empty(shape: Tuple[int, ...]) -> torch.Tensor:  # a CutMix batch's saved masks can be a whole batch
+        return empty_on_huge_pages(shape, masks.dtype) if masks.device.type == "cpu" else masks.new_empty(shape)
+
+    saved, source_b = saved_partner_masks(masks, partner, kind, empty)  # before the paste
     mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
     return MaskTargets(masks, mask_weights(lam, kind), source_b, saved)
 
