@@ -223,6 +223,13 @@ struct DevicePlan {
   }
 };
 
+// The shape a plan buffer's header holds (the host reads it so to size the launches: plan_shape).
+inline DevicePlanShape plan_shape_of(const uint8_t* buffer) {
+  int32_t header[1 + kPlanShapeFields];
+  std::memcpy(header, buffer, sizeof header);
+  return {header[1], header[2], header[3], header[4], header[5], header[6]};
+}
+
 // The device plan of checked params (partner in [0, batch), kind at most kPaste, batch at most
 // kMaxBatch); `segment` >= 1 (tests cut at other lengths than kSegmentSteps).
 inline DevicePlan make_device_plan(const int64_t* partner, const float* lam, const uint8_t* kind, const int64_t* box,

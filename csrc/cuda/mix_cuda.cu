@@ -16,6 +16,7 @@
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
 #include <ATen/core/Tensor.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -68,19 +69,21 @@ at::Tensor pinned_copy(const at::Tensor& t) {
   return host;
 }
 
-// The plan of params on the GPU, built on the host: the params' one trip there (a sync) and the
-// plan's back (non-blocking, from pinned memory that torch keeps until the copy is done).
+// The plan of params on the GPU, built on the host: the params' one trip there (a sync), the
+// CPU op fastmix::device_plan (csrc/cpu/mix_cpu.cpp: make_device_plan, compiled once, there), and
+// the plan's trip back (non-blocking, from pinned memory that torch keeps until the copy is done).
 at::Tensor plan_through_host(TorchCudaRunner& runner, const at::Tensor& images, const at::Tensor& partner,
                              const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
                              DevicePlanShape* shape) {
   const at::Tensor p = pinned_copy(partner), l = pinned_copy(lam), k = pinned_copy(kind), b = pinned_copy(box);
   c10::cuda::stream_synchronize(runner.stream());  // (what torch.cuda.set_sync_debug_mode reports)
   check_params_values(images, p, l, k, b);
-  const DevicePlan plan = make_device_plan(p.data_ptr<int64_t>(), l.data_ptr<float>(), k.data_ptr<uint8_t>(),
-                                           b.data_ptr<int64_t>(), images.size(0));
-  at::Tensor host = at::empty({plan.bytes()}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
-  plan.write(host.data_ptr<uint8_t>());
-  *shape = plan.shape;
+  static const auto device_plan =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("fastmix::device_plan", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
+  const at::Tensor host = device_plan.call(p, l, k, b).pin_memory();
+  *shape = plan_shape_of(host.const_data_ptr<uint8_t>());
   return host.to(images.device(), /*non_blocking=*/true);
 }
 

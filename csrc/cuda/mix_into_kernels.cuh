@@ -11,10 +11,12 @@
 //                 elements in and out (N = 16 bytes / the wider of the two element types);
 //   HWC -> NCHW   with 3 or 4 channels: a thread reads N pixels x C channels (C packs) and
 //                 writes one N-element pack to each channel plane;
-//   general       one element per thread, any combination (misaligned data, odd sizes, other C).
+//   general       one element per thread, any combination (misaligned data, odd sizes, other C),
+//                 its element types a runtime argument (one kernel for every pair of them).
 //
-// A position within a sample is split into channel, row and column in 32-bit arithmetic where a
-// sample has fewer than 2^31 elements (a 64-bit division is a long instruction sequence on sm_90).
+// The general kernel splits its element's position into channel, row and column in 32-bit
+// arithmetic where a sample has fewer than 2^31 elements (a 64-bit division is a long instruction
+// sequence on sm_90); the packed kernels do it once per pack.
 //
 // mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
 // a paste takes the partner's value inside the box, untouched samples keep their value;
@@ -23,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "../mix_plan.h"
 #include "cuda_math.cuh"
@@ -86,11 +89,14 @@ FASTMIX_HDI float mixed_value(In own, In theirs, const SampleMix& s, bool take) 
   return to_acc(take ? theirs : own);
 }
 
-// v normalised (when enabled) and cast to Out (mix_into_cpu.cpp's converted).
+// v normalised when enabled (v * scale[c] + bias[c]); converted: that, cast to Out (mix_into_cpu.cpp's
+// converted).
+FASTMIX_HDI float normalized(float v, const Normalize& n, int64_t c) {
+  return n.scale != nullptr ? add_rn(mul_rn(v, n.scale[c]), n.bias[c]) : v;
+}
 template <typename Out>
 FASTMIX_HDI Out converted(float v, const Normalize& n, int64_t c) {
-  if (n.scale != nullptr) v = add_rn(mul_rn(v, n.scale[c]), n.bias[c]);
-  return from_acc<Out>(v);
+  return from_acc<Out>(normalized(v, n, c));
 }
 
 template <typename In, typename Out>
@@ -128,7 +134,8 @@ FASTMIX_HDI ElementAt element_at_as(const IntoGeometry& g, I e) {
           static_cast<int64_t>(pixel - h * W)};
 }
 
-// In 32 bits where a sample has fewer than 2^31 elements.
+// In 32 bits where a sample has fewer than 2^31 elements: the general kernel's, once per element
+// (the packed kernels split a position once per pack, in 64 bits, which costs them no more).
 FASTMIX_HDI ElementAt element_at(const IntoGeometry& g, int64_t e) {
   if (g.channels * g.height * g.width <= INT32_MAX) return element_at_as<uint32_t>(g, static_cast<uint32_t>(e));
   return element_at_as<uint64_t>(g, static_cast<uint64_t>(e));
@@ -159,45 +166,43 @@ struct MixIntoSameLayoutFn {
     const int64_t other = pair_partner(p, b);
     if (other == kPairFollower) return;
     const int64_t C = g.channels, H = g.height, W = g.width, numel = C * H * W;
-    const SampleMix s = sample_mix(p, b);
-    SampleMix so{};  // the pair's other sample (not mixed: none)
-    if (other >= 0) so = sample_mix(p, other);
     const int64_t e0 = v * N;
-    const ElementAt at = element_at(g, e0);
-    int64_t c = at.c, h = at.h, w = at.w;
-    int32_t ch[N];
-    uint32_t take = 0, take_other = 0;
+    const ElementAt at = element_at_as<uint64_t>(g, static_cast<uint64_t>(e0));  // once per pack
+    const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
+    Pack<In, N> theirs = own;
+    // Sample b's output, then (a pair) its partner's from the same two inputs: one copy of the
+    // code, run once or twice.
+#pragma unroll 1
+    for (int side = 0; side < (other >= 0 ? 2 : 1); ++side) {
+      const SampleMix s = sample_mix(p, side ? other : b);
+      int64_t c = at.c, h = at.h, w = at.w;
+      int32_t ch[N];
+      uint32_t take = 0;
 #pragma unroll
-    for (int k = 0; k < N; ++k) {
-      ch[k] = static_cast<int32_t>(c);
-      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
-      take_other |= static_cast<uint32_t>(takes_partner(so, h, w)) << k;
-      if (g.nhwc_out) {
-        if (++c == C) {
-          c = 0;
-          if (++w == W) {
-            w = 0;
-            ++h;
+      for (int k = 0; k < N; ++k) {
+        ch[k] = static_cast<int32_t>(c);
+        take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+        if (g.nhwc_out) {
+          if (++c == C) {
+            c = 0;
+            if (++w == W) {
+              w = 0;
+              ++h;
+            }
+          }
+        } else if (++w == W) {
+          w = 0;
+          if (++h == H) {
+            h = 0;
+            ++c;
           }
         }
-      } else if (++w == W) {
-        w = 0;
-        if (++h == H) {
-          h = 0;
-          ++c;
-        }
       }
+      if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take != 0))))
+        theirs = load_pack<In, N>(in + (other >= 0 ? other : s.partner) * numel + e0);
+      store_pack<Out, N>(out + (side ? other : b) * numel + e0,
+                         mixed_pack<Out>(side ? theirs : own, side ? own : theirs, s, take, n, ch));
     }
-    const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
-    if (other >= 0) {  // both from the two inputs, each read once
-      const Pack<In, N> theirs = load_pack<In, N>(in + other * numel + e0);
-      store_pack<Out, N>(out + b * numel + e0, mixed_pack<Out>(own, theirs, s, take, n, ch));
-      store_pack<Out, N>(out + other * numel + e0, mixed_pack<Out>(theirs, own, so, take_other, n, ch));
-      return;
-    }
-    const bool need_theirs = s.mixed && (s.blend || take != 0);
-    const Pack<In, N> theirs = need_theirs ? load_pack<In, N>(in + s.partner * numel + e0) : own;
-    store_pack<Out, N>(out + b * numel + e0, mixed_pack<Out>(own, theirs, s, take, n, ch));
   }
 };
 
@@ -231,45 +236,85 @@ struct MixIntoHwcToNchwFn {
     const int64_t other = pair_partner(p, b);
     if (other == kPairFollower) return;
     const int64_t H = g.height, W = g.width, HW = H * W;
-    const SampleMix s = sample_mix(p, b);
-    SampleMix so{};
-    if (other >= 0) so = sample_mix(p, other);
     const int64_t p0 = v * N;
-    const ElementAt at = element_at(IntoGeometry{1, H, W, false, false}, p0);
-    int64_t h = at.h, w = at.w;
-    uint32_t take = 0, take_other = 0;
-#pragma unroll
-    for (int k = 0; k < N; ++k) {
-      take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
-      take_other |= static_cast<uint32_t>(takes_partner(so, h, w)) << k;
-      if (++w == W) {
-        w = 0;
-        ++h;
-      }
-    }
-    Pack<In, N> own[C], theirs[C];
+    const ElementAt at = element_at_as<uint64_t>(IntoGeometry{1, H, W, false, false}, static_cast<uint64_t>(p0));
+    Pack<In, N> own[C], theirs[C];  // N pixels x C channels = C packs, of b and of its partner
     const In* src = in + (b * HW + p0) * C;
 #pragma unroll
-    for (int j = 0; j < C; ++j) own[j] = load_pack<In, N>(src + j * N);
-    if (other >= 0 || (s.mixed && (s.blend || take != 0))) {
-      const In* partner_src = in + ((other >= 0 ? other : s.partner) * HW + p0) * C;
+    for (int j = 0; j < C; ++j) own[j] = theirs[j] = load_pack<In, N>(src + j * N);
+    // Sample b's planes, then (a pair) its partner's from the same inputs: one copy of the code.
+#pragma unroll 1
+    for (int side = 0; side < (other >= 0 ? 2 : 1); ++side) {
+      const SampleMix s = sample_mix(p, side ? other : b);
+      int64_t h = at.h, w = at.w;
+      uint32_t take = 0;
 #pragma unroll
-      for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(partner_src + j * N);
-    } else {
+      for (int k = 0; k < N; ++k) {
+        take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
+        if (++w == W) {
+          w = 0;
+          ++h;
+        }
+      }
+      if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take != 0)))) {
+        const In* partner_src = in + ((other >= 0 ? other : s.partner) * HW + p0) * C;
 #pragma unroll
-      for (int j = 0; j < C; ++j) theirs[j] = own[j];
+        for (int j = 0; j < C; ++j) theirs[j] = load_pack<In, N>(partner_src + j * N);
+      }
+      write_planes(own, theirs, s, take, out + (side ? other : b) * C * HW + p0, HW);
+#pragma unroll
+      for (int j = 0; j < C; ++j) {  // the partner's turn: the roles swap (registers, no indexing)
+        const Pack<In, N> t = own[j];
+        own[j] = theirs[j];
+        theirs[j] = t;
+      }
     }
-    write_planes(own, theirs, s, take, out + b * C * HW + p0, HW);
-    if (other >= 0) write_planes(theirs, own, so, take_other, out + other * C * HW + p0, HW);
   }
 };
 
+// The general kernel's element types, a runtime argument: one kernel for every (In, Out) pair.
+// It is the fallback of odd layouts and sizes, bound by memory, so a warp-uniform switch per
+// element costs it nothing measurable and saves nvcc six of its seven instantiations.
+enum class IntoType : uint8_t { kUint8, kFloat32, kBFloat16, kFloat16 };
+
+template <typename T>
+constexpr IntoType into_type() {
+  if constexpr (std::is_same_v<T, uint8_t>) return IntoType::kUint8;
+  else if constexpr (std::is_same_v<T, float>) return IntoType::kFloat32;
+  else if constexpr (std::is_same_v<T, BFloat16Bits>) return IntoType::kBFloat16;
+  else {
+    static_assert(std::is_same_v<T, Half16>, "mix_into's element types: uint8, float32, bfloat16, float16");
+    return IntoType::kFloat16;
+  }
+}
+
+// Element i of `data` (of type t) in the accumulation type, as to_acc gives it.
+FASTMIX_HDI float load_acc(const void* data, int64_t i, IntoType t) {
+  switch (t) {
+    case IntoType::kUint8: return to_acc(static_cast<const uint8_t*>(data)[i]);
+    case IntoType::kFloat32: return to_acc(static_cast<const float*>(data)[i]);
+    case IntoType::kBFloat16: return to_acc(static_cast<const BFloat16Bits*>(data)[i]);
+    default: return to_acc(static_cast<const Half16*>(data)[i]);
+  }
+}
+
+// v cast to type t (from_acc) into element i of `data`.
+FASTMIX_HDI void store_acc(void* data, int64_t i, IntoType t, float v) {
+  switch (t) {
+    case IntoType::kUint8: static_cast<uint8_t*>(data)[i] = from_acc<uint8_t>(v); break;
+    case IntoType::kFloat32: static_cast<float*>(data)[i] = from_acc<float>(v); break;
+    case IntoType::kBFloat16: static_cast<BFloat16Bits*>(data)[i] = from_acc<BFloat16Bits>(v); break;
+    default: static_cast<Half16*>(data)[i] = from_acc<Half16>(v); break;
+  }
+}
+
 // Any layouts, one element per thread: (b, e) with e the element's offset in out's memory order
-// (of sample b, and of its partner when it leads a swapped pair).
-template <typename In, typename Out>
+// (of sample b, and of its partner when it leads a swapped pair). Values pass through float as in
+// the typed kernels (mixed_value converts both inputs with to_acc first), so the bits are theirs.
 struct MixIntoGeneralFn {
-  const In* in;
-  Out* out;
+  const void* in;
+  void* out;
+  IntoType in_type, out_type;
   IntoParams p;
   IntoGeometry g;
   Normalize n;
@@ -278,20 +323,20 @@ struct MixIntoGeneralFn {
     const int64_t other = pair_partner(p, b);
     if (other == kPairFollower) return;
     const int64_t C = g.channels, HW = g.height * g.width, numel = C * HW;
-    const SampleMix s = sample_mix(p, b);
     const ElementAt x = element_at(g, e);
     const int64_t at = g.hwc_in ? x.pixel * C + x.c : x.c * HW + x.pixel;
-    const bool take = takes_partner(s, x.h, x.w);
-    const In own = in[b * numel + at];
-    if (other >= 0) {
-      const SampleMix so = sample_mix(p, other);
-      const In theirs = in[other * numel + at];
-      out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, x.c);
-      out[other * numel + e] = converted<Out>(mixed_value(theirs, own, so, takes_partner(so, x.h, x.w)), n, x.c);
-      return;
+    const float own = load_acc(in, b * numel + at, in_type);
+    float theirs = own;
+    // Sample b's output, then (a pair) its partner's from the same two inputs: one copy of the code.
+#pragma unroll 1
+    for (int side = 0; side < (other >= 0 ? 2 : 1); ++side) {
+      const SampleMix s = sample_mix(p, side ? other : b);
+      const bool take = takes_partner(s, x.h, x.w);
+      if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take))))
+        theirs = load_acc(in, (other >= 0 ? other : s.partner) * numel + at, in_type);
+      store_acc(out, (side ? other : b) * numel + e, out_type,
+                normalized(mixed_value(side ? theirs : own, side ? own : theirs, s, take), n, x.c));
     }
-    const In theirs = s.mixed && (s.blend || take) ? in[s.partner * numel + at] : own;
-    out[b * numel + e] = converted<Out>(mixed_value(own, theirs, s, take), n, x.c);
   }
 };
 
@@ -311,7 +356,7 @@ void mix_into_launch(Runner& runner, const In* in, Out* out, const IntoParams& p
   } else if (g.hwc_in && !g.nhwc_out && C == 4 && aligned && HW % N == 0) {
     runner.for_each_2d(MixIntoHwcToNchwFn<In, Out, N, 4>{in, out, p, g, n}, p.batch, HW / N);
   } else {
-    runner.for_each_2d(MixIntoGeneralFn<In, Out>{in, out, p, g, n}, p.batch, numel);
+    runner.for_each_2d(MixIntoGeneralFn{in, out, into_type<In>(), into_type<Out>(), p, g, n}, p.batch, numel);
   }
 }
 

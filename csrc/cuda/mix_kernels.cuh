@@ -297,24 +297,31 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_
     const StepOp op = static_cast<StepOp>(s.op);
     if (op == StepOp::kSave) {
       buffer = get(s.a);
-    } else if (op == StepOp::kSaveHead) {
+      continue;
+    }
+    if (op == StepOp::kSaveHead) {
       store_pack<T, N>(head(s.b), get(s.a));
-    } else if (op != StepOp::kPair) {  // kApply, kApplyFromBuffer, kApplyFromHead
-      const LaneOp o = lane_op<N>(s.kind_a, s.box_a, hh, ww);
-      if (!o.changes) continue;
-      P own{};
-      if (o.needs_own) own = get(s.a);  // before the partner: the cache may hold it
-      const P theirs = op == StepOp::kApply ? get(s.b) : op == StepOp::kApplyFromBuffer ? buffer : load_pack<T, N>(head(s.b));
-      put(s.a, mix_lanes<T, N>(own, theirs, o, s.lam_a));
-    } else {  // kPair: both from the originals, each read and written once
-      const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, hh, ww);
-      const LaneOp ob = lane_op<N>(s.kind_b, s.box_b, hh, ww);
-      if (!oa.changes && !ob.changes) continue;
-      P va{}, vb{};
-      if ((oa.changes && oa.needs_own) || ob.changes) va = get(s.a);
+      continue;
+    }
+    // kApply, kApplyFromBuffer, kApplyFromHead: sample a from itself and its partner's original;
+    // kPair: a and b, both from the originals, each read and written once.
+    const bool pair = op == StepOp::kPair;
+    const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, hh, ww);
+    LaneOp ob{false, false, false, 0u};
+    if (pair) ob = lane_op<N>(s.kind_b, s.box_b, hh, ww);
+    if (!oa.changes && !ob.changes) continue;
+    P va{}, vb{};
+    if ((oa.changes && oa.needs_own) || ob.changes) va = get(s.a);  // before b: the cache may hold a
+    if (pair) {
       if (oa.changes || (ob.changes && ob.needs_own)) vb = get(s.b);
-      if (oa.changes) put(s.a, mix_lanes<T, N>(va, vb, oa, s.lam_a));
-      if (ob.changes) put(s.b, mix_lanes<T, N>(vb, va, ob, s.lam_b));
+    } else {
+      vb = op == StepOp::kApply ? get(s.b) : op == StepOp::kApplyFromBuffer ? buffer : load_pack<T, N>(head(s.b));
+    }
+    // One write, or a pair's two (one copy of the blend code: most of the kernel).
+#pragma unroll 1
+    for (int side = 0; side < (pair ? 2 : 1); ++side) {
+      const LaneOp o = side ? ob : oa;
+      if (o.changes) put(side ? s.b : s.a, mix_lanes<T, N>(side ? vb : va, side ? va : vb, o, side ? s.lam_b : s.lam_a));
     }
   }
 }
