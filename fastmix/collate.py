@@ -356,6 +356,8 @@ class MixupCollate:
         empty = torch.empty(0)
         self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
         mask_a = out.view(batch, height, width * itemsize).view(dtype)
+        if isinstance(out, shared_pool.PooledBatch):  # a view is sent by reference to its slot too, not copied
+            mask_a = mask_a.as_subclass(shared_pool.PooledBatch)
         # the samples' masks are never written: they are the originals a blend reads
         saved, source_b = saved_partner_masks(
             masks, partner, kind, lambda shape: _empty_batch(shape, dtype, False, self.reuse_worker_memory))

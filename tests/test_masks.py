@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 import fastmix
-from fastmix import MaskTargets, MixKind, mixed_mask_loss
+from fastmix import MaskTargets, MixKind, mixed_mask_loss, shared_pool
 
 from .helpers import COMPILED_BACKENDS, dense_mask_targets, reference_mask_targets, reference_mix_
 
@@ -189,6 +189,34 @@ def test_a_multi_worker_dataloader_collates_dict_samples_with_their_masks(backen
         assert torch.equal(images[pasted, 0], (targets.mask_a[pasted].to(torch.int32) * 40).to(torch.uint8))
         seen += len(ids)
     assert seen == 24
+
+
+class LargeMaskSet(Dataset):
+    """Samples whose batch of images (8 x 3 x 256 x 320 uint8: 1.9 MiB) and of int64 masks (5 MiB) is
+    over shared_pool.MIN_BYTES."""
+
+    def __len__(self):
+        return 32
+
+    def __getitem__(self, i):
+        mask = np.random.default_rng(i).integers(0, 6, (256, 320), dtype=np.int64)
+        return np.repeat((mask[:, :, None] * 40).astype(np.uint8), 3, axis=2), mask
+
+
+@pytest.mark.skipif(not shared_pool.available(), reason="no memfd here, or FASTMIX_WORKER_POOL=0")
+def test_a_workers_masks_reach_the_main_process_by_reference_to_its_pool_slots_like_its_images():
+    """A pooled batch arrives as a plain tensor that is not shared (torch's copy into a fresh shared
+    file would be); the masks' mask_a and saved come from slots just as the images do."""
+    mix = fastmix.Mixup(cutmix_alpha=1.0, num_classes=6, seed=0)
+    collate = fastmix.MixupCollate(mix, masks=True, return_params=True)
+    loader = DataLoader(LargeMaskSet(), batch_size=8, num_workers=1, collate_fn=collate)
+    for n, (images, targets, params) in enumerate(loader):
+        assert not images.is_shared() and not targets.mask_a.is_shared()
+        if targets.saved.numel() * targets.saved.element_size() >= shared_pool.MIN_BYTES:
+            assert not targets.saved.is_shared()
+        unmixed = torch.stack([torch.from_numpy(LargeMaskSet()[8 * n + i][1]) for i in range(8)])
+        for got, want in zip(dense_mask_targets(targets), reference_mask_targets(unmixed, params)):
+            assert torch.equal(got, want)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.int64])
