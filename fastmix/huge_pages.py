@@ -20,12 +20,13 @@ A DataLoader worker's batch goes to shared memory instead (collate.py, shared_po
 """
 from __future__ import annotations
 
+import collections
 import math
 import mmap
 import os
 import threading
 import weakref
-from typing import Dict, List, Sequence
+from typing import Deque, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -38,7 +39,22 @@ KEPT_PER_SIZE = 2  # a batch in use and the next one being made
 KEPT_BYTES = 1 << 30
 
 _kept: Dict[int, List[mmap.mmap]] = {}  # mapping length -> released mappings, pages faulted in
-_kept_lock = threading.Lock()  # released by whichever thread drops the last view (a pin-memory thread too)
+_kept_bytes = 0
+_kept_lock = threading.Lock()
+# Mappings whose last user died, not yet sorted into _kept. A finalizer only appends here (atomic,
+# no lock): the garbage collector can run one anywhere, inside a section that holds _kept_lock on
+# the same thread too, where waiting for the lock would never end.
+_released: Deque[mmap.mmap] = collections.deque()
+
+
+def _reset_after_fork() -> None:
+    """A forked child's lock starts free: another thread of the parent may have held it at the fork."""
+    global _kept_lock
+    _kept_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _new_mapping(length: int) -> mmap.mmap:
@@ -52,22 +68,38 @@ def _new_mapping(length: int) -> mmap.mmap:
     return mapping
 
 
+def _sort_released() -> None:
+    """Under _kept_lock: each released mapping kept for the next batch of its size, or let go (unmapped
+    when its last reference goes) beyond KEPT_PER_SIZE of a size or KEPT_BYTES in all."""
+    global _kept_bytes
+    while _released:
+        mapping = _released.popleft()
+        kept = _kept.setdefault(len(mapping), [])
+        if len(kept) < KEPT_PER_SIZE and _kept_bytes + len(mapping) <= KEPT_BYTES:
+            kept.append(mapping)
+            _kept_bytes += len(mapping)
+
+
 def _take_mapping(length: int) -> mmap.mmap:
+    global _kept_bytes
     with _kept_lock:
+        _sort_released()
         kept = _kept.get(length)
         if kept:
+            _kept_bytes -= length
             return kept.pop()
     return _new_mapping(length)
 
 
 def _give_back(mapping: mmap.mmap) -> None:
-    """The finalizer of a mapping's last user: keep it for the next batch of its size, or let it go."""
-    length = len(mapping)
-    with _kept_lock:
-        kept = _kept.setdefault(length, [])
-        total = sum(len(m) for ms in _kept.values() for m in ms)
-        if len(kept) < KEPT_PER_SIZE and total + length <= KEPT_BYTES:
-            kept.append(mapping)  # (else dropped here: unmapped when its last reference goes)
+    """The finalizer of a mapping's last user: released, and sorted now unless the lock is taken
+    (then by the next allocation)."""
+    _released.append(mapping)
+    if _kept_lock.acquire(blocking=False):
+        try:
+            _sort_released()
+        finally:
+            _kept_lock.release()
 
 
 def empty_on_huge_pages(shape: Sequence[int], dtype: torch.dtype,

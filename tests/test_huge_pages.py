@@ -101,3 +101,71 @@ def test_at_most_a_few_released_mappings_are_kept():
     del batches
     gc.collect()
     assert len(huge_pages._kept.get(length, [])) == huge_pages.KEPT_PER_SIZE
+
+
+def test_a_release_while_the_lock_is_held_on_its_own_thread_does_not_wait_and_is_kept_later():
+    """The garbage collector can run a batch's finalizer anywhere, inside a section of its own thread
+    that holds the lock too: the release must not wait for it (it never would come), and the next
+    allocation of that size takes the mapping all the same."""
+    from fastmix import huge_pages
+
+    import threading
+
+    length = 3 * HUGE_PAGE + 4096  # a length no other test uses
+    huge_pages._kept.pop(length, None)
+    mapping = huge_pages._new_mapping(length)
+    sorted_inside = []
+
+    def release_inside_a_locked_section():
+        with huge_pages._kept_lock:
+            huge_pages._give_back(mapping)  # returns: nothing sorted yet
+            sorted_inside.append(bool(huge_pages._kept.get(length)))
+
+    thread = threading.Thread(target=release_inside_a_locked_section, daemon=True)  # (a hang fails, not waits)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the release waited for a lock its own thread holds"
+    assert sorted_inside == [False]
+    assert huge_pages._take_mapping(length) is mapping
+
+
+def test_a_forked_child_allocates_though_another_thread_held_the_lock_at_the_fork():
+    import os
+    import threading
+    import time
+
+    from fastmix import huge_pages
+
+    held, done = threading.Event(), threading.Event()
+
+    def hold():
+        with huge_pages._kept_lock:
+            held.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(10), "the lock is free before the test"
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: the lock was held by a thread it does not have
+            ok = False
+            try:  # (numpy writes it: torch's OpenMP pool is not usable in a forked child)
+                batch = empty_on_huge_pages((2, 3, 512, 512), torch.float32).numpy()
+                batch.fill(1)
+                ok = batch.sum() == batch.size
+            finally:
+                os._exit(0 if ok else 1)
+        for _ in range(200):  # 10 s, then the child is stuck: killed, and the test fails
+            done_pid, status = os.waitpid(pid, os.WNOHANG)
+            if done_pid:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child waited for a lock that no thread of it holds")
+    finally:
+        done.set()
+        holder.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
