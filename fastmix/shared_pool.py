@@ -24,11 +24,13 @@ The batch arrives in the main process as a plain ``torch.Tensor`` whose ``is_sha
 sending it on to another process copies it into fresh shared memory first (torch's pickler does
 that for any unshared tensor), after which the slot is released. Mappings are not inherited by a
 ``fork`` (``MADV_DONTFORK``): a forked child cannot read a slot that its parent's release lets the
-worker overwrite. Linux only (``os.memfd_create``); elsewhere, or with ``FASTMIX_WORKER_POOL=0``,
+worker overwrite (a read faults on a placeholder that holds the range, so that nothing of the child's
+is mapped where a dying inherited mmap object would unmap). Linux only (``os.memfd_create``); elsewhere, or with ``FASTMIX_WORKER_POOL=0``,
 ``batch_tensor`` returns None and the caller allocates as torch does.
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import mmap
 import os
@@ -66,6 +68,11 @@ def _write_counter(fd: int, k: int, value: int) -> None:
     os.pwrite(fd, value.to_bytes(8, "little", signed=True), _COUNTER * (k + 1))
 
 
+# address -> (the mmap object, its length): the mappings made here, which a forked child lacks
+_dontfork: Dict[int, Tuple["weakref.ReferenceType[mmap.mmap]", int]] = {}
+_MAP_FIXED = 0x10  # Linux's value on every architecture it runs on (Python's mmap module lacks it)
+
+
 def _map(fd: int, size: int) -> mmap.mmap:
     mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
     mapping.madvise(mmap.MADV_DONTFORK)
@@ -74,7 +81,33 @@ def _map(fd: int, size: int) -> mmap.mmap:
             mapping.madvise(mmap.MADV_HUGEPAGE)  # honoured for shmem only where shmem_enabled allows it
         except OSError:
             pass
+    address = np.frombuffer(mapping, dtype=np.uint8).ctypes.data
+
+    def forget(ref: Any, address: int = address) -> None:
+        if _dontfork.get(address, (None,))[0] is ref:
+            del _dontfork[address]
+
+    _dontfork[address] = (weakref.ref(mapping, forget), size)
     return mapping
+
+
+def _hold_places_in_child() -> None:
+    """After a fork, in the child: each mapping made with MADV_DONTFORK is absent there, but its mmap
+    object is not, and when that object dies it unmaps its address range, which by then may hold the
+    child's own memory. A PROT_NONE placeholder takes the range instead: a read of it still faults,
+    nothing else is mapped there, and the object's unmap removes only the placeholder."""
+    if not _dontfork:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    for address, (ref, size) in list(_dontfork.items()):
+        if ref() is not None:
+            libc.mmap(address, size, 0, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED, -1, 0)  # 0: PROT_NONE
+
+
+if _SUPPORTED:
+    os.register_at_fork(after_in_child=_hold_places_in_child)
 
 
 def _slot_offset(k: int, slot_bytes: int) -> int:

@@ -141,6 +141,32 @@ def test_a_forked_child_releases_nothing_and_does_not_map_the_slot():
     assert _is(segment, k)
 
 
+def test_in_a_forked_child_a_placeholder_holds_the_range_of_every_mapping_the_child_lacks():
+    """The child inherits the mmap objects but not their mappings: when such an object dies there it
+    unmaps its range, which must then hold nothing of the child's own, so a PROT_NONE placeholder
+    takes it at the fork (a read still faults)."""
+    batch = shared_pool.batch_tensor(SHAPE, torch.float32).fill_(1.0)
+    received = send(batch)
+    starts = [np.frombuffer(r().map, dtype=np.uint8).ctypes.data for r in shared_pool._received.values() if r()]
+    received_at = max(a for a in starts if a <= received.data_ptr())  # the main process's mapping of the slot
+    mappings = [np.frombuffer(slot_of(batch)[0].map, dtype=np.uint8).ctypes.data, received_at]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open("/proc/self/maps") as maps:
+                ranges = {int(line.split("-")[0], 16): line.split()[1] for line in maps}
+            os.write(write, b"".join(b"1" if ranges.get(a) == "---p" else b"0" for a in mappings))
+            del received  # its mmap object may die here: it unmaps only the placeholder
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 16) == b"11" and os.waitpid(pid, 0)[1] == 0
+    os.close(read)
+    assert bool((received == 1.0).all()), "the parent's mapping is untouched"
+    del received, batch
+
+
 class Numbered(Dataset):
     def __len__(self):
         return 48
