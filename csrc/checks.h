@@ -270,12 +270,13 @@ inline at::Tensor covered_bytes(const at::Tensor& t) {
 // Whether some byte belongs to an element of a and to an element of b (an empty tensor covers
 // none). Exact: where the spans of the two meet and either has gaps in its span (x[:, ::2] beside
 // x[:, 1::2]), the bytes of each are marked in a map of its span and the maps compared over the
-// common part. Not at::get_overlap_status: it answers "too hard" for every view that is not dense
-// (a strided sample such as x[::2] or an as_strided view), which would let such a view of out
-// through.
+// common part. Addresses, not storages, are compared: two storages over the same memory (numpy
+// views given to torch.from_numpy) overlap too. Meta and fake tensors have no memory (null data).
+// Not at::get_overlap_status: it answers "too hard" for every view that is not dense (a strided
+// sample such as x[::2] or an as_strided view), which would let such a view of out through.
 inline bool bytes_overlap(const at::Tensor& a, const at::Tensor& b) {
-  if (a.numel() == 0 || b.numel() == 0 || !a.has_storage() || !b.has_storage() ||
-      a.storage().data() != b.storage().data())
+  if (a.numel() == 0 || b.numel() == 0 || !a.has_storage() || !b.has_storage() || a.device() != b.device() ||
+      a.storage().data() == nullptr || b.storage().data() == nullptr)
     return false;
   const auto [a_low, a_high] = byte_span(a);
   const auto [b_low, b_high] = byte_span(b);

@@ -9,6 +9,7 @@ argument's name, as a regex)."""
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -214,6 +215,20 @@ def test_mix_into_refuses_strided_images_that_share_memory_with_out(backend):
     with pytest.raises(ValueError, match=r"^images: expected memory apart from out's"):
         op(backend).mix_into_(out, images, *valid_params().as_tuple(), *NO_AFFINE, False)
     assert torch.equal(buffer, before)
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND)
+def test_mix_into_refuses_images_in_another_storage_over_outs_memory(backend):
+    """Two storages over one buffer (torch.from_numpy of overlapping numpy views): the addresses
+    decide, not the storages."""
+    n = B * 3 * H * W
+    buffer = np.random.default_rng(3).random(n + 5, dtype=np.float32)
+    out = torch.from_numpy(buffer[:n]).view(B, 3, H, W)
+    images = torch.from_numpy(buffer[5:]).view(B, 3, H, W)
+    before = buffer.copy()
+    with pytest.raises(ValueError, match=r"^images: expected memory apart from out's"):
+        op(backend).mix_into_(out, images, *valid_params().as_tuple(), *NO_AFFINE, False)
+    assert np.array_equal(buffer, before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -174,6 +174,10 @@ def test_overlap_is_decided_on_the_bytes_each_tensor_covers():
     y = torch.zeros(2, 3, 4, 4).contiguous(memory_format=torch.channels_last)
     assert not bytes_overlap(y[:, :1], y[:, 1:2]), "two channels of an NHWC batch"
     assert not bytes_overlap(torch.zeros(3), torch.zeros(3)), "two storages"
+    shared = np.zeros(64, np.uint8)  # two storages over one buffer: torch.from_numpy of overlapping numpy views
+    assert bytes_overlap(torch.from_numpy(shared[:32]), torch.from_numpy(shared[8:40]))
+    assert not bytes_overlap(torch.from_numpy(shared[:32]), torch.from_numpy(shared[32:]))
+    assert not bytes_overlap(torch.empty(3, device="meta"), torch.empty(3, device="meta")), "meta tensors have no memory"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -303,8 +303,12 @@ def bytes_overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether some byte belongs to an element of ``a`` and to an element of ``b`` (an empty tensor
     covers none). Exact: where the spans of the two (first element to one past the last) meet and
     either has gaps in its span (x[:, ::2] beside x[:, 1::2]), the bytes of each are marked in a
-    map of its span and the maps compared over the common part."""
-    if a.numel() == 0 or b.numel() == 0 or a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr():
+    map of its span and the maps compared over the common part. Addresses, not storages, are
+    compared: two storages over the same memory (numpy views given to torch.from_numpy) overlap
+    too. Meta and fake tensors have no memory (a null storage)."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+    if a.untyped_storage().data_ptr() == 0 or b.untyped_storage().data_ptr() == 0:
         return False
     (a_low, a_high), (b_low, b_high) = byte_span(a), byte_span(b)
     low, high = max(a_low, b_low), min(a_high, b_high)
