@@ -103,15 +103,17 @@ def _give_back(mapping: mmap.mmap) -> None:
 
 
 def empty_on_huge_pages(shape: Sequence[int], dtype: torch.dtype,
-                        memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+                        memory_format: torch.memory_format = torch.contiguous_format, reuse: bool = True) -> torch.Tensor:
     """An uninitialised CPU tensor like ``torch.empty(shape, dtype=dtype, memory_format=...)``, in
     memory that may be backed by 2 MiB pages when it is large (``LARGE`` bytes or more): a released
-    mapping of the same size when one is kept, else a new one."""
+    mapping of the same size when one is kept (``reuse=False``: never; what a first batch costs),
+    else a new one."""
     itemsize = torch.empty((), dtype=dtype).element_size()
     nbytes = math.prod(shape) * itemsize
     if nbytes < LARGE or not hasattr(mmap, "MAP_PRIVATE"):
         return torch.empty(tuple(shape), dtype=dtype, memory_format=memory_format)
-    mapping = _take_mapping(-(-nbytes // HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE)
+    length = -(-nbytes // HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE
+    mapping = _take_mapping(length) if reuse else _new_mapping(length)
     view = np.frombuffer(mapping, dtype=np.uint8)
     weakref.finalize(view, _give_back, mapping).atexit = False  # runs when the storage below lets go of view
     raw = torch.frombuffer(view, dtype=torch.uint8)  # holds the view until its last tensor is freed

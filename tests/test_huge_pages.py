@@ -86,6 +86,8 @@ def test_a_released_batch_lends_its_mapping_to_the_next_one_and_a_held_one_never
     assert empty_on_huge_pages(shape, torch.float32).data_ptr() != address, "a view and an array still hold it"
     del view, array
     gc.collect()
+    fresh = empty_on_huge_pages(shape, torch.float32, reuse=False)
+    assert fresh.data_ptr() != address, "reuse=False: a new mapping (the bench's fresh row)"
     again = empty_on_huge_pages(shape, torch.float32)
     assert again.data_ptr() == address, "released: reused, pages faulted in already"
     again.fill_(7)

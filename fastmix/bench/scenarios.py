@@ -172,7 +172,8 @@ def segmentation_settings_scenarios(images: torch.Tensor, backends: List[str], r
 
 
 FRESH_OUTPUT = "OS: a fresh output batch (torch.empty, 4 KiB pages) + one write"
-FRESH_OUTPUT_HUGE = "OS: a fresh output batch on 2 MiB pages (fastmix's) + one write"
+FRESH_OUTPUT_HUGE = "OS: a fresh output batch on 2 MiB pages + one write"
+KEPT_OUTPUT_HUGE = "OS: fastmix's output batch (the last one's released mapping) + one write"
 REUSED_OUTPUT = "OS: the same write into memory already mapped"
 
 
@@ -189,8 +190,10 @@ def collate_scenarios(
 
     The floor is default_collate, the plain stacking a DataLoader does without mixing; fastmix's
     own collate with mixing off (prob=0) stands beside it, to show what the mixing itself costs, and
-    three rows of the operating system's part: a fresh output batch written once (4 KiB pages, and
-    2 MiB pages as fastmix's collate allocates it) against the same write into reused memory."""
+    four rows of the operating system's part: a fresh output batch written once (4 KiB pages as
+    torch.empty gives them, and 2 MiB pages), fastmix's batch (the released mapping of the batch
+    before it, pages already mapped: what the collate allocates from its second batch on), and the
+    same write into a tensor kept alive."""
     notes = [] if notes is None else notes
     samples = make_samples(batch, size, num_classes)
     # timm's fast collate takes CHW numpy samples (its ToNumpy transform makes them so)
@@ -230,7 +233,8 @@ def collate_scenarios(
             shape, out_dtype = (batch, 3, size, size), kwargs["dtype"]
             reused = torch.empty(shape, dtype=out_dtype)
             candidates[FRESH_OUTPUT] = lambda s=shape, d=out_dtype: torch.empty(s, dtype=d).fill_(1)
-            candidates[FRESH_OUTPUT_HUGE] = lambda s=shape, d=out_dtype: empty_on_huge_pages(s, d).fill_(1)
+            candidates[FRESH_OUTPUT_HUGE] = lambda s=shape, d=out_dtype: empty_on_huge_pages(s, d, reuse=False).fill_(1)
+            candidates[KEPT_OUTPUT_HUGE] = lambda s=shape, d=out_dtype: empty_on_huge_pages(s, d).fill_(1)
             candidates[REUSED_OUTPUT] = lambda r=reused: r.fill_(1)
             scenarios.append(Scenario(f"collate {output}, {setting}", nbytes, candidates, naive, floor))
     if timm_mixup is not None:
