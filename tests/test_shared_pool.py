@@ -149,14 +149,19 @@ def test_in_a_forked_child_a_placeholder_holds_the_range_of_every_mapping_the_ch
     received = send(batch)
     starts = [np.frombuffer(r().map, dtype=np.uint8).ctypes.data for r in shared_pool._received.values() if r()]
     received_at = max(a for a in starts if a <= received.data_ptr())  # the main process's mapping of the slot
-    mappings = [np.frombuffer(slot_of(batch)[0].map, dtype=np.uint8).ctypes.data, received_at]
+    segment = slot_of(batch)[0]
+    mappings = [(np.frombuffer(segment.map, dtype=np.uint8).ctypes.data, len(segment.map)), (received_at, 1)]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            with open("/proc/self/maps") as maps:
-                ranges = {int(line.split("-")[0], 16): line.split()[1] for line in maps}
-            os.write(write, b"".join(b"1" if ranges.get(a) == "---p" else b"0" for a in mappings))
+            with open("/proc/self/maps") as maps:  # (adjacent placeholders are one line: ranges, not starts)
+                ranges = [(*(int(v, 16) for v in line.split()[0].split("-")), line.split()[1]) for line in maps]
+
+            def held(address, length):
+                return any(lo <= address and address + length <= hi and perms == "---p" for lo, hi, perms in ranges)
+
+            os.write(write, b"".join(b"1" if held(a, n) else b"0" for a, n in mappings))
             del received  # its mmap object may die here: it unmaps only the placeholder
         finally:
             os._exit(0)
