@@ -176,6 +176,34 @@ def test_strided_layouts_across_many_chunks(threads):
 
 
 @requires_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8, torch.float16], ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_swapped_pairs_that_paste_their_own_boxes_match_the_reference(dtype, channels_last):
+    """Elem and pair modes' CutMix: both samples of a pair paste, each its own box (paste_pairs):
+    boxes apart, overlapping, nested, equal, empty, whole rows and the whole image, in every plane."""
+    generator = torch.Generator().manual_seed(11)
+    height, width = 9, 13
+    boxes = [((1, 5, 2, 7), (3, 8, 5, 12)), ((0, 3, 0, 4), (5, 9, 8, 13)), ((2, 8, 1, 12), (3, 6, 4, 9)),
+             ((1, 4, 3, 6), (1, 4, 3, 6)), ((0, 0, 0, 0), (2, 7, 3, 10)), ((4, 4, 2, 9), (0, 0, 0, 0)),
+             ((0, 9, 0, 13), (3, 5, 0, 13)), ((2, 6, 0, 13), (4, 9, 6, 7))]
+    batch = 2 * len(boxes) + 1  # and one sample left alone
+    partner = torch.arange(batch)
+    box = torch.zeros(batch, 4, dtype=torch.int64)
+    for n, (box_a, box_b) in enumerate(boxes):
+        partner[2 * n], partner[2 * n + 1] = 2 * n + 1, 2 * n
+        box[2 * n], box[2 * n + 1] = torch.tensor(box_a), torch.tensor(box_b)
+    kind = torch.full((batch,), int(MixKind.PASTE), dtype=torch.uint8)
+    params = MixParams(partner, torch.ones(batch), kind, box)
+    images = random_values((batch, 3, height, width), dtype, generator)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    expected = reference_mix_(images.clone(), params)
+    got = images.clone()
+    resolve_backend("numba", "cpu").mix_(got, *params.as_tuple())
+    assert_same_bits(got, expected)
+
+
+@requires_numba
 def test_raw_entry_points_refuse_bad_values_before_writing():
     from fastmix.backends import numba as numba_backend
 

@@ -308,6 +308,55 @@ def swap_box_pairs(data, pairs, box, layout, s0, s1):
 
 
 @njit(nogil=True, cache=True)
+def paste_pairs(data, pairs, box, layout, s0, s1):
+    """Swapped pairs [s0, s1) that both paste, each its own box (elem and pair modes' CutMix): in
+    each plane, the rows either box covers, as at most five pieces a row: the columns both boxes
+    cover swapped, a's other box columns from b and b's from a (each reads the other outside the
+    other's box, where it is still original). Per row, not per piece between box edges as
+    pair_dense walks them: numba's per-piece cost was most of a small row's (uint8 masks as bytes)."""
+    numel, stride = layout.numel, layout.batch_stride
+    row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
+    num_rows = numel // row_len
+    for s in range(s0, s1):
+        ia, ib = pairs[s, 1], pairs[s, 2]
+        a = data[ia * stride : ia * stride + numel]
+        b = data[ib * stride : ib * stride + numel]
+        ay0, ay1, ax0, ax1 = box[ia, 0], box[ia, 1], box[ia, 2] * col_unit, box[ia, 3] * col_unit
+        by0, by1, bx0, bx1 = box[ib, 0], box[ib, 1], box[ib, 2] * col_unit, box[ib, 3] * col_unit
+        if ax0 >= ax1:
+            ay1 = ay0  # an empty box covers no row
+        if bx0 >= bx1:
+            by1 = by0
+        if ay0 >= ay1 and by0 >= by1:
+            continue
+        y_lo = min(ay0, by0) if ay0 < ay1 and by0 < by1 else (ay0 if ay0 < ay1 else by0)
+        y_hi = max(ay1, by1) if ay0 < ay1 and by0 < by1 else (ay1 if ay0 < ay1 else by1)
+        both_lo, both_hi = max(ax0, bx0), min(ax1, bx1)
+        any_lo = min(ax0 if ay0 < ay1 else bx0, bx0 if by0 < by1 else ax0)
+        any_hi = max(ax1 if ay0 < ay1 else bx1, bx1 if by0 < by1 else ax1)
+        for base in range(0, num_rows, height):
+            for y in range(y_lo, y_hi):
+                start = (base + y) * row_len
+                if y + ROWS_AHEAD < y_hi:  # short row segments: too little for the hardware prefetchers
+                    ahead = start + ROWS_AHEAD * row_len
+                    prefetch_span(a, ahead + any_lo, ahead + any_hi)
+                    prefetch_span(b, ahead + any_lo, ahead + any_hi)
+                in_a = ay0 <= y < ay1
+                in_b = by0 <= y < by1
+                if in_a and in_b and both_lo < both_hi:
+                    swap_ranges(a, b, start + both_lo, start + both_hi)
+                    copy(a, b, start + ax0, start + both_lo)  # (empty where a's box starts inside b's)
+                    copy(a, b, start + both_hi, start + ax1)
+                    copy(b, a, start + bx0, start + both_lo)
+                    copy(b, a, start + both_hi, start + bx1)
+                else:
+                    if in_a:
+                        copy(a, b, start + ax0, start + ax1)
+                    if in_b:
+                        copy(b, a, start + bx0, start + bx1)
+
+
+@njit(nogil=True, cache=True)
 def dense_pairs(data, pairs, lam, kind, box, layout, s0, s1):
     """Any other swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
     numel, stride = layout.numel, layout.batch_stride
@@ -523,13 +572,18 @@ def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
         # Each kind of pair its own small kernel, so that a first call compiles only what it runs.
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
         blends = (kind[a] == BLEND) & (kind[b] == BLEND)
-        same_box = (kind[a] == PASTE) & (kind[b] == PASTE) & np.all(box[a] == box[b], axis=1)
-        blending, swapping, others = whole_pairs[blends], whole_pairs[same_box], whole_pairs[~blends & ~same_box]
+        pastes = (kind[a] == PASTE) & (kind[b] == PASTE)
+        same_box = pastes & np.all(box[a] == box[b], axis=1)
+        own_boxes = pastes & ~same_box
+        blending, swapping, pasting = whole_pairs[blends], whole_pairs[same_box], whole_pairs[own_boxes]
+        others = whole_pairs[~blends & ~pastes]
         if blending.shape[0]:
             run_split(lambda s0, s1: blend_pairs(data, blending, lam, layout, s0, s1), blending.shape[0], threads)
         if swapping.shape[0]:
             run_split(lambda s0, s1: swap_box_pairs(data, swapping, box, layout, s0, s1),
                       swapping.shape[0], threads)
+        if pasting.shape[0]:
+            run_split(lambda s0, s1: paste_pairs(data, pasting, box, layout, s0, s1), pasting.shape[0], threads)
         if others.shape[0]:
             run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, layout, s0, s1), others.shape[0], threads)
         return
