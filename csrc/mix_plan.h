@@ -13,7 +13,6 @@
 // fastmix.Mixup builds beside the params and copies to the GPU with them.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <climits>
 #include <cstdint>
@@ -168,6 +167,26 @@ struct alignas(16) DeviceStep {
 static_assert(sizeof(DeviceStep) == 64, "the kernel reads one 64-byte record per step");
 static_assert(sizeof(PlanGroup) == 8, "a group is two int32");
 
+// Field k of the header, in plan_shape's order.
+FASTMIX_PLAN_HD inline int64_t plan_shape_field(const DevicePlanShape& s, int k) {
+  switch (k) {
+    case 0: return s.batch;
+    case 1: return s.first_groups;
+    case 2: return s.second_groups;
+    case 3: return s.head_slots;
+    case 4: return s.steps;
+    default: return s.paste;
+  }
+}
+
+// A plan's header (kPlanHeaderBytes): kPlanMagic, the shape's fields as int32, zeros after. The one
+// writer, on the host (make_device_plan's buffer) and on the device (CopyPlanFn).
+FASTMIX_PLAN_HD inline void write_plan_header(int32_t* header, const DevicePlanShape& s) {
+  header[0] = kPlanMagic;
+  for (int k = 0; k < kPlanShapeFields; ++k) header[1 + k] = static_cast<int32_t>(plan_shape_field(s, k));
+  for (int k = 1 + kPlanShapeFields; k < kPlanHeaderBytes / 4; ++k) header[k] = 0;
+}
+
 FASTMIX_PLAN_HD inline int64_t plan_steps_offset(const DevicePlanShape& s) {
   return kPlanHeaderBytes + (8 * (s.first_groups + s.second_groups) + 63) / 64 * 64;
 }
@@ -207,16 +226,12 @@ struct DevicePlan {
   std::vector<PlanGroup> groups;  // the first launch's, then the second's
   std::vector<DeviceStep> steps;
 
-  std::array<int64_t, kPlanShapeFields> fields() const {
-    return {shape.batch, shape.first_groups, shape.second_groups, shape.head_slots, shape.steps, shape.paste};
-  }
   int64_t bytes() const { return plan_bytes(shape); }
   // The buffer, bytes() of them.
   void write(uint8_t* out) const {
     std::memset(out, 0, static_cast<size_t>(bytes()));
-    int32_t header[kPlanHeaderBytes / 4] = {kPlanMagic};
-    const auto f = fields();
-    for (int k = 0; k < kPlanShapeFields; ++k) header[1 + k] = static_cast<int32_t>(f[k]);
+    int32_t header[kPlanHeaderBytes / 4];
+    write_plan_header(header, shape);
     std::memcpy(out, header, sizeof header);
     if (!groups.empty()) std::memcpy(out + kPlanHeaderBytes, groups.data(), groups.size() * sizeof(PlanGroup));
     if (!steps.empty()) std::memcpy(out + plan_steps_offset(shape), steps.data(), steps.size() * sizeof(DeviceStep));

@@ -243,10 +243,8 @@ inline PlanView plan_view(const uint8_t* bytes, const DevicePlanShape& shape) {
 
 // Whether the buffer's header holds the shape the host passed.
 FASTMIX_HDI bool header_matches(const PlanView& p) {
-  const int64_t fields[kPlanShapeFields] = {p.shape.batch,      p.shape.first_groups, p.shape.second_groups,
-                                            p.shape.head_slots, p.shape.steps,        p.shape.paste};
   bool same = p.header[0] == kPlanMagic;
-  for (int k = 0; k < kPlanShapeFields; ++k) same = same && p.header[1 + k] == fields[k];
+  for (int k = 0; k < kPlanShapeFields; ++k) same = same && p.header[1 + k] == plan_shape_field(p.shape, k);
   return same;
 }
 
@@ -420,14 +418,7 @@ struct CopyPlanFn {
 
   FASTMIX_HD void operator()(int64_t, int64_t i) const {
     const int64_t batch = shape.batch;
-    if (i == 0) {
-      int32_t* header = reinterpret_cast<int32_t*>(bytes);
-      const int64_t fields[kPlanShapeFields] = {shape.batch,      shape.first_groups, shape.second_groups,
-                                                shape.head_slots, shape.steps,        shape.paste};
-      header[0] = kPlanMagic;
-      for (int k = 0; k < kPlanShapeFields; ++k) header[1 + k] = static_cast<int32_t>(fields[k]);
-      for (int k = 1 + kPlanShapeFields; k < kPlanHeaderBytes / 4; ++k) header[k] = 0;
-    }
+    if (i == 0) write_plan_header(reinterpret_cast<int32_t*>(bytes), shape);
     PlanGroup* groups = reinterpret_cast<PlanGroup*>(bytes + kPlanHeaderBytes);
     DeviceStep* steps = reinterpret_cast<DeviceStep*>(bytes + plan_steps_offset(shape));
     const int64_t p = partner[i];
