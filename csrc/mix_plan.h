@@ -22,7 +22,9 @@
 namespace fastmix {
 
 // Per-sample kind of mixing, as in fastmix.MixKind.
-enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2 };
+// kMask (FMix, ClassMix): the pixels where the sample's plane of pixel_mask is nonzero come from
+// the partner; like a paste it is local to a position, so the plan below serves it unchanged.
+enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2, kMask = 3 };
 
 enum class StepOp : uint8_t {
   kSave,             // buffer <- x[a]
@@ -150,7 +152,7 @@ struct DevicePlanShape {
   int64_t second_groups;  // groups of the second launch (0: no second launch)
   int64_t head_slots;     // samples of scratch the kernel needs
   int64_t steps;
-  int64_t paste;  // 1 when some mixed sample pastes: the kernel then needs rows and columns
+  int64_t paste;  // 1 when some mixed sample pastes or masks: the kernel then needs rows and columns
 };
 
 struct PlanGroup {
@@ -253,7 +255,7 @@ inline DevicePlan make_device_plan(const int64_t* partner, const float* lam, con
   const int64_t n = static_cast<int64_t>(plan.size());
   DevicePlan out;
   out.shape.batch = batch;
-  for (int64_t i = 0; i < batch; ++i) out.shape.paste |= mixed(partner, kind, i) && kind[i] == kPaste;
+  for (int64_t i = 0; i < batch; ++i) out.shape.paste |= mixed(partner, kind, i) && (kind[i] == kPaste || kind[i] == kMask);
 
   // The component of every step, walking the plan backwards: a step's partner is written later in
   // the plan (or never), so it is numbered already, or starts a component (nobody writes it); a

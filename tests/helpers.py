@@ -64,22 +64,33 @@ def make_images(layout, batch, channels, height, width, dtype, generator):
     raise AssertionError(layout)
 
 
-def random_params(batch, height, width, generator, allow_paste=True):
-    """Arbitrary params: any partner map (cycles of any length, trees, self-partners), kinds, boxes."""
+def random_params(batch, height, width, generator, allow_paste=True, allow_mask=False):
+    """Arbitrary params: any partner map (cycles of any length, trees, self-partners), kinds, boxes;
+    with ``allow_mask`` MASK samples too, with random pixel masks (sometimes one plane expanded
+    over the batch, as batch-mode FMix draws them)."""
     partner = torch.randint(0, batch, (batch,), generator=generator)
     if torch.rand((), generator=generator) < 0.5:
         partner = torch.randperm(batch, generator=generator)
-    kind = torch.randint(0, 3 if allow_paste else 2, (batch,), generator=generator).to(torch.uint8)
+    kinds = 4 if allow_mask else 3 if allow_paste else 2
+    kind = torch.randint(0, kinds, (batch,), generator=generator).to(torch.uint8)
     lam = torch.rand(batch, generator=generator)
     y = torch.randint(0, height + 1, (batch, 2), generator=generator).sort(dim=1).values
     x = torch.randint(0, width + 1, (batch, 2), generator=generator).sort(dim=1).values
     box = torch.cat([y, x], dim=1)
-    return MixParams(partner=partner, lam=lam, kind=kind, box=box)
+    if not allow_mask:
+        return MixParams(partner=partner, lam=lam, kind=kind, box=box)
+    density = torch.rand((), generator=generator)
+    if torch.rand((), generator=generator) < 0.3:
+        pixel_mask = (torch.rand(1, height, width, generator=generator) < density).to(torch.uint8).expand(batch, -1, -1)
+    else:
+        pixel_mask = (torch.rand(batch, height, width, generator=generator) < density).to(torch.uint8)
+    return MixParams(partner=partner, lam=lam, kind=kind, box=box, pixel_mask=pixel_mask)
 
 
 def reference_mix_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
     """The torch reference's in-place mix of ``images``; returns them."""
-    reference.mix_(images, *params.to(images.device).as_tuple())
+    moved = params.to(images.device)
+    reference.mix_(images, *moved.as_tuple(), pixel_mask=moved.pixel_mask)
     return images
 
 
@@ -92,7 +103,9 @@ def reference_targets(labels: torch.Tensor, params: MixParams, num_classes: int,
 def reference_mix_into(out: torch.Tensor, images: torch.Tensor, params: MixParams, scale: torch.Tensor,
                        bias: torch.Tensor, hwc: bool) -> torch.Tensor:
     """The torch reference's out-of-place mix into ``out``; returns it."""
-    reference.mix_into_(out, images, *params.to(out.device).as_tuple(), scale.to(out.device), bias.to(out.device), hwc)
+    moved = params.to(out.device)
+    reference.mix_into_(out, images, *moved.as_tuple(), scale.to(out.device), bias.to(out.device), hwc,
+                        pixel_mask=moved.pixel_mask)
     return out
 
 

@@ -33,7 +33,8 @@ CPP_ONLY = {
 IMAGE_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)  # mixed in place
 INPUT_DTYPES = (torch.uint8, torch.float32)  # read by mix_into_ / collate_mix_
 OUT_DTYPES = (torch.uint8, torch.float32, torch.bfloat16, torch.float16)  # written by mix_into_ / the collate
-KIND_NAMES = "0 (none), 1 (blend) or 2 (paste)"
+KIND_NAMES = "0 (none), 1 (blend), 2 (paste) or 3 (mask)"
+MAX_KIND = 3
 
 # The most classes a (B, num_classes) float32 target tensor may have: int32's maximum (csrc/checks.h
 # kMaxNumClasses). Far above any label space in use (10^7 classes is extreme classification), and
@@ -138,9 +139,9 @@ def check_params_layout(images: torch.Tensor, partner: Any, lam: Any, kind: Any,
 
 
 def _first_bad_sample(partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: partner outside [0, B), kind above paste, or lam outside [0, 1] (NaN too)."""
+    """(B,) bool: partner outside [0, B), kind above mask, or lam outside [0, 1] (NaN too)."""
     batch = partner.shape[0]
-    return (partner < 0) | (partner >= batch) | (kind > 2) | ~((lam >= 0) & (lam <= 1))
+    return (partner < 0) | (partner >= batch) | (kind > MAX_KIND) | ~((lam >= 0) & (lam <= 1))
 
 
 def check_partner_value(partner: torch.Tensor, i: int, batch: int, prefix: str = "") -> None:
@@ -149,7 +150,7 @@ def check_partner_value(partner: torch.Tensor, i: int, batch: int, prefix: str =
 
 
 def check_kind_value(kind: torch.Tensor, i: int, prefix: str = "") -> None:
-    if int(kind[i]) > 2:
+    if int(kind[i]) > MAX_KIND:
         raise ValueError(f"{prefix}kind[{i}]: expected {KIND_NAMES}, got {int(kind[i])}")
 
 
@@ -162,8 +163,8 @@ def check_kind_and_lam_values(kind: torch.Tensor, lam: torch.Tensor, i: int, pre
 def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
                         prefix: str = "") -> None:
     """Values of CPU params for ``images`` (a tensor, or its shape), sample by sample in the order
-    csrc/checks.h checks them: partner in [0, B), kind 0/1/2, lam in [0, 1], a paste's box inside
-    (H, W) (a paste needs images of 3 dims or more). Vectorised: one pass finds the first bad sample."""
+    csrc/checks.h checks them: partner in [0, B), kind 0/1/2/3, lam in [0, 1], a paste's box inside
+    (H, W) (a paste and a mask need images of 3 dims or more). Vectorised: one pass finds the first bad sample."""
     shape = tuple(images.shape) if isinstance(images, torch.Tensor) else tuple(images)
     batch = partner.shape[0]
     if batch == 0:
@@ -171,6 +172,8 @@ def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, k
     bad = _first_bad_sample(partner, lam, kind)
     paste = kind == 2
     spatial = len(shape) >= 3
+    if not spatial:
+        bad |= kind == 3  # a mask's pixels need (H, W) too
     if bool(paste.any()):
         if not spatial:
             bad |= paste
@@ -185,7 +188,8 @@ def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, k
     check_partner_value(partner, i, batch, prefix)
     check_kind_and_lam_values(kind, lam, i, prefix)
     if not spatial:
-        raise ValueError(f"{prefix}kind[{i}]: paste (CutMix) needs images of shape (B, ..., H, W), got images of "
+        what = "paste (CutMix)" if int(kind[i]) == 2 else "mask (FMix, ClassMix)"
+        raise ValueError(f"{prefix}kind[{i}]: {what} needs images of shape (B, ..., H, W), got images of "
                          f"shape {shape}")
     raise ValueError(f"{prefix}box[{i}]: expected (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {shape[-2]} and "
                      f"0 <= x0 <= x1 <= {shape[-1]}, got {tuple(box[i].tolist())}")
@@ -498,11 +502,39 @@ def check_plan_partner(partner: Any) -> None:
         raise ValueError(f"partner: expected at most {MAX_BATCH} samples, got {partner.shape[0]}")
 
 
+def check_pixel_mask(pixel_mask: Any, data: torch.Tensor, kind: torch.Tensor, data_name: str = "images") -> None:
+    """The MASK samples' pixel masks: None, or (B, H, W) uint8 on the data's device, H and W the data's
+    last two dims, each (H, W) plane dense (strides (W, 1)); the batch stride may be anything (0:
+    one plane for every sample). A nonzero pixel comes from the partner. On the CPU, a MASK kind
+    needs a pixel_mask (on a GPU reading kind would sync: the kernels assert instead)."""
+    if pixel_mask is None:
+        if data.device.type == "cpu" and data.dim() >= 1 and data.shape[0] and bool((kind == 3).any()):
+            i = int((kind == 3).nonzero()[0])
+            raise ValueError(f"pixel_mask: expected (B, H, W) uint8 masks, as kind[{i}] is 3 (mask), got None")
+        return
+    if not isinstance(pixel_mask, torch.Tensor):
+        raise TypeError(f"pixel_mask: expected a tensor or None, got {type_name(pixel_mask)}")
+    check_strided("pixel_mask", pixel_mask)
+    if pixel_mask.dtype != torch.uint8:
+        raise TypeError(f"pixel_mask: expected dtype uint8, got {dtype_name(pixel_mask.dtype)}")
+    if data.dim() < 3:
+        raise ValueError(f"pixel_mask: expected None for {data_name} of shape {tuple(data.shape)} (no H, W dims), got a tensor")
+    expected = (data.shape[0], data.shape[-2], data.shape[-1])
+    if tuple(pixel_mask.shape) != expected:
+        raise ValueError(f"pixel_mask: expected shape {expected} ((B, H, W) of {data_name}), got {tuple(pixel_mask.shape)}")
+    check_on_device("pixel_mask", pixel_mask, data, data_name)
+    height, width = expected[1], expected[2]
+    dense = (height <= 1 or pixel_mask.stride(1) == width) and (width <= 1 or pixel_mask.stride(2) == 1)
+    if not dense:
+        raise ValueError(f"pixel_mask: expected each (H, W) plane dense (strides ({width}, 1)), got strides "
+                         f"{tuple(pixel_mask.stride())}")
+
+
 # -- the checks of each op, in full ----------------------------------------------------------------
 
 
 def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any, plan: Any = None,
-                   plan_shape: Sequence[int] = ()) -> None:
+                   plan_shape: Sequence[int] = (), pixel_mask: Any = None) -> None:
     """fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on
     the CPU."""
     check_writable_images(images)
@@ -510,6 +542,7 @@ def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any, pla
     check_plan_layout(images, plan, plan_shape)
     if images.device.type == "cpu":
         check_params_values(images, partner, lam, kind, box)
+    check_pixel_mask(pixel_mask, images, kind)
 
 
 def check_device_plan_args(partner: Any, lam: Any, kind: Any, box: Any) -> None:
@@ -528,7 +561,7 @@ def check_inplace_plan_args(partner: Any, kind: Any) -> None:
     check_plan_partner(partner)
     batch = partner.shape[0]
     check_param_field("kind", kind, torch.uint8, (batch,), partner, "partner")
-    bad = (partner < 0) | (partner >= batch) | (kind > 2)
+    bad = (partner < 0) | (partner >= batch) | (kind > MAX_KIND)
     if batch and bool(bad.any()):
         i = int(bad.nonzero()[0])
         check_partner_value(partner, i, batch)
@@ -536,18 +569,19 @@ def check_inplace_plan_args(partner: Any, kind: Any) -> None:
 
 
 def check_mix_into_args(out: Any, images: Any, partner: Any, lam: Any, kind: Any, box: Any, scale: Any, bias: Any,
-                        hwc: bool) -> bool:
+                        hwc: bool, pixel_mask: Any = None) -> bool:
     """fastmix::mix_into_: the images against out, then out, params and affine (values on the CPU).
     Returns whether out is channels_last."""
     check_mix_into_images(out, images, hwc)
     channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
     if out.device.type == "cpu":
         check_params_values(out, partner, lam, kind, box)
+    check_pixel_mask(pixel_mask, out, kind, "out")
     return channels_last
 
 
 def check_collate_mix_args(out: Any, samples: Any, partner: Any, lam: Any, kind: Any, box: Any, scale: Any, bias: Any,
-                           hwc: bool) -> bool:
+                           hwc: bool, pixel_mask: Any = None) -> bool:
     """fastmix::collate_mix_: the samples against out, then out, params and affine (values on the
     CPU). Returns whether out is channels_last."""
     check_collate_samples(out, samples, hwc)
@@ -555,6 +589,7 @@ def check_collate_mix_args(out: Any, samples: Any, partner: Any, lam: Any, kind:
     channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input)
     if out.device.type == "cpu":
         check_params_values(out, partner, lam, kind, box)
+    check_pixel_mask(pixel_mask, out, kind, "out")
     return channels_last
 
 

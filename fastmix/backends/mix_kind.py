@@ -1,5 +1,5 @@
 """MixKind: what happens to one sample, the values of ``MixParams.kind`` that every op reads
-(csrc/mix_plan.h ``enum MixKind``; the numba kernels' NONE, BLEND, PASTE), and which samples a mix
+(csrc/mix_plan.h ``enum MixKind``; the numba kernels' NONE, BLEND, PASTE, MASK), and which samples a mix
 changes (``mixed``: csrc/mix_plan.h and the numba plan have it per sample)."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ class MixKind(enum.IntEnum):
     NONE = 0  #: left as it is
     BLEND = 1  #: Mixup: ``lam * x[i] + (1 - lam) * x[partner[i]]``
     PASTE = 2  #: CutMix: the box of ``x[partner[i]]`` is pasted into ``x[i]``
+    MASK = 3  #: FMix, ClassMix: the pixels where ``pixel_mask[i]`` is nonzero come from ``x[partner[i]]``
 
 
 def mixed(partner: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:

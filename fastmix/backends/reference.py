@@ -35,8 +35,9 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return in_rows[:, :, None] & in_cols[:, None, :]
 
 
-def mixed_values(images: torch.Tensor, partner, lam, kind, box) -> torch.Tensor:  # noqa: ANN001
-    """A new tensor: ``images`` (B, ...) mixed as the params say (nothing is written)."""
+def mixed_values(images: torch.Tensor, partner, lam, kind, box, pixel_mask=None) -> torch.Tensor:  # noqa: ANN001
+    """A new tensor: ``images`` (B, ...) mixed as the params say (nothing is written). A MASK
+    sample takes its partner's value wherever ``pixel_mask`` (B, H, W) is nonzero."""
     batch = images.shape[0]
     changed = mixed(partner, kind)
     broadcast = (batch,) + (1,) * (images.dim() - 1)
@@ -51,17 +52,23 @@ def mixed_values(images: torch.Tensor, partner, lam, kind, box) -> torch.Tensor:
         mask = box_mask(box, images.shape[-2], images.shape[-1]) & paste[:, None, None]
         mask = mask.view((batch,) + (1,) * (images.dim() - 3) + mask.shape[1:])
         out = torch.where(mask, theirs, out)
+    from_mask = changed & (kind == MixKind.MASK)
+    if images.dim() >= 3 and bool(from_mask.any()):
+        take = (pixel_mask != 0) & from_mask[:, None, None]
+        take = take.view((batch,) + (1,) * (images.dim() - 3) + take.shape[1:])
+        out = torch.where(take, theirs, out)
     return out
 
 
 def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
-         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = ()) -> None:
+         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = (),
+         pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_ in plain torch: mix ``images`` (B, ...) in place (``plan``, the CUDA
     kernels' plan, is checked and not needed: every original is read before anything is written)."""
-    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
     if images.numel() == 0:
         return
-    out = mixed_values(images, partner, lam, kind, box)
+    out = mixed_values(images, partner, lam, kind, box, pixel_mask)
     images.copy_(out)
 
 
@@ -95,17 +102,19 @@ def normalized(values: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) ->
     return values * scale.view(shape) + bias.view(shape)
 
 
-def _mix_batch_into(out: torch.Tensor, batch: torch.Tensor, partner, lam, kind, box, scale, bias) -> None:  # noqa: ANN001
+def _mix_batch_into(out: torch.Tensor, batch: torch.Tensor, partner, lam, kind, box, scale, bias,  # noqa: ANN001
+                    pixel_mask=None) -> None:  # noqa: ANN001
     """out = cast(normalize(mixed batch)); batch (B, C, H, W), uint8 or float32."""
     if out.dtype == torch.uint8:
-        out.copy_(mixed_values(batch, partner, lam, kind, box))
+        out.copy_(mixed_values(batch, partner, lam, kind, box, pixel_mask))
         return
-    values = mixed_values(batch.to(torch.float32), partner, lam, kind, box)
+    values = mixed_values(batch.to(torch.float32), partner, lam, kind, box, pixel_mask)
     out.copy_(normalized(values, scale, bias))
 
 
 def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
-              box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+              box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
+              pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_into_ in plain torch: out = cast(normalize(mixed images)).
 
     images: (B, C, H, W), or (B, H, W, C) when ``hwc``; uint8 or float32. out: (B, C, H, W) in any
@@ -113,17 +122,20 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
     float32, bfloat16 or float16. Mixed values are float32 (``x * lam + partner * (1 - lam)``),
     normalised in float32, then cast (uint8: round half to even, saturate).
     """
-    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
     if out.numel() == 0:
         return
-    _mix_batch_into(out, images.permute(0, 3, 1, 2) if hwc else images, partner, lam, kind, box, scale, bias)
+    _mix_batch_into(out, images.permute(0, 3, 1, 2) if hwc else images, partner, lam, kind, box, scale, bias,
+                    pixel_mask)
 
 
 def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
-                 kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+                 kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
+                 pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.collate_mix_ in plain torch: mix_into_ from B samples (C, H, W) or (H, W, C)."""
-    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
     if out.numel() == 0:
         return
     batch = torch.stack(samples)
-    _mix_batch_into(out, batch.permute(0, 3, 1, 2) if hwc else batch, partner, lam, kind, box, scale, bias)
+    _mix_batch_into(out, batch.permute(0, 3, 1, 2) if hwc else batch, partner, lam, kind, box, scale, bias,
+                    pixel_mask)

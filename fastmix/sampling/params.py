@@ -26,12 +26,20 @@ class MixParams:
         kind: (B,) uint8, a :class:`MixKind` per sample.
         box: (B, 4) int64, the CutMix box ``(y0, y1, x0, x1)``, half-open, in pixels of the last two
             dims (H, W); only read for PASTE samples (zeros elsewhere).
+        pixel_mask: None, or (B, H, W) uint8: for MASK samples (FMix, ClassMix), 1 where the pixel
+            comes from the partner (its lam is the fraction of zeros). The planes of a batch-mode
+            FMix draw are one plane expanded (batch stride 0). None when no sample is MASK.
+        method: (B,) uint8, the :class:`fastmix.MixMethod` that drew each sample's params (what a
+            replay or a log needs beside the kind: Mixup and CutMix are BLEND and PASTE, FMix and
+            ClassMix both MASK). None: read from ``kind`` (Mixup, CutMix or none).
     """
 
     partner: torch.Tensor
     lam: torch.Tensor
     kind: torch.Tensor
     box: torch.Tensor
+    pixel_mask: Optional[torch.Tensor] = None
+    method: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -41,15 +49,20 @@ class MixParams:
     def device(self) -> torch.device:
         return self.partner.device
 
+    def _map(self, fn: Any) -> "MixParams":
+        optional = (None if t is None else fn(t) for t in (self.pixel_mask, self.method))
+        return MixParams(*(fn(t) for t in self.as_tuple()), *optional)
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""
-        return MixParams(*(t.to(device, non_blocking=non_blocking) for t in self.as_tuple()))
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> "MixParams":
         """The same params in pinned memory (what a DataLoader with ``pin_memory=True`` calls)."""
-        return MixParams(*(t.pin_memory() for t in self.as_tuple()))
+        return self._map(lambda t: t.pin_memory())
 
     def as_tuple(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(partner, lam, kind, box): the arguments every op takes (``pixel_mask`` goes by name)."""
         return (self.partner, self.lam, self.kind, self.box)
 
     def mixed(self) -> torch.Tensor:
@@ -90,8 +103,27 @@ def check_params(params: Any, batch: int, images_shape: Optional[Tuple[int, ...]
     if len(devices) > 1 or next(iter(devices)).type == "meta":
         raise ValueError(f"params: expected {', '.join(name for name, _, _ in fields)} on one real device, "
                          f"got {sorted(str(d) for d in devices)}")
+    if params.method is not None:
+        check_param_field("params.method", params.method, torch.uint8, (batch,), None, "")
     host = params if params.device.type == "cpu" else params.to("cpu")
     if check_boxes:
         check_params_values(images_shape, *host.as_tuple(), prefix="params.")
+        _check_params_pixel_mask(host, images_shape)
     else:
         check_targets_params_values(host.partner, host.lam, host.kind, prefix="params.")
+
+
+def _check_params_pixel_mask(host: MixParams, images_shape: Optional[Tuple[int, ...]]) -> None:
+    """params.pixel_mask: given (as (B, H, W) uint8 of the images' H, W) exactly when some sample is MASK."""
+    masks = host.kind == MixKind.MASK
+    if host.pixel_mask is None:
+        if bool(masks.any()):
+            i = int(masks.nonzero()[0])
+            raise ValueError(f"params.pixel_mask: expected (B, H, W) uint8 masks, as params.kind[{i}] is 3 (mask), got None")
+        return
+    if not isinstance(host.pixel_mask, torch.Tensor):
+        raise TypeError(f"params.pixel_mask: expected a tensor or None, got {type_name(host.pixel_mask)}")
+    if images_shape is None or len(images_shape) < 3:
+        raise ValueError(f"params.pixel_mask: expected None for images of shape {images_shape} (no H, W dims), got a tensor")
+    expected = (host.batch_size, images_shape[-2], images_shape[-1])
+    check_param_field("params.pixel_mask", host.pixel_mask, torch.uint8, expected, None, "")
