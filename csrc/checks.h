@@ -125,9 +125,12 @@ inline void check_partner_value(const int64_t* partner, int64_t i, int64_t batch
                     "), got ", partner[i]);
 }
 
+// The kinds an op accepts (KIND_NAMES and MAX_KIND in Python).
+constexpr const char* kKindNames = "0 (none), 1 (blend), 2 (paste) or 3 (mask)";
+constexpr uint8_t kMaxKind = kMask;
+
 inline void check_kind_value(const uint8_t* kind, int64_t i) {
-  TORCH_CHECK_VALUE(kind[i] <= kPaste, "kind[", i, "]: expected 0 (none), 1 (blend) or 2 (paste), got ",
-                    static_cast<int>(kind[i]));
+  TORCH_CHECK_VALUE(kind[i] <= kMaxKind, "kind[", i, "]: expected ", kKindNames, ", got ", static_cast<int>(kind[i]));
 }
 
 inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int64_t i) {
@@ -136,7 +139,9 @@ inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int
                     "]: expected a value in [0, 1], got ", FloatText{lam[i], 8});
 }
 
-// Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...).
+// Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...): partner in
+// [0, B), kind 0/1/2/3, lam in [0, 1], a paste's box inside (H, W) (a paste and a mask need images
+// of 3 dims or more).
 inline void check_params_values(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                                 const at::Tensor& kind, const at::Tensor& box) {
   const int64_t batch = images.size(0);
@@ -149,9 +154,10 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
   for (int64_t i = 0; i < batch; ++i) {
     check_partner_value(p, i, batch);
     check_kind_and_lam_values(k, l, i);
-    if (k[i] != kPaste) continue;
-    TORCH_CHECK_VALUE(spatial, "kind[", i, "]: paste (CutMix) needs images of shape (B, ..., H, W), got images of shape ",
-                      Tuple{images.sizes()});
+    if (k[i] != kPaste && k[i] != kMask) continue;
+    TORCH_CHECK_VALUE(spatial, "kind[", i, "]: ", k[i] == kPaste ? "paste (CutMix)" : "mask (FMix, ClassMix)",
+                      " needs images of shape (B, ..., H, W), got images of shape ", Tuple{images.sizes()});
+    if (k[i] != kPaste) continue;  // a mask's pixels are its pixel_mask plane (check_pixel_mask)
     const int64_t* bi = b + 4 * i;
     TORCH_CHECK_VALUE(0 <= bi[0] && bi[0] <= bi[1] && bi[1] <= height && 0 <= bi[2] && bi[2] <= bi[3] && bi[3] <= width,
                       "box[", i, "]: expected (y0, y1, x0, x1) with 0 <= y0 <= y1 <= ", height,
@@ -426,18 +432,48 @@ inline void check_plan_partner(const at::Tensor& partner) {
                     " samples, got ", partner.size(0));
 }
 
+// The MASK samples' pixel masks: none, or (B, H, W) uint8 on the data's device, H and W the data's
+// last two dims, each (H, W) plane dense (strides (W, 1)); the batch stride may be anything (0:
+// one plane for every sample). A nonzero pixel comes from the partner. On the CPU, a MASK kind
+// needs a pixel_mask (on a GPU reading kind would sync: the kernels assert instead).
+inline void check_pixel_mask(const std::optional<at::Tensor>& pixel_mask, const at::Tensor& data,
+                             const at::Tensor& kind, const char* data_name = "images") {
+  if (!pixel_mask.has_value()) {
+    if (!data.device().is_cpu() || data.dim() < 1 || data.size(0) == 0) return;
+    const at::Tensor kind_c = kind.contiguous();
+    const uint8_t* k = kind_c.data_ptr<uint8_t>();
+    for (int64_t i = 0; i < kind_c.numel(); ++i)
+      TORCH_CHECK_VALUE(k[i] != kMask, "pixel_mask: expected (B, H, W) uint8 masks, as kind[", i,
+                        "] is 3 (mask), got None");
+    return;
+  }
+  const at::Tensor& m = *pixel_mask;
+  TORCH_CHECK_TYPE(m.scalar_type() == at::kByte, "pixel_mask: expected dtype uint8, got ", DtypeName{m.scalar_type()});
+  TORCH_CHECK_VALUE(data.dim() >= 3, "pixel_mask: expected None for ", data_name, " of shape ", Tuple{data.sizes()},
+                    " (no H, W dims), got a tensor");
+  const std::vector<int64_t> expected{data.size(0), data.size(-2), data.size(-1)};
+  TORCH_CHECK_VALUE(m.sizes() == at::IntArrayRef(expected), "pixel_mask: expected shape ", Tuple{expected},
+                    " ((B, H, W) of ", data_name, "), got ", Tuple{m.sizes()});
+  check_on_device("pixel_mask", m, data, data_name);
+  const int64_t height = expected[1], width = expected[2];
+  const bool dense = (height <= 1 || m.stride(1) == width) && (width <= 1 || m.stride(2) == 1);
+  TORCH_CHECK_VALUE(dense, "pixel_mask: expected each (H, W) plane dense (strides (", width, ", 1)), got strides ",
+                    Tuple{m.strides()});
+}
+
 // -- the checks of each op, in full ---------------------------------------------------------------
 
 // fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on the
 // CPU.
 inline void check_mix_args(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                            const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& plan,
-                           at::IntArrayRef plan_shape) {
+                           at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask) {
   check_writable_images(images);
   check_params_layout(images, partner, lam, kind, box);
   check_plan_layout(images, plan, plan_shape);
   if (images.device().is_cpu())
     check_params_values(images, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+  check_pixel_mask(pixel_mask, images, kind);
 }
 
 // fastmix::device_plan: a MixParams on the CPU, its partner and kind values (the boxes are clamped
@@ -470,12 +506,14 @@ inline void check_inplace_plan_args(const at::Tensor& partner, const at::Tensor&
 // Returns whether out is channels_last.
 inline bool check_mix_into_args(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner,
                                 const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
-                                const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
+                                const at::Tensor& scale, const at::Tensor& bias, bool hwc,
+                                const std::optional<at::Tensor>& pixel_mask) {
   check_mix_into_images(out, images, hwc);
   const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
                                                          images.scalar_type() == at::kByte);
   if (out.device().is_cpu())
     check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+  check_pixel_mask(pixel_mask, out, kind, "out");
   return channels_last;
 }
 
@@ -483,12 +521,14 @@ inline bool check_mix_into_args(const at::Tensor& out, const at::Tensor& images,
 // CPU). Returns whether out is channels_last.
 inline bool check_collate_mix_args(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner,
                                    const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
-                                   const at::Tensor& scale, const at::Tensor& bias, bool hwc) {
+                                   const at::Tensor& scale, const at::Tensor& bias, bool hwc,
+                                   const std::optional<at::Tensor>& pixel_mask) {
   check_collate_samples(out, samples, hwc);
   const bool uint8_input = samples.empty() || samples[0].scalar_type() == at::kByte;
   const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input);
   if (out.device().is_cpu())
     check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
+  check_pixel_mask(pixel_mask, out, kind, "out");
   return channels_last;
 }
 

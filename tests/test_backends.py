@@ -102,9 +102,9 @@ def test_import_fastmix_loads_the_library_only():
 
 
 OP_ARGUMENTS = {
-    "mix_": ["images", "partner", "lam", "kind", "box", "plan", "plan_shape"],
-    "mix_into_": ["out", "images", "partner", "lam", "kind", "box", "scale", "bias", "hwc"],
-    "collate_mix_": ["out", "samples", "partner", "lam", "kind", "box", "scale", "bias", "hwc"],
+    "mix_": ["images", "partner", "lam", "kind", "box", "plan", "plan_shape", "pixel_mask"],
+    "mix_into_": ["out", "images", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask"],
+    "collate_mix_": ["out", "samples", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask"],
     "mix_targets": ["labels", "partner", "lam", "kind", "num_classes", "smoothing"],
 }
 

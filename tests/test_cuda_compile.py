@@ -10,8 +10,11 @@ Runs wherever nvcc is installed, GPU or not (skipped without nvcc):
   dtypes, layouts, batch sizes, partner maps, plan segment lengths and alignments. The in-place
   plan is csrc/mix_plan.h's make_device_plan, the host builder the CUDA op takes its plan from
   (the same bytes as torch.ops.fastmix.device_plan), cut into segments run in two launches where
-  cycles are long, and the device-built plan of a raw call inside CUDA graph capture. That checks
-  the plan, the grouping, the head slots, the packs, the paste masks and the arithmetic without a
+  cycles are long, and the device-built plan of a raw call inside CUDA graph capture. MASK samples
+  (FMix, ClassMix) run on every dtype, layout and plan of the other kinds, with pixel masks
+  expanded over the batch (batch stride 0), one plane per sample, and planes at any batch stride;
+  a MASK sample without pixel masks trips the kernels' device-side assert. That checks the plan,
+  the grouping, the head slots, the packs, the paste and pixel masks and the arithmetic without a
   GPU; races between real threads and the device intrinsics are left to tests/test_cuda.py on a
   GPU machine.
 
@@ -153,12 +156,16 @@ def _bitwise(t: torch.Tensor) -> torch.Tensor:
     return t.view(BITS[t.dtype]) if t.dtype in BITS else t
 
 
-def _emulate(builds, payload: bytes, tmp_path) -> bytes:
+def _run_emulator(builds, payload: bytes, tmp_path) -> tuple[subprocess.CompletedProcess, Path]:
     work, futures = builds
     _check_build(futures[EMULATOR_SOURCE.name].result(), EMULATOR_SOURCE.name)
     src, dst = tmp_path / "cases.bin", tmp_path / "results.bin"
     src.write_bytes(payload)
-    result = _run([str(work / "emulate_on_host"), str(src), str(dst)])
+    return _run([str(work / "emulate_on_host"), str(src), str(dst)]), dst
+
+
+def _emulate(builds, payload: bytes, tmp_path) -> bytes:
+    result, dst = _run_emulator(builds, payload, tmp_path)
     assert result.returncode == 0, result.stderr
     return dst.read_bytes()
 
@@ -172,6 +179,14 @@ def _storage_of(x: torch.Tensor) -> torch.Tensor:
 HOST_PLAN, COPY_PLAN = 0, 1  # the plan of a case: make_device_plan's, or the capture path's CopyPlanFn
 
 
+def _mask_bytes(pixel_mask: torch.Tensor | None) -> bytes:
+    """The emulator's pixel_mask field (read_mask): absent, or its whole storage, offset and batch stride."""
+    if pixel_mask is None:
+        return _i64(0)
+    storage = _storage_of(pixel_mask)
+    return _i64(1, storage.numel(), pixel_mask.storage_offset(), pixel_mask.stride(0)) + _raw(storage)
+
+
 def _mix_case(x: torch.Tensor, params: MixParams, plan: int, segment: int, misalign: int) -> bytes:
     storage = _storage_of(x)
     return (
@@ -179,7 +194,38 @@ def _mix_case(x: torch.Tensor, params: MixParams, plan: int, segment: int, misal
              misalign * x.element_size(), plan, segment)
         + _params_bytes(params)
         + _raw(storage)
+        + _mask_bytes(params.pixel_mask)
     )
+
+
+MASK_FORMS = ["expanded", "per-sample", "strided"]
+
+
+def _pixel_mask(form: str, batch: int, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, H, W) uint8 pixel masks, any nonzero value meaning "the partner's": one plane expanded over
+    the batch (batch stride 0, as batch-mode FMix), a plane per sample, or planes a row apart in a
+    taller buffer (a batch stride of (H + 1) W and a storage offset of W)."""
+    def planes(count, rows):
+        density = float(torch.rand((), generator=generator))
+        values = torch.randint(1, 256, (count, rows, width), generator=generator, dtype=torch.uint8)
+        return values * (torch.rand(count, rows, width, generator=generator) < density)
+
+    if form == "expanded":
+        return planes(1, height).expand(batch, height, width)
+    if form == "per-sample":
+        return planes(batch, height)
+    assert form == "strided", form
+    return planes(batch, height + 1)[:, 1:]
+
+
+def _mask_params(batch: int, height: int, width: int, generator: torch.Generator, form: str, all_mask: bool = False,
+                 partner: torch.Tensor | None = None) -> MixParams:
+    """random_params with every kind (MASK too: every sample when ``all_mask``) and pixel masks of
+    ``form``; ``partner`` replaces the partner map."""
+    params = random_params(batch, height, width, generator, allow_mask=True)
+    kind = torch.full_like(params.kind, int(MixKind.MASK)) if all_mask else params.kind
+    return MixParams(params.partner if partner is None else partner, params.lam, kind, params.box,
+                     pixel_mask=_pixel_mask(form, batch, height, width, generator))
 
 
 def _odd_flip(batch: int) -> torch.Tensor:
@@ -244,6 +290,30 @@ def _mix_cases(generator: torch.Generator):
     images = random_values((301, 2, 3, 5), torch.float16, generator)  # the strided path, one long cycle
     params = random_params(301, 3, 3, generator)
     yield images[:, :, :, 1:4], MixParams(torch.arange(301).roll(5), params.lam, params.kind, params.box), HOST_PLAN, 0, 0
+    yield from _mask_mix_cases(generator)
+
+
+def _mask_mix_cases(generator: torch.Generator):
+    """MASK samples beside every other kind, on every dtype and spatial layout, each form of pixel
+    masks, packed and scalar sizes, both plans and cut segments; then swapped pairs and long cycles
+    that mask on every sample."""
+    layouts = ["contiguous", "channels_last", "video", "sliced", "batch_inner", "hwc_permuted"]
+    trial = 0
+    for dtype in DTYPE_CODES:
+        for layout in layouts:
+            trial += 1
+            form = MASK_FORMS[trial % 3]
+            batch = int(torch.randint(1, 20, (), generator=generator))
+            height, width = (4, 16) if trial % 2 else tuple(int(v) for v in torch.randint(1, 10, (2,), generator=generator))
+            images = make_images(layout, batch, 3, height, width, dtype, generator)
+            params = _mask_params(batch, height, width, generator, form)
+            yield images, params, COPY_PLAN if trial % 5 == 4 else HOST_PLAN, [0, 1, 3][trial % 3], 0
+    for dtype in DTYPE_CODES:
+        for batch in [12, 13]:
+            for partner in [torch.arange(batch).flip(0), torch.arange(batch).roll(1), _odd_flip(batch)]:
+                images = random_values((batch, 2, 4, 16), dtype, generator)
+                params = _mask_params(batch, 4, 16, generator, MASK_FORMS[batch % 3], all_mask=True, partner=partner)
+                yield images, params, HOST_PLAN, 2, 0
 
 
 @pytest.mark.slow
@@ -276,6 +346,19 @@ def test_emulated_mix_matches_reference(builds, tmp_path):
     # One launch for plans without cut cycles, two where segments' heads were saved first, and the
     # capture path's plan kernel and its two launches.
     assert {(HOST_PLAN, 1), (HOST_PLAN, 2), (COPY_PLAN, 3)} <= launches_seen, launches_seen
+
+
+@pytest.mark.slow
+def test_emulated_mask_without_pixel_masks_trips_the_device_assert(builds, tmp_path):
+    """The CUDA op never reads kind on the host, so a MASK sample given no pixel_mask must stop at
+    the kernels' device-side assert rather than read a null plane."""
+    images = torch.arange(2 * 1 * 2 * 4, dtype=torch.float32).view(2, 1, 2, 4)
+    params = MixParams(torch.tensor([1, 0]), torch.tensor([0.5, 0.5]),
+                       torch.tensor([int(MixKind.MASK), int(MixKind.BLEND)], dtype=torch.uint8),
+                       torch.zeros(2, 4, dtype=torch.int64))
+    result, _ = _run_emulator(builds, _mix_case(images, params, HOST_PLAN, 0, 0), tmp_path)
+    assert result.returncode != 0
+    assert "device-side assert failed: m.data != nullptr" in result.stderr, result.stderr
 
 
 def _emulated_plans(builds, tmp_path, cases) -> list[torch.Tensor]:
@@ -356,9 +439,12 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
     for n, case in enumerate(_into_cases(generator)):
         in_dtype, out_dtype, batch, c, h, w, hwc, nhwc_out, normalize, misalign = case
         images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
+        partner = params.partner
         if n % 2:  # swapped pairs, which one thread writes both of: a flip (odd: its 3-cycle too)
-            params = MixParams(_odd_flip(batch) if batch % 2 and batch >= 3 else torch.arange(batch).flip(0),
-                               params.lam, params.kind, params.box)
+            partner = _odd_flip(batch) if batch % 2 and batch >= 3 else torch.arange(batch).flip(0)
+            params = MixParams(partner, params.lam, params.kind, params.box)
+        if n % 3 == 2:  # MASK samples beside the other kinds, each form of pixel masks
+            params = _mask_params(batch, h, w, generator, MASK_FORMS[n % 9 // 3], partner=partner)
         cases.append((case, images, params, scale, bias))
         payload += (
             _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, nhwc_out, normalize,
@@ -367,6 +453,7 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
             + _raw(scale if normalize else torch.zeros(c))
             + _raw(bias if normalize else torch.zeros(c))
             + _raw(images)
+            + _mask_bytes(params.pixel_mask)
         )
     results = _emulate(builds, payload, tmp_path)
     pos = 0

@@ -13,7 +13,7 @@ pytestmark = requires_cpp
 def test_schemas_declare_the_mutation():
     assert str(torch.ops.fastmix.mix_.default._schema) == (
         "fastmix::mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box, Tensor? plan=None, "
-        "int[] plan_shape=[]) -> ()"
+        "int[] plan_shape=[], Tensor? pixel_mask=None) -> ()"
     )
     assert "-> Tensor" in str(torch.ops.fastmix.mix_targets.default._schema)
     assert str(torch.ops.fastmix.device_plan.default._schema) == (

@@ -281,6 +281,84 @@ FASTMIX_NARROW_ROW("arch=x86-64-v4", lanes::HalfAvx512)
 inline void narrow_row(c10::Half* dst, const float* src, int64_t n) { narrow_row_impl(dst, src, n); }
 #endif
 
+// -- pixel masks (kMask): a select per element, no arithmetic ---------------------------------------
+//
+// m[j] != 0 takes the partner's element. Written without a branch (every element of dst is
+// rewritten, as a pass does anyway), so the compiler turns each loop into byte-mask compares and
+// blends: on a blob mask a branch per element mispredicts at every edge. The loops copy bits, so
+// they run on the unsigned type of T's size (float16 and bfloat16 as uint16_t, float as uint32_t).
+template <size_t kBytes> struct BitsType;
+template <> struct BitsType<1> { using type = uint8_t; };
+template <> struct BitsType<2> { using type = uint16_t; };
+template <> struct BitsType<4> { using type = uint32_t; };
+template <> struct BitsType<8> { using type = uint64_t; };
+template <typename T>
+using bits_t = typename BitsType<sizeof(T)>::type;
+
+// dst <- m ? src : dst
+template <typename U>
+FASTMIX_MULTIVERSION void select_into_bits(U* __restrict__ dst, const U* __restrict__ src,
+                                           const uint8_t* __restrict__ m, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dst[j] = m[j] ? src[j] : dst[j];
+}
+
+// a <- ma ? b : a and b <- mb ? a : b, both from the originals (a swapped pair that both mask).
+template <typename U>
+FASTMIX_MULTIVERSION void select_pair_bits(U* __restrict__ a, U* __restrict__ b, const uint8_t* __restrict__ ma,
+                                           const uint8_t* __restrict__ mb, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const U x = a[j], y = b[j];
+    a[j] = ma[j] ? y : x;
+    b[j] = mb[j] ? x : y;
+  }
+}
+
+// out <- m ? theirs : own (out of place: mix_into_cpu.cpp's staged rows)
+template <typename U>
+FASTMIX_MULTIVERSION void select_from_bits(const U* __restrict__ own, const U* __restrict__ theirs,
+                                           const uint8_t* __restrict__ m, U* __restrict__ out, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] = m[j] ? theirs[j] : own[j];
+}
+
+template <typename T>
+inline void select_into(T* dst, const T* src, const uint8_t* m, int64_t n) {
+  select_into_bits(reinterpret_cast<bits_t<T>*>(dst), reinterpret_cast<const bits_t<T>*>(src), m, n);
+}
+template <typename T>
+inline void select_pair(T* a, T* b, const uint8_t* ma, const uint8_t* mb, int64_t n) {
+  select_pair_bits(reinterpret_cast<bits_t<T>*>(a), reinterpret_cast<bits_t<T>*>(b), ma, mb, n);
+}
+template <typename T>
+inline void select_from(const T* own, const T* theirs, const uint8_t* m, T* out, int64_t n) {
+  select_from_bits(reinterpret_cast<const bits_t<T>*>(own), reinterpret_cast<const bits_t<T>*>(theirs), m,
+                   reinterpret_cast<bits_t<T>*>(out), n);
+}
+
+// out[k] <- m[(first + k) / unit] for k in [0, n): the byte of a pixel for each of its `unit`
+// elements (channels_last and HWC rows, where a mask byte covers a pixel's channels), so the
+// selects above run on such rows too. unit 3 (RGB) is spelled out: a store group the compiler
+// vectorises with shuffles.
+FASTMIX_MULTIVERSION inline void spread_mask(const uint8_t* __restrict__ m, int64_t unit, int64_t first, int64_t n,
+                                             uint8_t* __restrict__ out) {
+  int64_t w = first / unit, c = first % unit, k = 0;
+  if (c != 0) {  // the rest of a pixel the range starts inside
+    for (; c < unit && k < n; ++c, ++k) out[k] = m[w];
+    ++w;
+  }
+  const int64_t whole = (n - k) / unit;  // pixels wholly inside
+  uint8_t* __restrict__ o = out + k;
+  const uint8_t* __restrict__ p = m + w;
+  if (unit == 3) {
+    for (int64_t q = 0; q < whole; ++q) o[3 * q] = o[3 * q + 1] = o[3 * q + 2] = p[q];
+  } else {
+    for (int64_t q = 0; q < whole; ++q)
+      for (int64_t e = 0; e < unit; ++e) o[q * unit + e] = p[q];
+  }
+  k += whole * unit;
+  w += whole;
+  for (; k < n; ++k) out[k] = m[w];  // the start of the pixel it ends inside
+}
+
 // dst[j * dst_stride] <- blend(dst[j * dst_stride], src[j * src_stride]) (the generic strided
 // kernel's rows); unit strides take the contiguous loop.
 template <typename T>

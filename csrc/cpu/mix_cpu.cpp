@@ -43,14 +43,16 @@ struct Params {
   const int64_t* partner;
   const float* lam;
   const uint8_t* kind;
-  const int64_t* box;  // (B, 4): y0, y1, x0, x1
+  const int64_t* box;   // (B, 4): y0, y1, x0, x1
+  const uint8_t* mask;  // pixel_mask (B, H, W), planes dense, mask_stride bytes apart; null without one
+  int64_t mask_stride;
 };
 
 // The batch to mix in place, described for the dense path (mix_kernels.cuh's DenseLayout; numba's
 // mix_numba.DenseLayout): samples whose elements fill one block of memory in the same order
 // (contiguous NCHW, channels_last, any dense permutation). Blending is then elementwise over [0, numel).
-// For pasting, element e lies in row e / row_len, at image row (e / row_len) % height and column
-// (e % row_len) / col_unit: col_unit is 1 for NCHW and C for channels_last.
+// For pasting and masking, element e lies in row e / row_len, at image row (e / row_len) % height and
+// column (e % row_len) / col_unit: col_unit is 1 for NCHW and C for channels_last.
 struct DenseLayout {
   int64_t numel = 0;
   int64_t batch_stride = 0;
@@ -58,6 +60,7 @@ struct DenseLayout {
   int64_t row_len = 1;
   int64_t col_unit = 1;
   int64_t height = 1;
+  int64_t width = 1;  // W: a mask plane's row length
 };
 
 bool describe_dense(const at::Tensor& x, DenseLayout* out) {
@@ -89,6 +92,7 @@ bool describe_dense(const at::Tensor& x, DenseLayout* out) {
       out->row_len = w * col_unit;
       out->col_unit = col_unit;
       out->height = h;
+      out->width = w;
     }
   }
   return true;
@@ -97,10 +101,57 @@ bool describe_dense(const at::Tensor& x, DenseLayout* out) {
 struct SampleView {
   uint8_t kind;
   float lam;
-  const int64_t* box;  // y0, y1, x0, x1
+  const int64_t* box;    // y0, y1, x0, x1
+  const uint8_t* mask;   // its (H, W) plane of pixel_mask (null without one)
 };
 
-SampleView sample_view(const Params& p, int64_t i) { return {p.kind[i], p.lam[i], p.box + 4 * i}; }
+SampleView sample_view(const Params& p, int64_t i) {
+  return {p.kind[i], p.lam[i], p.box + 4 * i, p.mask == nullptr ? nullptr : p.mask + i * p.mask_stride};
+}
+
+// -- masks (kMask) on the dense path ---------------------------------------------------------------
+//
+// A mask changes pixels anywhere in a row, so its steps walk rows in pieces short enough for L1:
+// the piece of a row, its mask bytes (spread over a pixel's elements for channels_last) and, for a
+// pair with one masking side, the saved piece of the other side.
+constexpr int64_t kMaskPiece = 2048;  // elements
+
+// Per-thread scratch of the mask steps (empty when no sample masks).
+template <typename T>
+struct MaskScratch {
+  std::vector<T> values;
+  std::vector<uint8_t> a, b;
+  explicit MaskScratch(bool any_mask)
+      : values(any_mask ? kMaskPiece : 0), a(any_mask ? kMaskPiece : 0), b(any_mask ? kMaskPiece : 0) {}
+};
+
+// f(offset, n, h, col) for each piece of elements [e0, e1) within one row: offset from e0, n at
+// most kMaskPiece, h the image row, col the element column of the piece's start in its row.
+template <typename F>
+FASTMIX_ALWAYS_INLINE void for_each_row_piece(const DenseLayout& g, int64_t e0, int64_t e1, F&& f) {
+  const int64_t row = e0 / g.row_len;
+  int64_t col = e0 - row * g.row_len, h = row % g.height;
+  for (int64_t pos = e0; pos < e1;) {
+    const int64_t n = std::min({g.row_len - col, e1 - pos, kMaskPiece});
+    f(pos - e0, n, h, col);
+    pos += n;
+    col += n;
+    if (col == g.row_len) {
+      col = 0;
+      if (++h == g.height) h = 0;
+    }
+  }
+}
+
+// The mask bytes of elements [col, col + n) of image row h, one per element: the plane's own row
+// when a pixel is one element (NCHW), else spread into `spread`.
+FASTMIX_ALWAYS_INLINE const uint8_t* mask_bytes(const uint8_t* plane, const DenseLayout& g, int64_t h, int64_t col,
+                                                int64_t n, uint8_t* spread) {
+  const uint8_t* row = plane + h * g.width;
+  if (g.col_unit == 1) return row + col;
+  spread_mask(row, g.col_unit, col, n, spread);
+  return spread;
+}
 
 // Columns [lo, hi) of a row (in elements from the row start) that a paste sample takes.
 std::pair<int64_t, int64_t> paste_cols(const SampleView& s, const DenseLayout& g, int64_t h) {
@@ -198,11 +249,18 @@ FASTMIX_MULTIVERSION void swap_box_rows(T* a, T* b, const int64_t* box, const De
 
 // x[a] <- mix(x[a], src) over elements [e0, e1); src holds the partner's originals.
 template <typename T>
-void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g, int64_t e0, int64_t e1) {
+void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g, int64_t e0, int64_t e1,
+                 MaskScratch<T>& ms) {
   using acc_t = typename AccType<T>::type;
   if (s.kind == kBlend) {
     const acc_t lam = static_cast<acc_t>(s.lam);
     blend_into(dst, src, e1 - e0, lam, acc_t(1) - lam);
+    return;
+  }
+  if (s.kind == kMask) {
+    for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
+      select_into(dst + off, src + off, mask_bytes(s.mask, g, h, col, n, ms.a.data()), n);
+    });
     return;
   }
   if (s.kind != kPaste) return;
@@ -237,12 +295,55 @@ bool uniform_on_row(const SampleView& s, std::pair<int64_t, int64_t> cols, int64
   return true;
 }
 
+// A swapped pair of which one side masks or both do, over elements [e0, e1), a row piece at a time:
+// both masking, one select loop from one read of each; else the masking side m's elements that the
+// other side o needs (its box's, or all for a blend) are saved to L1, m selects from o's originals,
+// then o mixes from the saved ones. Each sample is read and written once from memory.
+template <typename T>
+void pair_with_mask(T* a, T* b, const SampleView& sa, const SampleView& sb, const DenseLayout& g, int64_t e0,
+                    int64_t e1, MaskScratch<T>& ms) {
+  if (sa.kind == kMask && sb.kind == kMask) {
+    for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
+      const uint8_t* ma = mask_bytes(sa.mask, g, h, col, n, ms.a.data());
+      const uint8_t* mb = sb.mask == sa.mask ? ma : mask_bytes(sb.mask, g, h, col, n, ms.b.data());  // batch mode: one plane
+      select_pair(a + off, b + off, ma, mb, n);
+    });
+    return;
+  }
+  const bool a_masks = sa.kind == kMask;
+  T* m = a_masks ? a : b;
+  T* o = a_masks ? b : a;
+  const SampleView& sm = a_masks ? sa : sb;
+  const SampleView& so = a_masks ? sb : sa;
+  using acc_t = typename AccType<T>::type;
+  const acc_t lam = static_cast<acc_t>(so.lam), rest = acc_t(1) - lam;
+  T* saved = ms.values.data();
+  for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
+    const uint8_t* mm = mask_bytes(sm.mask, g, h, col, n, ms.a.data());
+    int64_t lo = 0, hi = n;  // what o takes of m, from the piece's start
+    if (so.kind != kBlend) {
+      const auto cols = paste_cols(so, g, h);
+      lo = std::max(cols.first, col) - col;
+      hi = std::min(cols.second, col + n) - col;
+    }
+    if (lo < hi) std::memcpy(saved, m + off + lo, (hi - lo) * sizeof(T));
+    select_into(m + off, static_cast<const T*>(o + off), mm, n);
+    if (lo >= hi) return;
+    if (so.kind == kBlend) blend_into(o + off, static_cast<const T*>(saved), n, lam, rest);
+    else std::memcpy(o + off + lo, saved, (hi - lo) * sizeof(T));
+  });
+}
+
 // A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
 // Runs of rows where both samples do one thing (all of a blend, the rows a box misses) are
 // merged into one contiguous call; rows a box crosses are split at the box's columns.
 template <typename T>
 void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const DenseLayout& g, int64_t e0,
-                int64_t e1) {
+                int64_t e1, MaskScratch<T>& ms) {
+  if (sa.kind == kMask || sb.kind == kMask) {
+    pair_with_mask(a, b, sa, sb, g, e0, e1, ms);
+    return;
+  }
   if (sa.kind == kBlend && sb.kind == kBlend) {
     pair_segment(a, b, e1 - e0, PixelOp::kBlend, PixelOp::kBlend, sa, sb);
     return;
@@ -305,7 +406,7 @@ void pair_dense(T* a, T* b, const SampleView& sa, const SampleView& sb, const De
 
 template <typename T>
 void dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& plan,
-                 const Params& p, int64_t e0, int64_t e1, T* buf) {
+                 const Params& p, int64_t e0, int64_t e1, T* buf, MaskScratch<T>& ms) {
   auto at = [&](int64_t i) { return data + i * g.batch_stride + e0; };
   for (const PlanStep& step : plan) {
     switch (step.op) {
@@ -313,13 +414,13 @@ void dense_chunk(T* data, const DenseLayout& g, const std::vector<PlanStep>& pla
         std::memcpy(buf, at(step.a), (e1 - e0) * sizeof(T));
         break;
       case StepOp::kApply:
-        apply_dense(at(step.a), static_cast<const T*>(at(step.b)), sample_view(p, step.a), g, e0, e1);
+        apply_dense(at(step.a), static_cast<const T*>(at(step.b)), sample_view(p, step.a), g, e0, e1, ms);
         break;
       case StepOp::kApplyFromBuffer:
-        apply_dense(at(step.a), static_cast<const T*>(buf), sample_view(p, step.a), g, e0, e1);
+        apply_dense(at(step.a), static_cast<const T*>(buf), sample_view(p, step.a), g, e0, e1, ms);
         break;
       case StepOp::kPair:
-        pair_dense(at(step.a), at(step.b), sample_view(p, step.a), sample_view(p, step.b), g, e0, e1);
+        pair_dense(at(step.a), at(step.b), sample_view(p, step.a), sample_view(p, step.b), g, e0, e1, ms);
         break;
     }
   }
@@ -416,6 +517,15 @@ void strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>&
         blend_strided(dst, si, src, src_stride, g.inner_len, lam, acc_t(1) - lam);
         continue;
       }
+      if (p.kind[i] == kMask) {
+        // The row's pixels: along W, along H, or one pixel (the row runs along another dim).
+        const int64_t W = g.sizes[g.ndim - 1];
+        const uint8_t* m = p.mask + i * p.mask_stride + row.h * W + row.w;
+        const int64_t step = g.inner_dim == g.ndim - 1 ? 1 : g.inner_dim == g.ndim - 2 ? W : 0;
+        for (int64_t k = 0; k < g.inner_len; ++k)
+          if (m[k * step]) dst[k * si] = src[k * src_stride];
+        continue;
+      }
       const auto [lo, hi] = box_span_on_row(g, row, p.box + 4 * i);
       for (int64_t k = lo; k < hi; ++k) dst[k * si] = src[k * src_stride];
     }
@@ -435,12 +545,14 @@ void strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>&
 }
 
 // Applies the plan to the images in place (mix_kernels.cuh's mix_inplace, which builds its plan too).
+// any_spatial: some mixed sample pastes or masks (the dense path then needs rows and columns);
+// any_mask: some mixed sample masks (the threads then need MaskScratch).
 template <typename T>
 void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, const Params& p,
-                 bool any_paste) {
+                 bool any_spatial, bool any_mask) {
   T* data = images.data_ptr<T>();
   DenseLayout dense;
-  if (describe_dense(images, &dense) && (!any_paste || dense.paste_ok)) {
+  if (describe_dense(images, &dense) && (!any_spatial || dense.paste_ok)) {
     // Swapped pairs run last, a pair at a time over whole samples: a pair reads and writes only
     // its own two samples, so it needs no chunking (measured: Mixup 1.00-1.05 of the floor, was
     // 1.09-1.14 walked chunk by chunk) and a box is walked in one go, rows prefetched ahead.
@@ -462,14 +574,16 @@ void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, co
     const int64_t num_chunks = chunked.empty() ? 0 : (dense.numel + chunk - 1) / chunk;
     at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
       std::vector<T> buf(static_cast<size_t>(std::min(chunk, dense.numel)));
+      MaskScratch<T> ms(any_mask);
       for (int64_t c = c0; c < c1; ++c)
-        dense_chunk(data, dense, chunked, p, c * chunk, std::min(dense.numel, (c + 1) * chunk), buf.data());
+        dense_chunk(data, dense, chunked, p, c * chunk, std::min(dense.numel, (c + 1) * chunk), buf.data(), ms);
     });
     at::parallel_for(0, static_cast<int64_t>(whole_pairs.size()), 1, [&](int64_t s0, int64_t s1) {
+      MaskScratch<T> ms(any_mask);
       for (int64_t s = s0; s < s1; ++s) {
         const PlanStep& step = whole_pairs[s];
         pair_dense(data + step.a * dense.batch_stride, data + step.b * dense.batch_stride, sample_view(p, step.a),
-                   sample_view(p, step.b), dense, int64_t{0}, dense.numel);
+                   sample_view(p, step.b), dense, int64_t{0}, dense.numel, ms);
       }
     });
     return;
@@ -489,22 +603,28 @@ void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, co
 // ignored: the chunks walk make_inplace_plan's steps, built here.
 void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
               const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& device_plan,
-              at::IntArrayRef plan_shape) {
-  check_mix_args(images, partner, lam, kind, box, device_plan, plan_shape);
+              at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask) {
+  check_mix_args(images, partner, lam, kind, box, device_plan, plan_shape, pixel_mask);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
                    kind_c = kind.contiguous(), box_c = box.contiguous();
   if (images.numel() == 0) return;
 
+  // A MASK sample has a pixel_mask (checked); its planes are read where they are (any batch stride).
   const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),
-                 kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>()};
+                 kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(),
+                 pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
+                 pixel_mask.has_value() ? pixel_mask->stride(0) : 0};
   const int64_t batch = images.size(0);
   const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
   if (plan.empty()) return;
-  bool any_paste = false;
-  for (int64_t i = 0; i < batch; ++i) any_paste |= mixed(p.partner, p.kind, i) && p.kind[i] == kPaste;
+  bool any_paste = false, any_mask = false;
+  for (int64_t i = 0; i < batch; ++i) {
+    any_paste |= mixed(p.partner, p.kind, i) && p.kind[i] == kPaste;
+    any_mask |= mixed(p.partner, p.kind, i) && p.kind[i] == kMask;
+  }
 
-  AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(),
-                                  "fastmix_mix_cpu", [&] { mix_inplace<scalar_t>(images, plan, p, any_paste); });
+  AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(), "fastmix_mix_cpu",
+                                  [&] { mix_inplace<scalar_t>(images, plan, p, any_paste || any_mask, any_mask); });
 }
 
 // fastmix::device_plan: make_device_plan's buffer, for the CUDA kernels (fastmix.Mixup builds it

@@ -7,7 +7,8 @@
 // One output row (all channels of image row h) is made in up to three steps, each a short loop
 // over a row that stays in L1:
 //   1. assemble: the mixed row in the input's order (CHW planes or HWC pixels): a blend into a
-//      staging row, a partial paste as copies into it; a kept or wholly taken row is read where
+//      staging row, a partial paste as copies into it, a mask (kMask) as a select into it; a kept
+//      or wholly taken row is read where
 //      it is, with no copy;
 //   2. relayout: into the output's order (NCHW planes or NHWC pixels), converted to float32 and
 //      normalised (v * scale[c] + bias[c]), or as uint8 for uint8 outputs;
@@ -24,6 +25,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -328,7 +330,9 @@ struct IntoParams {
   const int64_t* partner;
   const float* lam;
   const uint8_t* kind;
-  const int64_t* box;  // (B, 4): y0, y1, x0, x1
+  const int64_t* box;   // (B, 4): y0, y1, x0, x1
+  const uint8_t* mask;  // pixel_mask (B, H, W), planes dense, mask_stride bytes apart; null without one
+  int64_t mask_stride;
 };
 
 // Rows from h0 of a sample of type In, where they are.
@@ -395,11 +399,31 @@ bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, vo
   }
 }
 
-// Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says.
+// Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says;
+// `mask`: its (H, W) plane of pixel_mask (read for kMask only).
 template <typename In>
-void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, void* out_sample,
-                       int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n, Buffers& buf) {
+void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, const int64_t* box, const uint8_t* mask,
+                       void* out_sample, int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n,
+                       Buffers& buf) {
   float* scratch = buf.scratch.data();
+  if (k == kMask) {
+    // Own rows with the partner's pixels where the mask is set, staged in the input type: a CHW
+    // plane's rows have the plane's mask rows as they are, HWC pixels the bytes spread over C.
+    In* staged = reinterpret_cast<In*>(std::is_same_v<In, uint8_t> ? static_cast<void*>(buf.u8_a.data())
+                                                                     : static_cast<void*>(buf.f32_a.data()));
+    uint8_t* spread = std::is_same_v<In, uint8_t> ? buf.u8_b.data() : buf.u8_a.data();  // (not the staged row)
+    for (int64_t a = h0; a < h1; a += buf.stage_rows) {
+      const int64_t rows = std::min(buf.stage_rows, h1 - a);
+      const uint8_t* m = mask + a * g.width;
+      for_each_segment(own, theirs, staged, a, rows, g, [&](const In* x, const In* y, In* s, int64_t len) {
+        if (g.hwc_in) spread_mask(m, g.channels, 0, len, spread);
+        select_from(x, y, g.hwc_in ? spread : m, s, len);
+      });
+      write_span({staged, std::is_same_v<In, float>, rows * g.width}, out_sample, a, a + rows, g, n, scratch,
+                 buf.stage_rows);
+    }
+    return;
+  }
   if (k == kBlend) {
     if (write_blended_planes(own, theirs, lam, 0.f, out_sample, nullptr, h0, h1, g, n)) return;
     const float rest = 1.f - lam;
@@ -528,7 +552,9 @@ void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g,
         const bool mixed = fastmix::mixed(p.partner, p.kind, i);
         const int64_t partner = mixed ? p.partner[i] : i;
         const uint8_t k = mixed ? p.kind[i] : static_cast<uint8_t>(kNone);
-        write_sample_rows(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, sample_out(i), h0, h1, g, n, buf);
+        const uint8_t* mask = k == kMask ? p.mask + i * p.mask_stride : nullptr;
+        write_sample_rows(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, mask, sample_out(i), h0, h1, g, n,
+                          buf);
       }
     }
   });
@@ -539,7 +565,7 @@ void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g,
 template <typename In>
 void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
                       const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale,
-                      const at::Tensor& bias, bool hwc, bool nhwc_out) {
+                      const at::Tensor& bias, bool hwc, bool nhwc_out, const std::optional<at::Tensor>& pixel_mask) {
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
   if (out.numel() == 0) return;
@@ -561,7 +587,8 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
   }
   const Normalize n{normalize, scale_c.data(), bias_c.data(), scale_row.data(), bias_row.data()};
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
-                 box_c.data_ptr<int64_t>()};
+                     box_c.data_ptr<int64_t>(), pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
+                     pixel_mask.has_value() ? pixel_mask->stride(0) : 0};
   run<In>(inputs, static_cast<char*>(out.data_ptr()), g, n, p);
 }
 
@@ -574,22 +601,22 @@ void with_input_type(c10::ScalarType dtype, F&& f) {
 
 void mix_into_cpu_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                   bool hwc) {
-  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc);
+                   bool hwc, const std::optional<at::Tensor>& pixel_mask) {
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const at::Tensor src = images.contiguous();
   with_input_type(src.scalar_type(), [&](auto tag) {
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = src.data_ptr<In>() + i * C * H * W;
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask);
   });
 }
 
 void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
                       const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                      bool hwc) {
-  const bool nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc);
+                      bool hwc, const std::optional<at::Tensor>& pixel_mask) {
+  const bool nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
   const int64_t B = out.size(0);
   if (B == 0) return;
   const c10::ScalarType dtype = samples[0].scalar_type();
@@ -599,7 +626,7 @@ void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::T
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = contiguous[i].data_ptr<In>();
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask);
   });
 }
 

@@ -1,4 +1,5 @@
-// Element types, rounding and vector access shared by the CUDA kernels.
+// Element types, rounding, vector access and the MASK samples' pixel masks, shared by the CUDA
+// kernels.
 //
 // Every value is rounded exactly as fastmix/backends/reference.py rounds it: a blend is
 // x * lam + partner * (1 - lam) with each product rounded on its own in float32 (float64 for
@@ -20,8 +21,8 @@
 #define FASTMIX_HD __host__ __device__
 #define FASTMIX_HDI __host__ __device__ __forceinline__
 
-// Kernels cannot raise: impossible parameter values (a partner outside [0, B), a kind above 2)
-// trip a device-side assert where the torch glue defines this (as CUDA_KERNEL_ASSERT), and are
+// Kernels cannot raise: impossible parameter values (a partner outside [0, B), a kind above 3, a
+// MASK sample without pixel masks) trip a device-side assert where the torch glue defines this (as CUDA_KERNEL_ASSERT), and are
 // otherwise treated as "leave this sample alone", so no kernel ever reads out of bounds.
 #ifndef FASTMIX_KERNEL_ASSERT
 #define FASTMIX_KERNEL_ASSERT(cond) ((void)0)
@@ -180,6 +181,27 @@ FASTMIX_HDI Pack<T, N> load_pack(const T* p) {
 template <typename T, int N>
 FASTMIX_HDI void store_pack(T* p, const Pack<T, N>& v) {
   *reinterpret_cast<Pack<T, N>*>(p) = v;
+}
+
+// The pixel masks of MASK samples (the ops' pixel_mask): sample i's (H, W) plane of uint8 at
+// data + i * batch_stride, dense (pixel (h, w) at h * width + w); batch_stride may be 0 (one plane
+// expanded over the batch). data is nullptr when the op got none.
+struct PixelMask {
+  const uint8_t* data;
+  int64_t batch_stride;
+  int64_t width;  // W, the images' last dim
+};
+
+// Sample i's plane, or nullptr (and a device-side assert) when there are no masks: a MASK sample
+// without them keeps its own values instead of reading a null pointer.
+FASTMIX_HDI const uint8_t* mask_plane(const PixelMask& m, int64_t i) {
+  FASTMIX_KERNEL_ASSERT(m.data != nullptr);
+  return m.data != nullptr ? m.data + i * m.batch_stride : nullptr;
+}
+
+// Whether pixel (h, w) of a plane comes from the partner (nonzero); no plane: never.
+FASTMIX_HDI bool mask_takes(const uint8_t* plane, int64_t width, int64_t h, int64_t w) {
+  return plane != nullptr && plane[h * width + w] != 0;
 }
 
 FASTMIX_HDI int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

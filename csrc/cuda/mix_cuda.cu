@@ -12,7 +12,11 @@
 // copies it back. Inside CUDA graph capture, where no sync is allowed, it builds on the device the
 // one plan that needs no order (mix_kernels.cuh's CopyPlanFn: every sample copied to scratch, then
 // mixed from there: a batch of scratch memory and one pass more); a partner outside [0, B) or a
-// kind above 2 then trips a device-side assert, and a box outside the image is clipped to it.
+// kind above 3 then trips a device-side assert, and a box outside the image is clipped to it.
+//
+// pixel_mask (MASK samples: FMix, ClassMix) goes to the kernels as a pointer, its batch stride and
+// W; kind is never read on the host for it, so a MASK sample without one trips a device-side
+// assert (and keeps its values) instead of a null read.
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
 #include <ATen/core/Tensor.h>
@@ -42,21 +46,21 @@ bool layout_of(const at::Tensor& x, TensorLayout* out) {
 }
 
 // Launches the mix of `images` (numel > 0); false when its layout needs the contiguous fallback.
-bool mix_launch(TorchCudaRunner& runner, const at::Tensor& images, const PlanView& plan) {
+bool mix_launch(TorchCudaRunner& runner, const at::Tensor& images, const PlanView& plan, const PixelMask& mask) {
   TensorLayout layout;
   if (!layout_of(images, &layout)) return false;
   void* data = images.data_ptr();
   switch (images.scalar_type()) {
     case at::kByte:
-      return mix_inplace<uint8_t>(runner, static_cast<uint8_t*>(data), layout, plan);
+      return mix_inplace<uint8_t>(runner, static_cast<uint8_t*>(data), layout, plan, mask);
     case at::kHalf:
-      return mix_inplace<Half16>(runner, static_cast<Half16*>(data), layout, plan);
+      return mix_inplace<Half16>(runner, static_cast<Half16*>(data), layout, plan, mask);
     case at::kBFloat16:
-      return mix_inplace<BFloat16Bits>(runner, static_cast<BFloat16Bits*>(data), layout, plan);
+      return mix_inplace<BFloat16Bits>(runner, static_cast<BFloat16Bits*>(data), layout, plan, mask);
     case at::kFloat:
-      return mix_inplace<float>(runner, static_cast<float*>(data), layout, plan);
+      return mix_inplace<float>(runner, static_cast<float*>(data), layout, plan, mask);
     case at::kDouble:
-      return mix_inplace<double>(runner, static_cast<double*>(data), layout, plan);
+      return mix_inplace<double>(runner, static_cast<double*>(data), layout, plan, mask);
     default:
       TORCH_CHECK(false, "images: unexpected dtype ", images.scalar_type());
   }
@@ -88,8 +92,9 @@ at::Tensor plan_through_host(TorchCudaRunner& runner, const at::Tensor& images, 
 }
 
 void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
-               const at::Tensor& box, const std::optional<at::Tensor>& plan, at::IntArrayRef plan_shape) {
-  check_mix_args(images, partner, lam, kind, box, plan, plan_shape);
+               const at::Tensor& box, const std::optional<at::Tensor>& plan, at::IntArrayRef plan_shape,
+               const std::optional<at::Tensor>& pixel_mask) {
+  check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask);
   const int64_t batch = images.size(0);
   TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ",
                     batch);
@@ -119,13 +124,20 @@ void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Te
     view = plan_view(bytes.const_data_ptr<uint8_t>(), shape);
   }
 
-  if (mix_launch(runner, images, view)) return;
+  // Planes dense (checked): (h, w) at h * W + w of a plane; W is images.size(-1), folded or not.
+  PixelMask mask{nullptr, 0, images.dim() >= 3 ? images.size(-1) : 0};
+  if (pixel_mask.has_value()) {
+    mask.data = pixel_mask->const_data_ptr<uint8_t>();
+    mask.batch_stride = pixel_mask->stride(0);
+  }
+
+  if (mix_launch(runner, images, view, mask)) return;
   // Layouts with more dims than the kernels describe: mix a contiguous copy, with every dim but
   // the last two (the image rows and columns) folded into one, and copy it back.
   at::Tensor work = images.contiguous();
   const at::Tensor folded =
       images.dim() >= 3 ? work.view({batch, -1, images.size(-2), images.size(-1)}) : work.view({batch, -1});
-  TORCH_CHECK(mix_launch(runner, folded, view), "fastmix.mix_: unsupported layout");
+  TORCH_CHECK(mix_launch(runner, folded, view, mask), "fastmix.mix_: unsupported layout");
   if (!work.is_same(images)) images.copy_(work);
 }
 

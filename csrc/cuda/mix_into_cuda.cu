@@ -4,8 +4,9 @@
 //
 // The checks are the CPU op's (csrc/cpu/mix_into_cpu.cpp) except the parameter values, which
 // would need a device -> host sync: the Python layer checks them on the CPU first; on CUDA a
-// partner outside [0, B) or a kind above 2 trips a device-side assert and a box is clipped to
-// the image. `out` must not share memory with `images` (the op reads partners' originals).
+// partner outside [0, B), a kind above 3 or a MASK sample without pixel_mask trips a device-side
+// assert and a box is clipped to the image. `out` must not share memory with `images` (the op
+// reads partners' originals).
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use
 
 #include <ATen/MemoryOverlap.h>
@@ -53,13 +54,16 @@ void launch_for_out(TorchCudaRunner& runner, const at::Tensor& src, const at::Te
 
 void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                   bool hwc) {
+                   bool hwc, const std::optional<at::Tensor>& pixel_mask) {
   // The dispatcher picks this kernel when any argument is on CUDA, an empty scale/bias too (whose
-  // device the shared checks look at only when normalising).
+  // device the shared checks look at only when normalising), or pixel_mask: the shared checks name
+  // that one (as the CPU op would), the line after them the others.
+  if (!out.is_cuda() && pixel_mask.has_value() && pixel_mask->is_cuda())
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
   TORCH_CHECK_VALUE(out.is_cuda(), "out: expected a tensor on the device of images, the params, scale and bias, "
                     "got out on ", out.device(), ", images on ", images.device(), ", scale on ", scale.device(),
                     " and bias on ", bias.device());
-  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc);
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
   TORCH_CHECK_VALUE(B <= kMaxBatch, "out: expected at most ", kMaxBatch, " samples on CUDA, got ", B);
@@ -81,8 +85,11 @@ void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::T
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
   const at::Tensor scale_c = normalize ? scale.contiguous() : scale, bias_c = normalize ? bias.contiguous() : bias;
+  // Planes dense (checked): (h, w) at h * W + w of a plane.
+  const PixelMask mask{pixel_mask.has_value() ? pixel_mask->const_data_ptr<uint8_t>() : nullptr,
+                       pixel_mask.has_value() ? pixel_mask->stride(0) : 0, W};
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
-                     box_c.data_ptr<int64_t>(), B};
+                     box_c.data_ptr<int64_t>(), B, mask};
   const IntoGeometry g{C, H, W, hwc_in, nhwc_out};
   const Normalize n{normalize ? scale_c.data_ptr<float>() : nullptr, normalize ? bias_c.data_ptr<float>() : nullptr};
   TorchCudaRunner runner(out);

@@ -19,7 +19,9 @@
 // sequence on sm_90); the packed kernels do it once per pack.
 //
 // mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
-// a paste takes the partner's value inside the box, untouched samples keep their value;
+// a paste takes the partner's value inside the box, a mask (FMix, ClassMix) where its sample's plane
+// of pixel_mask is nonzero (a runtime branch on the kind: no more instantiations), untouched samples
+// keep their value;
 // normalize is v * scale[c] + bias[c] (product and sum rounded apart) when enabled; the cast
 // rounds to nearest even (uint8: then saturates). See fastmix.backends.reference.mix_into_.
 #pragma once
@@ -40,6 +42,7 @@ struct IntoParams {
   const uint8_t* kind;
   const int64_t* box;
   int64_t batch;
+  PixelMask pixel_mask;  // the MASK samples' planes (width: W)
 };
 
 // The dims of a mix_into (mix_into_cpu.cpp's IntoGeometry; numba's mix_into_numba.IntoGeometry).
@@ -61,15 +64,20 @@ struct SampleMix {
   int64_t partner;  // the sample itself when not mixed
   float lam, rest;
   int32_t box[4];
+  const uint8_t* plane;  // a mixed MASK sample's plane of pixel_mask, else nullptr
+  int64_t width;
 };
 
 FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
   SampleMix s;
   const int64_t q = p.partner[b];
   const uint8_t k = p.kind[b];
-  const bool valid = q >= 0 && q < p.batch && k <= kPaste;
+  const bool valid = q >= 0 && q < p.batch && k <= kMask;
   FASTMIX_KERNEL_ASSERT(valid);
   s.mixed = valid && k != kNone && q != b;
+  s.plane = s.mixed && k == kMask ? mask_plane(p.pixel_mask, b) : nullptr;
+  s.mixed = s.mixed && (k != kMask || s.plane != nullptr);  // no masks: asserted, left alone
+  s.width = p.pixel_mask.width;
   s.blend = k == kBlend;
   s.partner = s.mixed ? q : b;
   s.lam = p.lam[b];
@@ -78,9 +86,12 @@ FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
   return s;
 }
 
-// Whether the element at (h, w) takes the partner's value; and whether the partner is read at all.
+// Whether the element at (h, w) takes the partner's value: inside the box of a paste, on a nonzero
+// pixel of a mask's plane.
 FASTMIX_HDI bool takes_partner(const SampleMix& s, int64_t h, int64_t w) {
-  return s.mixed && !s.blend && h >= s.box[0] && h < s.box[1] && w >= s.box[2] && w < s.box[3];
+  if (!s.mixed || s.blend) return false;
+  if (s.plane != nullptr) return mask_takes(s.plane, s.width, h, w);
+  return h >= s.box[0] && h < s.box[1] && w >= s.box[2] && w < s.box[3];
 }
 
 template <typename In>

@@ -9,6 +9,10 @@
 // the host (csrc/mix_plan.h's make_device_plan): one launch, or two where long cycles were cut into
 // segments whose heads the first launch saves to scratch.
 //
+// A MASK sample (FMix, ClassMix) is a paste whose box is the set of nonzero pixels of its plane of
+// pixel_mask: lane_op reads the plane at each lane's (row, column) instead of comparing with a box,
+// a runtime branch on the step's kind (the kernels' instantiations are those of blend and paste).
+//
 // Layouts: samples whose elements fill one block of memory (contiguous NCHW, channels_last,
 // (B, T, C, H, W), any dense permutation) take the dense path, with 16-byte packs (8 bytes for
 // uint8) where the data pointer, the batch stride and the sample size allow it; any other strided
@@ -188,11 +192,13 @@ struct LaneOp {
   bool changes;    // anything is written
   bool needs_own;  // some lane keeps or blends its own value
   bool blend;
-  uint32_t take;   // paste: the lanes inside the box
+  uint32_t take;   // paste, mask: the lanes that take the partner's value
 };
 
+// Sample i's lanes: a blend, a paste of its box, or (kMask) a paste of its plane's nonzero pixels.
 template <int N>
-FASTMIX_HDI LaneOp lane_op(uint8_t kind, const int32_t* box, const int32_t* hh, const int32_t* ww) {
+FASTMIX_HDI LaneOp lane_op(uint8_t kind, const int32_t* box, const PixelMask& mask, int32_t i, const int32_t* hh,
+                           const int32_t* ww) {
   constexpr uint32_t kAll = N >= 32 ? 0xffffffffu : ((1u << N) - 1u);
   LaneOp o;
   if (kind == kBlend) {
@@ -201,9 +207,15 @@ FASTMIX_HDI LaneOp lane_op(uint8_t kind, const int32_t* box, const int32_t* hh, 
     return o;
   }
   uint32_t take = 0;
+  if (kind == kMask) {
+    const uint8_t* plane = mask_plane(mask, i);
 #pragma unroll
-  for (int k = 0; k < N; ++k)
-    take |= static_cast<uint32_t>(hh[k] >= box[0] && hh[k] < box[1] && ww[k] >= box[2] && ww[k] < box[3]) << k;
+    for (int k = 0; k < N; ++k) take |= static_cast<uint32_t>(mask_takes(plane, mask.width, hh[k], ww[k])) << k;
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k)
+      take |= static_cast<uint32_t>(hh[k] >= box[0] && hh[k] < box[1] && ww[k] >= box[2] && ww[k] < box[3]) << k;
+  }
   o.blend = false;
   o.take = take;
   o.changes = take != 0;
@@ -267,10 +279,11 @@ FASTMIX_HDI bool step_in_bounds(const DeviceStep& s, const DevicePlanShape& shap
 }
 
 // Applies steps [0, len) to the N elements at `base` (sample 0's address of them) of every sample;
-// head slot h of them is at heads + h * head_stride.
+// head slot h of them is at heads + h * head_stride; their rows and columns are hh, ww.
 template <typename T, int N>
 FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_stride, const DeviceStep* steps,
-                          int32_t len, const DevicePlanShape& shape, const int32_t* hh, const int32_t* ww) {
+                          int32_t len, const DevicePlanShape& shape, const PixelMask& mask, const int32_t* hh,
+                          const int32_t* ww) {
   using P = Pack<T, N>;
   P buffer{}, cache{};
   int32_t cached = -1;  // the sample whose current elements `cache` holds
@@ -304,9 +317,9 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_
     // kApply, kApplyFromBuffer, kApplyFromHead: sample a from itself and its partner's original;
     // kPair: a and b, both from the originals, each read and written once.
     const bool pair = op == StepOp::kPair;
-    const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, hh, ww);
+    const LaneOp oa = lane_op<N>(s.kind_a, s.box_a, mask, s.a, hh, ww);
     LaneOp ob{false, false, false, 0u};
-    if (pair) ob = lane_op<N>(s.kind_b, s.box_b, hh, ww);
+    if (pair) ob = lane_op<N>(s.kind_b, s.box_b, mask, s.b, hh, ww);
     if (!oa.changes && !ob.changes) continue;
     P va{}, vb{};
     if ((oa.changes && oa.needs_own) || ob.changes) va = get(s.a);  // before b: the cache may hold a
@@ -330,6 +343,7 @@ struct MixInplaceFn {
   T* data;
   DenseLayout dense;
   StridedLayout strided;
+  PixelMask mask;
   T* heads;  // head_slots x numel elements, in position order (nullptr: no head slots)
   PlanView plan;
   int64_t first_group;  // this launch runs groups [first_group, first_group + ny)
@@ -359,7 +373,7 @@ struct MixInplaceFn {
       numel = strided.numel;
     }
     walk_plan<T, N>(data + offset, batch_stride, heads ? heads + position : nullptr, numel, plan.steps + group.start,
-                    group.len, plan.shape, hh, ww);
+                    group.len, plan.shape, mask, hh, ww);
   }
 };
 
@@ -370,10 +384,11 @@ constexpr int kPackElems = 16 / static_cast<int>(sizeof(T)) < 8 ? 16 / static_ca
 
 // Mixes the batch at `data` (laid out as `layout`, no internal overlap, numel > 0, layout.sizes[0]
 // == plan.shape.batch) in place as `plan` says: its first launch, then its second (if any), with
-// plan.shape.head_slots samples of scratch from the runner. Returns false, having launched
-// nothing, for layouts it does not take (too many dims): the caller mixes a contiguous copy instead.
+// plan.shape.head_slots samples of scratch from the runner; `mask` the MASK samples' planes (width:
+// the layout's last dim). Returns false, having launched nothing, for layouts it does not take (too
+// many dims): the caller mixes a contiguous copy instead.
 template <typename T, typename Runner>
-bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const PlanView& plan) {
+bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const PlanView& plan, const PixelMask& mask) {
   DenseLayout dense{};
   StridedLayout strided{};
   const bool is_dense = describe_dense(layout, &dense);
@@ -390,11 +405,11 @@ bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const Plan
     const int64_t first = launch == 0 ? 0 : plan.shape.first_groups;
     const int64_t groups = launch == 0 ? plan.shape.first_groups : plan.shape.second_groups;
     if (vector) {
-      runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, mask, heads, plan, first}, groups, positions);
     } else if (is_dense) {
-      runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, mask, heads, plan, first}, groups, positions);
     } else {
-      runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, mask, heads, plan, first}, groups, positions);
     }
   }
   return true;
@@ -423,7 +438,7 @@ struct CopyPlanFn {
     DeviceStep* steps = reinterpret_cast<DeviceStep*>(bytes + plan_steps_offset(shape));
     const int64_t p = partner[i];
     const uint8_t k = kind[i];
-    const bool valid = p >= 0 && p < batch && k <= kPaste;
+    const bool valid = p >= 0 && p < batch && k <= kMask;
     FASTMIX_KERNEL_ASSERT(valid);
     const bool mixed = valid && k != kNone && p != i;
     groups[i] = {static_cast<int32_t>(i), 1};

@@ -21,9 +21,9 @@ F = TypeVar("F", bound=Callable)
 
 def _named_type_errors(function: F) -> F:
     @functools.wraps(function)
-    def call(*args):  # noqa: ANN002, ANN202
+    def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - pixel_mask goes by name
         try:
-            return function(*args)
+            return function(*args, **kwargs)
         except RuntimeError as exc:
             found = _SCHEMA_MISMATCH.search(str(exc))
             if found is None:
@@ -36,18 +36,18 @@ def _named_type_errors(function: F) -> F:
 
 
 @_named_type_errors
-def mix_(images, partner, lam, kind, box, plan=None, plan_shape=()) -> None:  # noqa: ANN001 - the op's schema
-    torch.ops.fastmix.mix_(images, partner, lam, kind, box, plan, list(plan_shape))
+def mix_(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None) -> None:  # noqa: ANN001 - the op's schema
+    torch.ops.fastmix.mix_(images, partner, lam, kind, box, plan, list(plan_shape), pixel_mask)
 
 
 @_named_type_errors
-def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    torch.ops.fastmix.mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc)
+def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None) -> None:  # noqa: ANN001
+    torch.ops.fastmix.mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
 @_named_type_errors
-def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    torch.ops.fastmix.collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc)
+def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None) -> None:  # noqa: ANN001
+    torch.ops.fastmix.collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
 @_named_type_errors

@@ -42,19 +42,22 @@ def _run_resolved(run: Callable[..., None], written: torch.Tensor, *args: Any) -
         written.copy_(target)
 
 
-def mix_(run: Callable[..., None], images, partner, lam, kind, box, plan=None, plan_shape=()) -> None:  # noqa: ANN001
-    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
-    _run_resolved(run, images, partner, lam, kind, box, plan, plan_shape)
+def mix_(run: Callable[..., None], images, partner, lam, kind, box, plan=None, plan_shape=(),  # noqa: ANN001
+         pixel_mask=None) -> None:  # noqa: ANN001
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
+    _run_resolved(run, images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
 
 
-def mix_into_(run: Callable[..., None], out, images, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
-    _run_resolved(run, out, images, partner, lam, kind, box, scale, bias, hwc)
+def mix_into_(run: Callable[..., None], out, images, partner, lam, kind, box, scale, bias, hwc,  # noqa: ANN001
+              pixel_mask=None) -> None:  # noqa: ANN001
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    _run_resolved(run, out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
-def collate_mix_(run: Callable[..., None], out, samples, partner, lam, kind, box, scale, bias, hwc) -> None:  # noqa: ANN001
-    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
-    _run_resolved(run, out, _resolved(samples), partner, lam, kind, box, scale, bias, hwc)
+def collate_mix_(run: Callable[..., None], out, samples, partner, lam, kind, box, scale, bias, hwc,  # noqa: ANN001
+                 pixel_mask=None) -> None:  # noqa: ANN001
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    _run_resolved(run, out, _resolved(samples), partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
 def mix_targets_args(*args: Any) -> List[Any]:

@@ -122,6 +122,26 @@ Params read_params(Reader& r, int64_t batch) {
   return p;
 }
 
+// The ops' pixel_mask: a flag, then (when set) its storage elements, storage offset and batch stride
+// (elements; 0: one plane expanded over the batch) and the storage's bytes. Absent: a null mask, so
+// a MASK sample trips the kernels' assert.
+struct HostMask {
+  std::unique_ptr<Storage> storage;
+  PixelMask mask{nullptr, 0, 0};
+};
+
+HostMask read_mask(Reader& r, int64_t width) {
+  HostMask m;
+  m.mask.width = width;
+  if (r.i64() == 0) return m;
+  const int64_t elems = r.i64(), offset = r.i64(), batch_stride = r.i64();
+  m.storage = std::make_unique<Storage>(static_cast<size_t>(elems), 0);
+  r.bytes(m.storage->data, static_cast<size_t>(elems));
+  m.mask.data = m.storage->data + offset;
+  m.mask.batch_stride = batch_stride;
+  return m;
+}
+
 size_t elem_size(int64_t code) {
   static const size_t sizes[] = {1, 2, 2, 4, 8};  // uint8, float16, bfloat16, float32, float64
   if (code < 0 || code > 4) throw std::runtime_error("bad dtype code");
@@ -141,14 +161,16 @@ struct HostPlan {
 };
 
 template <typename T>
-bool mix_typed(HostRunner& runner, uint8_t* data, const TensorLayout& layout, const PlanView& plan) {
-  return mix_inplace<T>(runner, reinterpret_cast<T*>(data), layout, plan);
+bool mix_typed(HostRunner& runner, uint8_t* data, const TensorLayout& layout, const PlanView& plan,
+               const PixelMask& mask) {
+  return mix_inplace<T>(runner, reinterpret_cast<T*>(data), layout, plan, mask);
 }
 
 // mix_: dtype, ndim, sizes, strides, storage elements, storage offset (elements), misalignment of
 // the storage (bytes), plan (0: make_device_plan's, as the CUDA op gets it; 1: CopyPlanFn's, the
 // one a raw call builds on the device inside graph capture), segment (make_device_plan's; 0: its
-// default), params, storage -> the launches (int64), then the storage after the mix.
+// default), params, storage, pixel mask (read_mask; its width is the last dim, as the CUDA op
+// passes it) -> the launches (int64), then the storage after the mix.
 void run_mix(Reader& r, FILE* out) {
   const int64_t dtype = r.i64(), ndim = r.i64();
   TensorLayout layout;
@@ -162,6 +184,7 @@ void run_mix(Reader& r, FILE* out) {
   const size_t bytes = static_cast<size_t>(storage_elems) * elem_size(dtype);
   Storage s(bytes, misalign);
   r.bytes(s.data, bytes);
+  const HostMask mask = read_mask(r, ndim >= 3 ? layout.sizes[ndim - 1] : 0);
   uint8_t* data = s.data + storage_offset * static_cast<int64_t>(elem_size(dtype));
   int64_t numel = 1;
   for (int64_t d = 0; d < ndim; ++d) numel *= layout.sizes[d];
@@ -182,19 +205,19 @@ void run_mix(Reader& r, FILE* out) {
     bool ok = false;
     switch (dtype) {
       case 0:
-        ok = mix_typed<uint8_t>(runner, data, layout, plan);
+        ok = mix_typed<uint8_t>(runner, data, layout, plan, mask.mask);
         break;
       case 1:
-        ok = mix_typed<Half16>(runner, data, layout, plan);
+        ok = mix_typed<Half16>(runner, data, layout, plan, mask.mask);
         break;
       case 2:
-        ok = mix_typed<BFloat16Bits>(runner, data, layout, plan);
+        ok = mix_typed<BFloat16Bits>(runner, data, layout, plan, mask.mask);
         break;
       case 3:
-        ok = mix_typed<float>(runner, data, layout, plan);
+        ok = mix_typed<float>(runner, data, layout, plan, mask.mask);
         break;
       default:
-        ok = mix_typed<double>(runner, data, layout, plan);
+        ok = mix_typed<double>(runner, data, layout, plan, mask.mask);
     }
     if (!ok) throw std::runtime_error("layout not taken by the kernels");
   }
@@ -219,7 +242,8 @@ void run_into_typed(const In* in, Out* out, const IntoParams& p, const IntoGeome
 }
 
 // mix_into: in dtype (0 uint8, 3 float32), out dtype (0, 2, 1, 3), B, C, H, W, hwc_in, nhwc_out,
-// normalize, in offset, out offset (bytes), params, scale[C], bias[C], input -> output bytes.
+// normalize, in offset, out offset (bytes), params, scale[C], bias[C], input, pixel mask (read_mask)
+// -> output bytes.
 void run_into(Reader& r, FILE* out) {
   const int64_t in_dtype = r.i64(), out_dtype = r.i64();
   const int64_t B = r.i64(), C = r.i64(), H = r.i64(), W = r.i64();
@@ -230,9 +254,10 @@ void run_into(Reader& r, FILE* out) {
   const size_t numel = static_cast<size_t>(B * C * H * W);
   Storage src(numel * elem_size(in_dtype), in_offset);
   r.bytes(src.data, numel * elem_size(in_dtype));
+  const HostMask mask = read_mask(r, W);
   Storage dst(numel * elem_size(out_dtype), out_offset);
   std::memset(dst.data, 0xEE, numel * elem_size(out_dtype));  // poison
-  const IntoParams p{params.partner.data(), params.lam.data(), params.kind.data(), params.box.data(), B};
+  const IntoParams p{params.partner.data(), params.lam.data(), params.kind.data(), params.box.data(), B, mask.mask};
   const IntoGeometry g{C, H, W, hwc_in, nhwc_out};
   const Normalize n{normalize ? scale.data() : nullptr, normalize ? bias.data() : nullptr};
   auto with_out = [&](auto in_ptr) {

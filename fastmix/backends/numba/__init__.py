@@ -31,15 +31,17 @@ from .availability import require, unavailable_reason  # noqa: F401  (re-exporte
 
 @torch.compiler.disable  # numba runs outside the graph (a graph break under torch.compile)
 def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
-         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = ()) -> None:
+         plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = (),
+         pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype);
-    ``plan`` (the CUDA kernels') is checked and ignored."""
+    ``plan`` (the CUDA kernels') is checked and ignored; ``pixel_mask`` (B, H, W) uint8: the MASK
+    samples' pixels."""
     require()
     from .mix_numba import mix_ as run
 
     if negative_bit.has_negative_bit(images, partner, lam, kind, box):
-        return negative_bit.mix_(run, images, partner, lam, kind, box, plan, plan_shape)
-    run(images, partner, lam, kind, box, plan, plan_shape)
+        return negative_bit.mix_(run, images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
+    run(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
 
 
 @torch.compiler.disable
@@ -56,24 +58,26 @@ def mix_targets(labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, 
 
 @torch.compiler.disable
 def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
-              box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+              box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
+              pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
     require()
     from .mix_into_numba import mix_into_ as run
 
     if negative_bit.has_negative_bit(out, images, partner, lam, kind, box, scale, bias):
-        return negative_bit.mix_into_(run, out, images, partner, lam, kind, box, scale, bias, hwc)
-    run(out, images, partner, lam, kind, box, scale, bias, hwc)
+        return negative_bit.mix_into_(run, out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    run(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
 @torch.compiler.disable
 def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
-                 kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool) -> None:
+                 kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
+                 pixel_mask: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples."""
     require()
     from .mix_into_numba import collate_mix_ as run
 
     if negative_bit.has_negative_bit(out, partner, lam, kind, box, scale, bias) or \
             negative_bit.samples_have_negative_bit(samples):
-        return negative_bit.collate_mix_(run, out, samples, partner, lam, kind, box, scale, bias, hwc)
-    run(out, samples, partner, lam, kind, box, scale, bias, hwc)
+        return negative_bit.collate_mix_(run, out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    run(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)

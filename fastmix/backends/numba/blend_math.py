@@ -63,3 +63,19 @@ def copy(dst, src, lo, hi):
     """dst <- src (a paste; the C++ kernels call std::memcpy)."""
     for j in range(np.uint64(lo), np.uint64(hi)):
         dst[j] = src[j]
+
+
+@njit(nogil=True, cache=True)
+def select_from_mask(dst, src, lo, hi, mask, mask_at, unit, first):
+    """dst[j] <- src[j] where the pixel's mask byte is set, for j in [lo, hi) (a MASK sample:
+    blend_math.h's select_into). Element j is pixel ``(first + j - lo) // unit`` from mask_at in
+    ``mask``: unit 1 for NCHW rows, C for channels_last and HWC rows."""
+    shift = first - lo  # (int64: with the unsigned j, numba would compute in floats)
+    if unit == 1:
+        for j in range(np.uint64(lo), np.uint64(hi)):
+            if mask[mask_at + shift + np.int64(j)]:
+                dst[j] = src[j]
+        return
+    for j in range(np.uint64(lo), np.uint64(hi)):
+        if mask[mask_at + (shift + np.int64(j)) // unit]:
+            dst[j] = src[j]

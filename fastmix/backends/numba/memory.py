@@ -38,6 +38,14 @@ def flat_view(tensor: torch.Tensor) -> np.ndarray:
     return flat.view(np.uint16) if tensor.dtype == torch.float16 else flat
 
 
+def mask_planes(pixel_mask: "torch.Tensor | None") -> "tuple[np.ndarray, np.int64]":
+    """A checked pixel_mask (B, H, W) uint8 as the kernels read it: a flat array over its planes and
+    the stride between them (0: one plane expanded over the batch); an empty array without one."""
+    if pixel_mask is None or pixel_mask.numel() == 0:
+        return np.empty(0, dtype=np.uint8), np.int64(0)
+    return flat_view(pixel_mask), np.int64(pixel_mask.stride(0))
+
+
 @intrinsic
 def _voidptr(typingctx, address):
     if not isinstance(address, types.Integer):

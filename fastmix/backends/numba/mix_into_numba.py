@@ -10,7 +10,8 @@ A unit of work is one output sample, or a swapped pair (a <-> b) written togethe
 rows of a and b, so every input is read once; units are split in blocks of rows and the (unit,
 block) tasks run on one thread or several (parallel.py). HWC -> NCHW (the decoded-image collate)
 has its own driver, so that a collate compiles only its path: it assembles each row in pixel
-order in a staging row (a contiguous blend, or copies for a paste), then de-interleaves it into
+order in a staging row (a contiguous blend, copies for a paste, a pixel's elements from a or b as
+the pixel_mask says for a mask), then de-interleaves it into
 the C planes, with C = 3 and C = 1 written out so the loops vectorise.
 """
 from __future__ import annotations
@@ -27,9 +28,9 @@ from numba.extending import overload
 from ..checks import check_collate_mix_args, check_mix_into_args
 from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, copy
 from .dtypes import from_acc, to_acc
-from .memory import array_at, check_cpu, flat_view
+from .memory import array_at, check_cpu, flat_view, mask_planes
 from .parallel import run_split, threads
-from .plan import BLEND, NO_SAMPLE, NONE, PASTE, mixed
+from .plan import BLEND, MASK, NO_SAMPLE, NONE, PASTE, mixed
 
 ROW_BLOCK_BYTES = 32 * 1024
 
@@ -209,7 +210,7 @@ def write_blended_pair_planes(a, b, out, base_a, base_b, geometry, scale, bias, 
 
 @njit(nogil=True, cache=True)
 def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
-    """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE) and the paste box."""
+    """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE, MASK) and the paste box."""
     channels, height, width, _, _ = geometry
     size = channels * height * width
     source = partner[i] if mixed(partner, kind, i) else i  # b's sample
@@ -222,9 +223,10 @@ def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
 
 
 @njit(nogil=True, cache=True)
-def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, i, h0, h1):
-    """Rows [h0, h1) of output sample i, HWC -> NCHW: each row staged in pixel order (blended, or
-    pasted by copies), then de-interleaved into the planes."""
+def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask, mask_stride,
+                        i, h0, h1):
+    """Rows [h0, h1) of output sample i, HWC -> NCHW: each row staged in pixel order (blended,
+    pasted by copies, or masked pixel by pixel), then de-interleaved into the planes."""
     channels, height, width, _, _ = geometry
     a, b, how, pasted, y0, y1, x0, x1 = sample_inputs(addresses, like, geometry, partner, lam, kind, box, i)
     own = lam[i]
@@ -232,11 +234,18 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
     out_base = i * channels * height * width
     row = width * channels
     blended = staging_row(out, row if how == BLEND else 0)
-    staged = np.empty(row if how == PASTE else 0, dtype=a.dtype)
+    staged = np.empty(row if how == PASTE or how == MASK else 0, dtype=a.dtype)
     for h in range(h0, h1):
         ar = a[h * row : (h + 1) * row]
         br = b[h * row : (h + 1) * row]
-        if how == BLEND:
+        if how == MASK:
+            plane_row = i * mask_stride + h * width
+            for w in range(width):
+                src = br if mask[plane_row + w] else ar
+                for c in range(channels):
+                    staged[w * channels + c] = src[w * channels + c]
+            planes_from_pixels(staged, out, out_base, geometry, scale, bias, norm, h)
+        elif how == BLEND:
             blend_row(ar, br, blended, own, rest)
             planes_from_pixels(blended, out, out_base, geometry, scale, bias, norm, h)
         elif pasted and y0 <= h < y1:
@@ -251,8 +260,9 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
 
 @njit(nogil=True, cache=True)
 def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box,
-                      i, h0, h1):
-    """Rows [h0, h1) of output sample i in the other layouts: contiguous runs, made as op says."""
+                      mask, mask_stride, i, h0, h1):
+    """Rows [h0, h1) of output sample i in the other layouts: contiguous runs, made as op says (a
+    mask's row as its runs of pixels kept and taken)."""
     channels, height, width, _, _ = geometry
     a, b, how, pasted, y0, y1, x0, x1 = sample_inputs(addresses, like, geometry, partner, lam, kind, box, i)
     own = lam[i]
@@ -260,7 +270,18 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
     out_base = i * channels * height * width
     start = np.int64(0)
     for h in range(h0, h1):
-        if how == BLEND:
+        if how == MASK:
+            plane_row = i * mask_stride + h * width
+            w0 = start
+            while w0 < width:
+                taken = mask[plane_row + w0] != 0
+                w1 = w0 + 1
+                while w1 < width and (mask[plane_row + w1] != 0) == taken:
+                    w1 += 1
+                segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm,
+                        PIXEL_TAKE if taken else PIXEL_KEEP, own, rest, h, w0, w1)
+                w0 = w1
+        elif how == BLEND:
             segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_BLEND, own, rest,
                     h, start, width)
         elif pasted and y0 <= h < y1:
@@ -276,8 +297,8 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
 
 
 @njit(nogil=True, cache=True)
-def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, units, blocks,
-                 rows_per_block, t0, t1):
+def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask, mask_stride, units,
+                 blocks, rows_per_block, t0, t1):
     """Tasks [t0, t1) (unit t // blocks, row block t % blocks), HWC -> NCHW."""
     channels, height, width, _, _ = geometry
     size = channels * height * width
@@ -290,15 +311,16 @@ def tasks_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam
                                     out, first * size, second * size, geometry, scale, bias, norm, lam[first],
                                     lam[second], h0, h1)
             continue
-        write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, first, h0, h1)
+        write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask,
+                            mask_stride, first, h0, h1)
         if second >= 0:
-            write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, second,
-                                h0, h1)
+            write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask,
+                                mask_stride, second, h0, h1)
 
 
 @njit(nogil=True, cache=True)
-def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, units,
-               blocks, rows_per_block, t0, t1):
+def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam, kind, box, mask,
+               mask_stride, units, blocks, rows_per_block, t0, t1):
     """Tasks [t0, t1) in the other layouts (CHW -> NCHW / NHWC, HWC -> NHWC)."""
     height = geometry.height
     for t in range(t0, t1):
@@ -307,7 +329,7 @@ def tasks_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row,
         for i in (units[t // blocks, 0], units[t // blocks, 1]):
             if i >= 0:
                 write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bias_row, norm, partner, lam,
-                                  kind, box, i, h0, h1)
+                                  kind, box, mask, mask_stride, i, h0, h1)
 
 
 # -- the ops (torch tensors in, checked, then the kernels) -----------------------------------------
@@ -324,36 +346,37 @@ def make_units(partner: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return np.stack([index[first], np.where(paired, partner, NO_SAMPLE)[first]], axis=1).astype(np.int64)
 
 
-def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc):
+def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None):
     """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
-    nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc)
+    nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
     check_cpu(out, "out")
     batch, channels, height, width = out.shape
     source = images.contiguous()
     sample_bytes = channels * height * width * source.element_size()
     addresses = source.data_ptr() + np.arange(batch, dtype=np.int64) * sample_bytes
-    _run(out, nhwc_out, addresses, source.dtype, partner, lam, kind, box, scale, bias, hwc)
+    _run(out, nhwc_out, addresses, source.dtype, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
-def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc):
+def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None):
     """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples
     (C, H, W) or (H, W, C)."""
-    nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc)
+    nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
     check_cpu(out, "out")
     if out.shape[0] == 0:
         return
     contiguous = [sample.contiguous() for sample in samples]  # held until the kernel returns
     addresses = np.fromiter((s.data_ptr() for s in contiguous), dtype=np.int64, count=len(contiguous))
-    _run(out, nhwc_out, addresses, samples[0].dtype, partner, lam, kind, box, scale, bias, hwc)
+    _run(out, nhwc_out, addresses, samples[0].dtype, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
 
 
-def _run(out, nhwc_out, addresses, input_dtype, partner, lam, kind, box, scale, bias, hwc):
+def _run(out, nhwc_out, addresses, input_dtype, partner, lam, kind, box, scale, bias, hwc, pixel_mask):
     """The kernel over checked arguments; ``addresses``: (B,) int64, where each input sample's
     C*H*W contiguous elements are (kept alive by the caller)."""
     if out.numel() == 0:
         return
     batch, channels, height, width = out.shape
     p, l, k, b = (t.detach().contiguous().numpy() for t in (partner, lam, kind, box))
+    mask, mask_stride = mask_planes(pixel_mask)
     normalize = scale.numel() > 0
     scale_c = scale.contiguous().numpy() if normalize else np.ones(channels, dtype=np.float32)
     bias_c = bias.contiguous().numpy() if normalize else np.zeros(channels, dtype=np.float32)
@@ -369,10 +392,10 @@ def _run(out, nhwc_out, addresses, input_dtype, partner, lam, kind, box, scale, 
     flat = flat_view(out)
     if hwc and not nhwc_out:  # the decoded-image collate: its own, smaller kernel to compile
         def run(t0, t1):
-            tasks_planes(addresses, like, flat, geometry, scale_c, bias_c, normalize, p, l, k, b, units, blocks,
-                         rows_per_block, t0, t1)
+            tasks_planes(addresses, like, flat, geometry, scale_c, bias_c, normalize, p, l, k, b, mask, mask_stride,
+                         units, blocks, rows_per_block, t0, t1)
     else:
         def run(t0, t1):
             tasks_runs(addresses, like, flat, geometry, scale_c, bias_c, scale_row, bias_row, normalize, p, l, k, b,
-                       units, blocks, rows_per_block, t0, t1)
+                       mask, mask_stride, units, blocks, rows_per_block, t0, t1)
     run_split(run, units.shape[0] * blocks, threads())

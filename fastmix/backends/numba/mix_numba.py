@@ -7,7 +7,9 @@ independent, so they run on several threads (parallel.py), and the extra memory 
 Two layouts, as in mix_cpu.cpp. DenseLayout: samples whose elements fill one block of memory in
 the same order (contiguous NCHW, channels_last, any dense permutation): a blend is elementwise over
 [0, numel), a paste copies row segments (row = ``row_len`` elements; image row
-``(e // row_len) % height``, column ``(e % row_len) // col_unit``). StridedLayout (anything else):
+``(e // row_len) % height``, column ``(e % row_len) // col_unit``), a mask (MASK) selects by its
+pixel's byte of ``pixel_mask``, passed flat with the byte stride between samples' planes (0 for one
+plane expanded over the batch; an empty array without one). StridedLayout (anything else):
 rows along the sample's smallest-stride dim, each located by its multi-index, the buffer holding a
 chunk's rows packed.
 
@@ -23,11 +25,12 @@ import numpy as np
 from numba import njit
 
 from ..checks import check_mix_args
-from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, blend_and_take, blend_into, blend_pair, copy, swap_ranges
+from .blend_math import (PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, blend_and_take, blend_into, blend_pair, copy,
+                         select_from_mask, swap_ranges)
 from .dtypes import acc_weights
-from .memory import check_cpu, flat_view, prefetch_for_read
+from .memory import check_cpu, flat_view, mask_planes, prefetch_for_read
 from .parallel import run_split, threads
-from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
+from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, MASK, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
 
 NOT_UNIFORM = np.int64(-1)  # uniform_on_row: the op changes along the row
 
@@ -40,7 +43,8 @@ class DenseLayout(NamedTuple):
     for field; mix_kernels.cuh's on CUDA): samples whose elements fill one block of memory in the
     same order, ``batch_stride`` apart. Blending is elementwise over [0, numel); for pasting
     (``paste_ok``), element e lies in row ``e // row_len``, at image row ``(e // row_len) % height``
-    and column ``(e % row_len) // col_unit`` (col_unit: 1 for NCHW, C for channels_last)."""
+    and column ``(e % row_len) // col_unit`` (col_unit: 1 for NCHW, C for channels_last); ``width``
+    (W) is a mask plane's row length."""
 
     numel: int
     batch_stride: int
@@ -48,6 +52,7 @@ class DenseLayout(NamedTuple):
     row_len: int
     col_unit: int
     height: int
+    width: int
 
 
 def describe_dense(shape, strides):
@@ -63,7 +68,7 @@ def describe_dense(shape, strides):
         expected *= size
     if shape[0] > 1 and strides[0] < numel:  # samples interleave
         return None
-    row_len, col_unit, height, paste_ok = 1, 1, 1, False
+    row_len, col_unit, height, width, paste_ok = 1, 1, 1, 1, False
     if ndim >= 3:
         h, w, sh, sw = shape[-2], shape[-1], strides[-2], strides[-1]
         # Dims stored inside a pixel (channels for channels_last) make up col_unit.
@@ -71,10 +76,10 @@ def describe_dense(shape, strides):
             if shape[d] > 1 and strides[d] < sw:
                 col_unit *= shape[d]
         if h > 1 and w > 1 and sw == col_unit and sh == w * col_unit:
-            row_len, height, paste_ok = w * col_unit, h, True
+            row_len, height, width, paste_ok = w * col_unit, h, w, True
         else:
             col_unit = 1
-    return DenseLayout(numel, strides[0], paste_ok, row_len, col_unit, height)
+    return DenseLayout(numel, strides[0], paste_ok, row_len, col_unit, height, width)
 
 
 @njit(nogil=True, cache=True)
@@ -142,12 +147,29 @@ def next_touched_row(row, height, kind, box, ia, ib):
 
 
 @njit(nogil=True, cache=True)
-def apply_dense(dst, src, i, lam, kind, box, layout, e0, e1):
+def select_dense(dst, src, i, layout, e0, e1, mask, mask_stride):
+    """A MASK sample i over elements [e0, e1) (dst and src start at e0): a row at a time, each
+    element taking src's value where its pixel's mask byte is set."""
+    row_len, col_unit, height, width = layout.row_len, layout.col_unit, layout.height, layout.width
+    pos = e0
+    while pos < e1:
+        row = pos // row_len
+        end = min(e1, (row + 1) * row_len)
+        select_from_mask(dst, src, pos - e0, end - e0, mask, i * mask_stride + (row % height) * width, col_unit,
+                         pos - row * row_len)
+        pos = end
+
+
+@njit(nogil=True, cache=True)
+def apply_dense(dst, src, i, lam, kind, box, layout, e0, e1, mask, mask_stride):
     """Sample i over elements [e0, e1): dst <- mix(dst, src), src holding the partner's originals."""
     row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
     if kind[i] == BLEND:
         own, rest = acc_weights(dst, lam[i])
         blend_into(dst, src, 0, dst.shape[0], own, rest)
+        return
+    if kind[i] == MASK:
+        select_dense(dst, src, i, layout, e0, e1, mask, mask_stride)
         return
     row = next_touched_row(e0 // row_len, height, kind, box, i, i)
     last_row = (e1 + row_len - 1) // row_len
@@ -184,11 +206,32 @@ def pair_segment(a, b, lo, hi, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
 
 
 @njit(nogil=True, cache=True)
-def pair_dense(a, b, ia, ib, lam, kind, box, layout, e0, e1):
+def pair_with_mask(a, b, ia, ib, lam, kind, box, layout, e0, e1, mask, mask_stride):
+    """A swapped pair of which one side masks or both do, over elements [e0, e1), a row at a time:
+    a's row saved (in L1), a mixed from b's original row, b from the saved one (mix_cpu.cpp's
+    pair_with_mask): each sample read and written once from memory."""
+    row_len = layout.row_len
+    saved = np.empty(min(row_len, e1 - e0), dtype=a.dtype)
+    pos = e0
+    while pos < e1:
+        end = min(e1, (pos // row_len + 1) * row_len)
+        lo, hi = pos - e0, end - e0
+        piece_a, piece_b = a[lo:hi], b[lo:hi]
+        copy(saved, piece_a, 0, hi - lo)
+        apply_dense(piece_a, piece_b, ia, lam, kind, box, layout, pos, end, mask, mask_stride)
+        apply_dense(piece_b, saved[: hi - lo], ib, lam, kind, box, layout, pos, end, mask, mask_stride)
+        pos = end
+
+
+@njit(nogil=True, cache=True)
+def pair_dense(a, b, ia, ib, lam, kind, box, layout, e0, e1, mask, mask_stride):
     """A swapped pair (a 2-cycle) over elements [e0, e1), reading and writing each sample once.
 
     Runs of rows where both samples do one thing are one call; rows a box crosses are split at
     the boxes' columns."""
+    if kind[ia] == MASK or kind[ib] == MASK:
+        pair_with_mask(a, b, ia, ib, lam, kind, box, layout, e0, e1, mask, mask_stride)
+        return
     row_len, col_unit, height = layout.row_len, layout.col_unit, layout.height
     lam_a, rest_a = acc_weights(a, lam[ia])
     lam_b, rest_b = acc_weights(b, lam[ib])
@@ -357,17 +400,17 @@ def paste_pairs(data, pairs, box, layout, s0, s1):
 
 
 @njit(nogil=True, cache=True)
-def dense_pairs(data, pairs, lam, kind, box, layout, s0, s1):
+def dense_pairs(data, pairs, lam, kind, box, layout, mask, mask_stride, s0, s1):
     """Any other swapped pairs [s0, s1) of ``pairs`` (plan rows) over whole samples."""
     numel, stride = layout.numel, layout.batch_stride
     for s in range(s0, s1):
         ia, ib = pairs[s, 1], pairs[s, 2]
         pair_dense(data[ia * stride : ia * stride + numel], data[ib * stride : ib * stride + numel], ia, ib, lam,
-                   kind, box, layout, 0, numel)
+                   kind, box, layout, 0, numel, mask, mask_stride)
 
 
 @njit(nogil=True, cache=True)
-def dense_chunk(data, plan, lam, kind, box, layout, e0, e1, buf):
+def dense_chunk(data, plan, lam, kind, box, layout, e0, e1, buf, mask, mask_stride):
     """Every plan step over elements [e0, e1) of each sample."""
     stride = layout.batch_stride
     n = e1 - e0
@@ -377,21 +420,23 @@ def dense_chunk(data, plan, lam, kind, box, layout, e0, e1, buf):
         if op == SAVE:
             copy(buf, a, 0, n)
         elif op == APPLY:
-            apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, layout, e0, e1)
+            apply_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, lam, kind, box, layout, e0, e1, mask,
+                        mask_stride)
         elif op == APPLY_FROM_BUFFER:
-            apply_dense(a, buf[:n], ia, lam, kind, box, layout, e0, e1)
+            apply_dense(a, buf[:n], ia, lam, kind, box, layout, e0, e1, mask, mask_stride)
         else:
-            pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, layout, e0, e1)
+            pair_dense(a, data[ib * stride + e0 : ib * stride + e1], ia, ib, lam, kind, box, layout, e0, e1, mask,
+                       mask_stride)
 
 
 @njit(nogil=True, cache=True)
-def dense_chunks(data, plan, lam, kind, box, layout, chunk, buffered, c0, c1):
+def dense_chunks(data, plan, lam, kind, box, layout, mask, mask_stride, chunk, buffered, c0, c1):
     """Chunks [c0, c1) of `chunk` elements of every sample, each through the whole plan."""
     numel = layout.numel
     buf = np.empty(chunk if buffered else 0, dtype=data.dtype)
     for c in range(c0, c1):
         e0 = c * chunk
-        dense_chunk(data, plan, lam, kind, box, layout, e0, min(numel, e0 + chunk), buf)
+        dense_chunk(data, plan, lam, kind, box, layout, e0, min(numel, e0 + chunk), buf, mask, mask_stride)
 
 
 # -- any other layout ------------------------------------------------------------------------------
@@ -408,6 +453,7 @@ class StridedLayout(NamedTuple):
     inner_stride: int  # 1 when no dim but the batch's has size > 1
     inner_is: int  # which image dim the rows run along: INNER_IS_W, INNER_IS_H or INNER_OTHER
     inner_len: int
+    width: int  # W (1 for images without H, W dims): a mask plane's row length
 
 
 @njit(nogil=True, cache=True)
@@ -443,7 +489,8 @@ def describe_strided(shape, strides):
                        np.asarray(outer_dims, dtype=np.int64), num_rows)
     inner_is = INNER_IS_W if inner_dim == ndim - 1 else INNER_IS_H if inner_dim == ndim - 2 else INNER_OTHER
     inner_stride, inner_len = (strides[inner_dim], shape[inner_dim]) if inner_dim > 0 else (1, 1)
-    return StridedLayout(strides[0], inner_stride, inner_is, inner_len), rows
+    width = shape[-1] if ndim >= 3 else 1
+    return StridedLayout(strides[0], inner_stride, inner_is, inner_len, width), rows
 
 
 @njit(nogil=True, cache=True)
@@ -478,9 +525,11 @@ def strided_save(data, rows, r0, r1, i, layout, buf):
 
 
 @njit(nogil=True, cache=True)
-def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
+def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf, mask, mask_stride):
     """x[i] <- mix(x[i], x[j]) over rows [r0, r1), or mix(x[i], buffer) when j < 0."""
-    batch_stride, step, inner_len = layout.batch_stride, layout.inner_stride, layout.inner_len
+    batch_stride, step, inner_len, width = layout.batch_stride, layout.inner_stride, layout.inner_len, layout.width
+    # a row's pixels: along W, along H, or one pixel (the row runs along another dim)
+    mask_step = 1 if layout.inner_is == INNER_IS_W else (width if layout.inner_is == INNER_IS_H else 0)
     own, rest = acc_weights(data, lam[i])
     for r in range(r0, r1):
         dst = strided_row(data, i * batch_stride + rows[r, 0], step, inner_len)
@@ -490,6 +539,11 @@ def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
             src = buf[(r - r0) * inner_len : (r - r0 + 1) * inner_len]
         if kind[i] == BLEND:
             blend_into(dst, src, 0, inner_len, own, rest)
+        elif kind[i] == MASK:
+            first = i * mask_stride + rows[r, 1] * width + rows[r, 2]
+            for k in range(inner_len):
+                if mask[first + k * mask_step]:
+                    dst[k] = src[k]
         else:
             lo, hi = box_span_on_row(box, i, rows[r, 1], rows[r, 2], layout.inner_is, inner_len)
             if lo < hi:
@@ -497,29 +551,30 @@ def strided_apply(data, rows, r0, r1, i, j, lam, kind, box, layout, buf):
 
 
 @njit(nogil=True, cache=True)
-def strided_chunk(data, plan, lam, kind, box, rows, layout, r0, r1, buf):
+def strided_chunk(data, plan, lam, kind, box, rows, layout, r0, r1, buf, mask, mask_stride):
     for s in range(plan.shape[0]):
         op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
         if op == SAVE:
             strided_save(data, rows, r0, r1, ia, layout, buf)
         elif op == APPLY:
-            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf)
+            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf, mask, mask_stride)
         elif op == APPLY_FROM_BUFFER:
-            strided_apply(data, rows, r0, r1, ia, NO_SAMPLE, lam, kind, box, layout, buf)
+            strided_apply(data, rows, r0, r1, ia, NO_SAMPLE, lam, kind, box, layout, buf, mask, mask_stride)
         else:  # rare layouts: a pair is a 2-cycle through the buffer
             strided_save(data, rows, r0, r1, ia, layout, buf)
-            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf)
-            strided_apply(data, rows, r0, r1, ib, NO_SAMPLE, lam, kind, box, layout, buf)
+            strided_apply(data, rows, r0, r1, ia, ib, lam, kind, box, layout, buf, mask, mask_stride)
+            strided_apply(data, rows, r0, r1, ib, NO_SAMPLE, lam, kind, box, layout, buf, mask, mask_stride)
 
 
 @njit(nogil=True, cache=True)
-def strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1):
+def strided_chunks(data, plan, lam, kind, box, rows, layout, mask, mask_stride, rows_per_chunk, c0, c1):
     """Chunks [c0, c1) of `rows_per_chunk` rows of every sample, each through the whole plan."""
     total = rows.shape[0]
     buf = np.empty(rows_per_chunk * layout.inner_len, dtype=data.dtype)
     for c in range(c0, c1):
         r0 = c * rows_per_chunk
-        strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf)
+        strided_chunk(data, plan, lam, kind, box, rows, layout, r0, min(total, r0 + rows_per_chunk), buf, mask,
+                      mask_stride)
 
 
 # -- the entry point -------------------------------------------------------------------------------
@@ -529,24 +584,26 @@ MIN_CHUNK_BYTES = 16 * 1024
 STRIDED_CHUNK_BYTES = 32 * 1024
 
 
-def mix_(images, partner, lam, kind, box, plan=None, plan_shape=()):
+def mix_(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None):
     """torch.ops.fastmix.mix_ on numba: check, then mix ``images`` (B, ...) in place (``plan``, the
     CUDA kernels', is checked and ignored: the chunks walk the CPU kernels' plan)."""
-    check_mix_args(images, partner, lam, kind, box, plan, plan_shape)
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
     check_cpu(images, "images")
     if images.numel() == 0:
         return
     arrays = [t.detach().contiguous().numpy() for t in (partner, lam, kind, box)]
-    mix_inplace(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, threads())
+    mix_inplace(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, *mask_planes(pixel_mask),
+                threads())
 
 
-def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
+def mix_inplace(data, shape, strides, partner, lam, kind, box, mask, mask_stride, threads):
     """Apply checked params in place (mix_cpu.cpp's mix_inplace). data: flat_view of the images;
-    shape/strides: theirs."""
+    shape/strides: theirs; mask, mask_stride: mask_planes of the pixel_mask."""
     plan = inplace_plan(partner, kind)
     if plan.shape[0] == 0:
         return
-    any_paste = bool(np.any((kind == PASTE) & (partner != np.arange(len(partner)))))
+    # a paste or a mask needs rows and columns: the dense path takes them only where it has them
+    any_paste = bool(np.any(((kind == PASTE) | (kind == MASK)) & (partner != np.arange(len(partner)))))
     buffered = bool(np.any(plan[:, 0] == SAVE))
     itemsize = data.itemsize
     layout = describe_dense(shape, strides)
@@ -567,7 +624,8 @@ def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
             whole = pairs & (kind[plan[:, 1]] != BLEND) & (kind[plan[:, 2]] != BLEND)
         chunked, whole_pairs = plan[~whole], plan[whole]
         if chunked.shape[0]:
-            run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, layout, chunk, buffered, c0, c1),
+            run_split(lambda c0, c1: dense_chunks(data, chunked, lam, kind, box, layout, mask, mask_stride, chunk,
+                                                  buffered, c0, c1),
                       (numel + chunk - 1) // chunk, threads)
         # Each kind of pair its own small kernel, so that a first call compiles only what it runs.
         a, b = whole_pairs[:, 1], whole_pairs[:, 2]
@@ -585,10 +643,12 @@ def mix_inplace(data, shape, strides, partner, lam, kind, box, threads):
         if pasting.shape[0]:
             run_split(lambda s0, s1: paste_pairs(data, pasting, box, layout, s0, s1), pasting.shape[0], threads)
         if others.shape[0]:
-            run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, layout, s0, s1), others.shape[0], threads)
+            run_split(lambda s0, s1: dense_pairs(data, others, lam, kind, box, layout, mask, mask_stride, s0, s1),
+                      others.shape[0], threads)
         return
     layout, rows = describe_strided(shape, strides)
     num_rows = rows.shape[0]
     rows_per_chunk = min(num_rows, max(1, STRIDED_CHUNK_BYTES // itemsize // layout.inner_len))
-    run_split(lambda c0, c1: strided_chunks(data, plan, lam, kind, box, rows, layout, rows_per_chunk, c0, c1),
+    run_split(lambda c0, c1: strided_chunks(data, plan, lam, kind, box, rows, layout, mask, mask_stride,
+                                            rows_per_chunk, c0, c1),
               (num_rows + rows_per_chunk - 1) // rows_per_chunk, threads)

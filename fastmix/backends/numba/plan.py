@@ -24,7 +24,7 @@ from ..extension import load_extension
 # function as a literal and compiles that function once per value.
 
 # kinds, as fastmix.MixKind (the dtype of params.kind)
-NONE, BLEND, PASTE = np.uint8(0), np.uint8(1), np.uint8(2)
+NONE, BLEND, PASTE, MASK = np.uint8(0), np.uint8(1), np.uint8(2), np.uint8(3)
 
 # plan steps
 SAVE = np.int64(0)  # buffer <- x[a]
