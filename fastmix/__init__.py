@@ -13,7 +13,7 @@ from .backends import available_backends
 from .collate import MixupCollate
 from .functional import apply_mix_, mix_, mix_targets
 from .mixup import Mixup
-from .sampling import MixKind, MixParams, MixPolicy, sample_params
+from .sampling import MixKind, MixMethod, MixParams, MixPolicy, sample_params
 from .masks import MaskTargets, mixed_mask_loss
 from .targets import CompactTargets, compact_targets_loss
 from .timm_compat import FastCollateMixup
@@ -31,6 +31,7 @@ __all__ = [
     "MixPolicy",
     "MixParams",
     "MixKind",
+    "MixMethod",
     "mix_",
     "mix_targets",
     "sample_params",

@@ -24,7 +24,8 @@ from .backends.checks import INPUT_DTYPES, OUT_DTYPES, check_class_indices, dtyp
 from . import shared_pool
 from .huge_pages import empty_on_huge_pages
 from .mixup import Mixup
-from .masks import MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, paste_only, saved_partner_masks
+from .masks import (MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, paste_only, saved_partner_masks,
+                    spatial_only)
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_bool
 from .sampling.sample import sample_params
@@ -348,14 +349,22 @@ class MixupCollate:
         return masks
 
     def _collate_masks(self, masks: List[torch.Tensor], params: MixParams) -> MaskTargets:
-        """The (B, H, W) masks, each written once: CutMix boxes pasted, as bytes, by the collate op."""
+        """The (B, H, W) masks, each written once: CutMix boxes (and FMix and ClassMix pixels)
+        pasted, as bytes, by the collate op."""
         batch, (height, width), dtype, itemsize = len(masks), masks[0].shape, masks[0].dtype, masks[0].element_size()
-        out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False, self.reuse_worker_memory)
-        as_hwc_bytes = [m.view(torch.uint8).view(height, width * itemsize, 1) for m in masks]
         partner, lam, kind, box = params.as_tuple()
         empty = torch.empty(0)
-        self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
-        mask_a = out.view(batch, height, width * itemsize).view(dtype)
+        if params.pixel_mask is None:  # a row of bytes per mask row: boxes in bytes
+            out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False, self.reuse_worker_memory)
+            as_hwc_bytes = [m.view(torch.uint8).view(height, width * itemsize, 1) for m in masks]
+            self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
+        else:  # a pixel of itemsize bytes per mask pixel, so that the pixel masks apply as they are
+            out = _empty_batch((batch, itemsize, height, width), torch.uint8, True, self.reuse_worker_memory)
+            as_hwc_bytes = [m.view(torch.uint8).view(height, width, itemsize) for m in masks]
+            self.backend.collate_mix_(out, as_hwc_bytes, *spatial_only(partner, kind, box), empty, empty, True,
+                                      pixel_mask=params.pixel_mask)
+        mask_a = out.view(batch, height, width * itemsize).view(dtype) if params.pixel_mask is None else \
+            out.permute(0, 2, 3, 1).reshape(batch, height, width * itemsize).view(dtype)
         if isinstance(out, shared_pool.PooledBatch):  # a view is sent by reference to its slot too, not copied
             mask_a = mask_a.as_subclass(shared_pool.PooledBatch)
         # the samples' masks are never written: they are the originals a blend reads
@@ -426,18 +435,22 @@ class MixupCollate:
         policy, enabled = self.mixup.shared.read()  # once: a change made meanwhile applies from the next batch
         labels = None if raw_labels is None else self._labels(raw_labels, policy)
         channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
-        if policy.uses_cutmix and enabled and policy.prob > 0 and height * width == 0:  # no box to draw
-            raise ValueError(f"samples[0]: CutMix needs images with H >= 1 and W >= 1, got "
+        spatial = policy.uses_cutmix or policy.uses_masks_of_pixels
+        if spatial and enabled and policy.prob > 0 and height * width == 0:  # no box or mask to draw
+            raise ValueError(f"samples[0]: CutMix, FMix and ClassMix need images with H >= 1 and W >= 1, got "
                              f"{'(H, W, C)' if hwc else '(C, H, W)'} {tuple(shape)}")
         masks = None if raw_masks is None else self._mask_tensors(raw_masks, height, width, policy.num_classes)
 
         mix = self.mixup
         scale, bias = self.affine(channels, dtype == torch.uint8)  # may refuse: before any draw
-        params = self.sample(policy, enabled, len(images), height, width)
+        if policy.classmix and enabled and policy.prob > 0 and masks is None:
+            raise ValueError("masks: ClassMix (classmix=True) needs segmentation samples (MixupCollate(..., masks=True)), "
+                             "got samples without masks")
+        params = self.sample(policy, enabled, len(images), height, width, masks)
         mix.last_params = params
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last,
                            self.reuse_worker_memory)
-        self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc)
+        self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc, pixel_mask=params.pixel_mask)
         targets = None if labels is None else self._targets(labels, params, policy)
         if masks is not None:
             mask_targets = self._collate_masks(masks, params)
@@ -459,9 +472,12 @@ class MixupCollate:
             return (out, targets) + tuple(default_collate(rest)) + extra
         return (out, targets) + extra
 
-    def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int) -> MixParams:
-        """The MixParams of one batch, drawn from the Mixup's stream."""
-        return sample_params(policy, batch_size, height, width, self.mixup.generator, enabled=enabled)
+    def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int,
+               masks: Optional[List[torch.Tensor]] = None) -> MixParams:
+        """The MixParams of one batch, drawn from the Mixup's stream (``masks``: the samples' (H, W)
+        segmentation masks, which ClassMix reads)."""
+        return sample_params(policy, batch_size, height, width, self.mixup.generator, enabled=enabled, masks=masks,
+                             ignore_index=self.mixup.ignore_index)
 
     def _targets(self, labels: torch.Tensor, params: MixParams, policy: MixPolicy) -> Any:
         if self.compact_targets:

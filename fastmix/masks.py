@@ -12,7 +12,7 @@ itemsize. Every backend (cpp, numba, torch, cuda) runs it, bit for bit, with no 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -158,6 +158,24 @@ def paste_only(partner: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
     return partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device), mask_kind, mask_box
 
 
+def spatial_only(partner: torch.Tensor, kind: torch.Tensor,
+                 box: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MixParams fields for masks viewed as pixels of bytes (as_pixel_bytes; a batch with MASK
+    samples): pastes and masks stay, with their boxes and pixel masks as they are; blends and the
+    rest leave the mask alone."""
+    spatial = (kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK))
+    return (partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device),
+            torch.where(spatial, kind, torch.zeros_like(kind)), box)
+
+
+def as_pixel_bytes(masks: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) integer masks (last dim contiguous) as (B, itemsize, H, W) uint8 in channels_last
+    memory, sharing memory: a pixel's bytes are one pixel of the kernels, so the pixel masks of FMix
+    and ClassMix (B, H, W) and the boxes apply to them as they are."""
+    batch, height, width = masks.shape
+    return masks.view(torch.uint8).view(batch, height, width, masks.element_size()).permute(0, 3, 1, 2)
+
+
 def as_bytes(masks: torch.Tensor) -> torch.Tensor:
     """(B, H, W) integer masks (last dim contiguous) as (B, 1, H, W * itemsize) uint8, sharing memory."""
     return masks.view(torch.uint8).unsqueeze(1)
@@ -185,7 +203,7 @@ def saved_partner_masks(originals: Any, partner: torch.Tensor, kind: torch.Tenso
         saved = empty((batch,) + tuple(originals.shape[1:]))
         torch.index_select(originals, 0, partner, out=saved)
         return saved, torch.where(blend, batch + rows, rows)
-    pasted = mixed(partner, kind) & (kind == int(MixKind.PASTE))
+    pasted = mixed(partner, kind) & ((kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK)))  # overwritten
     read = torch.zeros(batch, dtype=torch.bool)
     read[partner[blend]] = True
     keep = torch.nonzero(read & pasted).view(-1)
@@ -200,14 +218,18 @@ def saved_partner_masks(originals: Any, partner: torch.Tensor, kind: torch.Tenso
 
 
 def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
-               box: torch.Tensor) -> MaskTargets:
-    """Paste the CutMix boxes of ``masks`` (B, H, W) in place with the backend op ``mix_``, and
-    return the MaskTargets of the batch (params on the masks' device)."""
+               box: torch.Tensor, pixel_mask: Optional[torch.Tensor] = None) -> MaskTargets:
+    """Paste the CutMix boxes (and, with ``pixel_mask``, the FMix and ClassMix pixels) of ``masks``
+    (B, H, W) in place with the backend op ``mix_``, and return the MaskTargets of the batch (params
+    on the masks' device)."""
     def empty(shape: Tuple[int, ...]) -> torch.Tensor:  # a CutMix batch's saved masks can be a whole batch
         return empty_on_huge_pages(shape, masks.dtype) if masks.device.type == "cpu" else masks.new_empty(shape)
 
     saved, source_b = saved_partner_masks(masks, partner, kind, empty)  # before the paste
-    mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
+    if pixel_mask is None:
+        mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
+    else:
+        mix_(as_pixel_bytes(masks), *spatial_only(partner, kind, box), pixel_mask=pixel_mask)
     return MaskTargets(masks, mask_weights(lam, kind), source_b, saved)
 
 

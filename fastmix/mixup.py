@@ -1,14 +1,14 @@
 """fastmix.Mixup: timm's Mixup knobs, any batch size, images mixed in place."""
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
 from .backends import check_backend_name, resolve_backend
 from .backends.checks import IMAGE_DTYPES, check_strided, check_tensor, check_writable_images, dtype_name, dtype_names
 from .backends.device_params import with_plans
-from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_, paste_only
+from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_, paste_only, spatial_only
 from .process_local import ProcessLocal
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_seed
@@ -19,17 +19,17 @@ from .targets import check_labels, soft_targets
 
 def check_images(images: Any, needs_spatial: bool) -> None:
     """images of a Mixup (or fastmix.mix_): (B, ...) of a supported dtype, (B, C, H, W) or more dims
-    when CutMix may run, writable in place, not requiring grad."""
+    when CutMix, FMix or ClassMix may run, writable in place, not requiring grad."""
     check_tensor("images", images)
     check_strided("images", images)
     if images.dtype not in IMAGE_DTYPES:
         raise TypeError(f"images: expected dtype {dtype_names(IMAGE_DTYPES)}, got {dtype_name(images.dtype)}")
     min_dims = 4 if needs_spatial else 2
     if images.dim() < min_dims:
-        what = "(B, C, H, W) (CutMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
+        what = "(B, C, H, W) (CutMix, FMix or ClassMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
         raise ValueError(f"images: expected shape {what}, got shape {tuple(images.shape)}")
     if needs_spatial and images.shape[-2] * images.shape[-1] == 0:
-        raise ValueError(f"images: CutMix needs H >= 1 and W >= 1, got shape {tuple(images.shape)}")
+        raise ValueError(f"images: CutMix, FMix and ClassMix need H >= 1 and W >= 1, got shape {tuple(images.shape)}")
     check_writable_images(images)
     if images.requires_grad:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
@@ -37,12 +37,14 @@ def check_images(images: Any, needs_spatial: bool) -> None:
 
 def _with_plan(mix_: Callable[..., None], plan: torch.Tensor, plan_shape: List[int]) -> Callable[..., None]:
     """A backend's mix_ that passes ``plan`` (the plan of the params it is called with)."""
-    return lambda images, partner, lam, kind, box: mix_(images, partner, lam, kind, box, plan, plan_shape)
+    return lambda images, partner, lam, kind, box, pixel_mask=None: mix_(images, partner, lam, kind, box, plan,
+                                                                         plan_shape, pixel_mask=pixel_mask)
 
 
 @with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker
 class Mixup(ProcessLocal):
-    """Mixup / CutMix of a batch and its labels, in place. A drop-in for ``timm.data.Mixup``.
+    """Mixup / CutMix (and FMix, ClassMix) of a batch and its labels, in place. A drop-in for
+    ``timm.data.Mixup``.
 
     ``images, targets = mix(images, labels)``
 
@@ -65,6 +67,11 @@ class Mixup(ProcessLocal):
         backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.available_backends`);
             a named one that cannot run here raises ValueError now.
         ignore_index: the mask value of ignored pixels, for ``masks=`` (segmentation; default 255).
+        fmix_alpha, fmix_decay_power, classmix, method_probs: the methods beyond timm's, off by
+            default (FMix's lambda ~ Beta(fmix_alpha, fmix_alpha) and its spectrum's decay power;
+            ClassMix, which needs ``masks=``; the weights of the enabled methods by name): see
+            :class:`fastmix.MixPolicy`. A FMix or ClassMix sample is MixKind.MASK, its pixels in
+            ``last_params.pixel_mask`` and its method in ``last_params.method``.
 
     Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
     targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the
@@ -86,6 +93,10 @@ class Mixup(ProcessLocal):
         seed: Optional[int] = None,
         backend: str = "auto",
         ignore_index: int = 255,
+        fmix_alpha: float = 0.0,
+        fmix_decay_power: float = 3.0,
+        classmix: bool = False,
+        method_probs: Optional[Dict[str, float]] = None,
     ) -> None:
         policy = MixPolicy(
             mixup_alpha=mixup_alpha,
@@ -98,6 +109,10 @@ class Mixup(ProcessLocal):
             label_smoothing=label_smoothing,
             num_classes=num_classes,
             multi_label=multi_label,
+            fmix_alpha=fmix_alpha,
+            fmix_decay_power=fmix_decay_power,
+            classmix=classmix,
+            method_probs=method_probs,
         )
         self.seed = check_seed(seed)
         self.backend = check_backend_name(backend)
@@ -112,10 +127,13 @@ class Mixup(ProcessLocal):
         """The knobs now in force (as last set in any process that holds this Mixup)."""
         return self.shared.read()[0]
 
-    def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None) -> MixParams:
-        """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU."""
+    def sample(self, batch_size: int, height: Optional[int] = None, width: Optional[int] = None,
+               masks: Optional[torch.Tensor] = None) -> MixParams:
+        """Draw the MixParams for a batch of ``batch_size`` images of size (height, width), on the CPU
+        (``masks`` (B, H, W): the segmentation masks ClassMix reads)."""
         policy, enabled = self.shared.read()
-        return sample_params(policy, batch_size, height, width, self.generator, enabled=enabled)
+        return sample_params(policy, batch_size, height, width, self.generator, enabled=enabled, masks=masks,
+                             ignore_index=self.ignore_index)
 
     def __call__(self, images: torch.Tensor, labels: Optional[torch.Tensor] = None,
                  masks: Optional[torch.Tensor] = None) -> Tuple[Any, ...]:
@@ -124,7 +142,8 @@ class Mixup(ProcessLocal):
         None (targets then None) and ``mask_targets`` is a :class:`fastmix.MaskTargets`: the masks
         with the CutMix boxes pasted in place, the partners' masks where blended, and the weights."""
         policy, enabled = self.shared.read()  # once: a concurrent write applies from the next batch
-        check_images(images, needs_spatial=policy.uses_cutmix and enabled and policy.prob > 0)
+        spatial = (policy.uses_cutmix or policy.uses_masks_of_pixels) and enabled and policy.prob > 0
+        check_images(images, needs_spatial=spatial)
         if labels is None and masks is None:
             raise TypeError("labels: expected a tensor of labels (or masks=...), got None")
         if labels is not None:
@@ -134,8 +153,12 @@ class Mixup(ProcessLocal):
         backend = self.backend_for(images.device)
         batch = images.shape[0]
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
-        params = sample_params(policy, batch, height, width, self.generator, enabled=enabled)
+        if policy.classmix and enabled and policy.prob > 0 and masks is None:
+            raise ValueError("masks: ClassMix (classmix=True) needs the batch's segmentation masks (masks=...), got None")
+        params = sample_params(policy, batch, height, width, self.generator, enabled=enabled, masks=masks,
+                               ignore_index=self.ignore_index)
         self.last_params = params
+        pixel_mask = None if params.pixel_mask is None else params.to(images.device, non_blocking=True).pixel_mask
         mix_images, mix_masks = backend.mix_, backend.mix_
         if images.device.type == "cuda" and batch:
             # The params and the cuda kernels' plans (the images', and the masks' paste) built here
@@ -143,8 +166,10 @@ class Mixup(ProcessLocal):
             plan_params = []
             if backend.name == "cuda":
                 plan_params.append(params.as_tuple())
-                if masks is not None:
+                if masks is not None and pixel_mask is None:
                     plan_params.append(paste_only(params.partner, params.kind, params.box, masks.element_size()))
+                elif masks is not None:
+                    plan_params.append(spatial_only(params.partner, params.kind, params.box))
             (partner, lam, kind, box), plans = with_plans(params.as_tuple(), images.device, plan_params)
             if plans:
                 mix_images = _with_plan(backend.mix_, *plans[0])
@@ -155,10 +180,10 @@ class Mixup(ProcessLocal):
         if labels is not None:
             targets = (soft_targets(backend, labels, partner, lam, kind, policy) if batch else
                        torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device))
-        mask_targets = mix_masks_(mix_masks, masks, partner, lam, kind, box) if masks is not None and batch else (
-            MaskTargets.unmixed(masks) if masks is not None else None)
+        mask_targets = mix_masks_(mix_masks, masks, partner, lam, kind, box, pixel_mask) if masks is not None and batch \
+            else (MaskTargets.unmixed(masks) if masks is not None else None)
         if batch:
-            mix_images(images, partner, lam, kind, box)
+            mix_images(images, partner, lam, kind, box, pixel_mask=pixel_mask)
         return (images, targets) if masks is None else (images, targets, mask_targets)
 
     def __repr__(self) -> str:
@@ -167,5 +192,6 @@ class Mixup(ProcessLocal):
             f"fastmix.Mixup(mixup_alpha={p.mixup_alpha}, cutmix_alpha={p.cutmix_alpha}, cutmix_minmax={p.cutmix_minmax}, "
             f"prob={p.prob}, switch_prob={p.switch_prob}, mode={p.mode!r}, correct_lam={p.correct_lam}, "
             f"label_smoothing={p.label_smoothing}, num_classes={p.num_classes}, multi_label={p.multi_label}, "
-            f"seed={self.seed}, backend={self.backend!r})"
+            f"fmix_alpha={p.fmix_alpha}, fmix_decay_power={p.fmix_decay_power}, classmix={p.classmix}, "
+            f"method_probs={p.method_probs_by_name}, seed={self.seed}, backend={self.backend!r})"
         )

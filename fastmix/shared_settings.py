@@ -4,7 +4,7 @@ batch they start, whether they were forked or spawned, persistent or not.
 
 A ``Mixup`` (and the ``MixupCollate`` around it) is copied into each worker: a plain attribute set
 in the main process afterwards never reaches the copies (timm's ``mixup_enabled`` has that hole).
-Here every copy maps the same 128 bytes: a fork inherits the mapping, and a spawned worker gets it
+Here every copy maps the same 192 bytes: a fork inherits the mapping, and a spawned worker gets it
 through torch's multiprocessing pickler, which sends shared tensors by handle. A plain ``pickle`` or
 ``copy.deepcopy`` makes an independent copy with the same values.
 
@@ -22,12 +22,14 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import torch
 
-from .sampling.policy import MODES, MixPolicy, check_bool
+from .sampling.policy import METHODS, MODES, MixPolicy, check_bool
 
 # Slots of the shared float64 array (num_classes is stored through an int64 view of its slot).
 _SEQUENCE, _ENABLED, _MIXUP_ALPHA, _CUTMIX_ALPHA, _MINMAX_LO, _MINMAX_HI, _PROB, _SWITCH_PROB = range(8)
 _MODE, _CORRECT_LAM, _SMOOTHING, _NUM_CLASSES, _MULTI_LABEL = range(8, 13)
-_SLOTS = 16
+_FMIX_ALPHA, _FMIX_DECAY_POWER, _CLASSMIX = range(13, 16)
+_METHOD_PROBS = slice(16, 16 + len(METHODS))  # NaN: method_probs is None
+_SLOTS = 24
 
 
 class SharedPolicy:
@@ -83,6 +85,9 @@ class SharedPolicy:
         v[_MODE] = MODES.index(policy.mode)
         v[_CORRECT_LAM], v[_SMOOTHING] = float(policy.correct_lam), policy.label_smoothing
         v[_MULTI_LABEL] = float(policy.multi_label)
+        v[_FMIX_ALPHA], v[_FMIX_DECAY_POWER] = policy.fmix_alpha, policy.fmix_decay_power
+        v[_CLASSMIX] = float(policy.classmix)
+        v[_METHOD_PROBS] = policy.method_probs if policy.method_probs is not None else math.nan
         self._integers[_NUM_CLASSES] = policy.num_classes
         self._integers[_SEQUENCE] += 1  # even: consistent again
 
@@ -99,6 +104,10 @@ class SharedPolicy:
             label_smoothing=float(v[_SMOOTHING]),
             num_classes=int(v.view(np.int64)[_NUM_CLASSES]),
             multi_label=bool(v[_MULTI_LABEL]),
+            fmix_alpha=float(v[_FMIX_ALPHA]),
+            fmix_decay_power=float(v[_FMIX_DECAY_POWER]),
+            classmix=bool(v[_CLASSMIX]),
+            method_probs=None if math.isnan(v[_METHOD_PROBS][0]) else tuple(float(w) for w in v[_METHOD_PROBS]),
         )
         return policy, bool(v[_ENABLED])
 
@@ -120,6 +129,8 @@ def shared_knob(field: str, attribute: str) -> property:
 
     def get(self: Any) -> Any:
         policy, enabled = self.shared.read()
+        if field == "method_probs":  # read back as given: by name
+            return policy.method_probs_by_name
         return enabled if field == "enabled" else getattr(policy, field)
 
     def set_(self: Any, value: Any) -> None:
@@ -134,12 +145,15 @@ def shared_knob(field: str, attribute: str) -> property:
     return property(get, set_, doc=f"timm's knob, read and written through the shared policy ({field})")
 
 
-#: timm's attribute names -> the field each reads and writes ("enabled": the mixing switch).
+#: timm's attribute names, then the other methods' knobs -> the field each reads and writes
+#: ("enabled": the mixing switch).
 TIMM_KNOBS = {
     "mixup_enabled": "enabled", "mixup_alpha": "mixup_alpha", "cutmix_alpha": "cutmix_alpha",
     "cutmix_minmax": "cutmix_minmax", "mix_prob": "prob", "switch_prob": "switch_prob", "mode": "mode",
     "correct_lam": "correct_lam", "label_smoothing": "label_smoothing", "num_classes": "num_classes",
     "multi_label": "multi_label",
+    "fmix_alpha": "fmix_alpha", "fmix_decay_power": "fmix_decay_power", "classmix": "classmix",
+    "method_probs": "method_probs",
 }
 
 

@@ -12,7 +12,7 @@ class: at ``mixup_off_epoch`` set ``collate_fn.mixup_enabled = False`` on this o
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -67,15 +67,19 @@ class FastCollateMixup(MixupCollate):
                              f"construction), got {value!r} while the mode is {self.mode!r}")
         self.mixup.mode = "elem" if value == HALF else value
 
-    def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int) -> MixParams:
-        params = super().sample(policy, enabled, batch_size, height, width)
+    def sample(self, policy: MixPolicy, enabled: bool, batch_size: int, height: int, width: int,
+               masks: Optional[List[torch.Tensor]] = None) -> MixParams:
+        params = super().sample(policy, enabled, batch_size, height, width, masks)
         if not self.half:
             return params
         first = batch_size // 2  # the mirrors (second half) are not returned: leave them unmixed
         kind, lam = params.kind.clone(), params.lam.clone()
         kind[first:] = int(MixKind.NONE)
         lam[first:] = 1.0
-        return MixParams(params.partner, lam, kind, params.box)
+        method = None if params.method is None else params.method.clone()
+        if method is not None:
+            method[first:] = 0
+        return MixParams(params.partner, lam, kind, params.box, params.pixel_mask, method)
 
     def __call__(self, batch: Sequence[Any], _: Any = None) -> Any:  # timm's signature
         samples = [(_chw_tensor(sample[0]),) + tuple(sample[1:]) if isinstance(sample, (tuple, list)) else sample

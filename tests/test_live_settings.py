@@ -17,6 +17,8 @@ KNOBS = {  # timm's attribute -> a valid new value
     "mixup_enabled": False, "mixup_alpha": 0.4, "cutmix_alpha": 0.7, "cutmix_minmax": (0.3, 0.6), "mix_prob": 0.25,
     "switch_prob": 0.9, "mode": "elem", "correct_lam": False, "label_smoothing": 0.2, "num_classes": 7,
     "multi_label": True,
+    # the methods beyond timm's (FMix, ClassMix), by the names the reference projects give them
+    "fmix_alpha": 0.5, "fmix_decay_power": 4.0, "classmix": True, "method_probs": {"mixup": 1.0, "cutmix": 3.0},
 }
 
 
@@ -38,6 +40,14 @@ def test_every_timm_knob_is_a_writable_attribute_of_the_mixup_and_the_collate(at
     ("mode", "half", ValueError, "mode: expected one of 'batch', 'pair', 'elem', got 'half'"),
     ("num_classes", 0, ValueError, "num_classes: expected an int in [1, 2147483647], got 0"),
     ("cutmix_alpha", 0.0, ValueError, "mixup_alpha, cutmix_alpha: expected at least one > 0"),
+    ("fmix_alpha", -1.0, ValueError, "fmix_alpha: expected a finite float >= 0, got -1.0"),
+    ("fmix_decay_power", 0.0, ValueError, "fmix_decay_power: expected a finite float > 0, got 0.0"),
+    ("fmix_decay_power", "3", TypeError, "fmix_decay_power: expected a float > 0, got str"),
+    ("classmix", 1, TypeError, "classmix: expected a bool, got int"),
+    ("method_probs", {"resizemix": 1.0}, ValueError, "method_probs: expected keys among 'mixup', 'cutmix', 'fmix', 'classmix', got 'resizemix'"),
+    ("method_probs", {"cutmix": -1.0}, ValueError, "method_probs['cutmix']: expected a finite float >= 0, got -1.0"),
+    ("method_probs", {"fmix": 1.0}, ValueError, "method_probs['fmix']: expected a weight only for an enabled method (cutmix), got 1.0"),
+    ("method_probs", [1.0], TypeError, "method_probs: expected None or a dict of method names to weights, got list"),
 ])
 def test_a_bad_value_is_refused_with_the_attribute_named_and_nothing_changes(attribute, value, error, message):
     mix = fastmix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=10)
@@ -128,6 +138,18 @@ def test_switching_in_the_main_process_reaches_every_worker(context, persistent)
     kinds = torch.cat([b[3].kind for b in run_epoch(loader) + run_epoch(loader)])
     fraction = float((kinds != int(MixKind.NONE)).float().mean())
     assert 0.08 <= fraction <= 0.45, f"mixed fraction {fraction} for mix_prob=0.25 (96 samples)"
+
+
+def test_the_other_methods_knobs_reach_every_worker():
+    mix = fastmix.Mixup(mixup_alpha=1.0, mode="elem", num_classes=NUM_CLASSES, seed=2)
+    collate = fastmix.MixupCollate(mix, return_params=True)
+    loader = DataLoader(ConstantImages(32), batch_size=8, num_workers=2, collate_fn=collate, persistent_workers=True)
+    assert all(b[3].method is None for b in run_epoch(loader)), "Mixup only: the stream of timm's methods"
+    mix.fmix_alpha = 1.0
+    mix.method_probs = {"fmix": 1.0}
+    for images, targets, indices, params in run_epoch(loader):  # (each batch replayed from its params)
+        assert bool((params.kind == int(MixKind.MASK)).all()) and params.pixel_mask is not None
+        assert torch.equal(targets, fastmix.mix_targets(indices % NUM_CLASSES, params, NUM_CLASSES, smoothing=0.1))
 
 
 def test_the_params_a_worker_drew_replay_its_batch_and_targets():

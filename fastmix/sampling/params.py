@@ -50,8 +50,12 @@ class MixParams:
         return self.partner.device
 
     def _map(self, fn: Any) -> "MixParams":
-        optional = (None if t is None else fn(t) for t in (self.pixel_mask, self.method))
-        return MixParams(*(fn(t) for t in self.as_tuple()), *optional)
+        pixel_mask = self.pixel_mask
+        if pixel_mask is not None:  # one plane expanded over the batch moves as that one plane
+            expanded = pixel_mask.shape[0] > 1 and pixel_mask.stride(0) == 0
+            pixel_mask = fn(pixel_mask[:1]).expand(pixel_mask.shape) if expanded else fn(pixel_mask)
+        method = None if self.method is None else fn(self.method)
+        return MixParams(*(fn(t) for t in self.as_tuple()), pixel_mask, method)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""

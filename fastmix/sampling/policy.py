@@ -80,6 +80,40 @@ def check_cutmix_minmax(value: Any) -> Optional[Tuple[float, float]]:
     return float(value[0]), float(value[1])
 
 
+#: The methods a policy may choose among, in the order of ``MixPolicy.method_probs`` (and of
+#: fastmix.MixMethod's values 1..4).
+METHODS = ("mixup", "cutmix", "fmix", "classmix")
+
+
+def check_decay_power(value: Any) -> float:
+    """fmix_decay_power: a finite float > 0 (the spectrum's amplitude falls as 1 / f**decay_power)."""
+    if not is_real_number(value):
+        raise TypeError(f"fmix_decay_power: expected a float > 0, got {type_name(value)}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"fmix_decay_power: expected a finite float > 0, got {value}")
+    return float(value)
+
+
+def check_method_probs(value: Any) -> Optional[Tuple[float, ...]]:
+    """None, or a mapping of method names (METHODS) to finite weights >= 0, not all 0 (mmpretrain's
+    ``probs`` of RandomBatchAugment, by name); kept as one weight per METHODS entry, 0 where absent."""
+    if value is None:
+        return None
+    if isinstance(value, tuple) and len(value) == len(METHODS) and all(is_real_number(v) for v in value):
+        value = dict(zip(METHODS, value))  # the stored form, as a write of the same policy passes it
+    if not isinstance(value, dict):
+        raise TypeError(f"method_probs: expected None or a dict of method names to weights, got {type_name(value)}")
+    for name, weight in value.items():
+        if name not in METHODS:
+            raise ValueError(f"method_probs: expected keys among {', '.join(repr(m) for m in METHODS)}, got {name!r}")
+        if not is_real_number(weight) or not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"method_probs[{name!r}]: expected a finite float >= 0, got {weight!r}")
+    weights = tuple(float(value.get(name, 0.0)) for name in METHODS)
+    if not any(weights):
+        raise ValueError(f"method_probs: expected at least one weight > 0, got {value!r}")
+    return weights
+
+
 @dataclass(frozen=True)
 class MixPolicy:
     """What to sample for a batch. Same knobs and defaults as ``timm.data.Mixup``.
@@ -98,6 +132,14 @@ class MixPolicy:
         num_classes: C, the width of the soft targets.
         multi_label: labels are dense multi-label (B, C) 0/1 (or soft) targets, smoothed towards 0.5
             as timm does (``t * (1 - eps) + eps / 2``) rather than towards ``eps / C``.
+        fmix_alpha: FMix (Harris et al. 2020) lambda ~ Beta(fmix_alpha, fmix_alpha); 0 turns FMix off.
+        fmix_decay_power: FMix's decay power: the Fourier noise's amplitude falls as 1 / f**decay_power
+            (the authors' default 3; larger gives smoother masks).
+        classmix: ClassMix (Olsson et al. 2021), for segmentation: a sample takes the pixels of half
+            of the classes in its partner's mask (ignore_index left out). Needs masks.
+        method_probs: relative weights of the enabled methods, by name (``{"mixup": 1, "fmix": 2}``);
+            None: FMix and ClassMix weigh 1 each and Mixup and CutMix together 2, split by
+            switch_prob (so with only Mixup and CutMix on, switch_prob means what it means in timm).
     """
 
     mixup_alpha: float = 1.0
@@ -110,6 +152,10 @@ class MixPolicy:
     label_smoothing: float = 0.1
     num_classes: int = 1000
     multi_label: bool = False
+    fmix_alpha: float = 0.0
+    fmix_decay_power: float = 3.0
+    classmix: bool = False
+    method_probs: Optional[Tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -123,16 +169,64 @@ class MixPolicy:
         check_bool("correct_lam", self.correct_lam)
         check_bool("multi_label", self.multi_label)
         set_("cutmix_minmax", check_cutmix_minmax(self.cutmix_minmax))
+        set_("fmix_alpha", check_alpha("fmix_alpha", self.fmix_alpha))
+        set_("fmix_decay_power", check_decay_power(self.fmix_decay_power))
+        check_bool("classmix", self.classmix)
+        set_("method_probs", check_method_probs(self.method_probs))
         if self.cutmix_minmax is not None:
             # timm: minmax boxes ignore lambda, so keep the alpha logic simple and the lambda exact.
             set_("cutmix_alpha", 1.0)
             set_("correct_lam", True)
-        if self.prob > 0 and self.mixup_alpha == 0 and self.cutmix_alpha == 0:
+        if self.prob > 0 and not self.enabled_methods:
             raise ValueError(
-                "mixup_alpha, cutmix_alpha: expected at least one > 0 (or cutmix_minmax set) while mixing is "
-                f"enabled (prob={self.prob}), got mixup_alpha=0 and cutmix_alpha=0; use prob=0 for label "
-                "smoothing only"
+                "mixup_alpha, cutmix_alpha: expected at least one > 0 (or cutmix_minmax set, fmix_alpha > 0 or "
+                f"classmix) while mixing is enabled (prob={self.prob}), got mixup_alpha=0 and cutmix_alpha=0; use "
+                "prob=0 for label smoothing only"
             )
+        if self.method_probs is not None:
+            on = self.enabled_methods
+            for name, weight in zip(METHODS, self.method_probs):
+                if weight > 0 and name not in on:
+                    raise ValueError(f"method_probs[{name!r}]: expected a weight only for an enabled method "
+                                     f"({', '.join(on) or 'none'}), got {weight}")
+            if self.prob > 0 and not any(self.method_probs):
+                raise ValueError("method_probs: expected a weight > 0 for an enabled method")
+
+    @property
+    def method_probs_by_name(self) -> Optional[dict]:
+        """method_probs as the dict it was given from (None when unset)."""
+        if self.method_probs is None:
+            return None
+        return {name: weight for name, weight in zip(METHODS, self.method_probs) if weight}
+
+    @property
+    def enabled_methods(self) -> Tuple[str, ...]:
+        """The methods that are on, in METHODS order."""
+        on = (self.uses_mixup, self.uses_cutmix, self.fmix_alpha > 0, self.classmix)
+        return tuple(name for name, used in zip(METHODS, on) if used)
+
+    @property
+    def method_weights(self) -> Tuple[float, ...]:
+        """One weight per METHODS entry (0 for a method that is off): method_probs, or the default
+        rule above."""
+        if self.method_probs is not None:
+            return self.method_probs
+        on = self.enabled_methods
+        both = self.uses_mixup and self.uses_cutmix
+        default = {"mixup": 2 * (1 - self.switch_prob) if both else 1.0, "cutmix": 2 * self.switch_prob if both else 1.0,
+                   "fmix": 1.0, "classmix": 1.0}
+        return tuple(default[name] if name in on else 0.0 for name in METHODS)
+
+    @property
+    def uses_only_mixup_and_cutmix(self) -> bool:
+        """Only timm's two methods, chosen by switch_prob: sampled as before the other methods
+        existed, draw for draw (the timm parity tests replay those streams)."""
+        return self.method_probs is None and set(self.enabled_methods) <= {"mixup", "cutmix"}
+
+    @property
+    def uses_masks_of_pixels(self) -> bool:
+        """FMix or ClassMix may run: the images need (H, W)."""
+        return self.fmix_alpha > 0 or self.classmix
 
     @property
     def uses_mixup(self) -> bool:

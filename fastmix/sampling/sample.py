@@ -1,8 +1,11 @@
-"""Sampling a MixParams from a MixPolicy: which samples mix, Mixup or CutMix, lambda, the box.
+"""Sampling a MixParams from a MixPolicy: which samples mix, with which method (Mixup, CutMix,
+FMix, ClassMix), lambda, the box or the pixel mask.
 
-All randomness of fastmix is drawn here (and in beta.py and boxes.py), from one numpy Generator
-(streams.py), as a handful of vectorised draws per batch: O(B) work of a few microseconds;
-partners follow a fixed pattern (partners.py).
+All randomness of fastmix is drawn here (and in beta.py, boxes.py, fmix.py and classmix.py), from
+one numpy Generator (streams.py), as a handful of vectorised draws per batch: O(B) work of a few
+microseconds for Mixup and CutMix, an FFT per mask for FMix; partners follow a fixed pattern
+(partners.py). With only Mixup and CutMix on, the draws are those fastmix made before the other
+methods existed, one for one (timm's stream, which the parity tests replay).
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import torch
 
 from .beta import beta_draws
 from .boxes import box_area_fraction, sample_boxes
+from .classmix import classmix_pixel_masks
+from .fmix import fmix_pixel_masks
+from .methods import MixMethod, choose_methods, kinds_of_methods
 from .params import MixKind, MixParams
 from .partners import derangement_partners, pair_partners
 from .policy import MixPolicy
@@ -36,18 +42,25 @@ def sample_params(
     width: int | None,
     generator: "np.random.Generator | torch.Generator",
     enabled: bool = True,
+    masks: "torch.Tensor | list[torch.Tensor] | None" = None,
+    ignore_index: int = 255,
 ) -> MixParams:
     """Draw the MixParams of one batch on the CPU.
 
-    ``height``/``width`` are the images' last two dims (None when CutMix is impossible).
-    ``generator``: a numpy Generator (what ``Mixup`` holds), or a torch.Generator (one seed is
-    drawn from it). ``enabled=False`` (or B < 2 outside pair mode's odd middle) gives params that
-    mix nothing.
+    ``height``/``width`` are the images' last two dims (None when CutMix, FMix and ClassMix are
+    impossible). ``generator``: a numpy Generator (what ``Mixup`` holds), or a torch.Generator (one
+    seed is drawn from it). ``enabled=False`` (or B < 2 outside pair mode's odd middle) gives params
+    that mix nothing. ``masks``: the batch's segmentation masks, (B, H, W) or B (H, W) tensors of
+    integer class ids (ignore_index: none), which ClassMix reads; required when ClassMix is on.
     """
     if not enabled or policy.prob == 0 or batch_size < 2:
         return MixParams.identity(batch_size)
     if policy.uses_cutmix and (height is None or width is None):
         raise ValueError("images: CutMix needs images of shape (B, C, H, W) or (B, ..., H, W)")
+    if policy.uses_masks_of_pixels and (height is None or width is None):
+        raise ValueError("images: FMix and ClassMix need images of shape (B, C, H, W) or (B, ..., H, W)")
+    if policy.classmix and masks is None:
+        raise ValueError("masks: ClassMix (classmix=True) needs the batch's segmentation masks (masks=...), got None")
     rng = as_numpy_generator(generator)
 
     index = np.arange(batch_size)
@@ -65,6 +78,8 @@ def sample_params(
         groups = np.minimum(index, index[::-1])
         num_decisions = (batch_size + 1) // 2
 
+    if not policy.uses_only_mixup_and_cutmix:
+        return _sample_methods(policy, partner, groups, num_decisions, height, width, rng, masks, ignore_index)
     mixed = rng.random(num_decisions) < policy.prob
     use_cutmix, lam = _choose_cutmix_and_lam(policy, num_decisions, rng)
     box = np.zeros((num_decisions, 4), dtype=np.int64)
@@ -81,4 +96,58 @@ def sample_params(
         lam=torch.from_numpy(lam[groups].astype(np.float32)),
         kind=torch.from_numpy(kind[groups].astype(np.uint8)),
         box=torch.from_numpy(np.ascontiguousarray(box[groups])),
+    )
+
+
+def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, num_decisions: int, height: int,
+                    width: int, rng: np.random.Generator, masks: "torch.Tensor | list[torch.Tensor] | None",
+                    ignore_index: int) -> MixParams:
+    """The params of a policy with FMix, ClassMix or method_probs: per decision (the batch, a
+    sample, a pair), whether it mixes, then its method by the policy's weights, then that method's
+    lambda and box or mask, drawn only for the decisions that mix."""
+    batch = partner.shape[0]
+    mixed = rng.random(num_decisions) < policy.prob
+    method = np.where(mixed, choose_methods(policy, num_decisions, rng), int(MixMethod.NONE))
+    lam = np.ones(num_decisions)
+    box = np.zeros((num_decisions, 4), dtype=np.int64)
+    fmix_planes = None
+    for chosen, alpha in ((MixMethod.MIXUP, policy.mixup_alpha), (MixMethod.CUTMIX, policy.cutmix_alpha),
+                          (MixMethod.FMIX, policy.fmix_alpha)):
+        rows = np.flatnonzero(method == int(chosen))
+        if not len(rows):
+            continue
+        lam[rows] = beta_draws(alpha, len(rows), rng)
+        if chosen == MixMethod.CUTMIX:
+            box[rows] = sample_boxes(lam[rows], height, width, policy, rng)
+            if policy.correct_lam:
+                lam[rows] = 1.0 - box_area_fraction(box[rows], height, width)
+        elif chosen == MixMethod.FMIX:
+            fmix_planes = np.zeros((num_decisions, height, width), dtype=np.uint8)
+            fmix_planes[rows], lam[rows] = fmix_pixel_masks(lam[rows], height, width, policy.fmix_decay_power, rng)
+    sample_method = method[groups]
+    sample_lam = lam[groups]
+    pixel_mask = None
+    if fmix_planes is not None and num_decisions == 1 and not (sample_method == int(MixMethod.CLASSMIX)).any():
+        pixel_mask = torch.from_numpy(fmix_planes).expand(batch, height, width)  # batch mode: one plane, stride 0
+    elif fmix_planes is not None or (sample_method == int(MixMethod.CLASSMIX)).any():
+        planes = np.zeros((batch, height, width), dtype=np.uint8)
+        if fmix_planes is not None:
+            fmix = np.flatnonzero(sample_method == int(MixMethod.FMIX))
+            planes[fmix] = fmix_planes[groups[fmix]]
+        classmix = np.flatnonzero(sample_method == int(MixMethod.CLASSMIX))
+        if len(classmix):
+            stacked = masks if isinstance(masks, torch.Tensor) else torch.stack(list(masks))
+            taken, own = classmix_pixel_masks(stacked.cpu(), partner, policy.num_classes,
+                                              ignore_index, rng)
+            planes[classmix] = taken.numpy()[classmix]
+            sample_lam[classmix] = own.numpy()[classmix]
+        pixel_mask = torch.from_numpy(planes)
+    kind = kinds_of_methods(sample_method)
+    return MixParams(
+        partner=partner,
+        lam=torch.from_numpy(sample_lam.astype(np.float32)),
+        kind=torch.from_numpy(kind),
+        box=torch.from_numpy(np.ascontiguousarray(box[groups])),
+        pixel_mask=pixel_mask,
+        method=torch.from_numpy(sample_method.astype(np.uint8)),
     )

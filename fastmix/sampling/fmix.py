@@ -1,0 +1,75 @@
+"""FMix masks (Harris et al. 2020, "FMix: Enhancing Mixed Sample Data Augmentation").
+
+A mask is a grey image of low-frequency Fourier noise thresholded at its lambda quantile: a complex
+spectrum whose real and imaginary parts are independent standard normals, scaled by
+``1 / max(f, 1 / max(H, W)) ** decay_power`` at frequency f, transformed back (the real part of the
+inverse FFT) and binarised so that the ``num`` brightest pixels stay the sample's own and the others
+come from the partner; ``num`` is ``ceil(lam * H * W)`` or ``floor(lam * H * W)`` with even odds, as in
+the authors' ``binarise_mask``. The own fraction ``num / (H * W)`` is the sample's lam exactly.
+
+Where fastmix differs from the authors' fmix.py (and the copies in OpenMixup and PaddleClas): that
+code builds the complex spectrum as ``spectrum[:, 0] + 1j * spectrum[:, 1]`` from an array of shape
+(1, H, W // 2 + 1, 2), which takes the first two *rows of frequencies* as real and imaginary parts
+rather than the last axis, so its masks vary only along one axis' lowest frequency; fastmix follows
+the paper's definition (the last axis), so its masks are the paper's isotropic blobs. And the real
+inverse FFT halves the power of the frequencies that have no mirror column (fx = 0 and the Nyquist
+column), which makes the authors' masks smoother along H than along W; fastmix scales those
+columns by sqrt(2), so a mask has as many edges along H as along W. The lambda
+draw and the binarisation (top-``num`` pixels, the ceil/floor coin, no soft edge: ``max_soft=0``)
+are the authors'. numpy's FFT on the policy's seeded Generator; float32 noise, whose quantile
+differs from float64's only at ties of measure zero.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=16)
+def spectrum_scale(height: int, width: int, decay_power: float) -> np.ndarray:
+    """(H, W // 2 + 1) float32: the amplitude of each frequency of an (H, W) real FFT."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    freqs = np.sqrt(fx * fx + fy * fy)
+    scale = 1.0 / np.maximum(freqs, 1.0 / max(height, width)) ** decay_power
+    # The real inverse transform keeps only the real part of the columns without a mirror (fx = 0,
+    # and fx = 1/2 for even W): their modes would have half the power of the others, and the masks
+    # fewer edges along H than along W. sqrt(2) there makes the field isotropic, as the paper means.
+    scale[:, 0] *= np.sqrt(2.0)
+    if width % 2 == 0:
+        scale[:, -1] *= np.sqrt(2.0)
+    scale = scale.astype(np.float32)
+    scale.setflags(write=False)
+    return scale
+
+
+def low_frequency_images(n: int, height: int, width: int, decay_power: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, H, W) float32 grey images of Fourier noise (before binarising)."""
+    scale = spectrum_scale(height, width, decay_power)
+    noise = rng.standard_normal((n, 2) + scale.shape, dtype=np.float32)
+    spectrum = (noise[:, 0] + 1j * noise[:, 1]) * scale
+    return np.fft.irfft2(spectrum, s=(height, width)).astype(np.float32, copy=False)
+
+
+def own_pixel_counts(lam: np.ndarray, pixels: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) int64: how many pixels each sample keeps, ceil or floor of lam * pixels (even odds)."""
+    exact = lam * pixels
+    return np.where(rng.random(lam.shape[0]) < 0.5, np.ceil(exact), np.floor(exact)).astype(np.int64)
+
+
+def fmix_pixel_masks(lam: np.ndarray, height: int, width: int, decay_power: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """For Beta lambdas ``lam`` (n,): (pixel_mask (n, H, W) uint8, 1 where the partner's pixel is
+    taken; own (n,) float64, the fraction of pixels each keeps, its lam)."""
+    n, pixels = lam.shape[0], height * width
+    images = low_frequency_images(n, height, width, decay_power, rng).reshape(n, pixels)
+    own = own_pixel_counts(lam, pixels, rng)
+    pixel_mask = np.ones((n, pixels), dtype=np.uint8)
+    for i in range(n):  # the own[i] brightest stay: argpartition finds them without a sort
+        keep = own[i]
+        if keep >= pixels:
+            pixel_mask[i] = 0
+        elif keep > 0:
+            pixel_mask[i, np.argpartition(images[i], pixels - keep)[pixels - keep:]] = 0
+    return pixel_mask.reshape(n, height, width), own / pixels

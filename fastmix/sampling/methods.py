@@ -1,0 +1,41 @@
+"""MixMethod: which mixing method drew a sample's params (``MixParams.method``), beside the kind the
+kernels read: Mixup blends, CutMix pastes a box, FMix and ClassMix both take the pixels of a mask."""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from ..backends.mix_kind import MixKind
+from .policy import METHODS, MixPolicy
+
+
+class MixMethod(enum.IntEnum):
+    """The method of one sample (the values stored in ``MixParams.method``)."""
+
+    NONE = 0  #: not mixed
+    MIXUP = 1
+    CUTMIX = 2
+    FMIX = 3
+    CLASSMIX = 4
+
+
+#: The kind each method's samples are mixed with.
+KIND_OF_METHOD = {MixMethod.NONE: MixKind.NONE, MixMethod.MIXUP: MixKind.BLEND, MixMethod.CUTMIX: MixKind.PASTE,
+                  MixMethod.FMIX: MixKind.MASK, MixMethod.CLASSMIX: MixKind.MASK}
+
+
+def kinds_of_methods(method: np.ndarray) -> np.ndarray:
+    """(n,) uint8 MixKind of (n,) MixMethod values."""
+    table = np.array([int(KIND_OF_METHOD[m]) for m in MixMethod], dtype=np.uint8)
+    return table[method]
+
+
+def choose_methods(policy: MixPolicy, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n,) int64 MixMethod values (1..4) drawn by the policy's weights, one uniform draw each."""
+    weights = np.asarray(policy.method_weights, dtype=np.float64)
+    cumulative = np.cumsum(weights / weights.sum())
+    cumulative[-1] = 1.0  # no draw falls past the last enabled method
+    picked = np.searchsorted(cumulative, rng.random(n), side="right")
+    # A weight of 0 leaves an empty interval: searchsorted never lands in it (side="right").
+    return np.minimum(picked, len(METHODS) - 1) + 1
