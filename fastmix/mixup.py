@@ -186,12 +186,19 @@ class Mixup(ProcessLocal):
             mix_images(images, partner, lam, kind, box, pixel_mask=pixel_mask)
         return (images, targets) if masks is None else (images, targets, mask_targets)
 
+    @staticmethod
+    def _other_methods_repr(p: MixPolicy) -> str:
+        """The knobs beyond timm's, when any is set (a timm user's repr stays timm's)."""
+        if p.fmix_alpha == 0 and not p.classmix and p.method_probs is None and p.fmix_decay_power == 3.0:
+            return ""
+        return (f"fmix_alpha={p.fmix_alpha}, fmix_decay_power={p.fmix_decay_power}, classmix={p.classmix}, "
+                f"method_probs={p.method_probs_by_name}, ")
+
     def __repr__(self) -> str:
         p = self.policy
         return (
             f"fastmix.Mixup(mixup_alpha={p.mixup_alpha}, cutmix_alpha={p.cutmix_alpha}, cutmix_minmax={p.cutmix_minmax}, "
             f"prob={p.prob}, switch_prob={p.switch_prob}, mode={p.mode!r}, correct_lam={p.correct_lam}, "
             f"label_smoothing={p.label_smoothing}, num_classes={p.num_classes}, multi_label={p.multi_label}, "
-            f"fmix_alpha={p.fmix_alpha}, fmix_decay_power={p.fmix_decay_power}, classmix={p.classmix}, "
-            f"method_probs={p.method_probs_by_name}, seed={self.seed}, backend={self.backend!r})"
+            f"{self._other_methods_repr(p)}seed={self.seed}, backend={self.backend!r})"
         )

@@ -326,3 +326,23 @@ def test_masks_need_the_procedural_images(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_cli(tmp_path, "--masks", "--images", str(tmp_path))
     assert "--masks: only for the procedural images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, said", [
+    (["--method", "fmix"], "fmix on 4"),
+    (["--method", "classmix", "--masks"], "classmix on 4"),
+    (["--method", "fmix", "--method", "mixup", "--mode", "elem", "--fmix-alpha", "0.5"], "fmix_alpha=0.5"),
+    (["--fmix-alpha", "1", "--mixup-alpha", "0", "--fmix-decay-power", "5"], "fmix_decay_power=5.0"),
+])
+def test_the_preview_draws_each_method(tmp_path, capsys, options, said):
+    run_cli(tmp_path, "--batch-size", "4", "--tile-size", "32", *options)
+    printed = capsys.readouterr().out
+    assert said in printed
+    if options == ["--method", "fmix"]:
+        assert "mixup_alpha=0.0" in printed and "fmix_alpha=1.0" in printed, "--method: only the named methods"
+
+
+def test_the_preview_refuses_classmix_without_masks(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        preview.main(["--out", str(tmp_path / "g.png"), "--method", "classmix"])
+    assert "--classmix: ClassMix takes the pixels of the partner's classes: it needs --masks" in capsys.readouterr().err

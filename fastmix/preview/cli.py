@@ -20,7 +20,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..collate import MixupCollate
 from ..mixup import Mixup
+from ..sampling.methods import MixMethod
 from ..sampling.params import MixKind, MixParams
+from ..sampling.policy import METHODS
 
 GAP = 2  #: pixels between tiles
 GAP_COLOUR = (24, 24, 24)
@@ -200,6 +202,9 @@ def mask_caption(params: MixParams, i: int) -> List[str]:
     kind = int(params.kind[i])
     if kind == MixKind.PASTE:
         return [f"mask: box from #{int(params.partner[i])}"]
+    if kind == MixKind.MASK and params.mixed()[i]:
+        name = MixMethod(int(params.method[i])).name.lower() if params.method is not None else "mask"
+        return [f"mask: {name} pixels", f"from #{int(params.partner[i])} ({1 - float(params.lam[i]):.0%})"]
     if kind == MixKind.BLEND:
         lam = float(params.lam[i])
         return [f"mask {lam:.0%}", f"+ #{int(params.partner[i])}'s {1 - lam:.0%}"]
@@ -210,8 +215,12 @@ def describe_params(params: MixParams) -> str:
     """What was done to the batch, e.g. "16 samples: mixup on 10 (lam 0.62), 6 unmixed"."""
     mixed = params.mixed()
     parts = []
-    for kind, name in ((MixKind.BLEND, "mixup"), (MixKind.PASTE, "cutmix")):
-        chosen = mixed & (params.kind == kind)
+    method = params.method
+    if method is None:  # only Mixup and CutMix were on: the kind says the method
+        method = torch.where(params.kind == int(MixKind.BLEND), int(MixMethod.MIXUP), int(MixMethod.CUTMIX))
+    for chosen_method in (MixMethod.MIXUP, MixMethod.CUTMIX, MixMethod.FMIX, MixMethod.CLASSMIX):
+        name = chosen_method.name.lower()
+        chosen = mixed & (method == int(chosen_method))
         if chosen.any():
             lams = params.lam[chosen]
             low, high = lams.min().item(), lams.max().item()
@@ -225,7 +234,8 @@ def describe_params(params: MixParams) -> str:
 
 # MixPolicy's argument names, as the CLI spells them, for its error messages
 _OPTION_NAMES = {name: "--" + name.replace("_", "-") for name in
-                 ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "prob", "switch_prob", "mode", "label_smoothing")}
+                 ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "prob", "switch_prob", "mode", "label_smoothing",
+                  "fmix_alpha", "fmix_decay_power")}
 
 
 def _cli_message(exc: Exception) -> str:
@@ -283,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one lambda per batch, per pair or per sample (default batch)")
     mixing.add_argument("--label-smoothing", type=float, metavar="EPS", default=0.1,
                         help="the true class scores 1 - EPS + EPS/C, every other EPS/C (default 0.1)")
+    mixing.add_argument("--fmix-alpha", type=float, metavar="ALPHA", default=0.0,
+                        help="FMix Beta(alpha, alpha): masks of low-frequency Fourier noise; 0 = off (default 0.0)")
+    mixing.add_argument("--fmix-decay-power", type=float, metavar="D", default=3.0,
+                        help="FMix's spectrum falls as 1 / f**D; larger is smoother (default 3.0)")
+    mixing.add_argument("--classmix", action="store_true",
+                        help="ClassMix: take the pixels of half of the partner's classes (needs --masks)")
+    mixing.add_argument("--method", action="append", choices=METHODS, metavar="NAME", default=None,
+                        help="draw only this method (repeatable: " + ", ".join(METHODS) + "): the others are off, "
+                             "a named one on at alpha 1.0 unless its alpha is given; classmix needs --masks")
     grid = parser.add_argument_group("grid")
     grid.add_argument("--batch-size", type=_int_at_least(1), metavar="N", default=16,
                       help="samples in the batch, one tile each (default 16)")
@@ -308,6 +327,22 @@ def _check_out(parser: argparse.ArgumentParser, out: str) -> None:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         parser.error(f"--out: the folder {folder!r} does not exist")
+
+
+def _method_alphas(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Optional[List[str]]) -> dict:
+    """Each method's alpha (classmix: 1 or 0) from the options: as given, or with --method the named
+    methods on (at 1.0 unless their alpha option was given) and the others off."""
+    given = {"mixup": args.mixup_alpha, "cutmix": args.cutmix_alpha, "fmix": args.fmix_alpha,
+             "classmix": 1.0 if args.classmix else 0.0}
+    if args.classmix or (args.method and "classmix" in args.method):
+        if not args.masks:
+            parser.error("--classmix: ClassMix takes the pixels of the partner's classes: it needs --masks")
+    if not args.method:
+        return given
+    words = sys.argv[1:] if argv is None else argv
+    typed = {name: any(w == f"--{name}-alpha" or w.startswith(f"--{name}-alpha=") for w in words)
+             for name in ("mixup", "cutmix", "fmix")}
+    return {name: (given[name] if typed.get(name) else 1.0) if name in args.method else 0.0 for name in METHODS}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -337,11 +372,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"--images: {exc}")
         source = f"{args.images} ({len(dataset)} images, {len(dataset.classes)} classes, {dataset.layout} layout)"
 
+    alphas = _method_alphas(parser, args, argv)
     try:
-        mixup = Mixup(mixup_alpha=args.mixup_alpha, cutmix_alpha=args.cutmix_alpha,
+        mixup = Mixup(mixup_alpha=alphas["mixup"], cutmix_alpha=alphas["cutmix"],
                       cutmix_minmax=None if args.cutmix_minmax is None else tuple(args.cutmix_minmax), prob=args.prob,
                       switch_prob=args.switch_prob, mode=args.mode, label_smoothing=args.label_smoothing,
-                      num_classes=len(dataset.classes), seed=args.seed)
+                      num_classes=len(dataset.classes), seed=args.seed, fmix_alpha=alphas["fmix"],
+                      fmix_decay_power=args.fmix_decay_power, classmix=bool(alphas["classmix"]))
     except (TypeError, ValueError) as exc:
         parser.error(_cli_message(exc))
 
