@@ -137,7 +137,7 @@ def _bad_param(rng: random.Random, name: str, value: torch.Tensor, batch: int, h
     elif name == "lam":
         bad[i] = rng.choice([float("nan"), float("inf"), -0.5, 1.5])
     elif name == "kind":
-        bad[i] = rng.choice([3, 255])
+        bad[i] = rng.choice([4, 255])
     else:
         bad[i] = torch.tensor(rng.choice([[3, 1, 0, 1], [0, height + 1, 0, 1], [-1, 1, 0, 1]]))
     return f"{name}[{i}] = {bad[i].tolist()}", bad
@@ -153,8 +153,20 @@ def case_mix(rng: random.Random, backend: str) -> Case:
     partner, lam, kind, box = _params(rng, batch, height, width)
     kind = torch.full_like(kind, 2)  # every sample pastes: its box is read
     fields = {"partner": partner, "lam": lam, "kind": kind, "box": box}
-    target = rng.choice(["images"] * 2 + list(fields))
-    if target == "images":
+    pixel_mask = None
+    target = rng.choice(["images"] * 2 + list(fields) + ["pixel_mask"])
+    if target == "pixel_mask":  # every sample masks (FMix, ClassMix): its plane is read
+        fields["kind"] = torch.full_like(kind, 3)
+        choice = rng.choice(["missing", "bool", "shape", "meta", "strided"])
+        what = f"pixel_mask {choice}"
+        planes = torch.randint(0, 2, (batch, height, width), dtype=torch.uint8)
+        pixel_mask = {"missing": None, "bool": planes.bool(), "shape": torch.zeros(batch, height, width + 1, dtype=torch.uint8),
+                      "meta": planes.to(META),
+                      # planes stored column by column: not dense (H, W) planes
+                      "strided": torch.randint(0, 2, (batch, width, height), dtype=torch.uint8).transpose(1, 2)}[choice]
+        if choice == "strided" and (height == 1 or width == 1):  # a line is dense either way: refuse by shape
+            pixel_mask = torch.zeros(batch, height + 1, width, dtype=torch.uint8)
+    elif target == "images":
         choice = rng.choice(["int32", "bool", "complex", "0-d", "expanded", "meta", "sparse"])
         what = f"images {choice}"
         if choice in ("int32", "bool", "complex"):
@@ -171,7 +183,7 @@ def case_mix(rng: random.Random, backend: str) -> Case:
         what, fields[target] = _bad_param(rng, target, fields[target], batch, height)
     ops = resolve_backend(backend, "cpu")
     args = (images, fields["partner"], fields["lam"], fields["kind"], fields["box"])
-    return Case("mix_", backend, what, target, lambda: ops.mix_(*args), list(args))
+    return Case("mix_", backend, what, target, lambda: ops.mix_(*args, pixel_mask=pixel_mask), list(args))
 
 
 def case_mix_targets(rng: random.Random, backend: str) -> Case:
@@ -290,6 +302,9 @@ def case_mixup(rng: random.Random, backend: str) -> Case:
             ("num_classes", True), ("cutmix_minmax", (0.8, 0.2)), ("correct_lam", 1), ("seed", 1.5),
             ("multi_label", "yes"), ("backend", "gpu"), ("num_classes", 2**40), ("num_classes", 2**64),
             ("mixup_alpha", 1e400), ("prob", None),
+            ("fmix_alpha", -1.0), ("fmix_alpha", float("nan")), ("fmix_decay_power", 0.0), ("fmix_decay_power", "3"),
+            ("classmix", 1), ("method_probs", {"resizemix": 1.0}), ("method_probs", {"fmix": 1.0}),
+            ("method_probs", [1.0]), ("method_probs", {"mixup": float("inf")}),
         ])
         knobs.setdefault("backend", backend)
         knobs[name] = value

@@ -17,6 +17,8 @@ IN_PLACE_OPERATIONS = [
     ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
     ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
 ]
+# The methods beyond timm's, on the CPU bench (the GPU bench has no pixel-mask rows yet).
+MASK_OPERATIONS = [("fmix batch", dict(mixup_alpha=0.0, fmix_alpha=1.0))]
 
 
 def floor_pass_(images: torch.Tensor) -> torch.Tensor:
@@ -77,6 +79,16 @@ def naive_elem_loop_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
         elif kind[i] == MixKind.PASTE:
             y0, y1, x0, x1 = box[i]
             images[i][..., y0:y1, x0:x1] = original[j][..., y0:y1, x0:x1]
+        elif kind[i] == MixKind.MASK:
+            images[i] = torch.where(params.pixel_mask[i].bool(), original[j], images[i])
+    return images
+
+
+def naive_fmix_(images: torch.Tensor, pixel_mask: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """The FMix authors' apply (fmix.py's FMixBase users, OpenMixup, PaddleClas): the mask as a float
+    tensor, ``x = mask * x + (1 - mask) * x[index]``, written back into the batch."""
+    keep = (1 - pixel_mask.float()).unsqueeze(1)  # (B, 1, H, W): 1 where the sample keeps its pixel
+    images.copy_(keep * images + (1 - keep) * images[partner])
     return images
 
 
@@ -130,6 +142,17 @@ def naive_collate_uint8(samples: list, lam: float) -> tuple[torch.Tensor, torch.
     images = images.permute(0, 3, 1, 2)
     mixed = images.float().mul_(lam).add_(images.flip(0).float().mul_(1.0 - lam))
     return mixed.round_().to(torch.uint8), labels
+
+
+def naive_collate_fmix_uint8(samples: list, pixel_mask: torch.Tensor,
+                             partner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """default_collate, then HWC -> CHW and the FMix authors' float-mask blend with the partners, cast back."""
+    from torch.utils.data import default_collate
+
+    images, labels = default_collate(samples)
+    images = images.permute(0, 3, 1, 2).float()
+    keep = (1 - pixel_mask.float()).unsqueeze(1)
+    return (keep * images + (1 - keep) * images[partner]).round_().to(torch.uint8), labels
 
 
 def naive_collate_normalized(
