@@ -24,8 +24,7 @@ from .backends.checks import INPUT_DTYPES, OUT_DTYPES, check_class_indices, dtyp
 from . import shared_pool
 from .huge_pages import empty_on_huge_pages
 from .mixup import Mixup
-from .masks import (MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, paste_only, saved_partner_masks,
-                    spatial_only)
+from .masks import MASK_DTYPES, MaskTargets, check_mask_values, mask_weights, saved_partner_masks, spatial_only
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_bool
 from .sampling.sample import sample_params
@@ -349,22 +348,16 @@ class MixupCollate:
         return masks
 
     def _collate_masks(self, masks: List[torch.Tensor], params: MixParams) -> MaskTargets:
-        """The (B, H, W) masks, each written once: CutMix boxes (and FMix and ClassMix pixels)
-        pasted, as bytes, by the collate op."""
+        """The (B, H, W) masks, each written once: CutMix boxes and FMix and ClassMix pixels pasted,
+        as pixels of bytes (masks.as_pixel_bytes), by the collate op."""
         batch, (height, width), dtype, itemsize = len(masks), masks[0].shape, masks[0].dtype, masks[0].element_size()
         partner, lam, kind, box = params.as_tuple()
         empty = torch.empty(0)
-        if params.pixel_mask is None:  # a row of bytes per mask row: boxes in bytes
-            out = _empty_batch((batch, 1, height, width * itemsize), torch.uint8, False, self.reuse_worker_memory)
-            as_hwc_bytes = [m.view(torch.uint8).view(height, width * itemsize, 1) for m in masks]
-            self.backend.collate_mix_(out, as_hwc_bytes, *paste_only(partner, kind, box, itemsize), empty, empty, True)
-        else:  # a pixel of itemsize bytes per mask pixel, so that the pixel masks apply as they are
-            out = _empty_batch((batch, itemsize, height, width), torch.uint8, True, self.reuse_worker_memory)
-            as_hwc_bytes = [m.view(torch.uint8).view(height, width, itemsize) for m in masks]
-            self.backend.collate_mix_(out, as_hwc_bytes, *spatial_only(partner, kind, box), empty, empty, True,
-                                      pixel_mask=params.pixel_mask)
-        mask_a = out.view(batch, height, width * itemsize).view(dtype) if params.pixel_mask is None else \
-            out.permute(0, 2, 3, 1).reshape(batch, height, width * itemsize).view(dtype)
+        out = _empty_batch((batch, itemsize, height, width), torch.uint8, True, self.reuse_worker_memory)
+        as_hwc_bytes = [m.view(torch.uint8).view(height, width, itemsize) for m in masks]
+        self.backend.collate_mix_(out, as_hwc_bytes, *spatial_only(partner, kind, box), empty, empty, True,
+                                  pixel_mask=params.pixel_mask)
+        mask_a = out.permute(0, 2, 3, 1).reshape(batch, height, width * itemsize).view(dtype)  # (a view: NHWC memory)
         if isinstance(out, shared_pool.PooledBatch):  # a view is sent by reference to its slot too, not copied
             mask_a = mask_a.as_subclass(shared_pool.PooledBatch)
         # the samples' masks are never written: they are the originals a blend reads

@@ -1,14 +1,15 @@
 """Segmentation: per-pixel class masks mixed with their images, by the same MixParams.
 
-CutMix pastes the partner's mask into exactly the box where its image is pasted: the same
-integers, in place. Mixup has no exact mask, so what the loss needs is returned instead: per sample
+CutMix pastes the partner's mask into exactly the box where its image is pasted, FMix and ClassMix
+at exactly the pixels where the image takes its partner's: the same integers, in place. Mixup has no exact mask, so what the loss needs is returned instead: per sample
 the two masks and the weight (:class:`MaskTargets`), and :func:`mixed_mask_loss` is the cross
 entropy against the per-pixel soft target ``lam * s(onehot(mask_a)) + (1 - lam) * s(onehot(mask_b))``
 without building a (B, K, H, W) one-hot tensor.
 
 A paste is a copy of bytes, so masks of every integer dtype go through the image ops' uint8 paste:
-a (B, H, W) mask is viewed as (B, 1, H, W * itemsize) bytes and the boxes' columns scaled by the
-itemsize. Every backend (cpp, numba, torch, cuda) runs it, bit for bit, with no new kernel to compile.
+a (B, H, W) mask is viewed as (B, itemsize, H, W) bytes in channels_last memory (as_pixel_bytes),
+a mask pixel's bytes being one pixel of the kernels, so boxes and pixel masks apply as they are.
+Every backend (cpp, numba, torch, cuda) runs it, bit for bit, with no new kernel to compile.
 """
 from __future__ import annotations
 
@@ -147,22 +148,10 @@ class MaskTargets(NamedTuple):
                            torch.arange(batch, device=masks.device), masks[:0])
 
 
-def paste_only(partner: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
-               itemsize: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MixParams fields for masks viewed as bytes: pastes stay (columns scaled by ``itemsize``),
-    blends and the rest leave the mask alone."""
-    paste = kind == int(MixKind.PASTE)
-    mask_kind = torch.where(paste, kind, torch.zeros_like(kind))
-    mask_box = box.clone()  # (no host tensor: on a GPU its copy would sync)
-    mask_box[:, 2:] *= itemsize
-    return partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device), mask_kind, mask_box
-
-
 def spatial_only(partner: torch.Tensor, kind: torch.Tensor,
                  box: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """MixParams fields for masks viewed as pixels of bytes (as_pixel_bytes; a batch with MASK
-    samples): pastes and masks stay, with their boxes and pixel masks as they are; blends and the
-    rest leave the mask alone."""
+    """MixParams fields for masks viewed as pixels of bytes (as_pixel_bytes): pastes and masks stay,
+    with their boxes and pixel masks as they are; blends and the rest leave the mask alone."""
     spatial = (kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK))
     return (partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device),
             torch.where(spatial, kind, torch.zeros_like(kind)), box)
@@ -174,11 +163,6 @@ def as_pixel_bytes(masks: torch.Tensor) -> torch.Tensor:
     and ClassMix (B, H, W) and the boxes apply to them as they are."""
     batch, height, width = masks.shape
     return masks.view(torch.uint8).view(batch, height, width, masks.element_size()).permute(0, 3, 1, 2)
-
-
-def as_bytes(masks: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) integer masks (last dim contiguous) as (B, 1, H, W * itemsize) uint8, sharing memory."""
-    return masks.view(torch.uint8).unsqueeze(1)
 
 
 def mask_weights(lam: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
@@ -226,10 +210,7 @@ def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Te
         return empty_on_huge_pages(shape, masks.dtype) if masks.device.type == "cpu" else masks.new_empty(shape)
 
     saved, source_b = saved_partner_masks(masks, partner, kind, empty)  # before the paste
-    if pixel_mask is None:
-        mix_(as_bytes(masks), *paste_only(partner, kind, box, masks.element_size()))
-    else:
-        mix_(as_pixel_bytes(masks), *spatial_only(partner, kind, box), pixel_mask=pixel_mask)
+    mix_(as_pixel_bytes(masks), *spatial_only(partner, kind, box), pixel_mask=pixel_mask)
     return MaskTargets(masks, mask_weights(lam, kind), source_b, saved)
 
 

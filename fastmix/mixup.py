@@ -8,7 +8,7 @@ import torch
 from .backends import check_backend_name, resolve_backend
 from .backends.checks import IMAGE_DTYPES, check_strided, check_tensor, check_writable_images, dtype_name, dtype_names
 from .backends.device_params import with_plans
-from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_, paste_only, spatial_only
+from .masks import MaskTargets, check_ignore_index, check_masks, mix_masks_, spatial_only
 from .process_local import ProcessLocal
 from .sampling.params import MixParams
 from .sampling.policy import MixPolicy, check_seed
@@ -153,12 +153,10 @@ class Mixup(ProcessLocal):
         backend = self.backend_for(images.device)
         batch = images.shape[0]
         height, width = (images.shape[-2], images.shape[-1]) if images.dim() >= 3 else (None, None)
-        if policy.classmix and enabled and policy.prob > 0 and masks is None:
-            raise ValueError("masks: ClassMix (classmix=True) needs the batch's segmentation masks (masks=...), got None")
         params = sample_params(policy, batch, height, width, self.generator, enabled=enabled, masks=masks,
                                ignore_index=self.ignore_index)
         self.last_params = params
-        pixel_mask = None if params.pixel_mask is None else params.to(images.device, non_blocking=True).pixel_mask
+        pixel_mask = params.pixel_mask_to(images.device, non_blocking=True)
         mix_images, mix_masks = backend.mix_, backend.mix_
         if images.device.type == "cuda" and batch:
             # The params and the cuda kernels' plans (the images', and the masks' paste) built here
@@ -166,9 +164,7 @@ class Mixup(ProcessLocal):
             plan_params = []
             if backend.name == "cuda":
                 plan_params.append(params.as_tuple())
-                if masks is not None and pixel_mask is None:
-                    plan_params.append(paste_only(params.partner, params.kind, params.box, masks.element_size()))
-                elif masks is not None:
+                if masks is not None:
                     plan_params.append(spatial_only(params.partner, params.kind, params.box))
             (partner, lam, kind, box), plans = with_plans(params.as_tuple(), images.device, plan_params)
             if plans:

@@ -134,7 +134,7 @@ def test_classmix_takes_exactly_the_pixels_of_half_of_the_partners_classes():
     rng = np.random.default_rng(3)
     masks = segmentation_masks(9, 12, 14, 6, rng)
     partner = torch.arange(9).flip(0)
-    taken, own = classmix_pixel_masks(masks, partner, 6, 255, np.random.default_rng(4))
+    taken, own = classmix_pixel_masks(masks[partner], 6, 255, np.random.default_rng(4))
     for i in range(9):
         theirs = masks[partner[i]]
         present = set(theirs.unique().tolist()) - {255}
@@ -152,7 +152,7 @@ def test_classmix_chooses_every_class_equally_and_its_fractions_match_the_papers
     fractions, reference, chosen_counts = [], [], {}
     present = sorted(set(masks[1].unique().tolist()) - {255})
     for _ in range(2000):
-        taken, _ = classmix_pixel_masks(masks, partner, 5, 255, mix_rng)
+        taken, _ = classmix_pixel_masks(masks[partner], 5, 255, mix_rng)
         fractions.append(float(taken[0].double().mean()))
         reference.append(reference_classmix_fraction(masks[1].numpy(), reference_rng, 255))
         for c in set(masks[1][taken[0].bool()].tolist()):

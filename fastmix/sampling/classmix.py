@@ -35,16 +35,15 @@ def chosen_classes(present: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     return present & (rank < take)
 
 
-def classmix_pixel_masks(masks: torch.Tensor, partner: torch.Tensor, num_classes: int, ignore_index: int,
+def classmix_pixel_masks(theirs: torch.Tensor, num_classes: int, ignore_index: int,
                          rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pixel_mask (B, H, W) uint8, 1 where sample i takes partner[i]'s pixel; own (B,) float64
-    fraction of its own pixels) for every sample, on the masks' device (partner (B,) int64 on the CPU)."""
-    batch = masks.shape[0]
-    keys = torch.from_numpy(rng.random((batch, num_classes), dtype=np.float32)).to(masks.device)
-    device_partner = partner.to(masks.device)
-    present = classes_present(masks, num_classes, ignore_index)[device_partner]
-    chosen = chosen_classes(present, keys)
-    theirs = masks[device_partner].long()
+    """For the partners' masks ``theirs`` (n, H, W) of n ClassMix samples: (pixel_mask (n, H, W)
+    uint8, 1 where the sample takes its partner's pixel; own (n,) float64, the fraction of its own
+    pixels), on the masks' device."""
+    batch = theirs.shape[0]
+    keys = torch.from_numpy(rng.random((batch, num_classes), dtype=np.float32)).to(theirs.device)
+    chosen = chosen_classes(classes_present(theirs, num_classes, ignore_index), keys)
+    theirs = theirs.long()
     valid = (theirs >= 0) & (theirs < num_classes)
     taken = torch.gather(chosen, 1, torch.where(valid, theirs, 0).reshape(batch, -1)).reshape(theirs.shape) & valid
     pixels = taken[0].numel() if batch else 1

@@ -7,7 +7,7 @@ import enum
 import numpy as np
 
 from ..backends.mix_kind import MixKind
-from .policy import METHODS, MixPolicy
+from .policy import MixPolicy
 
 
 class MixMethod(enum.IntEnum):
@@ -33,9 +33,7 @@ def kinds_of_methods(method: np.ndarray) -> np.ndarray:
 
 def choose_methods(policy: MixPolicy, n: int, rng: np.random.Generator) -> np.ndarray:
     """(n,) int64 MixMethod values (1..4) drawn by the policy's weights, one uniform draw each."""
-    weights = np.asarray(policy.method_weights, dtype=np.float64)
-    cumulative = np.cumsum(weights / weights.sum())
-    cumulative[-1] = 1.0  # no draw falls past the last enabled method
-    picked = np.searchsorted(cumulative, rng.random(n), side="right")
-    # A weight of 0 leaves an empty interval: searchsorted never lands in it (side="right").
-    return np.minimum(picked, len(METHODS) - 1) + 1
+    cumulative = np.cumsum(np.asarray(policy.method_weights, dtype=np.float64))
+    # A draw in [0, total) lands past the last enabled method never, and in a weight of 0 (an
+    # empty interval) never either (side="right").
+    return np.searchsorted(cumulative, rng.random(n) * cumulative[-1], side="right") + 1

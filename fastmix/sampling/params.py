@@ -49,13 +49,23 @@ class MixParams:
     def device(self) -> torch.device:
         return self.partner.device
 
-    def _map(self, fn: Any) -> "MixParams":
+    def _pixel_mask_by(self, fn: Any) -> Optional[torch.Tensor]:
+        """fn(pixel_mask); one plane expanded over the batch goes through fn as that one plane."""
         pixel_mask = self.pixel_mask
-        if pixel_mask is not None:  # one plane expanded over the batch moves as that one plane
-            expanded = pixel_mask.shape[0] > 1 and pixel_mask.stride(0) == 0
-            pixel_mask = fn(pixel_mask[:1]).expand(pixel_mask.shape) if expanded else fn(pixel_mask)
+        if pixel_mask is None:
+            return None
+        if pixel_mask.shape[0] > 1 and pixel_mask.stride(0) == 0:
+            return fn(pixel_mask[:1]).expand(pixel_mask.shape)
+        return fn(pixel_mask)
+
+    def _map(self, fn: Any) -> "MixParams":
         method = None if self.method is None else fn(self.method)
-        return MixParams(*(fn(t) for t in self.as_tuple()), pixel_mask, method)
+        return MixParams(*(fn(t) for t in self.as_tuple()), self._pixel_mask_by(fn), method)
+
+    def pixel_mask_to(self, device: torch.device | str, non_blocking: bool = False) -> Optional[torch.Tensor]:
+        """pixel_mask on ``device`` (None without one), alone: for a caller that moves the other
+        fields with the device plan (fastmix.Mixup on CUDA)."""
+        return self._pixel_mask_by(lambda t: t.to(device, non_blocking=non_blocking))
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""

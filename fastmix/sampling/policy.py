@@ -189,8 +189,6 @@ class MixPolicy:
                 if weight > 0 and name not in on:
                     raise ValueError(f"method_probs[{name!r}]: expected a weight only for an enabled method "
                                      f"({', '.join(on) or 'none'}), got {weight}")
-            if self.prob > 0 and not any(self.method_probs):
-                raise ValueError("method_probs: expected a weight > 0 for an enabled method")
 
     @property
     def method_probs_by_name(self) -> Optional[dict]:
@@ -226,7 +224,7 @@ class MixPolicy:
     @property
     def uses_masks_of_pixels(self) -> bool:
         """FMix or ClassMix may run: the images need (H, W)."""
-        return self.fmix_alpha > 0 or self.classmix
+        return not {"fmix", "classmix"}.isdisjoint(self.enabled_methods)
 
     @property
     def uses_mixup(self) -> bool:

@@ -110,7 +110,7 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
     method = np.where(mixed, choose_methods(policy, num_decisions, rng), int(MixMethod.NONE))
     lam = np.ones(num_decisions)
     box = np.zeros((num_decisions, 4), dtype=np.int64)
-    fmix_planes = None
+    fmix_masks = None  # (n, H, W): the masks of the decisions that chose FMix, in their order
     for chosen, alpha in ((MixMethod.MIXUP, policy.mixup_alpha), (MixMethod.CUTMIX, policy.cutmix_alpha),
                           (MixMethod.FMIX, policy.fmix_alpha)):
         rows = np.flatnonzero(method == int(chosen))
@@ -122,25 +122,25 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
             if policy.correct_lam:
                 lam[rows] = 1.0 - box_area_fraction(box[rows], height, width)
         elif chosen == MixMethod.FMIX:
-            fmix_planes = np.zeros((num_decisions, height, width), dtype=np.uint8)
-            fmix_planes[rows], lam[rows] = fmix_pixel_masks(lam[rows], height, width, policy.fmix_decay_power, rng)
+            fmix_masks, lam[rows] = fmix_pixel_masks(lam[rows], height, width, policy.fmix_decay_power, rng)
     sample_method = method[groups]
     sample_lam = lam[groups]
+    fmix = np.flatnonzero(sample_method == int(MixMethod.FMIX))
+    classmix = np.flatnonzero(sample_method == int(MixMethod.CLASSMIX))
     pixel_mask = None
-    if fmix_planes is not None and num_decisions == 1 and not (sample_method == int(MixMethod.CLASSMIX)).any():
-        pixel_mask = torch.from_numpy(fmix_planes).expand(batch, height, width)  # batch mode: one plane, stride 0
-    elif fmix_planes is not None or (sample_method == int(MixMethod.CLASSMIX)).any():
-        planes = np.zeros((batch, height, width), dtype=np.uint8)
-        if fmix_planes is not None:
-            fmix = np.flatnonzero(sample_method == int(MixMethod.FMIX))
-            planes[fmix] = fmix_planes[groups[fmix]]
-        classmix = np.flatnonzero(sample_method == int(MixMethod.CLASSMIX))
+    if num_decisions == 1 and len(fmix):  # batch mode (or a pair): one plane, expanded (batch stride 0)
+        pixel_mask = torch.from_numpy(fmix_masks).expand(batch, height, width)
+    elif len(fmix) or len(classmix):
+        planes = np.zeros((batch, height, width), dtype=np.uint8)  # (unread where no sample masks)
+        if len(fmix):
+            # decision d's mask is fmix_masks[number of FMix decisions before d]
+            planes[fmix] = fmix_masks[np.cumsum(method == int(MixMethod.FMIX))[groups[fmix]] - 1]
         if len(classmix):
             stacked = masks if isinstance(masks, torch.Tensor) else torch.stack(list(masks))
-            taken, own = classmix_pixel_masks(stacked.cpu(), partner, policy.num_classes,
-                                              ignore_index, rng)
-            planes[classmix] = taken.numpy()[classmix]
-            sample_lam[classmix] = own.numpy()[classmix]
+            theirs = stacked[partner[classmix].to(stacked.device)].cpu()  # (masks on a GPU: one sync)
+            taken, own = classmix_pixel_masks(theirs, policy.num_classes, ignore_index, rng)
+            planes[classmix] = taken.numpy()
+            sample_lam[classmix] = own.numpy()
         pixel_mask = torch.from_numpy(planes)
     kind = kinds_of_methods(sample_method)
     return MixParams(
