@@ -279,9 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a folder of images instead of the built-in procedural shapes: class subfolders "
                              "(torchvision ImageFolder layout) or image files, each then its own class")
     mixing = parser.add_argument_group("mixing (fastmix.Mixup / timm names and defaults)")
-    mixing.add_argument("--mixup-alpha", type=float, metavar="ALPHA", default=1.0,
+    mixing.add_argument("--mixup-alpha", type=float, metavar="ALPHA", default=None,
                         help="Mixup Beta(alpha, alpha); 0 = off (default 1.0)")
-    mixing.add_argument("--cutmix-alpha", type=float, metavar="ALPHA", default=0.0,
+    mixing.add_argument("--cutmix-alpha", type=float, metavar="ALPHA", default=None,
                         help="CutMix Beta(alpha, alpha); 0 = off (default 0.0)")
     mixing.add_argument("--cutmix-minmax", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
                         help="CutMix box sides as fractions of the image, drawn uniformly (default: from lambda)")
@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one lambda per batch, per pair or per sample (default batch)")
     mixing.add_argument("--label-smoothing", type=float, metavar="EPS", default=0.1,
                         help="the true class scores 1 - EPS + EPS/C, every other EPS/C (default 0.1)")
-    mixing.add_argument("--fmix-alpha", type=float, metavar="ALPHA", default=0.0,
+    mixing.add_argument("--fmix-alpha", type=float, metavar="ALPHA", default=None,
                         help="FMix Beta(alpha, alpha): masks of low-frequency Fourier noise; 0 = off (default 0.0)")
     mixing.add_argument("--fmix-decay-power", type=float, metavar="D", default=3.0,
                         help="FMix's spectrum falls as 1 / f**D; larger is smoother (default 3.0)")
@@ -329,20 +329,18 @@ def _check_out(parser: argparse.ArgumentParser, out: str) -> None:
         parser.error(f"--out: the folder {folder!r} does not exist")
 
 
-def _method_alphas(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Optional[List[str]]) -> dict:
-    """Each method's alpha (classmix: 1 or 0) from the options: as given, or with --method the named
-    methods on (at 1.0 unless their alpha option was given) and the others off."""
+def _method_alphas(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """Each method's alpha (classmix: 1 or 0): as given, else its default (Mixup 1.0, the others
+    off); with --method, the named methods as given or at 1.0, and the others off."""
     given = {"mixup": args.mixup_alpha, "cutmix": args.cutmix_alpha, "fmix": args.fmix_alpha,
-             "classmix": 1.0 if args.classmix else 0.0}
-    if args.classmix or (args.method and "classmix" in args.method):
+             "classmix": 1.0 if args.classmix else None}
+    if given["classmix"] or (args.method and "classmix" in args.method):
         if not args.masks:
             parser.error("--classmix: ClassMix takes the pixels of the partner's classes: it needs --masks")
-    if not args.method:
-        return given
-    words = sys.argv[1:] if argv is None else argv
-    typed = {name: any(w == f"--{name}-alpha" or w.startswith(f"--{name}-alpha=") for w in words)
-             for name in ("mixup", "cutmix", "fmix")}
-    return {name: (given[name] if typed.get(name) else 1.0) if name in args.method else 0.0 for name in METHODS}
+    if args.method:
+        return {name: (1.0 if given[name] is None else given[name]) if name in args.method else 0.0 for name in METHODS}
+    defaults = {"mixup": 1.0, "cutmix": 0.0, "fmix": 0.0, "classmix": 0.0}
+    return {name: defaults[name] if given[name] is None else given[name] for name in METHODS}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -372,7 +370,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             parser.error(f"--images: {exc}")
         source = f"{args.images} ({len(dataset)} images, {len(dataset.classes)} classes, {dataset.layout} layout)"
 
-    alphas = _method_alphas(parser, args, argv)
+    alphas = _method_alphas(parser, args)
     try:
         mixup = Mixup(mixup_alpha=alphas["mixup"], cutmix_alpha=alphas["cutmix"],
                       cutmix_minmax=None if args.cutmix_minmax is None else tuple(args.cutmix_minmax), prob=args.prob,
