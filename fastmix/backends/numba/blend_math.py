@@ -69,13 +69,44 @@ def copy(dst, src, lo, hi):
 def select_from_mask(dst, src, lo, hi, mask, mask_at, unit, first):
     """dst[j] <- src[j] where the pixel's mask byte is set, for j in [lo, hi) (a MASK sample:
     blend_math.h's select_into). Element j is pixel ``(first + j - lo) // unit`` from mask_at in
-    ``mask``: unit 1 for NCHW rows, C for channels_last and HWC rows."""
-    shift = first - lo  # (int64: with the unsigned j, numba would compute in floats)
-    if unit == 1:
+    ``mask``: unit 1 for NCHW rows, C for channels_last and HWC rows (counted, not divided: a
+    division per element cost more than the select)."""
+    if unit == 1:  # unsigned indices (they wrap back into range): no wraparound checks in the loop
+        base = np.uint64(mask_at + first - lo)
         for j in range(np.uint64(lo), np.uint64(hi)):
-            if mask[mask_at + shift + np.int64(j)]:
-                dst[j] = src[j]
+            dst[j] = src[j] if mask[base + j] else dst[j]
         return
+    pixel, c, size = np.uint64(mask_at + first // unit), np.uint64(first % unit), np.uint64(unit)
     for j in range(np.uint64(lo), np.uint64(hi)):
-        if mask[mask_at + (shift + np.int64(j)) // unit]:
-            dst[j] = src[j]
+        dst[j] = src[j] if mask[pixel] else dst[j]
+        c += np.uint64(1)
+        if c == size:
+            c = np.uint64(0)
+            pixel += np.uint64(1)
+
+
+@njit(nogil=True, cache=True)
+def select_pair_from_masks(a, b, lo, hi, mask, at_a, at_b, unit, first):
+    """A swapped pair that both mask, over [lo, hi): a[j] <- b[j] where a's pixel byte is set and
+    b[j] <- a[j] where b's is, both from the originals (blend_math.h's select_pair); pixels as in
+    select_from_mask."""
+    if unit == 1:  # unsigned indices (they wrap back into range): no wraparound checks in the loop
+        base_a, base_b = np.uint64(at_a + first - lo), np.uint64(at_b + first - lo)
+        for j in range(np.uint64(lo), np.uint64(hi)):
+            x = a[j]
+            y = b[j]
+            a[j] = y if mask[base_a + j] else x
+            b[j] = x if mask[base_b + j] else y
+        return
+    pixel_a, pixel_b = np.uint64(at_a + first // unit), np.uint64(at_b + first // unit)
+    c, size = np.uint64(first % unit), np.uint64(unit)
+    for j in range(np.uint64(lo), np.uint64(hi)):
+        x = a[j]
+        y = b[j]
+        a[j] = y if mask[pixel_a] else x
+        b[j] = x if mask[pixel_b] else y
+        c += np.uint64(1)
+        if c == size:
+            c = np.uint64(0)
+            pixel_a += np.uint64(1)
+            pixel_b += np.uint64(1)

@@ -26,7 +26,7 @@ from numba import njit
 
 from ..checks import check_mix_args
 from .blend_math import (PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, blend_and_take, blend_into, blend_pair, copy,
-                         select_from_mask, swap_ranges)
+                         select_from_mask, select_pair_from_masks, swap_ranges)
 from .dtypes import acc_weights
 from .memory import check_cpu, flat_view, mask_planes, prefetch_for_read
 from .parallel import run_split, threads
@@ -148,15 +148,15 @@ def next_touched_row(row, height, kind, box, ia, ib):
 
 @njit(nogil=True, cache=True)
 def select_dense(dst, src, i, layout, e0, e1, mask, mask_stride):
-    """A MASK sample i over elements [e0, e1) (dst and src start at e0): a row at a time, each
-    element taking src's value where its pixel's mask byte is set."""
-    row_len, col_unit, height, width = layout.row_len, layout.col_unit, layout.height, layout.width
+    """A MASK sample i over elements [e0, e1) (dst and src start at e0), an image plane (height
+    rows, each channel's for NCHW, all channels' for channels_last) at a time: element e of a plane
+    is pixel e // col_unit of the mask plane, so a plane is one loop."""
+    plane = layout.height * layout.row_len
     pos = e0
     while pos < e1:
-        row = pos // row_len
-        end = min(e1, (row + 1) * row_len)
-        select_from_mask(dst, src, pos - e0, end - e0, mask, i * mask_stride + (row % height) * width, col_unit,
-                         pos - row * row_len)
+        start = pos - pos % plane
+        end = min(e1, start + plane)
+        select_from_mask(dst, src, pos - e0, end - e0, mask, i * mask_stride, layout.col_unit, pos - start)
         pos = end
 
 
@@ -209,7 +209,18 @@ def pair_segment(a, b, lo, hi, op_a, op_b, lam_a, rest_a, lam_b, rest_b):
 def pair_with_mask(a, b, ia, ib, lam, kind, box, layout, e0, e1, mask, mask_stride):
     """A swapped pair of which one side masks or both do, over elements [e0, e1), a row at a time:
     a's row saved (in L1), a mixed from b's original row, b from the saved one (mix_cpu.cpp's
-    pair_with_mask): each sample read and written once from memory."""
+    pair_with_mask): each sample read and written once from memory. Both masking: one select loop
+    per image plane, from one read of each."""
+    if kind[ia] == MASK and kind[ib] == MASK:
+        plane = layout.height * layout.row_len
+        pos = e0
+        while pos < e1:
+            start = pos - pos % plane
+            end = min(e1, start + plane)
+            select_pair_from_masks(a, b, pos - e0, end - e0, mask, ia * mask_stride, ib * mask_stride,
+                                   layout.col_unit, pos - start)
+            pos = end
+        return
     row_len = layout.row_len
     saved = np.empty(min(row_len, e1 - e0), dtype=a.dtype)
     pos = e0
