@@ -223,6 +223,25 @@ def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
 
 
 @njit(nogil=True, cache=True)
+def select_pixels(staged, a, b, mask, mask_at, channels):
+    """staged <- a, then b's elements over each run of pixels whose mask bytes (from mask_at) are
+    set: copies the loops vectorise, a few runs a row for FMix's blobs (a select per element
+    measured 6x slower)."""
+    copy(staged, a, 0, staged.shape[0])
+    width = staged.shape[0] // channels
+    w = 0
+    while w < width:
+        if not mask[mask_at + w]:
+            w += 1
+            continue
+        end = w + 1
+        while end < width and mask[mask_at + end]:
+            end += 1
+        copy(staged, b, w * channels, end * channels)
+        w = end
+
+
+@njit(nogil=True, cache=True)
 def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask, mask_stride,
                         i, h0, h1):
     """Rows [h0, h1) of output sample i, HWC -> NCHW: each row staged in pixel order (blended,
@@ -238,12 +257,8 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
     for h in range(h0, h1):
         ar = a[h * row : (h + 1) * row]
         br = b[h * row : (h + 1) * row]
-        if how == MASK:
-            plane_row = i * mask_stride + h * width
-            for w in range(width):
-                src = br if mask[plane_row + w] else ar
-                for c in range(channels):
-                    staged[w * channels + c] = src[w * channels + c]
+        if how == MASK:  # the row's pixels from ar or br, as the mask row says
+            select_pixels(staged, ar, br, mask, i * mask_stride + h * width, channels)
             planes_from_pixels(staged, out, out_base, geometry, scale, bias, norm, h)
         elif how == BLEND:
             blend_row(ar, br, blended, own, rest)
