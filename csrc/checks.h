@@ -126,8 +126,18 @@ inline void check_partner_value(const int64_t* partner, int64_t i, int64_t batch
 }
 
 // The kinds an op accepts (KIND_NAMES and MAX_KIND in Python).
-constexpr const char* kKindNames = "0 (none), 1 (blend), 2 (paste) or 3 (mask)";
-constexpr uint8_t kMaxKind = kMask;
+constexpr const char* kKindNames = "0 (none), 1 (blend), 2 (paste), 3 (mask), 4 (resize) or 5 (resize nearest)";
+constexpr uint8_t kMaxKind = kResizeNearest;
+
+// The kinds that need (H, W), as a message names them (SPATIAL_KIND_WORDS in Python).
+inline const char* spatial_kind_words(uint8_t kind) {
+  switch (kind) {
+    case kPaste: return "paste (CutMix)";
+    case kMask: return "mask (FMix, ClassMix)";
+    case kResize: return "resize (ResizeMix)";
+    default: return "resize nearest (ResizeMix)";
+  }
+}
 
 inline void check_kind_value(const uint8_t* kind, int64_t i) {
   TORCH_CHECK_VALUE(kind[i] <= kMaxKind, "kind[", i, "]: expected ", kKindNames, ", got ", static_cast<int>(kind[i]));
@@ -140,8 +150,8 @@ inline void check_kind_and_lam_values(const uint8_t* kind, const float* lam, int
 }
 
 // Values of a MixParams held on the host (contiguous CPU tensors), for images (B, ...): partner in
-// [0, B), kind 0/1/2/3, lam in [0, 1], a paste's box inside (H, W) (a paste and a mask need images
-// of 3 dims or more).
+// [0, B), kind 0 to 5, lam in [0, 1], the box of a paste or a resize inside (H, W) (every kind but
+// none and blend needs images of 3 dims or more).
 inline void check_params_values(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                                 const at::Tensor& kind, const at::Tensor& box) {
   const int64_t batch = images.size(0);
@@ -154,10 +164,10 @@ inline void check_params_values(const at::Tensor& images, const at::Tensor& part
   for (int64_t i = 0; i < batch; ++i) {
     check_partner_value(p, i, batch);
     check_kind_and_lam_values(k, l, i);
-    if (k[i] != kPaste && k[i] != kMask) continue;
-    TORCH_CHECK_VALUE(spatial, "kind[", i, "]: ", k[i] == kPaste ? "paste (CutMix)" : "mask (FMix, ClassMix)",
+    if (k[i] == kNone || k[i] == kBlend) continue;
+    TORCH_CHECK_VALUE(spatial, "kind[", i, "]: ", spatial_kind_words(k[i]),
                       " needs images of shape (B, ..., H, W), got images of shape ", Tuple{images.sizes()});
-    if (k[i] != kPaste) continue;  // a mask's pixels are its pixel_mask plane (check_pixel_mask)
+    if (!writes_box(k[i])) continue;  // a mask's pixels are its pixel_mask plane (check_pixel_mask)
     const int64_t* bi = b + 4 * i;
     TORCH_CHECK_VALUE(0 <= bi[0] && bi[0] <= bi[1] && bi[1] <= height && 0 <= bi[2] && bi[2] <= bi[3] && bi[3] <= width,
                       "box[", i, "]: expected (y0, y1, x0, x1) with 0 <= y0 <= y1 <= ", height,
@@ -486,6 +496,13 @@ inline void check_device_plan_args(const at::Tensor& partner, const at::Tensor& 
   check_param_field("kind", kind, at::kByte, {batch}, partner, "partner");
   check_param_field("box", box, at::kLong, {batch, 4}, partner, "partner");
   check_targets_params_values(partner, lam, kind);
+  // The CUDA kernels have no resize yet (they would assert): refused here, on the host.
+  const at::Tensor kind_c = kind.contiguous();
+  const uint8_t* k = kind_c.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < batch; ++i)
+    TORCH_CHECK_VALUE(!resizes(k[i]), "kind[", i, "]: expected a kind the CUDA kernels apply, 0 (none) to 3 (mask), got ",
+                      static_cast<int>(k[i]), " (", spatial_kind_words(k[i]),
+                      "): ResizeMix runs on the cpp, numba and torch backends only");
 }
 
 // fastmix::inplace_plan: partner and kind on the CPU, with their values.

@@ -19,12 +19,25 @@
 #include <cstring>
 #include <vector>
 
+#ifdef __CUDACC__
+#define FASTMIX_KIND_HD __host__ __device__
+#else
+#define FASTMIX_KIND_HD
+#endif
+
 namespace fastmix {
 
 // Per-sample kind of mixing, as in fastmix.MixKind.
 // kMask (FMix, ClassMix): the pixels where the sample's plane of pixel_mask is nonzero come from
 // the partner; like a paste it is local to a position, so the plan below serves it unchanged.
-enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2, kMask = 3 };
+// kResize, kResizeNearest (ResizeMix): the whole partner, resized to the box (resize_taps.h), is
+// pasted into it. A resize reads its partner anywhere, not at the positions it writes, so its
+// steps run a sample at a time (the plan's order is the same; only the chunking differs).
+enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2, kMask = 3, kResize = 4, kResizeNearest = 5 };
+
+// Whether a kind writes inside MixParams.box (a paste, or a resized partner).
+FASTMIX_KIND_HD inline bool writes_box(uint8_t kind) { return kind == kPaste || kind == kResize || kind == kResizeNearest; }
+FASTMIX_KIND_HD inline bool resizes(uint8_t kind) { return kind == kResize || kind == kResizeNearest; }
 
 enum class StepOp : uint8_t {
   kSave,             // buffer <- x[a]
@@ -255,7 +268,7 @@ inline DevicePlan make_device_plan(const int64_t* partner, const float* lam, con
   const int64_t n = static_cast<int64_t>(plan.size());
   DevicePlan out;
   out.shape.batch = batch;
-  for (int64_t i = 0; i < batch; ++i) out.shape.paste |= mixed(partner, kind, i) && (kind[i] == kPaste || kind[i] == kMask);
+  for (int64_t i = 0; i < batch; ++i) out.shape.paste |= mixed(partner, kind, i) && (writes_box(kind[i]) || kind[i] == kMask);
 
   // The component of every step, walking the plan backwards: a step's partner is written later in
   // the plan (or never), so it is numbered already, or starts a component (nobody writes it); a

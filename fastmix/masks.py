@@ -151,10 +151,14 @@ class MaskTargets(NamedTuple):
 def spatial_only(partner: torch.Tensor, kind: torch.Tensor,
                  box: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """MixParams fields for masks viewed as pixels of bytes (as_pixel_bytes): pastes and masks stay,
-    with their boxes and pixel masks as they are; blends and the rest leave the mask alone."""
+    with their boxes and pixel masks as they are; a resize (ResizeMix) resizes the labels by nearest
+    neighbour, whole pixels of bytes (a label is never interpolated); blends and the rest leave the
+    mask alone."""
     spatial = (kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK))
+    resize = (kind == int(MixKind.RESIZE)) | (kind == int(MixKind.RESIZE_NEAREST))
+    kept = torch.where(spatial, kind, torch.zeros_like(kind))
     return (partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device),
-            torch.where(spatial, kind, torch.zeros_like(kind)), box)
+            torch.where(resize, torch.full_like(kind, int(MixKind.RESIZE_NEAREST)), kept), box)
 
 
 def as_pixel_bytes(masks: torch.Tensor) -> torch.Tensor:
@@ -187,7 +191,7 @@ def saved_partner_masks(originals: Any, partner: torch.Tensor, kind: torch.Tenso
         saved = empty((batch,) + tuple(originals.shape[1:]))
         torch.index_select(originals, 0, partner, out=saved)
         return saved, torch.where(blend, batch + rows, rows)
-    pasted = mixed(partner, kind) & ((kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK)))  # overwritten
+    pasted = mixed(partner, kind) & (kind >= int(MixKind.PASTE))  # overwritten: a paste, a mask, a resize
     read = torch.zeros(batch, dtype=torch.bool)
     read[partner[blend]] = True
     keep = torch.nonzero(read & pasted).view(-1)

@@ -137,7 +137,7 @@ def _bad_param(rng: random.Random, name: str, value: torch.Tensor, batch: int, h
     elif name == "lam":
         bad[i] = rng.choice([float("nan"), float("inf"), -0.5, 1.5])
     elif name == "kind":
-        bad[i] = rng.choice([4, 255])
+        bad[i] = rng.choice([6, 255])
     else:
         bad[i] = torch.tensor(rng.choice([[3, 1, 0, 1], [0, height + 1, 0, 1], [-1, 1, 0, 1]]))
     return f"{name}[{i}] = {bad[i].tolist()}", bad

@@ -130,8 +130,8 @@ BAD_TARGET_PARAMS = [
     ("lam 2.0", edit("lam", 1, 2.0), r"lam\[1\]: expected a value in \[0, 1\], got 2"),
     ("lam < 0", edit("lam", 2, -0.5), r"lam\[2\]: expected a value in \[0, 1\], got -0\.5"),
     ("lam inf on an untouched sample", edit("lam", 3, math.inf), r"lam\[3\]: expected a value in \[0, 1\], got inf"),
-    ("kind 255", edit("kind", 0, 255), r"kind\[0\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\) or 3 \(mask\), got 255"),
-    ("kind 4", edit("kind", 2, 4), r"kind\[2\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\) or 3 \(mask\), got 4"),
+    ("kind 255", edit("kind", 0, 255), r"kind\[0\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\), 3 \(mask\), 4 \(resize\) or 5 \(resize nearest\), got 255"),
+    ("kind 6", edit("kind", 2, 6), r"kind\[2\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\), 3 \(mask\), 4 \(resize\) or 5 \(resize nearest\), got 6"),
     ("partner == B", edit("partner", 1, B), r"partner\[1\]: expected an index in \[0, 4\), got 4"),
 ]
 

@@ -178,6 +178,6 @@ def test_a_mask_kind_on_images_without_height_and_width_is_refused(backend):
 def test_kinds_above_mask_are_refused(backend):
     images, params = good_mask_call()
     kind = params.kind.clone()
-    kind[2] = 4
-    with pytest.raises(ValueError, match=r"kind\[2\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\) or 3 \(mask\), got 4"):
+    kind[2] = 6
+    with pytest.raises(ValueError, match=r"kind\[2\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\), 3 \(mask\), 4 \(resize\) or 5 \(resize nearest\), got 6"):
         op(backend).mix_(images, params.partner, params.lam, kind, params.box, pixel_mask=params.pixel_mask)

@@ -212,7 +212,7 @@ def test_raw_entry_points_refuse_bad_values_before_writing():
     good = MixParams.identity(4)
     for field, value, message in [
         ("partner", torch.tensor([0, 1, 2, 4]), r"^partner\[3\]: expected an index in \[0, 4\)"),
-        ("kind", torch.tensor([0, 4, 0, 0], dtype=torch.uint8), r"^kind\[1\]: "),
+        ("kind", torch.tensor([0, 6, 0, 0], dtype=torch.uint8), r"^kind\[1\]: "),
         ("box", torch.tensor([[0, 9, 0, 1]] * 4), r"^box\[0\]: "),
         ("lam", torch.ones(4, dtype=torch.float64), r"^lam: expected float32"),
     ]:

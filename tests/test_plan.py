@@ -245,8 +245,8 @@ BAD_PLAN_ARGS = [
     ("box (B, 3)", lambda p: (p.partner, p.lam, p.kind, p.box[:, :3]), r"box: expected int64 of shape \(4, 4\)"),
     ("partner == B", lambda p: (torch.tensor([1, 4, 3, 2]), p.lam, p.kind, p.box),
      r"partner\[1\]: expected an index in \[0, 4\), got 4$"),
-    ("kind 4", lambda p: (p.partner, p.lam, torch.tensor([1, 4, 0, 0], dtype=torch.uint8), p.box),
-     r"kind\[1\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\) or 3 \(mask\), got 4$"),
+    ("kind 6", lambda p: (p.partner, p.lam, torch.tensor([1, 6, 0, 0], dtype=torch.uint8), p.box),
+     r"kind\[1\]: expected 0 \(none\), 1 \(blend\), 2 \(paste\), 3 \(mask\), 4 \(resize\) or 5 \(resize nearest\), got 6$"),
     ("lam NaN", lambda p: (p.partner, torch.tensor([0.5, float("nan"), 1.0, 1.0]), p.kind, p.box),
      r"lam\[1\]: expected a value in \[0, 1\], got nan$"),
 ]

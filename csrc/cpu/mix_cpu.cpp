@@ -20,6 +20,7 @@
 #include "../checks.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
+#include "resize_cpu.h"
 
 namespace fastmix {
 namespace cpu {
@@ -544,15 +545,157 @@ void strided_chunk(T* data, const StridedLayout& g, const std::vector<PlanStep>&
   }
 }
 
+// -- resizes (kResize, kResizeNearest): the plan a step at a time ---------------------------------
+//
+// A resize reads its whole partner, so the chunks above, which walk every step for one range of
+// positions, cannot run it. When a batch has one, each step runs over whole samples, in the plan's
+// order, with the threads splitting the step (rows of a box, or chunks of positions). Extra memory:
+// one sample (a cycle's saved first sample) and one box (a swapped pair whose side resizes: its
+// box is made from the other side's original before that side is written).
+
+// One image of the batch as a resize reads and writes it: the (H, W) strides and the offset of each
+// channel's (0, 0) pixel (every index of the dims between B and H).
+struct ImageGeometry {
+  ResizeSource source;
+  std::vector<int64_t> channels;
+};
+
+ImageGeometry describe_image(const at::Tensor& x) {
+  ImageGeometry g{{x.size(-2), x.size(-1), x.stride(-2), x.stride(-1)}, {0}};
+  for (int64_t d = 1; d < x.dim() - 2; ++d) {
+    std::vector<int64_t> next;
+    for (int64_t k = 0; k < x.size(d); ++k)
+      for (int64_t base : g.channels) next.push_back(base + k * x.stride(d));
+    g.channels = std::move(next);
+  }
+  return g;
+}
+
+constexpr int64_t kResizeRowsPerTask = 16;
+
+// Box rows of a resize from `src` (an image laid out as the batch's), written by `write(c, r, row)`
+// for each channel c and box row r after `row` (cols values of T) is made in per-thread scratch.
+template <typename T, typename Write>
+void for_each_resized_row(const T* src, const ImageGeometry& g, const int64_t* box, bool nearest, Write&& write) {
+  using acc_t = typename AccType<T>::type;
+  const int64_t rows = box[1] - box[0], cols = box[3] - box[2];
+  if (rows <= 0 || cols <= 0) return;
+  const ResizeTaps<acc_t> taps(g.source, rows, cols, nearest);
+  const int64_t tasks = static_cast<int64_t>(g.channels.size()) * rows;
+  at::parallel_for(0, tasks, kResizeRowsPerTask, [&](int64_t t0, int64_t t1) {
+    std::vector<T> row(static_cast<size_t>(cols));
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c = t / rows, r = t % rows;
+      resize_box_row(src + g.channels[c], g.source, taps, r, row.data(), int64_t{1});
+      write(c, r, static_cast<const T*>(row.data()));
+    }
+  });
+}
+
+// The box of dst, row r of channel c, from `values` (cols of them).
+template <typename T>
+void store_box_row(T* dst, const ImageGeometry& g, const int64_t* box, int64_t c, int64_t r, const T* values) {
+  const int64_t cols = box[3] - box[2], step = g.source.col_stride;
+  T* out = dst + g.channels[c] + (box[0] + r) * g.source.row_stride + box[2] * step;
+  if (step == 1) {
+    std::memcpy(out, values, cols * sizeof(T));
+    return;
+  }
+  for (int64_t q = 0; q < cols; ++q) out[q * step] = values[q];
+}
+
+// dst's box <- src resized.
+template <typename T>
+void resize_into_box(T* dst, const T* src, const ImageGeometry& g, const SampleView& s) {
+  for_each_resized_row(src, g, s.box, s.kind == kResizeNearest,
+                       [&](int64_t c, int64_t r, const T* values) { store_box_row(dst, g, s.box, c, r, values); });
+}
+
+// Runs the plan a step at a time over whole samples of a dense batch: the other kinds' steps as
+// the dense chunks run them (use_chunks), else (a contiguous batch whose rows a paste cannot use)
+// as the strided path runs them. Either way a saved sample has the batch's layout, which a resize
+// reads with the batch's geometry. any_mask: as mix_inplace's.
+template <typename T>
+void mix_inplace_by_sample(const at::Tensor& images, const DenseLayout& dense, bool use_chunks,
+                           const std::vector<PlanStep>& plan, const Params& p, bool any_mask) {
+  T* data = images.data_ptr<T>();
+  const ImageGeometry geometry = describe_image(images);
+  std::vector<T> saved;  // a cycle's first sample, allocated with the first cycle
+  std::vector<T> box;    // a pair's box (channels x rows x cols)
+  auto sample = [&](int64_t i) { return data + i * dense.batch_stride; };
+  int64_t chunk = dense_chunk_elems(dense.numel, sizeof(T));
+  if (dense.paste_ok && dense.row_len <= chunk) chunk = (chunk / dense.row_len) * dense.row_len;
+  const int64_t num_chunks = (dense.numel + chunk - 1) / chunk;
+  const StridedLayout strided = use_chunks ? StridedLayout{} : describe_strided(images);
+  if (!use_chunks) saved.resize(static_cast<size_t>(dense.numel));  // the strided path's pairs go through it
+  // A step of any other kind, over every position.
+  auto position_step = [&](const PlanStep& step) {
+    const std::vector<PlanStep> one{step};
+    if (!use_chunks) return strided_chunk(data, strided, one, p, int64_t{0}, strided.rows, saved.data());
+    at::parallel_for(0, num_chunks, 1, [&](int64_t c0, int64_t c1) {
+      MaskScratch<T> ms(any_mask);
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t e0 = c * chunk, e1 = std::min(dense.numel, e0 + chunk);
+        dense_chunk(data, dense, one, p, e0, e1, saved.data() + e0, ms);
+      }
+    });
+  };
+  for (const PlanStep& step : plan) {
+    const SampleView sa = sample_view(p, step.a);
+    if (step.op == StepOp::kSave) {
+      saved.resize(static_cast<size_t>(dense.numel));
+      position_step(step);
+    } else if (step.op == StepOp::kApply || step.op == StepOp::kApplyFromBuffer) {
+      if (!resizes(sa.kind)) position_step(step);
+      else resize_into_box(sample(step.a), step.op == StepOp::kApply ? sample(step.b) : saved.data(), geometry, sa);
+    } else {  // kPair
+      const SampleView sb = sample_view(p, step.b);
+      if (!resizes(sa.kind) && !resizes(sb.kind)) {
+        position_step(step);
+        continue;
+      }
+      // The resizing side r takes its box from o's original, kept in `box` until o is written.
+      const bool a_resizes = resizes(sa.kind);
+      const int64_t r = a_resizes ? step.a : step.b, o = a_resizes ? step.b : step.a;
+      const SampleView& sr = a_resizes ? sa : sb;
+      const SampleView& so = a_resizes ? sb : sa;
+      const int64_t rows = std::max<int64_t>(0, sr.box[1] - sr.box[0]), cols = std::max<int64_t>(0, sr.box[3] - sr.box[2]);
+      box.resize(static_cast<size_t>(geometry.channels.size() * rows * cols));
+      for_each_resized_row(static_cast<const T*>(sample(o)), geometry, sr.box, sr.kind == kResizeNearest,
+                           [&](int64_t c, int64_t rr, const T* values) {
+                             std::memcpy(box.data() + (c * rows + rr) * cols, values, cols * sizeof(T));
+                           });
+      if (resizes(so.kind)) resize_into_box(sample(o), static_cast<const T*>(sample(r)), geometry, so);
+      else position_step({StepOp::kApply, o, r});
+      at::parallel_for(0, static_cast<int64_t>(geometry.channels.size()) * rows, kResizeRowsPerTask,
+                       [&](int64_t t0, int64_t t1) {
+                         for (int64_t t = t0; t < t1; ++t)
+                           store_box_row(sample(r), geometry, sr.box, t / rows, t % rows,
+                                         static_cast<const T*>(box.data() + t * cols));
+                       });
+    }
+  }
+}
+
 // Applies the plan to the images in place (mix_kernels.cuh's mix_inplace, which builds its plan too).
 // any_spatial: some mixed sample pastes or masks (the dense path then needs rows and columns);
 // any_mask: some mixed sample masks (the threads then need MaskScratch).
 template <typename T>
 void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, const Params& p,
-                 bool any_spatial, bool any_mask) {
+                 bool any_spatial, bool any_mask, bool any_resize) {
   T* data = images.data_ptr<T>();
   DenseLayout dense;
-  if (describe_dense(images, &dense) && (!any_spatial || dense.paste_ok)) {
+  const bool dense_ok = describe_dense(images, &dense) && (!any_spatial || dense.paste_ok);
+  if (any_resize) {
+    if (dense_ok || images.is_contiguous())
+      return mix_inplace_by_sample<T>(images, dense, dense_ok, plan, p, any_mask);
+    // A rare layout (interleaved samples, gaps) with a resize: mixed in a contiguous copy.
+    const at::Tensor copy = images.contiguous();
+    mix_inplace<T>(copy, plan, p, any_spatial, any_mask, true);
+    images.copy_(copy);
+    return;
+  }
+  if (dense_ok) {
     // Swapped pairs run last, a pair at a time over whole samples: a pair reads and writes only
     // its own two samples, so it needs no chunking (measured: Mixup 1.00-1.05 of the floor, was
     // 1.09-1.14 walked chunk by chunk) and a box is walked in one go, rows prefetched ahead.
@@ -617,14 +760,17 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
   const int64_t batch = images.size(0);
   const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
   if (plan.empty()) return;
-  bool any_paste = false, any_mask = false;
+  bool any_paste = false, any_mask = false, any_resize = false;
   for (int64_t i = 0; i < batch; ++i) {
-    any_paste |= mixed(p.partner, p.kind, i) && p.kind[i] == kPaste;
-    any_mask |= mixed(p.partner, p.kind, i) && p.kind[i] == kMask;
+    const bool changed = mixed(p.partner, p.kind, i);
+    any_paste |= changed && p.kind[i] == kPaste;
+    any_mask |= changed && p.kind[i] == kMask;
+    any_resize |= changed && resizes(p.kind[i]);
   }
 
-  AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(), "fastmix_mix_cpu",
-                                  [&] { mix_inplace<scalar_t>(images, plan, p, any_paste || any_mask, any_mask); });
+  AT_DISPATCH_FLOATING_TYPES_AND3(at::kByte, at::kHalf, at::kBFloat16, images.scalar_type(), "fastmix_mix_cpu", [&] {
+    mix_inplace<scalar_t>(images, plan, p, any_paste || any_mask, any_mask, any_resize);
+  });
 }
 
 // fastmix::device_plan: make_device_plan's buffer, for the CUDA kernels (fastmix.Mixup builds it

@@ -32,6 +32,7 @@
 #include "../checks.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
+#include "resize_cpu.h"
 
 namespace fastmix {
 namespace cpu {
@@ -399,6 +400,37 @@ bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, vo
   }
 }
 
+// Output rows [h0, h1) of a resizing sample (kResize, kResizeNearest): kept rows where they are,
+// the box's rows staged as S (uint8 for uint8 outputs, else float32, as the reference mixes): own
+// values, then the partner resized into the box's columns, read from the partner where it lies.
+template <typename In, typename S>
+void write_resized_rows(const In* own, const In* theirs, bool nearest, const int64_t* box, void* out_sample,
+                        int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n, Buffers& buf, S* staged) {
+  float* scratch = buf.scratch.data();
+  const bool any = box[0] < box[1] && box[2] < box[3];
+  const int64_t y0 = any ? std::clamp(box[0], h0, h1) : h1, y1 = any ? std::clamp(box[1], h0, h1) : h1;
+  if (h0 < y0) write_span(input_span(own, h0, g), out_sample, h0, y0, g, n, scratch, buf.stage_rows);
+  if (y1 < h1) write_span(input_span(own, y1, g), out_sample, y1, h1, g, n, scratch, buf.stage_rows);
+  if (y0 >= y1) return;
+  const int64_t C = g.channels, W = g.width, HW = g.height * g.width;
+  const ResizeSource source{g.height, W, g.hwc_in ? W * C : W, g.hwc_in ? C : 1};
+  const ResizeTaps<float> taps(source, box[1] - box[0], box[3] - box[2], nearest);
+  for (int64_t a = y0; a < y1; a += buf.stage_rows) {
+    const int64_t rows = std::min(buf.stage_rows, y1 - a);
+    for_each_segment(own, own, staged, a, rows, g, [&](const In* x, const In*, S* st, int64_t len) {
+      for (int64_t k = 0; k < len; ++k) st[k] = as_value<S>(x[k]);
+    });
+    for (int64_t c = 0; c < C; ++c) {
+      const In* channel = theirs + (g.hwc_in ? c : c * HW);
+      for (int64_t r = 0; r < rows; ++r) {
+        S* row = g.hwc_in ? staged + (r * W + box[2]) * C + c : staged + c * rows * W + r * W + box[2];
+        resize_box_row(channel, source, taps, a + r - box[0], row, g.hwc_in ? C : int64_t{1});
+      }
+    }
+    write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);
+  }
+}
+
 // Output rows [h0, h1) of sample i, made from `own` and `theirs` (its partner) as kind k says;
 // `mask`: its (H, W) plane of pixel_mask (read for kMask only).
 template <typename In>
@@ -406,6 +438,14 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
                        void* out_sample, int64_t h0, int64_t h1, const IntoGeometry& g, const Normalize& n,
                        Buffers& buf) {
   float* scratch = buf.scratch.data();
+  if (resizes(k)) {
+    if (g.out_type == at::kByte) {
+      if constexpr (std::is_same_v<In, uint8_t>)
+        write_resized_rows(own, theirs, k == kResizeNearest, box, out_sample, h0, h1, g, n, buf, buf.u8_a.data());
+      return;
+    }
+    return write_resized_rows(own, theirs, k == kResizeNearest, box, out_sample, h0, h1, g, n, buf, buf.f32_a.data());
+  }
   if (k == kMask) {
     // Own rows with the partner's pixels where the mask is set, staged in the input type: a CHW
     // plane's rows have the plane's mask rows as they are, HWC pixels the bytes spread over C.

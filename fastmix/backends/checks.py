@@ -33,8 +33,9 @@ CPP_ONLY = {
 IMAGE_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)  # mixed in place
 INPUT_DTYPES = (torch.uint8, torch.float32)  # read by mix_into_ / collate_mix_
 OUT_DTYPES = (torch.uint8, torch.float32, torch.bfloat16, torch.float16)  # written by mix_into_ / the collate
-KIND_NAMES = "0 (none), 1 (blend), 2 (paste) or 3 (mask)"
-MAX_KIND = 3
+KIND_NAMES = "0 (none), 1 (blend), 2 (paste), 3 (mask), 4 (resize) or 5 (resize nearest)"
+MAX_KIND = 5
+
 
 # The most classes a (B, num_classes) float32 target tensor may have: int32's maximum (csrc/checks.h
 # kMaxNumClasses). Far above any label space in use (10^7 classes is extreme classification), and
@@ -139,9 +140,14 @@ def check_params_layout(images: torch.Tensor, partner: Any, lam: Any, kind: Any,
 
 
 def _first_bad_sample(partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: partner outside [0, B), kind above mask, or lam outside [0, 1] (NaN too)."""
+    """(B,) bool: partner outside [0, B), kind above MAX_KIND, or lam outside [0, 1] (NaN too)."""
     batch = partner.shape[0]
     return (partner < 0) | (partner >= batch) | (kind > MAX_KIND) | ~((lam >= 0) & (lam <= 1))
+
+
+def spatial_kind_words(kind: int) -> str:
+    """A kind that needs (H, W), as a message names it."""
+    return {2: "paste (CutMix)", 3: "mask (FMix, ClassMix)", 4: "resize (ResizeMix)"}.get(kind, "resize nearest (ResizeMix)")
 
 
 def check_partner_value(partner: torch.Tensor, i: int, batch: int, prefix: str = "") -> None:
@@ -163,14 +169,14 @@ def check_kind_and_lam_values(kind: torch.Tensor, lam: torch.Tensor, i: int, pre
 def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
                         prefix: str = "") -> None:
     """Values of CPU params for ``images`` (a tensor, or its shape), sample by sample in the order
-    csrc/checks.h checks them: partner in [0, B), kind 0/1/2/3, lam in [0, 1], a paste's box inside
-    (H, W) (a paste and a mask need images of 3 dims or more). Vectorised: one pass finds the first bad sample."""
+    csrc/checks.h checks them: partner in [0, B), kind 0 to 5, lam in [0, 1], the box of a paste or a
+    resize inside (H, W) (every kind but none and blend needs images of 3 dims or more). Vectorised: one pass finds the first bad sample."""
     shape = tuple(images.shape) if isinstance(images, torch.Tensor) else tuple(images)
     batch = partner.shape[0]
     if batch == 0:
         return
     bad = _first_bad_sample(partner, lam, kind)
-    paste = kind == 2
+    paste = (kind == 2) | (kind == 4) | (kind == 5)  # the kinds with a box
     spatial = len(shape) >= 3
     if not spatial:
         bad |= kind == 3  # a mask's pixels need (H, W) too
@@ -188,7 +194,7 @@ def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, k
     check_partner_value(partner, i, batch, prefix)
     check_kind_and_lam_values(kind, lam, i, prefix)
     if not spatial:
-        what = "paste (CutMix)" if int(kind[i]) == 2 else "mask (FMix, ClassMix)"
+        what = spatial_kind_words(int(kind[i]))
         raise ValueError(f"{prefix}kind[{i}]: {what} needs images of shape (B, ..., H, W), got images of "
                          f"shape {shape}")
     raise ValueError(f"{prefix}box[{i}]: expected (y0, y1, x0, x1) with 0 <= y0 <= y1 <= {shape[-2]} and "
@@ -554,6 +560,12 @@ def check_device_plan_args(partner: Any, lam: Any, kind: Any, box: Any) -> None:
     check_param_field("kind", kind, torch.uint8, (batch,), partner, "partner")
     check_param_field("box", box, torch.int64, (batch, 4), partner, "partner")
     check_targets_params_values(partner, lam, kind)
+    # The CUDA kernels have no resize yet (they would assert): refused here, on the host.
+    resizing = (kind == 4) | (kind == 5)
+    if batch and bool(resizing.any()):
+        i = int(resizing.nonzero()[0])
+        raise ValueError(f"kind[{i}]: expected a kind the CUDA kernels apply, 0 (none) to 3 (mask), got {int(kind[i])} "
+                         f"({spatial_kind_words(int(kind[i]))}): ResizeMix runs on the cpp, numba and torch backends only")
 
 
 def check_inplace_plan_args(partner: Any, kind: Any) -> None:

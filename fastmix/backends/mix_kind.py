@@ -1,5 +1,5 @@
 """MixKind: what happens to one sample, the values of ``MixParams.kind`` that every op reads
-(csrc/mix_plan.h ``enum MixKind``; the numba kernels' NONE, BLEND, PASTE, MASK), and which samples a mix
+(csrc/mix_plan.h ``enum MixKind``; the numba kernels' NONE, BLEND, PASTE, MASK, RESIZE, RESIZE_NEAREST), and which samples a mix
 changes (``mixed``: csrc/mix_plan.h and the numba plan have it per sample)."""
 from __future__ import annotations
 
@@ -15,6 +15,16 @@ class MixKind(enum.IntEnum):
     BLEND = 1  #: Mixup: ``lam * x[i] + (1 - lam) * x[partner[i]]``
     PASTE = 2  #: CutMix: the box of ``x[partner[i]]`` is pasted into ``x[i]``
     MASK = 3  #: FMix, ClassMix: the pixels where ``pixel_mask[i]`` is nonzero come from ``x[partner[i]]``
+    #: ResizeMix: ``x[partner[i]]``, resized as a whole to the box (bilinear, ``align_corners=False``
+    #: as ``F.interpolate``, no antialias), is pasted into the box of ``x[i]``
+    RESIZE = 4
+    RESIZE_NEAREST = 5  #: RESIZE with nearest-neighbour resizing (``F.interpolate``'s ``"nearest"``)
+
+
+#: The kinds that change pixels inside a box of ``MixParams.box``.
+BOX_KINDS = (MixKind.PASTE, MixKind.RESIZE, MixKind.RESIZE_NEAREST)
+#: The kinds that read the partner somewhere else than at the pixel they write.
+RESIZE_KINDS = (MixKind.RESIZE, MixKind.RESIZE_NEAREST)
 
 
 def mixed(partner: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:

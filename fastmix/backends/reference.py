@@ -14,6 +14,7 @@ import torch
 
 from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
 from .mix_kind import MixKind, mixed
+from .resize_taps import resized
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -37,7 +38,8 @@ def box_mask(box: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def mixed_values(images: torch.Tensor, partner, lam, kind, box, pixel_mask=None) -> torch.Tensor:  # noqa: ANN001
     """A new tensor: ``images`` (B, ...) mixed as the params say (nothing is written). A MASK
-    sample takes its partner's value wherever ``pixel_mask`` (B, H, W) is nonzero."""
+    sample takes its partner's value wherever ``pixel_mask`` (B, H, W) is nonzero; a RESIZE sample
+    takes its whole partner resized to its box (resize_taps.resized, in float32, then cast back)."""
     batch = images.shape[0]
     changed = mixed(partner, kind)
     broadcast = (batch,) + (1,) * (images.dim() - 1)
@@ -57,6 +59,16 @@ def mixed_values(images: torch.Tensor, partner, lam, kind, box, pixel_mask=None)
         take = (pixel_mask != 0) & from_mask[:, None, None]
         take = take.view((batch,) + (1,) * (images.dim() - 3) + take.shape[1:])
         out = torch.where(take, theirs, out)
+    resize = changed & ((kind == MixKind.RESIZE) | (kind == MixKind.RESIZE_NEAREST))
+    if images.dim() >= 3 and bool(resize.any()):
+        for i in resize.nonzero().flatten().tolist():
+            y0, y1, x0, x1 = (int(v) for v in box[i])
+            if y0 >= y1 or x0 >= x1:
+                continue
+            nearest = int(kind[i]) == MixKind.RESIZE_NEAREST
+            partner_image = images[int(partner[i])]
+            values = resized(partner_image if nearest else partner_image.to(acc), y1 - y0, x1 - x0, nearest)
+            out[i, ..., y0:y1, x0:x1] = values if nearest else _cast_back(values, images.dtype)
     return out
 
 

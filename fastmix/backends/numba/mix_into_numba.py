@@ -30,7 +30,8 @@ from .blend_math import PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, copy
 from .dtypes import from_acc, to_acc
 from .memory import array_at, check_cpu, flat_view, mask_planes
 from .parallel import run_split, threads
-from .plan import BLEND, MASK, NO_SAMPLE, NONE, PASTE, mixed
+from .plan import BLEND, MASK, NO_SAMPLE, NONE, PASTE, RESIZE_NEAREST, mixed
+from .resize_numba import resize_box_row, resize_taps, resizes
 
 ROW_BLOCK_BYTES = 32 * 1024
 
@@ -205,12 +206,46 @@ def write_blended_pair_planes(a, b, out, base_a, base_b, geometry, scale, bias, 
         planes_from_pixels(sb, out, base_b, geometry, scale, bias, norm, h)
 
 
+# -- resizes (RESIZE, RESIZE_NEAREST) ----------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def box_taps(scale, geometry, y0, y1, x0, x1, how):
+    """The taps of a resizing sample's box over its input (scale: float32, for the weights' type)."""
+    channels, height, width, hwc_in, _ = geometry
+    return resize_taps(scale, height, width, channels if hwc_in else 1, max(0, y1 - y0), max(0, x1 - x0),
+                       how == RESIZE_NEAREST)
+
+
+@njit(nogil=True, cache=True)
+def write_resized_row(b, taps, nearest, out, out_base, geometry, scale, bias, norm, h, y0, x0, staged):
+    """The box's columns of output row h (box row h - y0) from partner b resized, over what the
+    row's kept values wrote: each channel's values made in `staged` (uint8 for uint8 outputs, else
+    float32, as the reference mixes), then normalised and cast like any kept value."""
+    channels, height, width, hwc_in, nhwc_out = geometry
+    plane = height * width
+    cols = taps[3].shape[0]
+    for c in range(channels):
+        channel_at = c if hwc_in else c * plane
+        resize_box_row(b, channel_at, width * channels if hwc_in else width, taps, nearest, h - y0, staged, 0, 1)
+        s, t = scale[c], bias[c]
+        step = channels if nhwc_out else 1
+        first = out_base + ((h * width + x0) * channels + c if nhwc_out else c * plane + h * width + x0)
+        if norm:
+            for q in range(cols):
+                out[first + q * step] = from_acc(out, to_acc(staged[q]) * s + t)
+        else:
+            for q in range(cols):
+                out[first + q * step] = from_acc(out, to_acc(staged[q]))
+
+
 # -- one output sample, one task, the drivers ------------------------------------------------------
 
 
 @njit(nogil=True, cache=True)
 def sample_inputs(addresses, like, geometry, partner, lam, kind, box, i):
-    """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE, MASK) and the paste box."""
+    """Sample i's input a, its partner's b, what is done (NONE, BLEND, PASTE, MASK, RESIZE,
+    RESIZE_NEAREST) and the box (pasted: a paste with columns)."""
     channels, height, width, _, _ = geometry
     size = channels * height * width
     source = partner[i] if mixed(partner, kind, i) else i  # b's sample
@@ -254,6 +289,9 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
     row = width * channels
     blended = staging_row(out, row if how == BLEND else 0)
     staged = np.empty(row if how == PASTE or how == MASK else 0, dtype=a.dtype)
+    resizing = resizes(how) and x0 < x1 and y0 < y1
+    taps = box_taps(scale, geometry, y0, y1, x0, x1, how) if resizing else box_taps(scale, geometry, 0, 0, 0, 0, how)
+    resized = staging_row(out, x1 - x0 if resizing else 0)
     for h in range(h0, h1):
         ar = a[h * row : (h + 1) * row]
         br = b[h * row : (h + 1) * row]
@@ -271,6 +309,9 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
             planes_from_pixels(staged, out, out_base, geometry, scale, bias, norm, h)
         else:
             planes_from_pixels(ar, out, out_base, geometry, scale, bias, norm, h)
+            if resizing and y0 <= h < y1:
+                write_resized_row(b, taps, how == RESIZE_NEAREST, out, out_base, geometry, scale, bias, norm, h, y0,
+                                  x0, resized)
 
 
 @njit(nogil=True, cache=True)
@@ -284,6 +325,9 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
     rest = np.float32(1.0) - own
     out_base = i * channels * height * width
     start = np.int64(0)
+    resizing = resizes(how) and x0 < x1 and y0 < y1
+    taps = box_taps(scale, geometry, y0, y1, x0, x1, how) if resizing else box_taps(scale, geometry, 0, 0, 0, 0, how)
+    resized = staging_row(out, x1 - x0 if resizing else 0)
     for h in range(h0, h1):
         if how == MASK:
             plane_row = i * mask_stride + h * width
@@ -309,6 +353,9 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
         else:
             segment(a, b, out, out_base, geometry, scale, bias, scale_row, bias_row, norm, PIXEL_KEEP, own, rest,
                     h, start, width)
+            if resizing and y0 <= h < y1:
+                write_resized_row(b, taps, how == RESIZE_NEAREST, out, out_base, geometry, scale, bias, norm, h, y0,
+                                  x0, resized)
 
 
 @njit(nogil=True, cache=True)

@@ -30,7 +30,8 @@ from .blend_math import (PIXEL_BLEND, PIXEL_KEEP, PIXEL_TAKE, blend_and_take, bl
 from .dtypes import acc_weights
 from .memory import check_cpu, flat_view, mask_planes, prefetch_for_read
 from .parallel import run_split, threads
-from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, MASK, NO_SAMPLE, PAIR, PASTE, SAVE, inplace_plan
+from .plan import APPLY, APPLY_FROM_BUFFER, BLEND, MASK, NO_SAMPLE, PAIR, PASTE, RESIZE_NEAREST, SAVE, inplace_plan
+from .resize_numba import resize_box_row, resize_taps, resizes
 
 NOT_UNIFORM = np.int64(-1)  # uniform_on_row: the op changes along the row
 
@@ -588,6 +589,97 @@ def strided_chunks(data, plan, lam, kind, box, rows, layout, mask, mask_stride, 
                       mask_stride)
 
 
+# -- resizes (RESIZE, RESIZE_NEAREST): the plan a step at a time (mix_cpu.cpp's) ---------------------
+#
+# A resize reads its whole partner, so the chunks above, which walk every step for one range of
+# positions, cannot run it. When a batch has one, each step runs over whole samples in the plan's
+# order, the other kinds' steps as the dense loops run them. Extra memory: one sample (a cycle's
+# saved first sample) and one box (a swapped pair whose side resizes: its box is made from the
+# other side's original before that side is written). A plan of swapped pairs only (a flip: batch
+# and pair modes) splits over threads by pairs; any other plan walks on one thread.
+
+
+@njit(nogil=True, cache=True)
+def resize_into_box(dst, dst_at, src, src_at, channels, source, box, i, nearest):
+    """dst's box (sample i's, its sample at dst_at) <- the image at src_at in src resized.
+    channels: offset of each channel's (0, 0) pixel; source: (H, W, row stride, col stride)."""
+    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+    if y0 >= y1 or x0 >= x1:
+        return
+    height, width, row_stride, col_stride = source
+    taps = resize_taps(dst, height, width, col_stride, y1 - y0, x1 - x0, nearest)
+    for c in range(channels.shape[0]):
+        for r in range(y1 - y0):
+            resize_box_row(src, src_at + channels[c], row_stride, taps, nearest, r, dst,
+                           dst_at + channels[c] + (y0 + r) * row_stride + x0 * col_stride, col_stride)
+
+
+@njit(nogil=True, cache=True)
+def resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mask_stride, saved, s0, s1):
+    """Steps [s0, s1) of a plan with resizes, each over whole samples (saved: one sample, for a
+    cycle's first)."""
+    stride, numel = layout.batch_stride, layout.numel
+    height, width, row_stride, col_stride = source
+    for s in range(s0, s1):
+        op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
+        a = data[ia * stride : ia * stride + numel]
+        if op == SAVE:
+            copy(saved, a, 0, numel)
+        elif op == APPLY or op == APPLY_FROM_BUFFER:
+            src, src_at = (data, ib * stride) if op == APPLY else (saved, np.int64(0))
+            if resizes(kind[ia]):
+                resize_into_box(data, ia * stride, src, src_at, channels, source, box, ia, kind[ia] == RESIZE_NEAREST)
+            else:
+                apply_dense(a, src[src_at : src_at + numel], ia, lam, kind, box, layout, 0, numel, mask, mask_stride)
+        elif not resizes(kind[ia]) and not resizes(kind[ib]):
+            pair_dense(a, data[ib * stride : ib * stride + numel], ia, ib, lam, kind, box, layout, 0, numel, mask,
+                       mask_stride)
+        else:
+            # The resizing side r takes its box from o's original, kept in `held` until o is written.
+            r, o = (ia, ib) if resizes(kind[ia]) else (ib, ia)
+            y0, y1, x0, x1 = box[r, 0], box[r, 1], box[r, 2], box[r, 3]
+            rows, cols = max(0, y1 - y0), max(0, x1 - x0)
+            held = np.empty(channels.shape[0] * rows * cols, dtype=data.dtype)
+            nearest = kind[r] == RESIZE_NEAREST
+            if rows > 0 and cols > 0:
+                taps = resize_taps(data, height, width, col_stride, rows, cols, nearest)
+                for c in range(channels.shape[0]):
+                    for q in range(rows):
+                        resize_box_row(data, o * stride + channels[c], row_stride, taps, nearest, q, held,
+                                       (c * rows + q) * cols, 1)
+            if resizes(kind[o]):
+                resize_into_box(data, o * stride, data, r * stride, channels, source, box, o, kind[o] == RESIZE_NEAREST)
+            else:
+                apply_dense(data[o * stride : o * stride + numel], data[r * stride : r * stride + numel], o, lam, kind,
+                            box, layout, 0, numel, mask, mask_stride)
+            for c in range(channels.shape[0]):
+                for q in range(rows):
+                    at = r * stride + channels[c] + (y0 + q) * row_stride + x0 * col_stride
+                    for k in range(cols):
+                        data[at + k * col_stride] = held[(c * rows + q) * cols + k]
+
+
+def image_geometry(shape, strides):
+    """(channels, source) of mix_cpu.cpp's ImageGeometry: the offset of each channel's (0, 0)
+    pixel (every index of the dims between B and H), and (H, W, row stride, col stride)."""
+    channels = np.zeros(1, dtype=np.int64)
+    for size, stride in zip(shape[1:-2], strides[1:-2]):
+        channels = (channels[None, :] + np.arange(size, dtype=np.int64)[:, None] * stride).reshape(-1)
+    source = (np.int64(shape[-2]), np.int64(shape[-1]), np.int64(strides[-2]), np.int64(strides[-1]))
+    return channels, source
+
+
+def mix_inplace_by_sample(data, layout, shape, strides, plan, lam, kind, box, mask, mask_stride, threads):
+    """A plan with resizes over a dense batch whose layout has rows (paste_ok)."""
+    channels, source = image_geometry(shape, strides)
+    if np.all(plan[:, 0] == PAIR):
+        run_split(lambda s0, s1: resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mask_stride,
+                                              np.empty(0, dtype=data.dtype), s0, s1), plan.shape[0], threads)
+        return
+    saved = np.empty(layout.numel, dtype=data.dtype)
+    resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mask_stride, saved, 0, plan.shape[0])
+
+
 # -- the entry point -------------------------------------------------------------------------------
 
 MAX_CHUNK_BYTES = 128 * 1024  # a plan step streams one chunk of one or two samples: in L2
@@ -603,8 +695,31 @@ def mix_(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=N
     if images.numel() == 0:
         return
     arrays = [t.detach().contiguous().numpy() for t in (partner, lam, kind, box)]
+    changed = (arrays[2] != 0) & (arrays[0] != np.arange(arrays[0].shape[0]))
+    if bool(np.any(changed & ((arrays[2] == 4) | (arrays[2] == 5)))):
+        _mix_with_resizes(images, arrays, pixel_mask)
+        return
     mix_inplace(flat_view(images), tuple(images.shape), tuple(images.stride()), *arrays, *mask_planes(pixel_mask),
                 threads())
+
+
+def _mix_with_resizes(images, arrays, pixel_mask):
+    """A batch with resizes: by sample over a dense layout with rows, else in a contiguous copy
+    (whose rows are known whatever its sizes)."""
+    partner, lam, kind, box = arrays
+    plan = inplace_plan(partner, kind)
+    shape, strides = tuple(images.shape), tuple(images.stride())
+    layout = describe_dense(shape, strides)
+    target = images
+    if layout is None or not layout.paste_ok:
+        target = images.contiguous()
+        numel = int(np.prod(shape[1:]))
+        height, width = shape[-2], shape[-1]
+        layout = DenseLayout(numel, numel, True, width, 1, height, width)
+    mix_inplace_by_sample(flat_view(target), layout, shape, tuple(target.stride()), plan, lam, kind, box,
+                          *mask_planes(pixel_mask), threads())
+    if target is not images:
+        images.copy_(target)
 
 
 def mix_inplace(data, shape, strides, partner, lam, kind, box, mask, mask_stride, threads):

@@ -25,6 +25,7 @@ from ..extension import load_extension
 
 # kinds, as fastmix.MixKind (the dtype of params.kind)
 NONE, BLEND, PASTE, MASK = np.uint8(0), np.uint8(1), np.uint8(2), np.uint8(3)
+RESIZE, RESIZE_NEAREST = np.uint8(4), np.uint8(5)
 
 # plan steps
 SAVE = np.int64(0)  # buffer <- x[a]
