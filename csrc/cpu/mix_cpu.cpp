@@ -573,42 +573,45 @@ ImageGeometry describe_image(const at::Tensor& x) {
 
 constexpr int64_t kResizeRowsPerTask = 16;
 
-// Box rows of a resize from `src` (an image laid out as the batch's), written by `write(c, r, row)`
-// for each channel c and box row r after `row` (cols values of T) is made in per-thread scratch.
-template <typename T, typename Write>
-void for_each_resized_row(const T* src, const ImageGeometry& g, const int64_t* box, bool nearest, Write&& write) {
+// Where the values of a box go: channel c's row r starts at base + channel_at(c) + r * row_step,
+// its columns col_step apart (a sample's box in place, or a box-sized buffer).
+template <typename T>
+struct BoxDestination {
+  T* base;
+  const int64_t* channel_offsets;  // per channel, or null: c * channel_step
+  int64_t channel_step, row_step, col_step;
+  int64_t channel_at(int64_t c) const { return channel_offsets != nullptr ? channel_offsets[c] : c * channel_step; }
+};
+
+// A sample's own box, in place (box: y0, y1, x0, x1).
+template <typename T>
+BoxDestination<T> sample_box(T* sample, const ImageGeometry& g, const int64_t* box) {
+  return {sample + box[0] * g.source.row_stride + box[2] * g.source.col_stride, g.channels.data(), 0,
+          g.source.row_stride, g.source.col_stride};
+}
+
+// The box (rows x cols) of src (an image laid out as the batch's) resized, written to dst: one
+// template instance per element type, the rows split over the threads.
+template <typename T>
+void resize_box(const T* src, const ImageGeometry& g, int64_t rows, int64_t cols, bool nearest,
+                const BoxDestination<T>& dst) {
   using acc_t = typename AccType<T>::type;
-  const int64_t rows = box[1] - box[0], cols = box[3] - box[2];
   if (rows <= 0 || cols <= 0) return;
   const ResizeTaps<acc_t> taps(g.source, rows, cols, nearest);
   const int64_t tasks = static_cast<int64_t>(g.channels.size()) * rows;
   at::parallel_for(0, tasks, kResizeRowsPerTask, [&](int64_t t0, int64_t t1) {
-    std::vector<T> row(static_cast<size_t>(cols));
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t c = t / rows, r = t % rows;
-      resize_box_row(src + g.channels[c], g.source, taps, r, row.data(), int64_t{1});
-      write(c, r, static_cast<const T*>(row.data()));
+      resize_box_row(src + g.channels[c], g.source, taps, r, dst.base + dst.channel_at(c) + r * dst.row_step,
+                     dst.col_step);
     }
   });
-}
-
-// The box of dst, row r of channel c, from `values` (cols of them).
-template <typename T>
-void store_box_row(T* dst, const ImageGeometry& g, const int64_t* box, int64_t c, int64_t r, const T* values) {
-  const int64_t cols = box[3] - box[2], step = g.source.col_stride;
-  T* out = dst + g.channels[c] + (box[0] + r) * g.source.row_stride + box[2] * step;
-  if (step == 1) {
-    std::memcpy(out, values, cols * sizeof(T));
-    return;
-  }
-  for (int64_t q = 0; q < cols; ++q) out[q * step] = values[q];
 }
 
 // dst's box <- src resized.
 template <typename T>
 void resize_into_box(T* dst, const T* src, const ImageGeometry& g, const SampleView& s) {
-  for_each_resized_row(src, g, s.box, s.kind == kResizeNearest,
-                       [&](int64_t c, int64_t r, const T* values) { store_box_row(dst, g, s.box, c, r, values); });
+  resize_box(src, g, s.box[1] - s.box[0], s.box[3] - s.box[2], s.kind == kResizeNearest, sample_box(dst, g, s.box));
 }
 
 // Runs the plan a step at a time over whole samples of a dense batch: the other kinds' steps as
@@ -661,18 +664,19 @@ void mix_inplace_by_sample(const at::Tensor& images, const DenseLayout& dense, b
       const SampleView& so = a_resizes ? sb : sa;
       const int64_t rows = std::max<int64_t>(0, sr.box[1] - sr.box[0]), cols = std::max<int64_t>(0, sr.box[3] - sr.box[2]);
       box.resize(static_cast<size_t>(geometry.channels.size() * rows * cols));
-      for_each_resized_row(static_cast<const T*>(sample(o)), geometry, sr.box, sr.kind == kResizeNearest,
-                           [&](int64_t c, int64_t rr, const T* values) {
-                             std::memcpy(box.data() + (c * rows + rr) * cols, values, cols * sizeof(T));
-                           });
+      resize_box(static_cast<const T*>(sample(o)), geometry, rows, cols, sr.kind == kResizeNearest,
+                 BoxDestination<T>{box.data(), nullptr, rows * cols, cols, 1});
       if (resizes(so.kind)) resize_into_box(sample(o), static_cast<const T*>(sample(r)), geometry, so);
       else position_step({StepOp::kApply, o, r});
-      at::parallel_for(0, static_cast<int64_t>(geometry.channels.size()) * rows, kResizeRowsPerTask,
-                       [&](int64_t t0, int64_t t1) {
-                         for (int64_t t = t0; t < t1; ++t)
-                           store_box_row(sample(r), geometry, sr.box, t / rows, t % rows,
-                                         static_cast<const T*>(box.data() + t * cols));
-                       });
+      // The held box into r's (one thread: a copy of one box).
+      const BoxDestination<T> into = sample_box(sample(r), geometry, sr.box);
+      for (int64_t c = 0; c < static_cast<int64_t>(geometry.channels.size()); ++c)
+        for (int64_t q = 0; q < rows; ++q) {
+          T* out = into.base + into.channel_at(c) + q * into.row_step;
+          const T* held = box.data() + (c * rows + q) * cols;
+          if (into.col_step == 1) std::memcpy(out, held, cols * sizeof(T));
+          else for (int64_t k = 0; k < cols; ++k) out[k * into.col_step] = held[k];
+        }
     }
   }
 }
