@@ -129,7 +129,7 @@ inline void check_partner_value(const int64_t* partner, int64_t i, int64_t batch
 constexpr const char* kKindNames = "0 (none), 1 (blend), 2 (paste), 3 (mask), 4 (resize) or 5 (resize nearest)";
 constexpr uint8_t kMaxKind = kResizeNearest;
 
-// The kinds that need (H, W), as a message names them (SPATIAL_KIND_WORDS in Python).
+// The kinds that need (H, W), as a message names them.
 inline const char* spatial_kind_words(uint8_t kind) {
   switch (kind) {
     case kPaste: return "paste (CutMix)";

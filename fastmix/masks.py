@@ -19,7 +19,7 @@ import torch
 
 from .backends.checks import (bytes_overlap, check_strided, check_tensor, check_writable_here, dtype_name, dtype_names,
                               elements_may_share_memory, type_name)
-from .backends.mix_kind import MixKind, mixed
+from .backends.mix_kind import MixKind, mixed, resizes
 from .huge_pages import empty_on_huge_pages
 
 MASK_DTYPES = (torch.uint8, torch.int16, torch.int32, torch.int64)
@@ -155,7 +155,7 @@ def spatial_only(partner: torch.Tensor, kind: torch.Tensor,
     neighbour, whole pixels of bytes (a label is never interpolated); blends and the rest leave the
     mask alone."""
     spatial = (kind == int(MixKind.PASTE)) | (kind == int(MixKind.MASK))
-    resize = (kind == int(MixKind.RESIZE)) | (kind == int(MixKind.RESIZE_NEAREST))
+    resize = resizes(kind)
     kept = torch.where(spatial, kind, torch.zeros_like(kind))
     return (partner, torch.ones(kind.shape, dtype=torch.float32, device=kind.device),
             torch.where(resize, torch.full_like(kind, int(MixKind.RESIZE_NEAREST)), kept), box)

@@ -36,7 +36,6 @@ OUT_DTYPES = (torch.uint8, torch.float32, torch.bfloat16, torch.float16)  # writ
 KIND_NAMES = "0 (none), 1 (blend), 2 (paste), 3 (mask), 4 (resize) or 5 (resize nearest)"
 MAX_KIND = 5
 
-
 # The most classes a (B, num_classes) float32 target tensor may have: int32's maximum (csrc/checks.h
 # kMaxNumClasses). Far above any label space in use (10^7 classes is extreme classification), and
 # every class index then fits an int32 label, a single row stays under 8 GiB, and B * num_classes
@@ -170,7 +169,8 @@ def check_params_values(images: Any, partner: torch.Tensor, lam: torch.Tensor, k
                         prefix: str = "") -> None:
     """Values of CPU params for ``images`` (a tensor, or its shape), sample by sample in the order
     csrc/checks.h checks them: partner in [0, B), kind 0 to 5, lam in [0, 1], the box of a paste or a
-    resize inside (H, W) (every kind but none and blend needs images of 3 dims or more). Vectorised: one pass finds the first bad sample."""
+    resize inside (H, W) (every kind but none and blend needs images of 3 dims or more). Vectorised:
+    one pass finds the first bad sample."""
     shape = tuple(images.shape) if isinstance(images, torch.Tensor) else tuple(images)
     batch = partner.shape[0]
     if batch == 0:

@@ -21,10 +21,10 @@ class MixKind(enum.IntEnum):
     RESIZE_NEAREST = 5  #: RESIZE with nearest-neighbour resizing (``F.interpolate``'s ``"nearest"``)
 
 
-#: The kinds that change pixels inside a box of ``MixParams.box``.
-BOX_KINDS = (MixKind.PASTE, MixKind.RESIZE, MixKind.RESIZE_NEAREST)
-#: The kinds that read the partner somewhere else than at the pixel they write.
-RESIZE_KINDS = (MixKind.RESIZE, MixKind.RESIZE_NEAREST)
+
+def resizes(kind: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the samples whose kind resizes their partner (csrc/mix_plan.h's resizes)."""
+    return (kind == MixKind.RESIZE) | (kind == MixKind.RESIZE_NEAREST)
 
 
 def mixed(partner: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
-from .mix_kind import MixKind, mixed
+from .mix_kind import MixKind, mixed, resizes
 from .resize_taps import resized
 
 
@@ -59,7 +59,7 @@ def mixed_values(images: torch.Tensor, partner, lam, kind, box, pixel_mask=None)
         take = (pixel_mask != 0) & from_mask[:, None, None]
         take = take.view((batch,) + (1,) * (images.dim() - 3) + take.shape[1:])
         out = torch.where(take, theirs, out)
-    resize = changed & ((kind == MixKind.RESIZE) | (kind == MixKind.RESIZE_NEAREST))
+    resize = changed & resizes(kind)
     if images.dim() >= 3 and bool(resize.any()):
         for i in resize.nonzero().flatten().tolist():
             y0, y1, x0, x1 = (int(v) for v in box[i])

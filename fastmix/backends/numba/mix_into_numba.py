@@ -210,11 +210,12 @@ def write_blended_pair_planes(a, b, out, base_a, base_b, geometry, scale, bias, 
 
 
 @njit(nogil=True, cache=True)
-def box_taps(scale, geometry, y0, y1, x0, x1, how):
-    """The taps of a resizing sample's box over its input (scale: float32, for the weights' type)."""
+def box_taps(scale, geometry, y0, y1, x0, x1, how, resizing):
+    """The taps of a resizing sample's box over its input, none for any other (scale: float32, for
+    the weights' type)."""
     channels, height, width, hwc_in, _ = geometry
-    return resize_taps(scale, height, width, channels if hwc_in else 1, max(0, y1 - y0), max(0, x1 - x0),
-                       how == RESIZE_NEAREST)
+    rows, cols = (y1 - y0, x1 - x0) if resizing else (0, 0)
+    return resize_taps(scale, height, width, channels if hwc_in else 1, rows, cols, how == RESIZE_NEAREST)
 
 
 @njit(nogil=True, cache=True)
@@ -290,7 +291,7 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
     blended = staging_row(out, row if how == BLEND else 0)
     staged = np.empty(row if how == PASTE or how == MASK else 0, dtype=a.dtype)
     resizing = resizes(how) and x0 < x1 and y0 < y1
-    taps = box_taps(scale, geometry, y0, y1, x0, x1, how) if resizing else box_taps(scale, geometry, 0, 0, 0, 0, how)
+    taps = box_taps(scale, geometry, y0, y1, x0, x1, how, resizing)
     resized = staging_row(out, x1 - x0 if resizing else 0)
     for h in range(h0, h1):
         ar = a[h * row : (h + 1) * row]
@@ -326,7 +327,7 @@ def write_sample_runs(addresses, like, out, geometry, scale, bias, scale_row, bi
     out_base = i * channels * height * width
     start = np.int64(0)
     resizing = resizes(how) and x0 < x1 and y0 < y1
-    taps = box_taps(scale, geometry, y0, y1, x0, x1, how) if resizing else box_taps(scale, geometry, 0, 0, 0, 0, how)
+    taps = box_taps(scale, geometry, y0, y1, x0, x1, how, resizing)
     resized = staging_row(out, x1 - x0 if resizing else 0)
     for h in range(h0, h1):
         if how == MASK:

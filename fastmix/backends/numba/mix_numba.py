@@ -600,18 +600,29 @@ def strided_chunks(data, plan, lam, kind, box, rows, layout, mask, mask_stride, 
 
 
 @njit(nogil=True, cache=True)
-def resize_into_box(dst, dst_at, src, src_at, channels, source, box, i, nearest):
-    """dst's box (sample i's, its sample at dst_at) <- the image at src_at in src resized.
-    channels: offset of each channel's (0, 0) pixel; source: (H, W, row stride, col stride)."""
-    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
-    if y0 >= y1 or x0 >= x1:
+def resize_box(src, src_at, channels, source, rows, cols, nearest, dst, dst_channels, dst_row_step, dst_col_step):
+    """The image at src_at in src resized to rows x cols, written to dst: channel c's row r from
+    dst[dst_channels[c] + r * dst_row_step], columns dst_col_step apart (mix_cpu.cpp's resize_box
+    and BoxDestination). channels: offset of each channel's (0, 0) pixel; source: (H, W, row
+    stride, col stride)."""
+    if rows <= 0 or cols <= 0:
         return
     height, width, row_stride, col_stride = source
-    taps = resize_taps(dst, height, width, col_stride, y1 - y0, x1 - x0, nearest)
+    taps = resize_taps(dst, height, width, col_stride, rows, cols, nearest)
     for c in range(channels.shape[0]):
-        for r in range(y1 - y0):
+        for r in range(rows):
             resize_box_row(src, src_at + channels[c], row_stride, taps, nearest, r, dst,
-                           dst_at + channels[c] + (y0 + r) * row_stride + x0 * col_stride, col_stride)
+                           dst_channels[c] + r * dst_row_step, dst_col_step)
+
+
+@njit(nogil=True, cache=True)
+def resize_into_box(data, i, src, src_at, channels, source, kind, box, stride):
+    """Sample i's box (its sample at i * stride in data) <- the image at src_at in src resized."""
+    y0, y1, x0, x1 = box[i, 0], box[i, 1], box[i, 2], box[i, 3]
+    _, _, row_stride, col_stride = source
+    corner = i * stride + channels + y0 * row_stride + x0 * col_stride
+    resize_box(src, src_at, channels, source, y1 - y0, x1 - x0, kind[i] == RESIZE_NEAREST, data, corner, row_stride,
+               col_stride)
 
 
 @njit(nogil=True, cache=True)
@@ -619,7 +630,7 @@ def resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mas
     """Steps [s0, s1) of a plan with resizes, each over whole samples (saved: one sample, for a
     cycle's first)."""
     stride, numel = layout.batch_stride, layout.numel
-    height, width, row_stride, col_stride = source
+    row_stride, col_stride = source[2], source[3]
     for s in range(s0, s1):
         op, ia, ib = plan[s, 0], plan[s, 1], plan[s, 2]
         a = data[ia * stride : ia * stride + numel]
@@ -628,7 +639,7 @@ def resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mas
         elif op == APPLY or op == APPLY_FROM_BUFFER:
             src, src_at = (data, ib * stride) if op == APPLY else (saved, np.int64(0))
             if resizes(kind[ia]):
-                resize_into_box(data, ia * stride, src, src_at, channels, source, box, ia, kind[ia] == RESIZE_NEAREST)
+                resize_into_box(data, ia, src, src_at, channels, source, kind, box, stride)
             else:
                 apply_dense(a, src[src_at : src_at + numel], ia, lam, kind, box, layout, 0, numel, mask, mask_stride)
         elif not resizes(kind[ia]) and not resizes(kind[ib]):
@@ -640,15 +651,11 @@ def resize_steps(data, plan, lam, kind, box, layout, channels, source, mask, mas
             y0, y1, x0, x1 = box[r, 0], box[r, 1], box[r, 2], box[r, 3]
             rows, cols = max(0, y1 - y0), max(0, x1 - x0)
             held = np.empty(channels.shape[0] * rows * cols, dtype=data.dtype)
-            nearest = kind[r] == RESIZE_NEAREST
-            if rows > 0 and cols > 0:
-                taps = resize_taps(data, height, width, col_stride, rows, cols, nearest)
-                for c in range(channels.shape[0]):
-                    for q in range(rows):
-                        resize_box_row(data, o * stride + channels[c], row_stride, taps, nearest, q, held,
-                                       (c * rows + q) * cols, 1)
+            held_channels = np.arange(channels.shape[0], dtype=np.int64) * (rows * cols)
+            resize_box(data, o * stride, channels, source, rows, cols, kind[r] == RESIZE_NEAREST, held, held_channels,
+                       cols, 1)
             if resizes(kind[o]):
-                resize_into_box(data, o * stride, data, r * stride, channels, source, box, o, kind[o] == RESIZE_NEAREST)
+                resize_into_box(data, o, data, r * stride, channels, source, kind, box, stride)
             else:
                 apply_dense(data[o * stride : o * stride + numel], data[r * stride : r * stride + numel], o, lam, kind,
                             box, layout, 0, numel, mask, mask_stride)
