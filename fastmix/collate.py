@@ -428,9 +428,8 @@ class MixupCollate:
         policy, enabled = self.mixup.shared.read()  # once: a change made meanwhile applies from the next batch
         labels = None if raw_labels is None else self._labels(raw_labels, policy)
         channels, height, width = (shape[2], shape[0], shape[1]) if hwc else tuple(shape)
-        spatial = policy.uses_cutmix or policy.uses_masks_of_pixels
-        if spatial and enabled and policy.prob > 0 and height * width == 0:  # no box or mask to draw
-            raise ValueError(f"samples[0]: CutMix, FMix and ClassMix need images with H >= 1 and W >= 1, got "
+        if policy.needs_height_and_width and enabled and policy.prob > 0 and height * width == 0:  # no box or mask to draw
+            raise ValueError(f"samples[0]: CutMix, FMix, ClassMix and ResizeMix need images with H >= 1 and W >= 1, got "
                              f"{'(H, W, C)' if hwc else '(C, H, W)'} {tuple(shape)}")
         masks = None if raw_masks is None else self._mask_tensors(raw_masks, height, width, policy.num_classes)
 

@@ -19,17 +19,17 @@ from .targets import check_labels, soft_targets
 
 def check_images(images: Any, needs_spatial: bool) -> None:
     """images of a Mixup (or fastmix.mix_): (B, ...) of a supported dtype, (B, C, H, W) or more dims
-    when CutMix, FMix or ClassMix may run, writable in place, not requiring grad."""
+    when CutMix, FMix, ClassMix or ResizeMix may run, writable in place, not requiring grad."""
     check_tensor("images", images)
     check_strided("images", images)
     if images.dtype not in IMAGE_DTYPES:
         raise TypeError(f"images: expected dtype {dtype_names(IMAGE_DTYPES)}, got {dtype_name(images.dtype)}")
     min_dims = 4 if needs_spatial else 2
     if images.dim() < min_dims:
-        what = "(B, C, H, W) (CutMix, FMix or ClassMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
+        what = "(B, C, H, W) (CutMix, FMix, ClassMix or ResizeMix is enabled)" if needs_spatial else "(B, ...) with at least 2 dims"
         raise ValueError(f"images: expected shape {what}, got shape {tuple(images.shape)}")
     if needs_spatial and images.shape[-2] * images.shape[-1] == 0:
-        raise ValueError(f"images: CutMix, FMix and ClassMix need H >= 1 and W >= 1, got shape {tuple(images.shape)}")
+        raise ValueError(f"images: CutMix, FMix, ClassMix and ResizeMix need H >= 1 and W >= 1, got shape {tuple(images.shape)}")
     check_writable_images(images)
     if images.requires_grad:
         raise ValueError("images: expected a tensor that does not require grad (it is mixed in place), got one that does")
@@ -67,11 +67,15 @@ class Mixup(ProcessLocal):
         backend: "auto", "cpp", "cuda", "numba" or "torch" (see :func:`fastmix.available_backends`);
             a named one that cannot run here raises ValueError now.
         ignore_index: the mask value of ignored pixels, for ``masks=`` (segmentation; default 255).
-        fmix_alpha, fmix_decay_power, classmix, method_probs: the methods beyond timm's, off by
-            default (FMix's lambda ~ Beta(fmix_alpha, fmix_alpha) and its spectrum's decay power;
-            ClassMix, which needs ``masks=``; the weights of the enabled methods by name): see
-            :class:`fastmix.MixPolicy`. A FMix or ClassMix sample is MixKind.MASK, its pixels in
-            ``last_params.pixel_mask`` and its method in ``last_params.method``.
+        fmix_alpha, fmix_decay_power, classmix, resizemix_alpha, resizemix_lam_min,
+            resizemix_lam_max, resizemix_interpolation, method_probs: the methods beyond timm's, off
+            by default (FMix's lambda ~ Beta(fmix_alpha, fmix_alpha) and its spectrum's decay power;
+            ClassMix, which needs ``masks=``; ResizeMix's lambda, drawn as mmpretrain's in
+            [resizemix_lam_min, resizemix_lam_max], and its "bilinear" or "nearest" resize; the
+            weights of the enabled methods by name): see :class:`fastmix.MixPolicy`. A FMix or
+            ClassMix sample is MixKind.MASK, its pixels in ``last_params.pixel_mask``; a ResizeMix
+            sample is MixKind.RESIZE (or RESIZE_NEAREST), its box in ``last_params.box``; the
+            method of each sample is in ``last_params.method``.
 
     Set ``mix.mixup_enabled = False`` (as in timm) to stop mixing, e.g. for the last epochs;
     targets are then the smoothed one-hot labels. ``mix.last_params`` is the MixParams of the
@@ -96,6 +100,10 @@ class Mixup(ProcessLocal):
         fmix_alpha: float = 0.0,
         fmix_decay_power: float = 3.0,
         classmix: bool = False,
+        resizemix_alpha: float = 0.0,
+        resizemix_lam_min: float = 0.1,
+        resizemix_lam_max: float = 0.8,
+        resizemix_interpolation: str = "bilinear",
         method_probs: Optional[Dict[str, float]] = None,
     ) -> None:
         policy = MixPolicy(
@@ -112,6 +120,10 @@ class Mixup(ProcessLocal):
             fmix_alpha=fmix_alpha,
             fmix_decay_power=fmix_decay_power,
             classmix=classmix,
+            resizemix_alpha=resizemix_alpha,
+            resizemix_lam_min=resizemix_lam_min,
+            resizemix_lam_max=resizemix_lam_max,
+            resizemix_interpolation=resizemix_interpolation,
             method_probs=method_probs,
         )
         self.seed = check_seed(seed)
@@ -142,7 +154,7 @@ class Mixup(ProcessLocal):
         None (targets then None) and ``mask_targets`` is a :class:`fastmix.MaskTargets`: the masks
         with the CutMix boxes pasted in place, the partners' masks where blended, and the weights."""
         policy, enabled = self.shared.read()  # once: a concurrent write applies from the next batch
-        spatial = (policy.uses_cutmix or policy.uses_masks_of_pixels) and enabled and policy.prob > 0
+        spatial = policy.needs_height_and_width and enabled and policy.prob > 0
         check_images(images, needs_spatial=spatial)
         if labels is None and masks is None:
             raise TypeError("labels: expected a tensor of labels (or masks=...), got None")
@@ -185,10 +197,12 @@ class Mixup(ProcessLocal):
     @staticmethod
     def _other_methods_repr(p: MixPolicy) -> str:
         """The knobs beyond timm's, when any is set (a timm user's repr stays timm's)."""
-        if p.fmix_alpha == 0 and not p.classmix and p.method_probs is None and p.fmix_decay_power == 3.0:
+        default = MixPolicy()
+        names = ("fmix_alpha", "fmix_decay_power", "classmix", "resizemix_alpha", "resizemix_lam_min",
+                 "resizemix_lam_max", "resizemix_interpolation")
+        if p.method_probs is None and all(getattr(p, name) == getattr(default, name) for name in names):
             return ""
-        return (f"fmix_alpha={p.fmix_alpha}, fmix_decay_power={p.fmix_decay_power}, classmix={p.classmix}, "
-                f"method_probs={p.method_probs_by_name}, ")
+        return "".join(f"{name}={getattr(p, name)!r}, " for name in names) + f"method_probs={p.method_probs_by_name}, "
 
     def __repr__(self) -> str:
         p = self.policy

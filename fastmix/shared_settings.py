@@ -4,7 +4,7 @@ batch they start, whether they were forked or spawned, persistent or not.
 
 A ``Mixup`` (and the ``MixupCollate`` around it) is copied into each worker: a plain attribute set
 in the main process afterwards never reaches the copies (timm's ``mixup_enabled`` has that hole).
-Here every copy maps the same 192 bytes: a fork inherits the mapping, and a spawned worker gets it
+Here every copy maps the same 256 bytes: a fork inherits the mapping, and a spawned worker gets it
 through torch's multiprocessing pickler, which sends shared tensors by handle. A plain ``pickle`` or
 ``copy.deepcopy`` makes an independent copy with the same values.
 
@@ -22,14 +22,15 @@ from typing import Any, Dict, Tuple
 import numpy as np
 import torch
 
-from .sampling.policy import METHODS, MODES, MixPolicy, check_bool
+from .sampling.policy import METHODS, MODES, RESIZE_INTERPOLATIONS, MixPolicy, check_bool
 
 # Slots of the shared float64 array (num_classes is stored through an int64 view of its slot).
 _SEQUENCE, _ENABLED, _MIXUP_ALPHA, _CUTMIX_ALPHA, _MINMAX_LO, _MINMAX_HI, _PROB, _SWITCH_PROB = range(8)
 _MODE, _CORRECT_LAM, _SMOOTHING, _NUM_CLASSES, _MULTI_LABEL = range(8, 13)
 _FMIX_ALPHA, _FMIX_DECAY_POWER, _CLASSMIX = range(13, 16)
-_METHOD_PROBS = slice(16, 16 + len(METHODS))  # NaN: method_probs is None
-_SLOTS = 24
+_RESIZEMIX_ALPHA, _RESIZEMIX_LAM_MIN, _RESIZEMIX_LAM_MAX, _RESIZEMIX_INTERPOLATION = range(16, 20)
+_METHOD_PROBS = slice(20, 20 + len(METHODS))  # NaN: method_probs is None
+_SLOTS = 32  # (room for a few more knobs)
 
 
 class SharedPolicy:
@@ -87,6 +88,9 @@ class SharedPolicy:
         v[_MULTI_LABEL] = float(policy.multi_label)
         v[_FMIX_ALPHA], v[_FMIX_DECAY_POWER] = policy.fmix_alpha, policy.fmix_decay_power
         v[_CLASSMIX] = float(policy.classmix)
+        v[_RESIZEMIX_ALPHA] = policy.resizemix_alpha
+        v[_RESIZEMIX_LAM_MIN], v[_RESIZEMIX_LAM_MAX] = policy.resizemix_lam_min, policy.resizemix_lam_max
+        v[_RESIZEMIX_INTERPOLATION] = RESIZE_INTERPOLATIONS.index(policy.resizemix_interpolation)
         v[_METHOD_PROBS] = policy.method_probs if policy.method_probs is not None else math.nan
         self._integers[_NUM_CLASSES] = policy.num_classes
         self._integers[_SEQUENCE] += 1  # even: consistent again
@@ -107,6 +111,10 @@ class SharedPolicy:
             fmix_alpha=float(v[_FMIX_ALPHA]),
             fmix_decay_power=float(v[_FMIX_DECAY_POWER]),
             classmix=bool(v[_CLASSMIX]),
+            resizemix_alpha=float(v[_RESIZEMIX_ALPHA]),
+            resizemix_lam_min=float(v[_RESIZEMIX_LAM_MIN]),
+            resizemix_lam_max=float(v[_RESIZEMIX_LAM_MAX]),
+            resizemix_interpolation=RESIZE_INTERPOLATIONS[int(v[_RESIZEMIX_INTERPOLATION])],
             method_probs=None if math.isnan(v[_METHOD_PROBS][0]) else tuple(float(w) for w in v[_METHOD_PROBS]),
         )
         return policy, bool(v[_ENABLED])
@@ -153,6 +161,8 @@ TIMM_KNOBS = {
     "correct_lam": "correct_lam", "label_smoothing": "label_smoothing", "num_classes": "num_classes",
     "multi_label": "multi_label",
     "fmix_alpha": "fmix_alpha", "fmix_decay_power": "fmix_decay_power", "classmix": "classmix",
+    "resizemix_alpha": "resizemix_alpha", "resizemix_lam_min": "resizemix_lam_min",
+    "resizemix_lam_max": "resizemix_lam_max", "resizemix_interpolation": "resizemix_interpolation",
     "method_probs": "method_probs",
 }
 

@@ -294,6 +294,8 @@ def case_mixup(rng: random.Random, backend: str) -> Case:
     images = _images(rng, batch, rng.choice([torch.uint8, torch.float32]), height, width)
     labels = torch.tensor([rng.randrange(10) for _ in range(batch)])
     knobs: Dict[str, Any] = dict(mixup_alpha=0.8, cutmix_alpha=1.0, num_classes=10)
+    if rng.random() < 0.5:  # ResizeMix on too: its box and resize beside Mixup's and CutMix's
+        knobs.update(resizemix_alpha=1.0, resizemix_interpolation=rng.choice(["bilinear", "nearest"]))
     target = rng.choice(["images", "labels", "knob"])
     if target == "knob":
         name, value = rng.choice([
@@ -304,7 +306,11 @@ def case_mixup(rng: random.Random, backend: str) -> Case:
             ("mixup_alpha", 1e400), ("prob", None),
             ("fmix_alpha", -1.0), ("fmix_alpha", float("nan")), ("fmix_decay_power", 0.0), ("fmix_decay_power", "3"),
             ("classmix", 1), ("method_probs", {"resizemix": 1.0}), ("method_probs", {"fmix": 1.0}),
-            ("method_probs", [1.0]), ("method_probs", {"mixup": float("inf")}),
+            ("method_probs", [1.0]), ("method_probs", {"mixup": float("inf")}), ("method_probs", {"saliencymix": 1}),
+            ("resizemix_alpha", -1.0), ("resizemix_alpha", float("inf")), ("resizemix_alpha", True),
+            ("resizemix_lam_min", 0.9), ("resizemix_lam_min", -0.1), ("resizemix_lam_max", 1.5),
+            ("resizemix_lam_max", float("nan")), ("resizemix_lam_max", "0.8"),
+            ("resizemix_interpolation", "bicubic"), ("resizemix_interpolation", None),
         ])
         knobs.setdefault("backend", backend)
         knobs[name] = value

@@ -71,3 +71,27 @@ def test_naive_normalise_and_mix_chain_gives_the_fused_reference():
     naive = baselines.naive_normalize_mix(images, 0.6, mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1), torch.bfloat16)
     assert naive.dtype == torch.bfloat16 and naive.shape == (B, C, H, W)
     torch.testing.assert_close(naive.float(), expected.float(), atol=0.02, rtol=0.01)
+
+
+@pytest.mark.parametrize("mode, kind", [("bilinear", MixKind.RESIZE), ("nearest", MixKind.RESIZE_NEAREST)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_mmpretrain_resizemix_formula_pastes_the_resized_partner_in_the_box(mode, kind, dtype):
+    images = random_values((B, C, H, W), dtype, torch.Generator().manual_seed(6))
+    params = uniform_params(torch.arange(B).flip(0), kind, box=(1, 6, 2, 9))
+    expected = reference_mix_(images.clone(), params)
+    baselines.naive_resizemix_(images, params.partner, (1, 6, 2, 9), mode)
+    # F.interpolate's bilinear rounds its source coordinate in another order (<= 1 step for uint8)
+    exact = mode == "nearest"
+    torch.testing.assert_close(images.double(), expected.double(), rtol=0,
+                               atol=0 if exact else (1 if dtype == torch.uint8 else 1e-5))
+
+
+def test_the_naive_resizemix_collate_is_the_fused_one():
+    samples = [(random_values((H, W, C), torch.uint8, torch.Generator().manual_seed(i)).numpy(), i) for i in range(B)]
+    params = uniform_params(torch.arange(B).flip(0), MixKind.RESIZE, box=(0, 8, 3, 7))
+    source = torch.stack([torch.from_numpy(image) for image, _ in samples])
+    expected = reference_mix_into(torch.empty(B, C, H, W, dtype=torch.uint8), source, params, torch.empty(0),
+                                  torch.empty(0), True)
+    images, labels = baselines.naive_collate_resizemix_uint8(samples, params.partner, (0, 8, 3, 7))
+    torch.testing.assert_close(images, expected, rtol=0, atol=1)  # F.interpolate's rounding: <= 1 step
+    assert labels.tolist() == list(range(B))

@@ -41,9 +41,9 @@ def images_then(n, odd_index, odd_image, make=chw_uint8):
 BAD_COLLATE_BATCHES = [
     # (id, Mixup kwargs, MixupCollate kwargs, samples, error, message (regex, from the start))
     ("CutMix, H = 0", CUTMIX_ONLY, {}, lambda: [(chw_uint8(i, (3, 0, W)), i) for i in range(B)], ValueError,
-     r"samples\[0\]: CutMix, FMix and ClassMix need images with H >= 1 and W >= 1, got \(C, H, W\) \(3, 0, 8\)"),
+     r"samples\[0\]: CutMix, FMix, ClassMix and ResizeMix need images with H >= 1 and W >= 1, got \(C, H, W\) \(3, 0, 8\)"),
     ("CutMix, W = 0 (numpy)", CUTMIX_ON, {}, lambda: [(hwc_uint8(i, (H, 0, 3)), i) for i in range(B)], ValueError,
-     r"samples\[0\]: CutMix, FMix and ClassMix need images with H >= 1 and W >= 1, got \(H, W, C\) \(8, 0, 3\)"),
+     r"samples\[0\]: CutMix, FMix, ClassMix and ResizeMix need images with H >= 1 and W >= 1, got \(H, W, C\) \(8, 0, 3\)"),
     ("dense labels of different lengths", MIXUP_ONLY, {},
      lambda: [(chw_uint8(i), dense_label(i, C + (i == 3))) for i in range(B)], ValueError,
      r"samples\[3\]: expected a dense label of num_classes=10 values, shape \(10,\), like samples\[0\], got a label of shape \(11,\)"),

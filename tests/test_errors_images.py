@@ -71,7 +71,7 @@ def test_mix_of_an_empty_batch_returns_the_same_tensor():
 
 
 def test_cutmix_on_empty_images_is_refused_by_name():
-    with pytest.raises(ValueError, match="^images: CutMix, FMix and ClassMix need H >= 1 and W >= 1"):
+    with pytest.raises(ValueError, match="^images: CutMix, FMix, ClassMix and ResizeMix need H >= 1 and W >= 1"):
         fastmix.Mixup(mixup_alpha=0.0, cutmix_alpha=1.0, num_classes=10)(torch.rand(4, 3, 0, 5), torch.arange(4))
 
 

@@ -17,8 +17,9 @@ KNOBS = {  # timm's attribute -> a valid new value
     "mixup_enabled": False, "mixup_alpha": 0.4, "cutmix_alpha": 0.7, "cutmix_minmax": (0.3, 0.6), "mix_prob": 0.25,
     "switch_prob": 0.9, "mode": "elem", "correct_lam": False, "label_smoothing": 0.2, "num_classes": 7,
     "multi_label": True,
-    # the methods beyond timm's (FMix, ClassMix), by the names the reference projects give them
+    # the methods beyond timm's (FMix, ClassMix, ResizeMix), by the names the reference projects give them
     "fmix_alpha": 0.5, "fmix_decay_power": 4.0, "classmix": True, "method_probs": {"mixup": 1.0, "cutmix": 3.0},
+    "resizemix_alpha": 0.7, "resizemix_lam_min": 0.2, "resizemix_lam_max": 0.6, "resizemix_interpolation": "nearest",
 }
 
 
@@ -44,7 +45,18 @@ def test_every_timm_knob_is_a_writable_attribute_of_the_mixup_and_the_collate(at
     ("fmix_decay_power", 0.0, ValueError, "fmix_decay_power: expected a finite float > 0, got 0.0"),
     ("fmix_decay_power", "3", TypeError, "fmix_decay_power: expected a float > 0, got str"),
     ("classmix", 1, TypeError, "classmix: expected a bool, got int"),
-    ("method_probs", {"resizemix": 1.0}, ValueError, "method_probs: expected keys among 'mixup', 'cutmix', 'fmix', 'classmix', got 'resizemix'"),
+    ("method_probs", {"saliencymix": 1.0}, ValueError,
+     "method_probs: expected keys among 'mixup', 'cutmix', 'fmix', 'classmix', 'resizemix', got 'saliencymix'"),
+    ("method_probs", {"resizemix": 1.0}, ValueError,
+     "method_probs['resizemix']: expected a weight only for an enabled method (cutmix), got 1.0"),
+    ("resizemix_alpha", float("nan"), ValueError, "resizemix_alpha: expected a finite float >= 0, got nan"),
+    ("resizemix_lam_min", 0.9, ValueError, "resizemix_lam_min, resizemix_lam_max: expected 0 <= resizemix_lam_min <= "
+     "resizemix_lam_max <= 1, got 0.9 and 0.8"),
+    ("resizemix_lam_max", 1.5, ValueError, "resizemix_lam_min, resizemix_lam_max: expected 0 <= resizemix_lam_min <= "
+     "resizemix_lam_max <= 1, got 0.1 and 1.5"),
+    ("resizemix_lam_max", None, TypeError, "resizemix_lam_max: expected a float in [0, 1], got NoneType"),
+    ("resizemix_interpolation", "bicubic", ValueError,
+     "resizemix_interpolation: expected one of 'bilinear', 'nearest', got 'bicubic'"),
     ("method_probs", {"cutmix": -1.0}, ValueError, "method_probs['cutmix']: expected a finite float >= 0, got -1.0"),
     ("method_probs", {"fmix": 1.0}, ValueError, "method_probs['fmix']: expected a weight only for an enabled method (cutmix), got 1.0"),
     ("method_probs", [1.0], TypeError, "method_probs: expected None or a dict of method names to weights, got list"),
@@ -149,6 +161,15 @@ def test_the_other_methods_knobs_reach_every_worker():
     mix.method_probs = {"fmix": 1.0}
     for images, targets, indices, params in run_epoch(loader):  # (each batch replayed from its params)
         assert bool((params.kind == int(MixKind.MASK)).all()) and params.pixel_mask is not None
+        assert torch.equal(targets, fastmix.mix_targets(indices % NUM_CLASSES, params, NUM_CLASSES, smoothing=0.1))
+    mix.resizemix_alpha = 1.0
+    mix.resizemix_interpolation = "nearest"
+    mix.resizemix_lam_min, mix.resizemix_lam_max = 0.5, 0.5  # one box size: sides sqrt(0.5) * (H, W), clipped
+    mix.method_probs = {"resizemix": 1.0}
+    for images, targets, indices, params in run_epoch(loader):
+        assert bool((params.kind == int(MixKind.RESIZE_NEAREST)).all())
+        sides = params.box[:, 1::2] - params.box[:, 0::2]
+        assert bool((sides <= torch.tensor([int(6 * 0.5 ** 0.5), int(5 * 0.5 ** 0.5)])).all()), "(H, W) = (6, 5)"
         assert torch.equal(targets, fastmix.mix_targets(indices % NUM_CLASSES, params, NUM_CLASSES, smoothing=0.1))
 
 

@@ -1,12 +1,13 @@
-"""FMix and ClassMix through the front ends users construct: fastmix.Mixup (in place, with class
+"""FMix, ClassMix and ResizeMix through the front ends users construct: fastmix.Mixup (in place, with class
 labels, dense labels and segmentation masks) and fastmix.MixupCollate (fused with the collate's
 conversion, in a real DataLoader), on every backend. Off by default; when on, each batch is
-exactly what its MixParams (method, lam, pixel_mask) say, replayable bit for bit; the soft targets
+exactly what its MixParams (method, lam, box, pixel_mask) say, replayable bit for bit; the soft targets
 weigh each side by the fraction of pixels it gave; segmentation masks take the partner's labels at
 exactly the pixels the images took."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 import fastmix
@@ -28,7 +29,9 @@ def segmentation_masks(batch, height, width, generator, dtype=torch.int64):
 
 
 def expected_masks(masks, params):
-    """mask_a: the partner's label at every pixel a MASK sample took, a paste's box, else its own."""
+    """mask_a: the partner's label at every pixel a MASK sample took, a paste's box, the partner's
+    whole mask resized into a resize's box by nearest neighbour (a label is never interpolated),
+    else its own."""
     out = masks.clone()
     for i in range(params.batch_size):
         j, kind = int(params.partner[i]), int(params.kind[i])
@@ -38,16 +41,23 @@ def expected_masks(masks, params):
         elif kind == MixKind.PASTE:
             y0, y1, x0, x1 = params.box[i].tolist()
             out[i, y0:y1, x0:x1] = masks[j, y0:y1, x0:x1]
+        elif kind in (MixKind.RESIZE, MixKind.RESIZE_NEAREST):
+            y0, y1, x0, x1 = params.box[i].tolist()
+            if y1 > y0 and x1 > x0:
+                resized = F.interpolate(masks[j][None, None].float(), size=(y1 - y0, x1 - x0), mode="nearest")
+                out[i, y0:y1, x0:x1] = resized[0, 0].to(masks.dtype)
     return out
 
 
 def test_the_methods_are_off_by_default():
     mix = fastmix.Mixup(num_classes=NUM_CLASSES)
     policy = mix.policy
-    assert (policy.fmix_alpha, policy.classmix, policy.method_probs) == (0.0, False, None)
+    assert (policy.fmix_alpha, policy.classmix, policy.resizemix_alpha, policy.method_probs) == (0.0, False, 0.0, None)
     assert (mix.fmix_alpha, mix.fmix_decay_power, mix.classmix, mix.method_probs) == (0.0, 3.0, False, None)
+    assert (mix.resizemix_alpha, mix.resizemix_lam_min, mix.resizemix_lam_max, mix.resizemix_interpolation) == \
+        (0.0, 0.1, 0.8, "bilinear"), "mmpretrain's ResizeMix defaults, off"
     params = mix.sample(8, 8, 8)
-    assert not bool((params.kind == int(MixKind.MASK)).any()) and params.pixel_mask is None
+    assert not bool((params.kind >= int(MixKind.MASK)).any()) and params.pixel_mask is None
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND)
@@ -56,8 +66,11 @@ def test_the_methods_are_off_by_default():
                                            (torch.bfloat16, "video"), (torch.float16, "sliced")])
 def test_mixup_mixes_images_and_targets_as_its_params_say(backend, mode, dtype, layout):
     generator = torch.Generator().manual_seed(len(mode) + len(layout))
-    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, mode=mode, num_classes=NUM_CLASSES,
+    interpolation = "nearest" if layout in ("video", "sliced") else "bilinear"
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, resizemix_alpha=1.0,
+                        resizemix_interpolation=interpolation, mode=mode, num_classes=NUM_CLASSES,
                         label_smoothing=0.1, backend=backend, seed=1)
+    resize_kind = MixKind.RESIZE_NEAREST if interpolation == "nearest" else MixKind.RESIZE
     for batch in (2, 7, 12):
         images = make_images(layout, batch, 3, 10, 13, dtype, generator)
         unmixed = images.clone()
@@ -72,6 +85,12 @@ def test_mixup_mixes_images_and_targets_as_its_params_say(backend, mode, dtype, 
             kept = 1.0 - params.pixel_mask.double().mean(dim=(1, 2))
             assert torch.equal(params.lam[masked], kept[masked].float()), "lam: the fraction of own pixels"
             assert bool((params.method[masked] == int(MixMethod.FMIX)).all())
+        resized = params.method == int(MixMethod.RESIZEMIX)
+        assert torch.equal(resized, params.kind == int(resize_kind)), "the policy's interpolation is the kind"
+        if resized.any():
+            box = params.box[resized].double()
+            pasted = (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2]) / (10 * 13)
+            assert torch.equal(params.lam[resized], (1.0 - pasted).float()), "lam: the fraction left uncovered"
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND)
@@ -92,8 +111,8 @@ def test_dense_labels_are_mixed_by_the_pixel_fractions(backend):
 @pytest.mark.parametrize("mode", ["batch", "elem"])
 def test_segmentation_masks_take_the_partners_labels_exactly_where_the_pixels_came_from(backend, mask_dtype, mode):
     generator = torch.Generator().manual_seed(3)
-    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, classmix=True, mode=mode,
-                        num_classes=NUM_CLASSES, backend=backend, seed=3)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, classmix=True, resizemix_alpha=1.0,
+                        mode=mode, num_classes=NUM_CLASSES, backend=backend, seed=3)
     for _ in range(3):
         images = random_values((8, 3, 12, 10), torch.uint8, generator)
         unmixed = images.clone()
@@ -125,7 +144,7 @@ def test_classmix_without_masks_is_refused_by_name_before_anything_is_written():
 
 def test_fmix_on_images_without_h_and_w_is_refused_by_name():
     mix = fastmix.Mixup(mixup_alpha=0.0, fmix_alpha=1.0, num_classes=NUM_CLASSES)
-    with pytest.raises(ValueError, match=r"^images: expected shape \(B, C, H, W\) \(CutMix, FMix or ClassMix"):
+    with pytest.raises(ValueError, match=r"^images: expected shape \(B, C, H, W\) \(CutMix, FMix, ClassMix or ResizeMix"):
         mix(torch.zeros(4, 12), torch.zeros(4, dtype=torch.int64))
 
 
@@ -150,15 +169,14 @@ class Segmentation(Dataset):
 @pytest.mark.parametrize("backend", EVERY_BACKEND)
 @pytest.mark.parametrize("dtype, channels_last", [(torch.uint8, False), (torch.float32, True)])
 def test_the_collate_mixes_images_targets_and_masks_as_its_params_say(backend, dtype, channels_last):
-    dataset = Segmentation(24)
-    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, classmix=True, mode="elem",
-                        num_classes=NUM_CLASSES, label_smoothing=0.0, backend=backend, seed=5)
+    dataset = Segmentation(48)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, fmix_alpha=1.0, classmix=True, resizemix_alpha=1.0,
+                        mode="elem", num_classes=NUM_CLASSES, label_smoothing=0.0, backend=backend, seed=5)
     collate = fastmix.MixupCollate(mix, dtype=dtype, channels_last=channels_last, masks=True, return_params=True)
     loader = DataLoader(dataset, batch_size=8, num_workers=1, collate_fn=collate)
     methods = set()
     for batch in loader:
         params, index = batch["mix_params"], batch["index"]
-        chw = dataset.images[index].permute(0, 3, 1, 2)
         scale, bias = collate.affine(3, True)  # a float32 batch: the uint8 values scaled to [0, 1]
         expected = reference_mix_into(torch.empty(len(index), 3, 12, 10, dtype=dtype), dataset.images[index], params,
                                       scale, bias, True)
@@ -167,7 +185,7 @@ def test_the_collate_mixes_images_targets_and_masks_as_its_params_say(backend, d
         assert torch.equal(batch["mask"].mask_a, expected_masks(dataset.masks[index], params))
         assert torch.equal(batch["label"], fastmix.mix_targets(index % NUM_CLASSES, params, NUM_CLASSES, 0.0))
         methods |= set(params.method.tolist())
-    assert {int(MixMethod.FMIX), int(MixMethod.CLASSMIX)} <= methods
+    assert {int(MixMethod.FMIX), int(MixMethod.CLASSMIX), int(MixMethod.RESIZEMIX)} <= methods
 
 
 def test_the_collate_refuses_classmix_without_masks_by_name():

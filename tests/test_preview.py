@@ -333,6 +333,9 @@ def test_masks_need_the_procedural_images(tmp_path, capsys):
     (["--method", "classmix", "--masks"], "classmix on 4"),
     (["--method", "fmix", "--method", "mixup", "--mode", "elem", "--fmix-alpha", "0.5"], "fmix_alpha=0.5"),
     (["--fmix-alpha", "1", "--mixup-alpha", "0", "--fmix-decay-power", "5"], "fmix_decay_power=5.0"),
+    (["--method", "resizemix"], "resizemix on 4"),
+    (["--method", "resizemix", "--masks", "--resizemix-interpolation", "nearest", "--resizemix-lam-min", "0.5"],
+     "resizemix_lam_min=0.5, resizemix_lam_max=0.8, resizemix_interpolation='nearest'"),
 ])
 def test_the_preview_draws_each_method(tmp_path, capsys, options, said):
     run_cli(tmp_path, "--batch-size", "4", "--tile-size", "32", *options)
@@ -340,6 +343,12 @@ def test_the_preview_draws_each_method(tmp_path, capsys, options, said):
     assert said in printed
     if options == ["--method", "fmix"]:
         assert "mixup_alpha=0.0" in printed and "fmix_alpha=1.0" in printed, "--method: only the named methods"
+
+
+def test_the_preview_names_a_bad_resizemix_range_by_its_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        preview.main(["--out", str(tmp_path / "g.png"), "--method", "resizemix", "--resizemix-lam-max", "0.05"])
+    assert "--resizemix-lam-min, --resizemix-lam-max: expected 0 <= resizemix_lam_min" in capsys.readouterr().err
 
 
 def test_the_preview_refuses_classmix_without_masks(tmp_path, capsys):

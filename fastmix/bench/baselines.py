@@ -4,6 +4,7 @@ training code does it, so a benchmark compares equal work."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..sampling.params import MixKind, MixParams
 
@@ -17,8 +18,9 @@ IN_PLACE_OPERATIONS = [
     ("cutmix batch", dict(mixup_alpha=0.0, cutmix_alpha=1.0)),
     ("elem mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode="elem")),
 ]
-# The methods beyond timm's, on the CPU bench (the GPU bench has no pixel-mask rows yet).
-MASK_OPERATIONS = [("fmix batch", dict(mixup_alpha=0.0, fmix_alpha=1.0))]
+# The methods beyond timm's, on the CPU bench (the GPU bench has no rows of them yet).
+OTHER_METHOD_OPERATIONS = [("fmix batch", dict(mixup_alpha=0.0, fmix_alpha=1.0)),
+                           ("resizemix batch", dict(mixup_alpha=0.0, resizemix_alpha=1.0))]
 
 
 def floor_pass_(images: torch.Tensor) -> torch.Tensor:
@@ -92,6 +94,23 @@ def naive_fmix_(images: torch.Tensor, pixel_mask: torch.Tensor, partner: torch.T
     return images
 
 
+def naive_resizemix_(images: torch.Tensor, partner: torch.Tensor, box: tuple, mode: str = "bilinear") -> torch.Tensor:
+    """mmpretrain's ResizeMix: ``x[:, :, y0:y1, x0:x1] = F.interpolate(x[index], size=box's,
+    mode, align_corners=False)`` (a gathered copy of the batch, its resized copy, the paste). uint8
+    batches are resized in float32 and rounded back, as such code must do for them; "nearest"
+    without align_corners, which F.interpolate refuses for it."""
+    y0, y1, x0, x1 = box
+    if y1 <= y0 or x1 <= x0:
+        return images
+    partners = images[partner]
+    if images.dtype == torch.uint8:
+        partners = partners.float()
+    resized = F.interpolate(partners, size=(y1 - y0, x1 - x0), mode=mode,
+                            align_corners=False if mode == "bilinear" else None)
+    images[:, :, y0:y1, x0:x1] = resized.round_() if images.dtype == torch.uint8 else resized
+    return images
+
+
 def naive_elem_loop_with_masks_(
     images: torch.Tensor, masks: torch.Tensor, params: MixParams
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -153,6 +172,14 @@ def naive_collate_fmix_uint8(samples: list, pixel_mask: torch.Tensor,
     images = images.permute(0, 3, 1, 2).float()
     keep = (1 - pixel_mask.float()).unsqueeze(1)
     return (keep * images + (1 - keep) * images[partner]).round_().to(torch.uint8), labels
+
+
+def naive_collate_resizemix_uint8(samples: list, partner: torch.Tensor, box: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+    """default_collate, then HWC -> CHW (a contiguous copy) and mmpretrain's ResizeMix paste."""
+    from torch.utils.data import default_collate
+
+    images, labels = default_collate(samples)
+    return naive_resizemix_(images.permute(0, 3, 1, 2).contiguous(), partner, box), labels
 
 
 def naive_collate_normalized(

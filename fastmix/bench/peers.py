@@ -1,5 +1,5 @@
-"""timm as a peer in ``python -m fastmix bench``: its ``Mixup`` and ``FastCollateMixup``, when timm
-is installed.
+"""timm and mmpretrain as peers in ``python -m fastmix bench`` and the parity tests: timm's ``Mixup``
+and ``FastCollateMixup``, mmpretrain's ``ResizeMix``, when installed.
 
 timm's package import pulls in torchvision, which fails wherever torchvision does not match the
 installed torch (a CPU torch with the CUDA torchvision wheel, for one). Its mixing code,
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from types import ModuleType
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 _cached: Optional[Tuple[Optional[ModuleType], str]] = None
+_cached_mmpretrain: Optional[Tuple[Optional[ModuleType], str]] = None
 
 
 def load_timm_mixup() -> Tuple[Optional[ModuleType], str]:
@@ -53,10 +55,66 @@ def _load() -> Tuple[Optional[ModuleType], str]:
     return module, f"timm {_version()}, timm/data/mixup.py loaded alone (import timm.data failed: {package_error})"
 
 
-def _version() -> str:
+def _version(package: str = "timm") -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("timm")
+        return version(package)
     except PackageNotFoundError:
         return "(unknown version)"
+
+
+class _Registry:
+    """What mmpretrain's batch augments need of ``mmpretrain.registry.BATCH_AUGMENTS``: a decorator."""
+
+    @staticmethod
+    def register_module(*args: Any, **kwargs: Any) -> Any:
+        return lambda cls: cls
+
+
+def load_mmpretrain_batch_augments() -> Tuple[Optional[ModuleType], str]:
+    """mmpretrain's ``models/utils/batch_augments/resizemix.py`` (with ``ResizeMix``, which subclasses
+    its ``CutMix`` and ``Mixup``), loaded alone, and how; ``(None, why)`` when mmpretrain is not
+    installed.
+
+    mmpretrain's package import needs mmengine and mmcv (large, and compiled against one torch);
+    the three files need only numpy and torch and the registry's decorator, which is given them
+    (``_Registry``) while they load. The code that draws and mixes is mmpretrain's own, unchanged.
+    """
+    global _cached_mmpretrain
+    if _cached_mmpretrain is None:
+        _cached_mmpretrain = _load_mmpretrain()
+    return _cached_mmpretrain
+
+
+def _load_mmpretrain() -> Tuple[Optional[ModuleType], str]:
+    try:
+        spec = importlib.util.find_spec("mmpretrain")  # finds the package without running its __init__
+    except (ImportError, ValueError) as exc:
+        return None, f"mmpretrain could not be located ({exc})"
+    if spec is None or not spec.submodule_search_locations:
+        return None, "mmpretrain is not installed (pip install --no-deps mmpretrain==1.2.0)"
+    folder = os.path.join(spec.submodule_search_locations[0], "models", "utils", "batch_augments")
+    package = "fastmix_peer_mmpretrain_batch_augments"
+    registry = ModuleType("mmpretrain.registry")
+    registry.BATCH_AUGMENTS = _Registry()  # type: ignore[attr-defined]
+    saved = sys.modules.get("mmpretrain.registry")
+    sys.modules["mmpretrain.registry"] = registry  # (a dotted name found here is not imported from its parent)
+    try:
+        parent = ModuleType(package)
+        parent.__path__ = [folder]  # type: ignore[attr-defined]
+        sys.modules[package] = parent
+        for name in ("mixup", "cutmix", "resizemix"):  # each imports the one before it (relative imports)
+            path = os.path.join(folder, f"{name}.py")
+            module_spec = importlib.util.spec_from_file_location(f"{package}.{name}", path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[module_spec.name] = module
+            module_spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - a missing file, or a newer mmpretrain that needs more
+        return None, f"mmpretrain's batch_augments failed to load on their own ({type(exc).__name__}: {exc})"
+    finally:
+        if saved is None:
+            sys.modules.pop("mmpretrain.registry", None)
+        else:
+            sys.modules["mmpretrain.registry"] = saved
+    return module, f"mmpretrain {_version('mmpretrain')}, batch_augments/resizemix.py loaded alone"

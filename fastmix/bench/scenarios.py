@@ -3,9 +3,9 @@ backend beside the naive formulas of timm / torchvision, timm as a peer where it
 the floor, all on the same synthetic batch (fastmix.bench.inputs) and the same fresh draws; and the
 run of them (on ``device="cuda"``, the scenarios of fastmix.bench.device).
 
-Operations: in-place Mixup, CutMix, elem-mode switching and batch-mode FMix of a (B, 3, H, W) batch; segmentation
-(the batch and its uint8 masks); the DataLoader collate of numpy HWC samples to uint8 (Mixup,
-switching, FMix) and to float32 normalised batches; the soft targets.
+Operations: in-place Mixup, CutMix, elem-mode switching and batch-mode FMix and ResizeMix of a (B, 3, H, W)
+batch; segmentation (the batch and its uint8 masks); the DataLoader collate of numpy HWC samples to uint8
+(Mixup, switching, FMix, ResizeMix) and to float32 normalised batches; the soft targets.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def build_scenarios(
         return call
 
     scenarios = []
-    for operation, knobs in baselines.IN_PLACE_OPERATIONS + baselines.MASK_OPERATIONS:
+    for operation, knobs in baselines.IN_PLACE_OPERATIONS + baselines.OTHER_METHOD_OPERATIONS:
         draws = draw_sequence(knobs, num_classes, batch, size, rounds + 1)
         candidates: Dict[str, Callable[[], object]] = {}
         for b in backends:
@@ -83,6 +83,10 @@ def build_scenarios(
             naive = "naive: FMix authors' float-mask blend"
             candidates[naive] = each_round(
                 draws, with_targets(lambda p: baselines.naive_fmix_(images, p.pixel_mask, p.partner)))
+        elif operation == "resizemix batch":
+            naive = "naive: mmpretrain F.interpolate + paste"
+            candidates[naive] = each_round(draws, with_targets(
+                lambda p: baselines.naive_resizemix_(images, p.partner, tuple(int(v) for v in p.box[0]))))
         elif operation == "cutmix batch":
             candidates["naive: timm flip + paste"] = each_round(
                 draws, with_targets(lambda p: baselines.naive_cutmix_flip_(images, tuple(int(v) for v in p.box[0]))))
@@ -91,7 +95,7 @@ def build_scenarios(
             candidates["naive: timm clone + per-sample loop"] = each_round(
                 draws, with_targets(lambda p: baselines.naive_elem_loop_(images, p)))
             naive = "naive: timm clone + per-sample loop"
-        if timm_apply is not None and "fmix" not in operation:
+        if timm_apply is not None and operation not in dict(baselines.OTHER_METHOD_OPERATIONS):
             peer = timm_apply.Mixup(num_classes=num_classes, label_smoothing=smoothing, **knobs)
             candidates["peer: timm Mixup (images + targets)"] = lambda peer=peer: peer(images, labels)
         candidates["floor: one in-place pass"] = lambda: baselines.floor_pass_(images)
@@ -211,22 +215,26 @@ def collate_scenarios(
     for output, kwargs in [("uint8", dict(dtype=torch.uint8)), ("float32 normalised", normalised)]:
         settings = [("mixup", dict(mixup_alpha=0.8)), ("mixup/cutmix switching", dict(mixup_alpha=0.8, cutmix_alpha=1.0))]
         if output == "uint8":
-            settings.append(("fmix batch", dict(mixup_alpha=0.0, fmix_alpha=1.0)))
+            settings += baselines.OTHER_METHOD_OPERATIONS
         for setting, knobs in settings:
             candidates: Dict[str, Callable[[], object]] = {}
             for b in backends:
                 collate = MixupCollate(Mixup(num_classes=num_classes, seed=0, backend=b, **knobs), **kwargs)
                 candidates[f"fastmix/{b}"] = lambda c=collate: c(samples)
             draws = draw_sequence(knobs, num_classes, batch, size, rounds + 1)  # what fastmix's rows draw
-            if setting.startswith("fmix"):
+            if setting == "fmix batch":
                 naive = "naive: default_collate + permute + FMix float-mask blend + round"
                 candidates[naive] = each_round(
                     draws, lambda p: baselines.naive_collate_fmix_uint8(samples, p.pixel_mask, p.partner))
+            elif setting == "resizemix batch":
+                naive = "naive: default_collate + permute + mmpretrain F.interpolate + paste"
+                candidates[naive] = each_round(draws, lambda p: baselines.naive_collate_resizemix_uint8(
+                    samples, p.partner, tuple(int(v) for v in p.box[0])))
             elif output == "uint8":
                 candidates["naive: default_collate + permute + float blend + round"] = each_round(
                     draws, lambda p: baselines.naive_collate_uint8(samples, float(p.lam[0])))
                 naive = "naive: default_collate + permute + float blend + round"
-                if timm_mixup is not None and batch % 2 == 0 and not setting.startswith("fmix"):
+                if timm_mixup is not None and batch % 2 == 0 and setting not in dict(baselines.OTHER_METHOD_OPERATIONS):
                     if samples_chw is None:
                         samples_chw = [(np.ascontiguousarray(image.transpose(2, 0, 1)), label) for image, label in samples]
                     peer = timm_mixup.FastCollateMixup(num_classes=num_classes, label_smoothing=0.1, **knobs)

@@ -22,7 +22,7 @@ from ..collate import MixupCollate
 from ..mixup import Mixup
 from ..sampling.methods import MixMethod
 from ..sampling.params import MixKind, MixParams
-from ..sampling.policy import METHODS
+from ..sampling.policy import METHODS, RESIZE_INTERPOLATIONS
 
 GAP = 2  #: pixels between tiles
 GAP_COLOUR = (24, 24, 24)
@@ -202,6 +202,8 @@ def mask_caption(params: MixParams, i: int) -> List[str]:
     kind = int(params.kind[i])
     if kind == MixKind.PASTE:
         return [f"mask: box from #{int(params.partner[i])}"]
+    if kind in (MixKind.RESIZE, MixKind.RESIZE_NEAREST) and params.mixed()[i]:
+        return [f"mask: #{int(params.partner[i])} resized", f"into the box ({1 - float(params.lam[i]):.0%})"]
     if kind == MixKind.MASK and params.mixed()[i]:
         name = MixMethod(int(params.method[i])).name.lower() if params.method is not None else "mask"
         return [f"mask: {name} pixels", f"from #{int(params.partner[i])} ({1 - float(params.lam[i]):.0%})"]
@@ -218,7 +220,7 @@ def describe_params(params: MixParams) -> str:
     method = params.method
     if method is None:  # only Mixup and CutMix were on: the kind says the method
         method = torch.where(params.kind == int(MixKind.BLEND), int(MixMethod.MIXUP), int(MixMethod.CUTMIX))
-    for chosen_method in (MixMethod.MIXUP, MixMethod.CUTMIX, MixMethod.FMIX, MixMethod.CLASSMIX):
+    for chosen_method in (MixMethod.MIXUP, MixMethod.CUTMIX, MixMethod.FMIX, MixMethod.CLASSMIX, MixMethod.RESIZEMIX):
         name = chosen_method.name.lower()
         chosen = mixed & (method == int(chosen_method))
         if chosen.any():
@@ -235,7 +237,8 @@ def describe_params(params: MixParams) -> str:
 # MixPolicy's argument names, as the CLI spells them, for its error messages
 _OPTION_NAMES = {name: "--" + name.replace("_", "-") for name in
                  ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "prob", "switch_prob", "mode", "label_smoothing",
-                  "fmix_alpha", "fmix_decay_power")}
+                  "fmix_alpha", "fmix_decay_power", "resizemix_alpha", "resizemix_lam_min", "resizemix_lam_max",
+                  "resizemix_interpolation")}
 
 
 def _cli_message(exc: Exception) -> str:
@@ -299,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="FMix's spectrum falls as 1 / f**D; larger is smoother (default 3.0)")
     mixing.add_argument("--classmix", action="store_true",
                         help="ClassMix: take the pixels of half of the partner's classes (needs --masks)")
+    mixing.add_argument("--resizemix-alpha", type=float, metavar="ALPHA", default=None,
+                        help="ResizeMix Beta(alpha, alpha): the whole partner resized into a box; 0 = off (default 0.0)")
+    mixing.add_argument("--resizemix-lam-min", type=float, metavar="LAM", default=0.1,
+                        help="ResizeMix's lambda, the part left uncovered, is drawn in [LAM, max] (default 0.1)")
+    mixing.add_argument("--resizemix-lam-max", type=float, metavar="LAM", default=0.8,
+                        help="the top of that range (default 0.8)")
+    mixing.add_argument("--resizemix-interpolation", choices=RESIZE_INTERPOLATIONS, default="bilinear",
+                        help="how ResizeMix resizes the partner (default bilinear)")
     mixing.add_argument("--method", action="append", choices=METHODS, metavar="NAME", default=None,
                         help="draw only this method (repeatable: " + ", ".join(METHODS) + "): the others are off, "
                              "a named one on at alpha 1.0 unless its alpha is given; classmix needs --masks")
@@ -333,13 +344,13 @@ def _method_alphas(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     """Each method's alpha (classmix: 1 or 0): as given, else its default (Mixup 1.0, the others
     off); with --method, the named methods as given or at 1.0, and the others off."""
     given = {"mixup": args.mixup_alpha, "cutmix": args.cutmix_alpha, "fmix": args.fmix_alpha,
-             "classmix": 1.0 if args.classmix else None}
+             "classmix": 1.0 if args.classmix else None, "resizemix": args.resizemix_alpha}
     if given["classmix"] or (args.method and "classmix" in args.method):
         if not args.masks:
             parser.error("--classmix: ClassMix takes the pixels of the partner's classes: it needs --masks")
     if args.method:
         return {name: (1.0 if given[name] is None else given[name]) if name in args.method else 0.0 for name in METHODS}
-    defaults = {"mixup": 1.0, "cutmix": 0.0, "fmix": 0.0, "classmix": 0.0}
+    defaults = {"mixup": 1.0, "cutmix": 0.0, "fmix": 0.0, "classmix": 0.0, "resizemix": 0.0}
     return {name: defaults[name] if given[name] is None else given[name] for name in METHODS}
 
 
@@ -376,7 +387,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                       cutmix_minmax=None if args.cutmix_minmax is None else tuple(args.cutmix_minmax), prob=args.prob,
                       switch_prob=args.switch_prob, mode=args.mode, label_smoothing=args.label_smoothing,
                       num_classes=len(dataset.classes), seed=args.seed, fmix_alpha=alphas["fmix"],
-                      fmix_decay_power=args.fmix_decay_power, classmix=bool(alphas["classmix"]))
+                      fmix_decay_power=args.fmix_decay_power, classmix=bool(alphas["classmix"]),
+                      resizemix_alpha=alphas["resizemix"], resizemix_lam_min=args.resizemix_lam_min,
+                      resizemix_lam_max=args.resizemix_lam_max, resizemix_interpolation=args.resizemix_interpolation)
     except (TypeError, ValueError) as exc:
         parser.error(_cli_message(exc))
 

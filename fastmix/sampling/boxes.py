@@ -1,24 +1,26 @@
-"""Where the CutMix box goes: boxes from lambdas (or from cutmix_minmax), and their areas."""
+"""Where the CutMix (and ResizeMix) box goes: boxes from lambdas (or from cutmix_minmax), and their
+areas."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .policy import MixPolicy
+from typing import Optional, Tuple
 
 
-def sample_boxes(lam: np.ndarray, height: int, width: int, policy: MixPolicy, rng: np.random.Generator) -> np.ndarray:
-    """(n, 4) int64 boxes (y0, y1, x0, x1) for CutMix lambdas ``lam`` (float64, (n,)).
+def sample_boxes(lam: np.ndarray, height: int, width: int, minmax: Optional[Tuple[float, float]],
+                 rng: np.random.Generator) -> np.ndarray:
+    """(n, 4) int64 boxes (y0, y1, x0, x1) for CutMix (or ResizeMix) lambdas ``lam`` (float64, (n,)).
 
     Sides sqrt(1 - lam) * (H, W) around a uniform centre, clipped to the image (timm's rand_bbox);
-    or, with cutmix_minmax, timm's rand_bbox_minmax: sides drawn uniformly in
+    or, with ``minmax`` (CutMix's cutmix_minmax), timm's rand_bbox_minmax: sides drawn uniformly in
     [int(min * H), int(max * H)) (half-open, as numpy's randint; and W), at a uniform position
     inside the image, [0, H - side]. Where the two ends meet (tiny images) the side is that value
     (timm raises there).
     """
     n = lam.shape[0]
-    if policy.cutmix_minmax is not None:
-        lo, hi = policy.cutmix_minmax
+    if minmax is not None:
+        lo, hi = minmax
         cut_h = _uniform_sides(int(height * lo), int(height * hi), n, rng)
         cut_w = _uniform_sides(int(width * lo), int(width * hi), n, rng)
         y0 = (rng.random(n) * (height - cut_h + 1)).astype(np.int64)

@@ -81,8 +81,11 @@ def check_cutmix_minmax(value: Any) -> Optional[Tuple[float, float]]:
 
 
 #: The methods a policy may choose among, in the order of ``MixPolicy.method_probs`` (and of
-#: fastmix.MixMethod's values 1..4).
-METHODS = ("mixup", "cutmix", "fmix", "classmix")
+#: fastmix.MixMethod's values 1..5).
+METHODS = ("mixup", "cutmix", "fmix", "classmix", "resizemix")
+
+#: ResizeMix's resize modes (F.interpolate's names; fastmix.MixKind.RESIZE and RESIZE_NEAREST).
+RESIZE_INTERPOLATIONS = ("bilinear", "nearest")
 
 
 def check_decay_power(value: Any) -> float:
@@ -92,6 +95,25 @@ def check_decay_power(value: Any) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"fmix_decay_power: expected a finite float > 0, got {value}")
     return float(value)
+
+
+def check_lam_range(low: Any, high: Any) -> Tuple[float, float]:
+    """resizemix_lam_min, resizemix_lam_max: floats with 0 <= min <= max <= 1 (ResizeMix's lambda,
+    the fraction of the image left uncovered, is drawn in [min, max])."""
+    for name, value in (("resizemix_lam_min", low), ("resizemix_lam_max", high)):
+        if not is_real_number(value):
+            raise TypeError(f"{name}: expected a float in [0, 1], got {type_name(value)}")
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError("resizemix_lam_min, resizemix_lam_max: expected 0 <= resizemix_lam_min <= resizemix_lam_max "
+                         f"<= 1, got {low} and {high}")
+    return float(low), float(high)
+
+
+def check_interpolation(value: Any) -> str:
+    if value not in RESIZE_INTERPOLATIONS:
+        raise ValueError("resizemix_interpolation: expected one of "
+                         f"{', '.join(repr(m) for m in RESIZE_INTERPOLATIONS)}, got {value!r}")
+    return value
 
 
 def check_method_probs(value: Any) -> Optional[Tuple[float, ...]]:
@@ -137,8 +159,15 @@ class MixPolicy:
             (the authors' default 3; larger gives smoother masks).
         classmix: ClassMix (Olsson et al. 2021), for segmentation: a sample takes the pixels of half
             of the classes in its partner's mask (ignore_index left out). Needs masks.
+        resizemix_alpha: ResizeMix (Qin et al. 2020, mmpretrain's ``ResizeMix``): lambda ~
+            Beta(resizemix_alpha, resizemix_alpha) mapped to [resizemix_lam_min, resizemix_lam_max];
+            the whole partner is resized to a box of sides sqrt(1 - lambda) * (H, W) at a uniform
+            centre (clipped, as CutMix's) and pasted there. 0 turns ResizeMix off.
+        resizemix_lam_min, resizemix_lam_max: that range (mmpretrain's lam_min, lam_max: 0.1, 0.8).
+        resizemix_interpolation: "bilinear" or "nearest" (F.interpolate's rule, align_corners=False,
+            no antialias, as mmpretrain calls it); the sample's kind is MixKind.RESIZE or RESIZE_NEAREST.
         method_probs: relative weights of the enabled methods, by name (``{"mixup": 1, "fmix": 2}``);
-            None: FMix and ClassMix weigh 1 each and Mixup and CutMix together 2, split by
+            None: FMix, ClassMix and ResizeMix weigh 1 each and Mixup and CutMix together 2, split by
             switch_prob (so with only Mixup and CutMix on, switch_prob means what it means in timm).
     """
 
@@ -155,6 +184,10 @@ class MixPolicy:
     fmix_alpha: float = 0.0
     fmix_decay_power: float = 3.0
     classmix: bool = False
+    resizemix_alpha: float = 0.0
+    resizemix_lam_min: float = 0.1
+    resizemix_lam_max: float = 0.8
+    resizemix_interpolation: str = "bilinear"
     method_probs: Optional[Tuple[float, ...]] = None
 
     def __post_init__(self) -> None:
@@ -172,6 +205,11 @@ class MixPolicy:
         set_("fmix_alpha", check_alpha("fmix_alpha", self.fmix_alpha))
         set_("fmix_decay_power", check_decay_power(self.fmix_decay_power))
         check_bool("classmix", self.classmix)
+        set_("resizemix_alpha", check_alpha("resizemix_alpha", self.resizemix_alpha))
+        low, high = check_lam_range(self.resizemix_lam_min, self.resizemix_lam_max)
+        set_("resizemix_lam_min", low)
+        set_("resizemix_lam_max", high)
+        check_interpolation(self.resizemix_interpolation)
         set_("method_probs", check_method_probs(self.method_probs))
         if self.cutmix_minmax is not None:
             # timm: minmax boxes ignore lambda, so keep the alpha logic simple and the lambda exact.
@@ -179,8 +217,8 @@ class MixPolicy:
             set_("correct_lam", True)
         if self.prob > 0 and not self.enabled_methods:
             raise ValueError(
-                "mixup_alpha, cutmix_alpha: expected at least one > 0 (or cutmix_minmax set, fmix_alpha > 0 or "
-                f"classmix) while mixing is enabled (prob={self.prob}), got mixup_alpha=0 and cutmix_alpha=0; use "
+                "mixup_alpha, cutmix_alpha: expected at least one > 0 (or cutmix_minmax set, fmix_alpha > 0, "
+                f"resizemix_alpha > 0 or classmix) while mixing is enabled (prob={self.prob}), got mixup_alpha=0 and cutmix_alpha=0; use "
                 "prob=0 for label smoothing only"
             )
         if self.method_probs is not None:
@@ -200,7 +238,7 @@ class MixPolicy:
     @property
     def enabled_methods(self) -> Tuple[str, ...]:
         """The methods that are on, in METHODS order."""
-        on = (self.uses_mixup, self.uses_cutmix, self.fmix_alpha > 0, self.classmix)
+        on = (self.uses_mixup, self.uses_cutmix, self.fmix_alpha > 0, self.classmix, self.resizemix_alpha > 0)
         return tuple(name for name, used in zip(METHODS, on) if used)
 
     @property
@@ -212,7 +250,7 @@ class MixPolicy:
         on = self.enabled_methods
         both = self.uses_mixup and self.uses_cutmix
         default = {"mixup": 2 * (1 - self.switch_prob) if both else 1.0, "cutmix": 2 * self.switch_prob if both else 1.0,
-                   "fmix": 1.0, "classmix": 1.0}
+                   "fmix": 1.0, "classmix": 1.0, "resizemix": 1.0}
         return tuple(default[name] if name in on else 0.0 for name in METHODS)
 
     @property
@@ -220,6 +258,11 @@ class MixPolicy:
         """Only timm's two methods, chosen by switch_prob: sampled as before the other methods
         existed, draw for draw (the timm parity tests replay those streams)."""
         return self.method_probs is None and set(self.enabled_methods) <= {"mixup", "cutmix"}
+
+    @property
+    def needs_height_and_width(self) -> bool:
+        """CutMix, FMix, ClassMix or ResizeMix may run: the images need (H, W)."""
+        return self.uses_cutmix or self.uses_masks_of_pixels or self.resizemix_alpha > 0
 
     @property
     def uses_masks_of_pixels(self) -> bool:

@@ -1,5 +1,5 @@
 """Sampling a MixParams from a MixPolicy: which samples mix, with which method (Mixup, CutMix,
-FMix, ClassMix), lambda, the box or the pixel mask.
+FMix, ClassMix, ResizeMix), lambda, the box or the pixel mask.
 
 All randomness of fastmix is drawn here (and in beta.py, boxes.py, fmix.py and classmix.py), from
 one numpy Generator (streams.py), as a handful of vectorised draws per batch: O(B) work of a few
@@ -55,10 +55,9 @@ def sample_params(
     """
     if not enabled or policy.prob == 0 or batch_size < 2:
         return MixParams.identity(batch_size)
-    if policy.uses_cutmix and (height is None or width is None):
-        raise ValueError("images: CutMix needs images of shape (B, C, H, W) or (B, ..., H, W)")
-    if policy.uses_masks_of_pixels and (height is None or width is None):
-        raise ValueError("images: FMix and ClassMix need images of shape (B, C, H, W) or (B, ..., H, W)")
+    if policy.needs_height_and_width and (height is None or width is None):
+        raise ValueError("images: CutMix, FMix, ClassMix and ResizeMix need images of shape (B, C, H, W) or "
+                         "(B, ..., H, W)")
     if policy.classmix and masks is None:
         raise ValueError("masks: ClassMix (classmix=True) needs the batch's segmentation masks (masks=...), got None")
     rng = as_numpy_generator(generator)
@@ -85,7 +84,7 @@ def sample_params(
     box = np.zeros((num_decisions, 4), dtype=np.int64)
     cut = np.flatnonzero(mixed & use_cutmix)
     if len(cut):
-        box[cut] = sample_boxes(lam[cut], height, width, policy, rng)
+        box[cut] = sample_boxes(lam[cut], height, width, policy.cutmix_minmax, rng)
         if policy.correct_lam:
             lam[cut] = 1.0 - box_area_fraction(box[cut], height, width)
     lam = np.where(mixed, lam, 1.0)
@@ -102,9 +101,9 @@ def sample_params(
 def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, num_decisions: int, height: int,
                     width: int, rng: np.random.Generator, masks: "torch.Tensor | list[torch.Tensor] | None",
                     ignore_index: int) -> MixParams:
-    """The params of a policy with FMix, ClassMix or method_probs: per decision (the batch, a
-    sample, a pair), whether it mixes, then its method by the policy's weights, then that method's
-    lambda and box or mask, drawn only for the decisions that mix."""
+    """The params of a policy with FMix, ClassMix, ResizeMix or method_probs: per decision (the
+    batch, a sample, a pair), whether it mixes, then its method by the policy's weights, then that
+    method's lambda and box or mask, drawn only for the decisions that mix."""
     batch = partner.shape[0]
     mixed = rng.random(num_decisions) < policy.prob
     method = np.where(mixed, choose_methods(policy, num_decisions, rng), int(MixMethod.NONE))
@@ -112,13 +111,17 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
     box = np.zeros((num_decisions, 4), dtype=np.int64)
     fmix_masks = None  # (n, H, W): the masks of the decisions that chose FMix, in their order
     for chosen, alpha in ((MixMethod.MIXUP, policy.mixup_alpha), (MixMethod.CUTMIX, policy.cutmix_alpha),
-                          (MixMethod.FMIX, policy.fmix_alpha)):
+                          (MixMethod.FMIX, policy.fmix_alpha), (MixMethod.RESIZEMIX, policy.resizemix_alpha)):
         rows = np.flatnonzero(method == int(chosen))
         if not len(rows):
             continue
         lam[rows] = beta_draws(alpha, len(rows), rng)
-        if chosen == MixMethod.CUTMIX:
-            box[rows] = sample_boxes(lam[rows], height, width, policy, rng)
+        if chosen == MixMethod.RESIZEMIX:  # mmpretrain's lam in [lam_min, lam_max], then CutMix's box
+            lam[rows] = lam[rows] * (policy.resizemix_lam_max - policy.resizemix_lam_min) + policy.resizemix_lam_min
+        if chosen in (MixMethod.CUTMIX, MixMethod.RESIZEMIX):
+            # ResizeMix's box ignores cutmix_minmax, a CutMix knob (mmpretrain's ResizeMix takes its own)
+            minmax = policy.cutmix_minmax if chosen == MixMethod.CUTMIX else None
+            box[rows] = sample_boxes(lam[rows], height, width, minmax, rng)
             if policy.correct_lam:
                 lam[rows] = 1.0 - box_area_fraction(box[rows], height, width)
         elif chosen == MixMethod.FMIX:
@@ -142,7 +145,7 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
             planes[classmix] = taken.numpy()
             sample_lam[classmix] = own.numpy()
         pixel_mask = torch.from_numpy(planes)
-    kind = kinds_of_methods(sample_method)
+    kind = kinds_of_methods(sample_method, policy)
     return MixParams(
         partner=partner,
         lam=torch.from_numpy(sample_lam.astype(np.float32)),
