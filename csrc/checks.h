@@ -496,13 +496,6 @@ inline void check_device_plan_args(const at::Tensor& partner, const at::Tensor& 
   check_param_field("kind", kind, at::kByte, {batch}, partner, "partner");
   check_param_field("box", box, at::kLong, {batch, 4}, partner, "partner");
   check_targets_params_values(partner, lam, kind);
-  // The CUDA kernels have no resize yet (they would assert): refused here, on the host.
-  const at::Tensor kind_c = kind.contiguous();
-  const uint8_t* k = kind_c.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < batch; ++i)
-    TORCH_CHECK_VALUE(!resizes(k[i]), "kind[", i, "]: expected a kind the CUDA kernels apply, 0 (none) to 3 (mask), got ",
-                      static_cast<int>(k[i]), " (", spatial_kind_words(k[i]),
-                      "): ResizeMix runs on the cpp, numba and torch backends only");
 }
 
 // fastmix::inplace_plan: partner and kind on the CPU, with their values.

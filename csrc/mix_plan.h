@@ -31,8 +31,9 @@ namespace fastmix {
 // kMask (FMix, ClassMix): the pixels where the sample's plane of pixel_mask is nonzero come from
 // the partner; like a paste it is local to a position, so the plan below serves it unchanged.
 // kResize, kResizeNearest (ResizeMix): the whole partner, resized to the box (resize_taps.h), is
-// pasted into it. A resize reads its partner anywhere, not at the positions it writes, so its
-// steps run a sample at a time (the plan's order is the same; only the chunking differs).
+// pasted into it. A resize reads its partner anywhere, not at the positions it writes, so on the
+// CPU its steps run a sample at a time (the plan's order is the same; only the chunking differs),
+// and on the GPU every mixed sample reads its partner's original from scratch (make_copy_plan).
 enum MixKind : uint8_t { kNone = 0, kBlend = 1, kPaste = 2, kMask = 3, kResize = 4, kResizeNearest = 5 };
 
 // Whether a kind writes inside MixParams.box (a paste, or a resized partner).
@@ -260,10 +261,51 @@ inline DevicePlanShape plan_shape_of(const uint8_t* buffer) {
   return {header[1], header[2], header[3], header[4], header[5], header[6]};
 }
 
-// The device plan of checked params (partner in [0, batch), kind at most kPaste, batch at most
-// kMaxBatch); `segment` >= 1 (tests cut at other lengths than kSegmentSteps).
+// -- the copy plan ----------------------------------------------------------------------------
+//
+// The one plan that needs no order: every sample copied to its own head slot (the first launch),
+// then every mixed sample mixed from its partner's slot (the second), at the cost of a batch of
+// scratch and one pass more. The device builds it for a raw call inside CUDA graph capture, where
+// the params cannot be read on the host (mix_kernels.cuh's CopyPlanFn), and make_device_plan
+// builds it for a batch with a mixed resize, which reads its partner's original at any position:
+// a slot holds it whole while the partner is written.
+FASTMIX_PLAN_HD inline DevicePlanShape copy_plan_shape(int64_t batch) { return {batch, batch, batch, batch, 2 * batch, 1}; }
+
+// Sample i's two groups and steps of the copy plan, at `groups` and `steps` (the plan buffer's
+// sections). An invalid partner or kind (the device's params are not checked) leaves i alone.
+FASTMIX_PLAN_HD inline void write_copy_plan_sample(int64_t i, const int64_t* partner, const float* lam,
+                                                   const uint8_t* kind, const int64_t* box, int64_t batch,
+                                                   PlanGroup* groups, DeviceStep* steps, bool* valid) {
+  const int64_t p = partner[i];
+  const uint8_t k = kind[i];
+  *valid = p >= 0 && p < batch && k <= kResizeNearest;
+  const bool is_mixed = *valid && k != kNone && p != i;
+  groups[i] = {static_cast<int32_t>(i), 1};
+  steps[i] = device_step(StepOp::kSaveHead, i, i, lam, kind, box);
+  groups[batch + i] = {static_cast<int32_t>(batch + i), is_mixed ? 1 : 0};
+  steps[batch + i] = device_step(StepOp::kApplyFromHead, i, is_mixed ? p : 0, lam, kind, box);
+}
+
+// The copy plan of checked params, on the host.
+inline DevicePlan make_copy_plan(const int64_t* partner, const float* lam, const uint8_t* kind, const int64_t* box,
+                                 int64_t batch) {
+  DevicePlan out;
+  out.shape = copy_plan_shape(batch);
+  out.groups.resize(static_cast<size_t>(2 * batch));
+  out.steps.resize(static_cast<size_t>(2 * batch));
+  bool valid = true;
+  for (int64_t i = 0; i < batch; ++i)
+    write_copy_plan_sample(i, partner, lam, kind, box, batch, out.groups.data(), out.steps.data(), &valid);
+  return out;
+}
+
+// The device plan of checked params (partner in [0, batch), kind at most kResizeNearest, batch at
+// most kMaxBatch); `segment` >= 1 (tests cut at other lengths than kSegmentSteps). A batch with a
+// mixed resize gets the copy plan.
 inline DevicePlan make_device_plan(const int64_t* partner, const float* lam, const uint8_t* kind, const int64_t* box,
                                    int64_t batch, int64_t segment = kSegmentSteps) {
+  for (int64_t i = 0; i < batch; ++i)
+    if (resizes(kind[i]) && mixed(partner, kind, i)) return make_copy_plan(partner, lam, kind, box, batch);
   const std::vector<PlanStep> plan = make_inplace_plan(partner, kind, batch);
   const int64_t n = static_cast<int64_t>(plan.size());
   DevicePlan out;

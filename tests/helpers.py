@@ -64,15 +64,16 @@ def make_images(layout, batch, channels, height, width, dtype, generator):
     raise AssertionError(layout)
 
 
-def random_params(batch, height, width, generator, allow_paste=True, allow_mask=False):
+def random_params(batch, height, width, generator, allow_paste=True, allow_mask=False, allow_resize=False):
     """Arbitrary params: any partner map (cycles of any length, trees, self-partners), kinds, boxes;
     with ``allow_mask`` MASK samples too, with random pixel masks (sometimes one plane expanded
-    over the batch, as batch-mode FMix draws them)."""
+    over the batch, as batch-mode FMix draws them); with ``allow_resize`` RESIZE and RESIZE_NEAREST
+    samples too."""
     partner = torch.randint(0, batch, (batch,), generator=generator)
     if torch.rand((), generator=generator) < 0.5:
         partner = torch.randperm(batch, generator=generator)
-    kinds = 4 if allow_mask else 3 if allow_paste else 2
-    kind = torch.randint(0, kinds, (batch,), generator=generator).to(torch.uint8)
+    kinds = [0, 1] + [2] * allow_paste + [3] * allow_mask + [4, 5] * allow_resize
+    kind = torch.tensor(kinds, dtype=torch.uint8)[torch.randint(0, len(kinds), (batch,), generator=generator)]
     lam = torch.rand(batch, generator=generator)
     y = torch.randint(0, height + 1, (batch, 2), generator=generator).sort(dim=1).values
     x = torch.randint(0, width + 1, (batch, 2), generator=generator).sort(dim=1).values

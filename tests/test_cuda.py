@@ -157,6 +157,25 @@ def test_mix_matches_reference(dtype, layout, via):
         assert_mix_matches(images, params, via)
 
 
+@pytest.mark.parametrize("via", ["mix_", "op"])
+@pytest.mark.parametrize("layout", [layout for layout in LAYOUTS if layout != "flat"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=dtype_id)
+def test_resizes_match_reference(dtype, layout, via):
+    """ResizeMix's kinds beside the others: such a batch takes the copy plan (every sample to
+    scratch, then each mixed sample from its partner's slot: host-built through either call), and
+    a box's lanes read the partner's original resized (bilinear and nearest)."""
+    generator = torch.Generator().manual_seed(zlib.crc32(f"resize {dtype} {layout} {via}".encode()))
+    for trial, batch in enumerate([2, 3, 8, 33, 64]):
+        height, width = (8, 16) if trial % 2 else tuple(int(v) for v in torch.randint(1, 14, (2,), generator=generator))
+        images = make_images(layout, batch, int(torch.randint(1, 5, (), generator=generator)), height, width, dtype,
+                             generator)
+        params = random_params(batch, height, width, generator, allow_resize=True)
+        if trial == 0:  # batch-mode ResizeMix: swapped pairs, every sample resized
+            kind = torch.full((batch,), int(MixKind.RESIZE), dtype=torch.uint8)
+            params = MixParams(torch.arange(batch).flip(0), params.lam, kind, params.box)
+        assert_mix_matches(images, params, via)
+
+
 def structured_partners(batch: int, generator: torch.Generator):
     idx = torch.arange(batch)
     yield "flip", idx.flip(0)
@@ -286,6 +305,21 @@ def test_mix_into_matches_reference(in_dtype, out_dtype, hwc, channels_last, nor
         assert_mix_into_matches((batch, c, h, w), out_dtype, channels_last, images, params, scale, bias, hwc, misaligned)
 
 
+@pytest.mark.parametrize("in_dtype,out_dtype,normalize", CONVERSIONS, ids=dtype_id)
+@pytest.mark.parametrize("hwc", [False, True])
+def test_mix_into_resizes_match_reference(in_dtype, out_dtype, hwc, normalize):
+    """The out-of-place kernels (packed same-layout, HWC -> NCHW, general) read a resizing sample's
+    partner resized into its box, in float32 as the reference stages it; a swapped pair with a
+    resizing side is two threads' work, not one."""
+    generator = torch.Generator().manual_seed(13)
+    for n, (batch, c, h, w) in enumerate([(5, 3, 8, 16), (4, 3, 7, 9), (6, 1, 8, 8), (2, 5, 6, 10), (64, 3, 32, 32)]):
+        images, params, scale, bias = mix_into_inputs(in_dtype, batch, c, h, w, hwc, normalize, generator)
+        kind = random_params(batch, h, w, generator, allow_resize=True).kind
+        partner = torch.arange(batch).flip(0) if n % 2 else params.partner
+        params = MixParams(partner, params.lam, kind, params.box)
+        assert_mix_into_matches((batch, c, h, w), out_dtype, n % 2 == 0, images, params, scale, bias, hwc)
+
+
 def test_mix_into_reads_channels_last_images_as_hwc():
     generator = torch.Generator().manual_seed(12)
     images = random_values((6, 3, 8, 16), torch.uint8, generator).contiguous(memory_format=torch.channels_last)
@@ -322,11 +356,16 @@ def test_overlapping_windows_are_refused_on_cuda():
     assert torch.equal(buffer, before)
 
 
+OTHER_METHODS = dict(fmix_alpha=1.0, resizemix_alpha=1.0)  # FMix and ResizeMix beside Mixup and CutMix
+
+
+@pytest.mark.parametrize("methods", ["timm", "others"])
 @pytest.mark.parametrize("labels_form", ["indices", "dense"])
-def test_mixup_end_to_end_on_cuda(labels_form):
+def test_mixup_end_to_end_on_cuda(labels_form, methods):
     for mode in ["batch", "pair", "elem"]:
         for batch in [1, 2, 3, 8, 33]:
-            kw = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode=mode, num_classes=10, label_smoothing=0.1)
+            kw = dict(mixup_alpha=0.8, cutmix_alpha=1.0, mode=mode, num_classes=10, label_smoothing=0.1,
+                      **(OTHER_METHODS if methods == "others" else {}))
             images = torch.randint(0, 256, (batch, 3, 12, 10), dtype=torch.uint8)
             labels = torch.randint(0, 10, (batch,))
             if labels_form == "dense":
@@ -365,11 +404,13 @@ def test_runs_on_the_current_stream():
         assert torch.equal(targets.cpu(), reference_targets(labels, params, 10, 0.1))
 
 
-def test_capturable_in_a_cuda_graph():
-    """A host sync (or a host read of the params) would fail the capture."""
+@pytest.mark.parametrize("allow_resize", [False, True])
+def test_capturable_in_a_cuda_graph(allow_resize):
+    """A host sync (or a host read of the params) would fail the capture. Inside it the op builds
+    the copy plan on the device, which also serves ResizeMix's kinds."""
     generator = torch.Generator().manual_seed(6)
     images = torch.zeros(16, 3, 32, 32, device="cuda")
-    params = random_params(16, 32, 32, generator).to("cuda")
+    params = random_params(16, 32, 32, generator, allow_resize=allow_resize).to("cuda")
     static = [t.clone() for t in params.as_tuple()]
     warmup = torch.cuda.Stream()
     warmup.wait_stream(torch.cuda.current_stream())
@@ -381,7 +422,7 @@ def test_capturable_in_a_cuda_graph():
         torch.ops.fastmix.mix_(images, *static)
     for trial in range(3):
         data = random_values((16, 3, 32, 32), torch.float32, generator)
-        new = random_params(16, 32, 32, generator)
+        new = random_params(16, 32, 32, generator, allow_resize=allow_resize)
         images.copy_(data)
         for dst, src in zip(static, new.as_tuple()):
             dst.copy_(src)
@@ -494,11 +535,13 @@ def test_a_whole_mixup_call_makes_no_host_sync(label_form):
     assert targets.shape == (64, 100) and targets.device.type == "cuda"
 
 
+@pytest.mark.parametrize("methods", ["timm", "others"])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int32, torch.int64], ids=dtype_id)
 @pytest.mark.parametrize("mode", ["batch", "pair", "elem"])
-def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode):
+def test_segmentation_masks_on_the_gpu_match_the_reference(dtype, mode, methods):
     generator = torch.Generator().manual_seed(0)
-    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=100, seed=0)
+    mix = fastmix.Mixup(mixup_alpha=1.0, cutmix_alpha=1.0, mode=mode, num_classes=100, seed=0,
+                        **(OTHER_METHODS if methods == "others" else {}))
     for batch in (1, 2, 7, 33):
         images = torch.rand(batch, 3, 16, 12, generator=generator)
         masks = torch.randint(0, 100, (batch, 16, 12), generator=generator).to(dtype)

@@ -13,7 +13,9 @@ Runs wherever nvcc is installed, GPU or not (skipped without nvcc):
   cycles are long, and the device-built plan of a raw call inside CUDA graph capture. MASK samples
   (FMix, ClassMix) run on every dtype, layout and plan of the other kinds, with pixel masks
   expanded over the batch (batch stride 0), one plane per sample, and planes at any batch stride;
-  a MASK sample without pixel masks trips the kernels' device-side assert. That checks the plan,
+  a MASK sample without pixel masks trips the kernels' device-side assert. RESIZE samples
+  (ResizeMix) run beside every other kind on every dtype and layout: their batches take the copy
+  plan, host-built or device-built, and the out-of-place kernels read the partner resized. That checks the plan,
   the grouping, the head slots, the packs, the paste and pixel masks and the arithmetic without a
   GPU; races between real threads and the device intrinsics are left to tests/test_cuda.py on a
   GPU machine.
@@ -291,6 +293,31 @@ def _mix_cases(generator: torch.Generator):
     params = random_params(301, 3, 3, generator)
     yield images[:, :, :, 1:4], MixParams(torch.arange(301).roll(5), params.lam, params.kind, params.box), HOST_PLAN, 0, 0
     yield from _mask_mix_cases(generator)
+    yield from _resize_mix_cases(generator)
+
+
+def _resize_mix_cases(generator: torch.Generator):
+    """RESIZE and RESIZE_NEAREST samples beside every other kind, on every dtype and spatial layout,
+    packed and scalar sizes (H or W of 1 too), both plans; then swapped pairs and a cycle that
+    resize on every sample (batch-mode ResizeMix)."""
+    layouts = ["contiguous", "channels_last", "video", "sliced", "batch_inner", "hwc_permuted"]
+    trial = 0
+    for dtype in DTYPE_CODES:
+        for layout in layouts:
+            trial += 1
+            batch = int(torch.randint(2, 20, (), generator=generator))
+            sizes = [(4, 16), (1, 9), (7, 1)] + [tuple(int(v) for v in torch.randint(1, 12, (2,), generator=generator))]
+            height, width = sizes[trial % 4]
+            images = make_images(layout, batch, 3, height, width, dtype, generator)
+            params = random_params(batch, height, width, generator, allow_mask=trial % 2 == 0, allow_resize=True)
+            yield images, params, COPY_PLAN if trial % 5 == 4 else HOST_PLAN, [0, 1, 3][trial % 3], 0
+    for dtype in DTYPE_CODES:
+        for batch in [12, 13]:
+            for partner in [torch.arange(batch).flip(0), torch.arange(batch).roll(1), _odd_flip(batch)]:
+                images = random_values((batch, 2, 6, 16), dtype, generator)
+                params = random_params(batch, 6, 16, generator)
+                kind = torch.full((batch,), int(MixKind.RESIZE if batch % 2 else MixKind.RESIZE_NEAREST), dtype=torch.uint8)
+                yield images, MixParams(partner, params.lam, kind, params.box), HOST_PLAN, 0, 0
 
 
 def _mask_mix_cases(generator: torch.Generator):
@@ -385,7 +412,7 @@ def test_the_emulation_runs_the_plan_the_cuda_op_is_given(builds, tmp_path):
     cases = []
     for batch in [1, 2, 7, 12, 13, 33, 256, 1500]:
         for partner in _structured_partners(batch, generator):
-            params = random_params(batch, 4, 4, generator)
+            params = random_params(batch, 4, 4, generator, allow_resize=batch % 2 == 1)
             cases.append(MixParams(partner, params.lam, params.kind, params.box))
     for params, plan in zip(cases, _emulated_plans(builds, tmp_path, [(p, 0) for p in cases])):
         assert torch.equal(plan, torch.ops.fastmix.device_plan(*params.as_tuple())), params.partner
@@ -445,6 +472,9 @@ def test_emulated_mix_into_matches_reference(builds, tmp_path):
             params = MixParams(partner, params.lam, params.kind, params.box)
         if n % 3 == 2:  # MASK samples beside the other kinds, each form of pixel masks
             params = _mask_params(batch, h, w, generator, MASK_FORMS[n % 9 // 3], partner=partner)
+        elif n % 6 == 1:  # RESIZE samples beside the other kinds (a swapped pair with one never shares a thread)
+            resize = random_params(batch, h, w, generator, allow_resize=True)
+            params = MixParams(partner, params.lam, resize.kind, params.box)
         cases.append((case, images, params, scale, bias))
         payload += (
             _i64(1, DTYPE_CODES[in_dtype], OUT_CODES[out_dtype], batch, c, h, w, hwc, nhwc_out, normalize,

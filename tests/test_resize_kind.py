@@ -3,7 +3,8 @@ resized to its box (F.interpolate's rule, align_corners=False, no antialias), in
 backend gives the torch reference's result bit for bit, in place (every dtype and spatial layout,
 any partner map: trees, swapped pairs, longer cycles; mixed with the other kinds; 1 and 2 threads)
 and out of place (mix_into_, collate_mix_); segmentation masks take the partner's labels resized
-by nearest neighbour; the CUDA plan refuses a resize by name (its kernels have none yet)."""
+by nearest neighbour; the CUDA device plan of a batch with a resize is the copy plan (the CUDA
+kernels themselves: tests/test_cuda_compile.py's host emulation and tests/test_cuda.py)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -149,13 +150,18 @@ def test_masks_take_the_partners_labels_resized_by_nearest_neighbour(backend, dt
     assert torch.equal(masks, expected)
 
 
-def test_the_cuda_plan_refuses_a_resize_by_name():
-    args = (torch.tensor([1, 0]), torch.rand(2), torch.tensor([0, 5], dtype=torch.uint8), torch.zeros(2, 4, dtype=torch.int64))
-    message = r"^kind\[1\]: expected a kind the CUDA kernels apply, 0 \(none\) to 3 \(mask\), got 5 \(resize nearest"
-    with pytest.raises(ValueError, match=message):
-        checks.check_device_plan_args(*args)
-    with pytest.raises(ValueError, match=message):
-        torch.ops.fastmix.device_plan(*args)
+def test_the_cuda_plan_of_a_batch_with_a_resize_is_the_copy_plan():
+    """A resize reads its partner's original at any position: on the GPU every sample is first
+    copied to its own head slot (B groups of one kSaveHead), then every mixed sample is mixed from
+    its partner's slot (B groups of one kApplyFromHead, empty where unmixed)."""
+    partner, kind = torch.tensor([1, 0, 2]), torch.tensor([0, 5, 1], dtype=torch.uint8)
+    args = (partner, torch.rand(3), kind, torch.zeros(3, 4, dtype=torch.int64))
+    checks.check_device_plan_args(*args)
+    header = torch.ops.fastmix.device_plan(*args)[:28].view(torch.int32).tolist()
+    assert header[1:] == [3, 3, 3, 3, 6, 1], "batch, first and second groups, head slots, steps, paste"
+    plain = torch.ops.fastmix.device_plan(partner, torch.rand(3), torch.tensor([0, 2, 1], dtype=torch.uint8),
+                                          torch.zeros(3, 4, dtype=torch.int64))[:28].view(torch.int32).tolist()
+    assert plain[1:] == [3, 1, 0, 0, 1, 1], "without a resize: the plan of pairs, one group, no scratch"
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND)

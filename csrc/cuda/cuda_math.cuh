@@ -21,7 +21,7 @@
 #define FASTMIX_HD __host__ __device__
 #define FASTMIX_HDI __host__ __device__ __forceinline__
 
-// Kernels cannot raise: impossible parameter values (a partner outside [0, B), a kind above 3, a
+// Kernels cannot raise: impossible parameter values (a partner outside [0, B), a kind above 5, a
 // MASK sample without pixel masks) trip a device-side assert where the torch glue defines this (as CUDA_KERNEL_ASSERT), and are
 // otherwise treated as "leave this sample alone", so no kernel ever reads out of bounds.
 #ifndef FASTMIX_KERNEL_ASSERT

@@ -4,7 +4,7 @@
 //
 // The checks are the CPU op's (csrc/cpu/mix_into_cpu.cpp) except the parameter values, which
 // would need a device -> host sync: the Python layer checks them on the CPU first; on CUDA a
-// partner outside [0, B), a kind above 3 or a MASK sample without pixel_mask trips a device-side
+// partner outside [0, B), a kind above 5 or a MASK sample without pixel_mask trips a device-side
 // assert and a box is clipped to the image. `out` must not share memory with `images` (the op
 // reads partners' originals).
 #include "torch_runner.cuh"  // first: it defines the device assert the kernel headers use

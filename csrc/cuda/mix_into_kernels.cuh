@@ -20,8 +20,10 @@
 //
 // mixed: a blend is x * lam + partner * (1 - lam) in float32 (products and sum rounded apart),
 // a paste takes the partner's value inside the box, a mask (FMix, ClassMix) where its sample's plane
-// of pixel_mask is nonzero (a runtime branch on the kind: no more instantiations), untouched samples
-// keep their value;
+// of pixel_mask is nonzero (a runtime branch on the kind: no more instantiations), a resize
+// (ResizeMix) the whole partner resized into the box (resize_value.cuh, in float32, as the
+// reference stages it; such a sample is never half of a thread's pair), untouched samples keep
+// their value;
 // normalize is v * scale[c] + bias[c] (product and sum rounded apart) when enabled; the cast
 // rounds to nearest even (uint8: then saturates). See fastmix.backends.reference.mix_into_.
 #pragma once
@@ -32,6 +34,7 @@
 #include "../mix_plan.h"
 #include "cuda_math.cuh"
 #include "launch.cuh"
+#include "resize_value.cuh"
 
 namespace fastmix {
 namespace cuda {
@@ -61,6 +64,7 @@ struct Normalize {
 struct SampleMix {
   bool mixed;  // mixed(partner, kind, b) of csrc/mix_plan.h
   bool blend;
+  bool resize, nearest;  // a mixed RESIZE sample, and whether it resizes by nearest neighbour
   int64_t partner;  // the sample itself when not mixed
   float lam, rest;
   int32_t box[4];
@@ -72,9 +76,11 @@ FASTMIX_HDI SampleMix sample_mix(const IntoParams& p, int64_t b) {
   SampleMix s;
   const int64_t q = p.partner[b];
   const uint8_t k = p.kind[b];
-  const bool valid = q >= 0 && q < p.batch && k <= kMask;
+  const bool valid = q >= 0 && q < p.batch && k <= kResizeNearest;
   FASTMIX_KERNEL_ASSERT(valid);
   s.mixed = valid && k != kNone && q != b;
+  s.resize = s.mixed && resizes(k);
+  s.nearest = k == kResizeNearest;
   s.plane = s.mixed && k == kMask ? mask_plane(p.pixel_mask, b) : nullptr;
   s.mixed = s.mixed && (k != kMask || s.plane != nullptr);  // no masks: asserted, left alone
   s.width = p.pixel_mask.width;
@@ -121,7 +127,40 @@ constexpr int64_t kPairFollower = -2;
 FASTMIX_HDI int64_t pair_partner(const IntoParams& p, int64_t b) {
   const int64_t q = p.partner[b];
   if (q < 0 || q >= p.batch || q == b || p.partner[q] != b) return kAlone;
+  if (resizes(p.kind[b]) || resizes(p.kind[q])) return kAlone;  // a resize reads its partner anywhere
   return q > b ? q : kPairFollower;
+}
+
+// Element (c, h, w) of a resizing sample's output, (h, w) inside its box: its partner's input
+// (`sample`, laid out as g.hwc_in says) resized into the box. Not inlined: one copy per input type
+// instead of one per lane of every packed kernel (a rare path, and nvcc's time is every user's).
+template <typename In>
+__noinline__ FASTMIX_HD float resized_input(const In* sample, const IntoGeometry& g, const SampleMix& s, int64_t c,
+                                            int64_t h, int64_t w) {
+  const In* channel = sample + (g.hwc_in ? c : c * g.height * g.width);
+  const ResizeGrid grid{g.height, g.width, g.hwc_in ? g.width * g.channels : g.width, g.hwc_in ? g.channels : 1};
+  const auto load = [channel](int64_t offset) { return to_acc(channel[offset]); };
+  return resized_acc<float>(load, grid, int64_t(s.box[1]) - s.box[0], int64_t(s.box[3]) - s.box[2], h - s.box[0],
+                            w - s.box[2], s.nearest);
+}
+
+// The next element in out's memory order after (c, h, w).
+FASTMIX_HDI void advance(const IntoGeometry& g, int64_t& c, int64_t& h, int64_t& w) {
+  if (g.nhwc_out) {
+    if (++c == g.channels) {
+      c = 0;
+      if (++w == g.width) {
+        w = 0;
+        ++h;
+      }
+    }
+  } else if (++w == g.width) {
+    w = 0;
+    if (++h == g.height) {
+      h = 0;
+      ++c;
+    }
+  }
 }
 
 // Channel, pixel (h * W + w), row and column of element e of a sample, in out's memory order.
@@ -176,7 +215,7 @@ struct MixIntoSameLayoutFn {
   FASTMIX_HD void operator()(int64_t b, int64_t v) const {
     const int64_t other = pair_partner(p, b);
     if (other == kPairFollower) return;
-    const int64_t C = g.channels, H = g.height, W = g.width, numel = C * H * W;
+    const int64_t numel = g.channels * g.height * g.width;
     const int64_t e0 = v * N;
     const ElementAt at = element_at_as<uint64_t>(g, static_cast<uint64_t>(e0));  // once per pack
     const Pack<In, N> own = load_pack<In, N>(in + b * numel + e0);
@@ -193,21 +232,19 @@ struct MixIntoSameLayoutFn {
       for (int k = 0; k < N; ++k) {
         ch[k] = static_cast<int32_t>(c);
         take |= static_cast<uint32_t>(takes_partner(s, h, w)) << k;
-        if (g.nhwc_out) {
-          if (++c == C) {
-            c = 0;
-            if (++w == W) {
-              w = 0;
-              ++h;
-            }
-          }
-        } else if (++w == W) {
-          w = 0;
-          if (++h == H) {
-            h = 0;
-            ++c;
-          }
+        advance(g, c, h, w);
+      }
+      if (s.resize) {  // (never a pair) the box's lanes from the partner, resized
+        const In* src = in + s.partner * numel;
+        Pack<Out, N> r;
+        c = at.c, h = at.h, w = at.w;
+#pragma unroll
+        for (int k = 0; k < N; ++k) {
+          r.v[k] = converted<Out>((take >> k) & 1u ? resized_input(src, g, s, c, h, w) : to_acc(own.v[k]), n, ch[k]);
+          advance(g, c, h, w);
         }
+        store_pack<Out, N>(out + b * numel + e0, r);
+        continue;
       }
       if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take != 0))))
         theirs = load_pack<In, N>(in + (other >= 0 ? other : s.partner) * numel + e0);
@@ -266,6 +303,26 @@ struct MixIntoHwcToNchwFn {
           w = 0;
           ++h;
         }
+      }
+      if (s.resize) {  // (never a pair) the box's pixels from the partner, resized
+        const In* partner_sample = in + s.partner * HW * C;
+#pragma unroll
+        for (int c = 0; c < C; ++c) {
+          Pack<Out, N> r;
+          int64_t h = at.h, w = at.w;
+#pragma unroll
+          for (int k = 0; k < N; ++k) {
+            const int idx = k * C + c;
+            r.v[k] = converted<Out>((take >> k) & 1u ? resized_input(partner_sample, g, s, c, h, w) : to_acc(own[idx / N].v[idx % N]),
+                                    n, c);
+            if (++w == W) {
+              w = 0;
+              ++h;
+            }
+          }
+          store_pack<Out, N>(out + b * C * HW + p0 + c * HW, r);
+        }
+        continue;
       }
       if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take != 0)))) {
         const In* partner_src = in + ((other >= 0 ? other : s.partner) * HW + p0) * C;
@@ -343,6 +400,15 @@ struct MixIntoGeneralFn {
     for (int side = 0; side < (other >= 0 ? 2 : 1); ++side) {
       const SampleMix s = sample_mix(p, side ? other : b);
       const bool take = takes_partner(s, x.h, x.w);
+      if (s.resize) {  // (never a pair)
+        // (mix_into's inputs: uint8 or float32)
+        const float v = !take ? own
+                        : in_type == IntoType::kUint8
+                            ? resized_input(static_cast<const uint8_t*>(in) + s.partner * numel, g, s, x.c, x.h, x.w)
+                            : resized_input(static_cast<const float*>(in) + s.partner * numel, g, s, x.c, x.h, x.w);
+        store_acc(out, b * numel + e, out_type, normalized(v, n, x.c));
+        continue;
+      }
       if (side == 0 && (other >= 0 || (s.mixed && (s.blend || take))))
         theirs = load_acc(in, (other >= 0 ? other : s.partner) * numel + at, in_type);
       store_acc(out, (side ? other : b) * numel + e, out_type,

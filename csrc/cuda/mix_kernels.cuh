@@ -12,6 +12,9 @@
 // A MASK sample (FMix, ClassMix) is a paste whose box is the set of nonzero pixels of its plane of
 // pixel_mask: lane_op reads the plane at each lane's (row, column) instead of comparing with a box,
 // a runtime branch on the step's kind (the kernels' instantiations are those of blend and paste).
+// A RESIZE sample (ResizeMix) is a paste whose lanes read its partner's whole original, resized
+// (resize_value.cuh), from the partner's head slot: a batch with one gets mix_plan.h's copy plan,
+// where every mixed step is a kApplyFromHead, so nothing else changes.
 //
 // Layouts: samples whose elements fill one block of memory (contiguous NCHW, channels_last,
 // (B, T, C, H, W), any dense permutation) take the dense path, with 16-byte packs (8 bytes for
@@ -27,6 +30,7 @@
 #include "../mix_plan.h"
 #include "cuda_math.cuh"
 #include "launch.cuh"
+#include "resize_value.cuh"
 
 namespace fastmix {
 namespace cuda {
@@ -278,12 +282,49 @@ FASTMIX_HDI bool step_in_bounds(const DeviceStep& s, const DevicePlanShape& shap
   }
 }
 
+// Where a resize step reads its partner's original from its head slot, whole: the slots' origin
+// (slot 0, position 0; slot h at h * numel), this thread's first position (lane k's is position +
+// k), and the steps of a row and a column in position space (a dense sample's strides; a strided
+// sample's positions are row-major over its dims), with the image's (H, W).
+template <typename T>
+struct HeadReads {
+  const T* heads;
+  int64_t numel, position;
+  int64_t row_step, col_step, height, width;
+};
+
+// Position `position` (row h, column w, inside the box) of a resize step's sample a: its partner's
+// original (head slot s.b) resized into a's box. Not inlined: one copy per element type instead of
+// one per lane of every kernel (nvcc's time is every user's).
+template <typename T>
+__noinline__ FASTMIX_HD T resized_lane(const HeadReads<T>& r, const DeviceStep& s, int64_t position, int32_t h,
+                                       int32_t w) {
+  using Acc = typename AccType<T>::type;
+  const T* channel = r.heads + static_cast<int64_t>(s.b) * r.numel + (position - h * r.row_step - w * r.col_step);
+  const ResizeGrid grid{r.height, r.width, r.row_step, r.col_step};
+  const auto load = [channel](int64_t offset) { return to_acc(channel[offset]); };
+  return from_acc<T>(resized_acc<Acc>(load, grid, int64_t(s.box_a[1]) - s.box_a[0], int64_t(s.box_a[3]) - s.box_a[2],
+                                      h - s.box_a[0], w - s.box_a[2], s.kind_a == kResizeNearest));
+}
+
+// The lanes of `take` of a resize step's sample a (resized_lane); the other lanes are not read.
+template <typename T, int N>
+FASTMIX_HDI Pack<T, N> resized_pack(const HeadReads<T>& r, const DeviceStep& s, uint32_t take, const int32_t* hh,
+                                    const int32_t* ww) {
+  Pack<T, N> out{};
+#pragma unroll
+  for (int k = 0; k < N; ++k)
+    if ((take >> k) & 1u) out.v[k] = resized_lane<T>(r, s, r.position + k, hh[k], ww[k]);
+  return out;
+}
+
 // Applies steps [0, len) to the N elements at `base` (sample 0's address of them) of every sample;
-// head slot h of them is at heads + h * head_stride; their rows and columns are hh, ww.
+// head slot h of them is at heads + h * head_stride; their rows and columns are hh, ww; a resize
+// step reads its partner's slot through `reads`.
 template <typename T, int N>
 FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_stride, const DeviceStep* steps,
                           int32_t len, const DevicePlanShape& shape, const PixelMask& mask, const int32_t* hh,
-                          const int32_t* ww) {
+                          const int32_t* ww, const HeadReads<T>& reads) {
   using P = Pack<T, N>;
   P buffer{}, cache{};
   int32_t cached = -1;  // the sample whose current elements `cache` holds
@@ -302,10 +343,13 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_
   };
   for (int32_t t = 0; t < len; ++t) {
     const DeviceStep s = steps[t];
-    const bool valid = step_in_bounds(s, shape);
+    const StepOp op = static_cast<StepOp>(s.op);
+    // A resize reads its partner's original anywhere: only from a head slot (the copy plan's steps).
+    const bool resize_a = resizes(s.kind_a) && op != StepOp::kSave && op != StepOp::kSaveHead;
+    const bool valid = step_in_bounds(s, shape) && (!resize_a || (op == StepOp::kApplyFromHead && reads.heads)) &&
+                       !(op == StepOp::kPair && resizes(s.kind_b));
     FASTMIX_KERNEL_ASSERT(valid);
     if (!valid) continue;
-    const StepOp op = static_cast<StepOp>(s.op);
     if (op == StepOp::kSave) {
       buffer = get(s.a);
       continue;
@@ -326,7 +370,8 @@ FASTMIX_HD void walk_plan(T* base, int64_t batch_stride, T* heads, int64_t head_
     if (pair) {
       if (oa.changes || (ob.changes && ob.needs_own)) vb = get(s.b);
     } else {
-      vb = op == StepOp::kApply ? get(s.b) : op == StepOp::kApplyFromBuffer ? buffer : load_pack<T, N>(head(s.b));
+      vb = op == StepOp::kApply ? get(s.b) : op == StepOp::kApplyFromBuffer ? buffer
+           : resize_a ? resized_pack<T, N>(reads, s, oa.take, hh, ww) : load_pack<T, N>(head(s.b));
     }
     // One write, or a pair's two (one copy of the blend code: most of the kernel).
 #pragma unroll 1
@@ -347,6 +392,7 @@ struct MixInplaceFn {
   T* heads;  // head_slots x numel elements, in position order (nullptr: no head slots)
   PlanView plan;
   int64_t first_group;  // this launch runs groups [first_group, first_group + ny)
+  HeadReads<T> reads;   // its position unset: each thread's own
 
   FASTMIX_HD void operator()(int64_t g, int64_t v) const {
     if (g == 0 && v == 0 && first_group == 0) FASTMIX_KERNEL_ASSERT(header_matches(plan));
@@ -372,8 +418,10 @@ struct MixInplaceFn {
       batch_stride = strided.batch_stride;
       numel = strided.numel;
     }
+    HeadReads<T> at = reads;
+    at.position = position;
     walk_plan<T, N>(data + offset, batch_stride, heads ? heads + position : nullptr, numel, plan.steps + group.start,
-                    group.len, plan.shape, mask, hh, ww);
+                    group.len, plan.shape, mask, hh, ww, at);
   }
 };
 
@@ -401,26 +449,37 @@ bool mix_inplace(Runner& runner, T* data, const TensorLayout& layout, const Plan
   T* heads = nullptr;
   if (plan.shape.head_slots > 0)
     heads = reinterpret_cast<T*>(runner.workspace(static_cast<size_t>(plan.shape.head_slots * numel) * sizeof(T)));
+  // A resize's rows and columns in position space: a dense sample's strides, else the row-major
+  // steps of the strided dims.
+  HeadReads<T> reads{heads, numel, 0, dense.h_stride, dense.w_stride, 1, 1};
+  if (layout.ndim >= 3) reads.height = layout.sizes[layout.ndim - 2], reads.width = layout.sizes[layout.ndim - 1];
+  if (!is_dense) {
+    reads.row_step = reads.col_step = 0;
+    for (int64_t d = strided.ndim - 1, inner = 1; d >= 0; inner *= strided.sizes[d--]) {
+      if (d == strided.h_dim) reads.row_step = inner;
+      if (d == strided.w_dim) reads.col_step = inner;
+    }
+  }
   for (int launch = 0; launch < 2; ++launch) {
     const int64_t first = launch == 0 ? 0 : plan.shape.first_groups;
     const int64_t groups = launch == 0 ? plan.shape.first_groups : plan.shape.second_groups;
     if (vector) {
-      runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, mask, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, kVec, true>{data, dense, strided, mask, heads, plan, first, reads}, groups,
+                         positions);
     } else if (is_dense) {
-      runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, mask, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, 1, true>{data, dense, strided, mask, heads, plan, first, reads}, groups,
+                         positions);
     } else {
-      runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, mask, heads, plan, first}, groups, positions);
+      runner.for_each_2d(MixInplaceFn<T, 1, false>{data, dense, strided, mask, heads, plan, first, reads}, groups,
+                         positions);
     }
   }
   return true;
 }
 
 // The plan of a raw call inside CUDA graph capture, where params on the device cannot be read on
-// the host: every sample copied to its own head slot (the first launch), then every mixed sample
-// mixed from the slots (the second). It needs no order, so the device builds it (CopyPlanFn, one
-// thread per sample), at the cost of a batch of scratch and one more pass than a host-built plan.
-inline DevicePlanShape copy_plan_shape(int64_t batch) { return {batch, batch, batch, batch, 2 * batch, 1}; }
-
+// the host: mix_plan.h's copy plan, which needs no order, so the device builds it (one thread per
+// sample) at the cost of a batch of scratch and one more pass than a host-built plan.
 // Thread i writes sample i's two groups and steps (thread 0 the header too) into `bytes`
 // (plan_bytes(shape) of them, shape = copy_plan_shape(batch)).
 struct CopyPlanFn {
@@ -432,19 +491,12 @@ struct CopyPlanFn {
   DevicePlanShape shape;
 
   FASTMIX_HD void operator()(int64_t, int64_t i) const {
-    const int64_t batch = shape.batch;
     if (i == 0) write_plan_header(reinterpret_cast<int32_t*>(bytes), shape);
-    PlanGroup* groups = reinterpret_cast<PlanGroup*>(bytes + kPlanHeaderBytes);
-    DeviceStep* steps = reinterpret_cast<DeviceStep*>(bytes + plan_steps_offset(shape));
-    const int64_t p = partner[i];
-    const uint8_t k = kind[i];
-    const bool valid = p >= 0 && p < batch && k <= kMask;
+    bool valid = true;
+    write_copy_plan_sample(i, partner, lam, kind, box, shape.batch,
+                           reinterpret_cast<PlanGroup*>(bytes + kPlanHeaderBytes),
+                           reinterpret_cast<DeviceStep*>(bytes + plan_steps_offset(shape)), &valid);
     FASTMIX_KERNEL_ASSERT(valid);
-    const bool mixed = valid && k != kNone && p != i;
-    groups[i] = {static_cast<int32_t>(i), 1};
-    steps[i] = device_step(StepOp::kSaveHead, i, i, lam, kind, box);
-    groups[batch + i] = {static_cast<int32_t>(batch + i), mixed ? 1 : 0};
-    steps[batch + i] = device_step(StepOp::kApplyFromHead, i, mixed ? p : 0, lam, kind, box);
   }
 };
 

@@ -560,12 +560,6 @@ def check_device_plan_args(partner: Any, lam: Any, kind: Any, box: Any) -> None:
     check_param_field("kind", kind, torch.uint8, (batch,), partner, "partner")
     check_param_field("box", box, torch.int64, (batch, 4), partner, "partner")
     check_targets_params_values(partner, lam, kind)
-    # The CUDA kernels have no resize yet (they would assert): refused here, on the host.
-    resizing = (kind == 4) | (kind == 5)
-    if batch and bool(resizing.any()):
-        i = int(resizing.nonzero()[0])
-        raise ValueError(f"kind[{i}]: expected a kind the CUDA kernels apply, 0 (none) to 3 (mask), got {int(kind[i])} "
-                         f"({spatial_kind_words(int(kind[i]))}): ResizeMix runs on the cpp, numba and torch backends only")
 
 
 def check_inplace_plan_args(partner: Any, kind: Any) -> None:
