@@ -109,6 +109,27 @@ def test_big_batches_split_over_threads_equal_the_reference(backend, threads):
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
+@pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
+@pytest.mark.parametrize("width", [16, 47, 224])
+def test_every_box_width_of_wide_float32_rows_equals_the_reference(backend, kind, width):
+    """The cpp float32 rows take 16 box columns a step where their taps lie in 32 source pixels
+    (scales below 2), the scalar loop for wider windows and the row's last pixels: box widths 1 to
+    W, at the image's right edge and away from it, each as the reference."""
+    generator = torch.Generator().manual_seed(width)
+    batch, height = 2 * width, 5
+    images = random_values((batch, 2, height, width), torch.float32, generator)
+    partner = torch.arange(batch).view(-1, 2).flip(1).reshape(-1)
+    starts = [(w, (w * 7) % (width - w + 1)) for w in range(1, width + 1)]  # each width away from the edge
+    starts = [s for w, x0 in starts for s in ((w, x0), (w, width - w))]  # and at the right edge
+    box = torch.tensor([[1, height, x0, x0 + w] for w, x0 in starts])
+    lam, kinds = torch.rand(batch, generator=generator), torch.full((batch,), int(kind), dtype=torch.uint8)
+    expected = images.clone()
+    reference.mix_(expected, partner, lam, kinds, box)
+    op(backend).mix_(images, partner, lam, kinds, box)
+    assert torch.equal(images, expected)
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("in_dtype,out_dtype", [(torch.uint8, torch.uint8), (torch.uint8, torch.float32),
                                                 (torch.uint8, torch.bfloat16), (torch.float32, torch.float16)])
 @pytest.mark.parametrize("hwc", [False, True])

@@ -5,6 +5,10 @@
 // rounding of the reference (products and sums apart, no FMA: -ffp-contract=off).
 #pragma once
 
+#include <climits>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -30,6 +34,7 @@ struct ResizeTaps {
   int64_t rows = 0, cols = 0;
   std::vector<int64_t> row_lo, row_hi, col_lo, col_hi;
   std::vector<acc_t> row_w_lo, row_w_hi, col_w_lo, col_w_hi;
+  std::vector<int32_t> col_lo32, col_hi32;  // col_lo, col_hi as int32 where they fit: the gathers' indices
 
   ResizeTaps(const ResizeSource& s, int64_t box_rows, int64_t box_cols, bool is_nearest)
       : nearest(is_nearest), rows(box_rows), cols(box_cols), row_lo(box_rows), row_hi(box_rows), col_lo(box_cols),
@@ -51,8 +56,81 @@ struct ResizeTaps {
       col_lo[q] = t.lo * s.col_stride, col_hi[q] = t.hi * s.col_stride;
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
+    if (cols > 0 && (s.width - 1) * s.col_stride <= INT32_MAX) {
+      col_lo32.assign(col_lo.begin(), col_lo.end());
+      col_hi32.assign(col_hi.begin(), col_hi.end());
+    }
   }
 };
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// float32 rows, the in-place batch's common case, 16 pixels a step with AVX-512: a box shrinks its
+// partner by less than 2x (ResizeMix's scales), so the taps of 16 box columns lie in a window of 32
+// source pixels, two loads (masked at the row's end), from which two-register permutes pick each
+// lane's taps. (Gathers would be simpler, and on this project's CPUs no faster than scalar loads.)
+// A window wider than that, and the last pixels, take the scalar loop. The arithmetic is the scalar
+// loop's, product for product (no FMA), so its bits. Chosen at run time (avx512_resize).
+
+// The window of row[base, base + 32) clipped to row[0, width): two registers.
+__attribute__((target("avx512f"))) inline void source_window(const float* row, int64_t base, int64_t width,
+                                                              __m512* low, __m512* high) {
+  const int64_t left = width - base;  // pixels of the row from base on (>= 1)
+  const __mmask16 first = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+  const __mmask16 second = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
+  *low = _mm512_maskz_loadu_ps(first, row + base);
+  *high = _mm512_maskz_loadu_ps(second, row + base + 16);
+}
+
+// Columns [q, q + 16) fit one window when their last tap lies within 32 pixels of their first.
+inline bool window_fits(const int32_t* lo, const int32_t* hi, int64_t q) { return hi[q + 15] - lo[q] < 32; }
+
+__attribute__((target("avx512f"))) inline void bilinear_row_avx512(const float* top, const float* bottom,
+                                                                    const int32_t* lo, const int32_t* hi,
+                                                                    const float* w_lo, const float* w_hi, float wy_lo,
+                                                                    float wy_hi, float* out, int64_t n, int64_t width) {
+  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
+  int64_t q = 0;
+  for (; q + 16 <= n && window_fits(lo, hi, q); q += 16) {
+    const int64_t base = lo[q];
+    const __m512i first = _mm512_set1_epi32(static_cast<int32_t>(base));
+    const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(lo + q), first);
+    const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(hi + q), first);
+    const __m512 wl = _mm512_loadu_ps(w_lo + q), wh = _mm512_loadu_ps(w_hi + q);
+    __m512 t0, t1, b0, b1;
+    source_window(top, base, width, &t0, &t1);
+    source_window(bottom, base, width, &b0, &b1);
+    const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
+                                       _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
+    const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
+                                       _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
+    _mm512_storeu_ps(out + q, _mm512_add_ps(_mm512_mul_ps(upper, vy_lo), _mm512_mul_ps(lower, vy_hi)));
+  }
+  for (; q < n; ++q) {
+    const float upper = top[lo[q]] * w_lo[q] + top[hi[q]] * w_hi[q];
+    const float lower = bottom[lo[q]] * w_lo[q] + bottom[hi[q]] * w_hi[q];
+    out[q] = upper * wy_lo + lower * wy_hi;
+  }
+}
+
+__attribute__((target("avx512f"))) inline void nearest_row_avx512(const float* row, const int32_t* at, float* out,
+                                                                   int64_t n, int64_t width) {
+  int64_t q = 0;
+  for (; q + 16 <= n && window_fits(at, at, q); q += 16) {
+    const int64_t base = at[q];
+    __m512 w0, w1;
+    source_window(row, base, width, &w0, &w1);
+    const __m512i k = _mm512_sub_epi32(_mm512_loadu_si512(at + q), _mm512_set1_epi32(static_cast<int32_t>(base)));
+    _mm512_storeu_ps(out + q, _mm512_permutex2var_ps(w0, k, w1));
+  }
+  for (; q < n; ++q) out[q] = row[at[q]];
+}
+
+inline bool avx512_resize() {
+  static const bool supported = __builtin_cpu_supports("avx512f");
+  return supported;
+}
+#define FASTMIX_VECTOR_RESIZE 1
+#endif
 
 // A source value as the destination type holds it: converted (uint8 -> float32), never rounded.
 template <typename D, typename T>
@@ -69,11 +147,24 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
                     int64_t out_stride) {
   const T* top = channel + taps.row_lo[r] * s.row_stride;
   if (taps.nearest) {
+#ifdef FASTMIX_VECTOR_RESIZE
+    if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
+      if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize())
+        return nearest_row_avx512(top, taps.col_lo32.data(), out, taps.cols, s.width);
+    }
+#endif
     for (int64_t q = 0; q < taps.cols; ++q) out[q * out_stride] = as_value<D>(top[taps.col_lo[q]]);
     return;
   }
   const T* bottom = channel + taps.row_hi[r] * s.row_stride;
   const acc_t wy_lo = taps.row_w_lo[r], wy_hi = taps.row_w_hi[r];
+#ifdef FASTMIX_VECTOR_RESIZE
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
+    if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize())
+      return bilinear_row_avx512(top, bottom, taps.col_lo32.data(), taps.col_hi32.data(), taps.col_w_lo.data(),
+                                 taps.col_w_hi.data(), wy_lo, wy_hi, out, taps.cols, s.width);
+  }
+#endif
   const int64_t* lo = taps.col_lo.data();
   const int64_t* hi = taps.col_hi.data();
   const acc_t* wx_lo = taps.col_w_lo.data();
