@@ -1,11 +1,12 @@
-"""The uint8 collate with FMix against the same collate with Mixup, the two alone, side by side.
+"""The uint8 collate with FMix and with ResizeMix against the same collate with Mixup, side by side.
 
     python benchmarks/collate_methods.py [--rounds 15] [--backends cpp,numba]
 
 256 numpy HWC uint8 samples of 224x224 (fastmix.bench.inputs), ``MixupCollate(Mixup(seed=0, ...))``
-in batch mode with Mixup (mixup_alpha=0.8) and with FMix (fmix_alpha=1.0): every row is called
-once per round in turn (interleaved, fresh draws from each Mixup's stream, sampling included), and
-the medians and the ratio FMix / Mixup are printed per backend. The main bench
+in batch mode with Mixup (mixup_alpha=0.8), with FMix (fmix_alpha=1.0) and with ResizeMix
+(resizemix_alpha=1.0, bilinear): every row is called once per round in turn (interleaved, fresh
+draws from each Mixup's stream, sampling included), and the medians and the ratios to Mixup are
+printed per backend. The main bench
 (``python -m fastmix bench``) times the same rows among all its others; this one leaves out the
 rows between them, whose memory traffic moves the ratio from run to run.
 """
@@ -20,7 +21,8 @@ import torch
 import fastmix
 from fastmix.bench.inputs import make_samples
 
-SETTINGS = {"mixup": dict(mixup_alpha=0.8), "fmix batch": dict(mixup_alpha=0.0, fmix_alpha=1.0)}
+SETTINGS = {"mixup": dict(mixup_alpha=0.8), "fmix batch": dict(mixup_alpha=0.0, fmix_alpha=1.0),
+            "resizemix batch": dict(mixup_alpha=0.0, resizemix_alpha=1.0)}
 
 
 def main() -> None:
@@ -42,9 +44,10 @@ def main() -> None:
             times[key].append(time.perf_counter() - start)
     median = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     for (backend, name), ms in median.items():
-        print(f"{backend:6s} {name:12s} {ms:8.2f} ms")
+        print(f"{backend:6s} {name:15s} {ms:8.2f} ms")
     for backend in args.backends.split(","):
-        print(f"{backend:6s} fmix batch / mixup collate = {median[(backend, 'fmix batch')] / median[(backend, 'mixup')]:.2f}")
+        for name in list(SETTINGS)[1:]:
+            print(f"{backend:6s} {name} / mixup collate = {median[(backend, name)] / median[(backend, 'mixup')]:.2f}")
 
 
 if __name__ == "__main__":

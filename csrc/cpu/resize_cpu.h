@@ -63,6 +63,22 @@ struct ResizeTaps {
   }
 };
 
+// A source row a later box row reads, fetched into the cache ahead of it: the rows a box reads
+// skip some of the image's, which the hardware's prefetchers do not follow. 8 rows ahead: batch-mode
+// ResizeMix in place 1.4-1.7x one pass instead of 2.0-2.3x (benchmarks/resize_inplace.py, interleaved
+// runs with and without; 4 and 14 rows ahead no better).
+constexpr int64_t kRowsAhead = 8;
+template <typename T>
+inline void fetch_ahead(const T* channel, const ResizeSource& s, int64_t row) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (row >= s.height) return;
+  const char* ahead = reinterpret_cast<const char*>(channel + row * s.row_stride);
+  const int64_t bytes = ((s.width - 1) * s.col_stride + 1) * int64_t(sizeof(T));
+  // (an asm statement: GCC deletes a loop of __builtin_prefetch here, as one without side effects)
+  for (int64_t b = 0; b < bytes; b += 64) asm volatile("prefetcht0 %0" : : "m"(ahead[b]));
+#endif
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 // float32 rows, the in-place batch's common case, 16 pixels a step with AVX-512: a box shrinks its
 // partner by less than 2x (ResizeMix's scales), so the taps of 16 box columns lie in a window of 32
@@ -146,11 +162,13 @@ template <typename acc_t, typename T, typename D>
 void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<acc_t>& taps, int64_t r, D* out,
                     int64_t out_stride) {
   const T* top = channel + taps.row_lo[r] * s.row_stride;
+  fetch_ahead(channel, s, (taps.nearest ? taps.row_lo[r] : taps.row_hi[r]) + kRowsAhead);
   if (taps.nearest) {
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
-      if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize())
+      if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
         return nearest_row_avx512(top, taps.col_lo32.data(), out, taps.cols, s.width);
+      }
     }
 #endif
     for (int64_t q = 0; q < taps.cols; ++q) out[q * out_stride] = as_value<D>(top[taps.col_lo[q]]);
@@ -160,9 +178,10 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   const acc_t wy_lo = taps.row_w_lo[r], wy_hi = taps.row_w_hi[r];
 #ifdef FASTMIX_VECTOR_RESIZE
   if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
-    if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize())
+    if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
       return bilinear_row_avx512(top, bottom, taps.col_lo32.data(), taps.col_hi32.data(), taps.col_w_lo.data(),
                                  taps.col_w_hi.data(), wy_lo, wy_hi, out, taps.cols, s.width);
+    }
   }
 #endif
   const int64_t* lo = taps.col_lo.data();
