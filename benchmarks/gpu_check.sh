@@ -270,8 +270,10 @@ SANITIZER_TESTS=(
   "tests/test_cuda.py::test_mix_misaligned_and_many_dims"           # misaligned views, 17 dims
   "tests/test_cuda.py::test_mix_into_matches_reference[False-False-float32-float16-True]"  # misaligned out among the cases
   "tests/test_cuda.py::test_blend_rounds_half_to_even"              # uint8 rounding
-  "tests/test_cuda.py::test_segmentation_masks_on_the_gpu_match_the_reference[elem-uint8]"  # masks
-  "tests/test_cuda.py::test_segmentation_masks_on_the_gpu_match_the_reference[pair-int64]"
+  "tests/test_cuda.py::test_segmentation_masks_on_the_gpu_match_the_reference[elem-uint8-others]"  # masks, FMix, ResizeMix
+  "tests/test_cuda.py::test_segmentation_masks_on_the_gpu_match_the_reference[pair-int64-timm]"
+  "tests/test_cuda.py::test_resizes_match_reference[float32-hwc_permuted-op]"  # resizes read heads anywhere
+  "tests/test_cuda.py::test_mix_into_resizes_match_reference[True-uint8-float32-True]"    # ... and inputs anywhere
   "tests/test_cuda.py::test_mix_into_matches_reference[False-True-uint8-bfloat16-True]"    # the collate's path:
   "tests/test_cuda.py::test_mix_into_reads_channels_last_images_as_hwc"                    # uint8 HWC -> bfloat16
   "tests/test_cuda.py::test_targets_match_reference[0.1-indices]"
