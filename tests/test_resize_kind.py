@@ -130,6 +130,31 @@ def test_every_box_width_of_wide_float32_rows_equals_the_reference(backend, kind
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
+@pytest.mark.parametrize("out_dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("channels, width", [(3, 224), (3, 47), (4, 40)])
+def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, out_dtype, channels, width):
+    """The cpp collate of uint8 HWC samples resizes a row's channels at once, 16 elements a step
+    where their taps lie in 32 source bytes, the scalar loop elsewhere: box widths 1 to W, at the
+    right edge and away from it, into uint8 (rounded) and normalised float32, as the reference."""
+    generator = torch.Generator().manual_seed(width + channels)
+    batch, height = 2 * width, 6
+    images = random_values((batch, height, width, channels), torch.uint8, generator)
+    partner = torch.arange(batch).view(-1, 2).flip(1).reshape(-1)
+    starts = [(w, (w * 7) % (width - w + 1)) for w in range(1, width + 1)]
+    starts = [s for w, x0 in starts for s in ((w, x0), (w, width - w))]
+    box = torch.tensor([[1, height, x0, x0 + w] for w, x0 in starts])
+    lam, kind = torch.rand(batch, generator=generator), torch.full((batch,), int(MixKind.RESIZE), dtype=torch.uint8)
+    normalize = out_dtype != torch.uint8
+    scale = torch.rand(channels, generator=generator) if normalize else torch.empty(0)
+    bias = torch.rand(channels, generator=generator) if normalize else torch.empty(0)
+    expected = torch.empty(batch, channels, height, width, dtype=out_dtype)
+    reference.mix_into_(expected, images, partner, lam, kind, box, scale, bias, True)
+    collated = torch.empty_like(expected)
+    op(backend).collate_mix_(collated, list(images.unbind(0)), partner, lam, kind, box, scale, bias, True)
+    assert torch.equal(collated, expected)
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("in_dtype,out_dtype", [(torch.uint8, torch.uint8), (torch.uint8, torch.float32),
                                                 (torch.uint8, torch.bfloat16), (torch.float32, torch.float16)])
 @pytest.mark.parametrize("hwc", [False, True])

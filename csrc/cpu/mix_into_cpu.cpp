@@ -415,11 +415,31 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
   const int64_t C = g.channels, W = g.width, HW = g.height * g.width;
   const ResizeSource source{g.height, W, g.hwc_in ? W * C : W, g.hwc_in ? C : 1};
   const ResizeTaps<float> taps(source, box[1] - box[0], box[3] - box[2], nearest);
+#ifdef FASTMIX_VECTOR_RESIZE
+  std::optional<InterleavedTaps> interleaved;  // uint8 HWC, bilinear: the vector rows
+  if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && !nearest && avx512_resize()) interleaved.emplace(taps, C);
+#endif
   for (int64_t a = y0; a < y1; a += buf.stage_rows) {
     const int64_t rows = std::min(buf.stage_rows, y1 - a);
     for_each_segment(own, own, staged, a, rows, g, [&](const In* x, const In*, S* st, int64_t len) {
       for (int64_t k = 0; k < len; ++k) st[k] = as_value<S>(x[k]);
     });
+#ifdef FASTMIX_VECTOR_RESIZE
+    if constexpr (std::is_same_v<In, uint8_t>) {
+      if (interleaved) {  // the decoded-image collate: a row's channels at once
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t rr = a + r - box[0];
+          fetch_ahead(theirs, source, taps.row_hi[rr] + kRowsAhead);
+          bilinear_interleaved_row_avx512(theirs + taps.row_lo[rr] * source.row_stride,
+                                          theirs + taps.row_hi[rr] * source.row_stride, *interleaved,
+                                          taps.row_w_lo[rr], taps.row_w_hi[rr], staged + (r * W + box[2]) * C, W * C);
+        }
+        write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch,
+                   buf.stage_rows);
+        continue;
+      }
+    }
+#endif
     for (int64_t c = 0; c < C; ++c) {
       const In* channel = theirs + (g.hwc_in ? c : c * HW);
       for (int64_t r = 0; r < rows; ++r) {

@@ -141,6 +141,63 @@ __attribute__((target("avx512f"))) inline void nearest_row_avx512(const float* r
   for (; q < n; ++q) out[q] = row[at[q]];
 }
 
+// The taps of a row whose C channels interleave (HWC, the collate's decoded samples), per element
+// of the row: element q * C + c reads source elements col_lo[q] + c and col_hi[q] + c.
+struct InterleavedTaps {
+  std::vector<int32_t> lo, hi;
+  std::vector<float> w_lo, w_hi;
+  InterleavedTaps(const ResizeTaps<float>& taps, int64_t channels) {
+    for (int64_t q = 0; q < taps.cols; ++q)
+      for (int64_t c = 0; c < channels; ++c) {
+        lo.push_back(static_cast<int32_t>(taps.col_lo[q] + c)), hi.push_back(static_cast<int32_t>(taps.col_hi[q] + c));
+        w_lo.push_back(taps.col_w_lo[q]), w_hi.push_back(taps.col_w_hi[q]);
+      }
+  }
+};
+
+// A bilinear row of uint8 HWC source rows `top` and `bottom` (row_len elements each), all channels
+// at once, 16 elements a step where their taps lie in 32 source bytes (away from the row's end),
+// converted to float32 there and picked by permutes; to uint8 (rounded half to even, as from_acc)
+// or float32 staging. The scalar loop's arithmetic, so its bits.
+template <typename D>
+__attribute__((target("avx512f"))) inline void bilinear_interleaved_row_avx512(
+    const uint8_t* top, const uint8_t* bottom, const InterleavedTaps& t, float wy_lo, float wy_hi, D* out,
+    int64_t row_len) {
+  const int64_t n = static_cast<int64_t>(t.lo.size());
+  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
+  const auto window = [](const uint8_t* p, __m512* a, __m512* b) __attribute__((target("avx512f"))) {
+    *a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+    *b = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
+  };
+  int64_t q = 0;
+  for (; q + 16 <= n && t.hi[q + 15] - t.lo[q] < 32 && t.lo[q] + 32 <= row_len; q += 16) {
+    const __m512i first = _mm512_set1_epi32(t.lo[q]);
+    const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(t.lo.data() + q), first);
+    const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(t.hi.data() + q), first);
+    const __m512 wl = _mm512_loadu_ps(t.w_lo.data() + q), wh = _mm512_loadu_ps(t.w_hi.data() + q);
+    __m512 t0, t1, b0, b1;
+    window(top + t.lo[q], &t0, &t1);
+    window(bottom + t.lo[q], &b0, &b1);
+    const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
+                                       _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
+    const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
+                                       _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
+    const __m512 v = _mm512_add_ps(_mm512_mul_ps(upper, vy_lo), _mm512_mul_ps(lower, vy_hi));
+    if constexpr (std::is_same_v<D, uint8_t>) {
+      const __m512i rounded = _mm512_max_epi32(_mm512_cvtps_epi32(v), _mm512_setzero_si512());  // nearest even
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + q), _mm512_cvtusepi32_epi8(rounded));  // saturated
+    } else {
+      _mm512_storeu_ps(out + q, v);
+    }
+  }
+  for (; q < n; ++q) {
+    const float upper = static_cast<float>(top[t.lo[q]]) * t.w_lo[q] + static_cast<float>(top[t.hi[q]]) * t.w_hi[q];
+    const float lower =
+        static_cast<float>(bottom[t.lo[q]]) * t.w_lo[q] + static_cast<float>(bottom[t.hi[q]]) * t.w_hi[q];
+    out[q] = from_acc<D>(upper * wy_lo + lower * wy_hi);
+  }
+}
+
 inline bool avx512_resize() {
   static const bool supported = __builtin_cpu_supports("avx512f");
   return supported;
