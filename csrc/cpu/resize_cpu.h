@@ -1,8 +1,9 @@
 // ResizeMix on the CPU: one row of a box at a time from the partner it shrinks (resize_taps.h's
 // rule), read from the partner where it lies and written where the caller wants it: in place into
 // the sample's box (mix_cpu.cpp), into a box-sized buffer for a swapped pair, or into a staged row
-// of mix_into_cpu.cpp. Taps are computed once per sample, so a row is a loop of gathers and the
-// rounding of the reference (products and sums apart, no FMA: -ffp-contract=off).
+// of mix_into_cpu.cpp. Taps are computed once per box; a row is a loop over them with the rounding
+// of the reference (products and sums apart, no FMA: -ffp-contract=off), 16 pixels a step with
+// AVX-512 for float32 rows and the collate's uint8 HWC rows.
 #pragma once
 
 #include <climits>
@@ -97,6 +98,18 @@ __attribute__((target("avx512f"))) inline void source_window(const float* row, i
   *high = _mm512_maskz_loadu_ps(second, row + base + 16);
 }
 
+// The 16 lanes of a bilinear step from the windows of the upper (t0, t1) and lower (b0, b1) source
+// rows: taps l, h in the window, weights along W, then along H (the scalar loop's order).
+__attribute__((target("avx512f"))) inline __m512 bilinear_lanes(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i l,
+                                                                 __m512i h, __m512 wl, __m512 wh, __m512 wy_lo,
+                                                                 __m512 wy_hi) {
+  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
+                                     _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
+  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
+                                     _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
+  return _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi));
+}
+
 // Columns [q, q + 16) fit one window when their last tap lies within 32 pixels of their first.
 inline bool window_fits(const int32_t* lo, const int32_t* hi, int64_t q) { return hi[q + 15] - lo[q] < 32; }
 
@@ -115,11 +128,7 @@ __attribute__((target("avx512f"))) inline void bilinear_row_avx512(const float* 
     __m512 t0, t1, b0, b1;
     source_window(top, base, width, &t0, &t1);
     source_window(bottom, base, width, &b0, &b1);
-    const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
-                                       _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
-    const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
-                                       _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
-    _mm512_storeu_ps(out + q, _mm512_add_ps(_mm512_mul_ps(upper, vy_lo), _mm512_mul_ps(lower, vy_hi)));
+    _mm512_storeu_ps(out + q, bilinear_lanes(t0, t1, b0, b1, l, h, wl, wh, vy_lo, vy_hi));
   }
   for (; q < n; ++q) {
     const float upper = top[lo[q]] * w_lo[q] + top[hi[q]] * w_hi[q];
@@ -147,6 +156,8 @@ struct InterleavedTaps {
   std::vector<int32_t> lo, hi;
   std::vector<float> w_lo, w_hi;
   InterleavedTaps(const ResizeTaps<float>& taps, int64_t channels) {
+    for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(taps.cols * channels));
+    for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(taps.cols * channels));
     for (int64_t q = 0; q < taps.cols; ++q)
       for (int64_t c = 0; c < channels; ++c) {
         lo.push_back(static_cast<int32_t>(taps.col_lo[q] + c)), hi.push_back(static_cast<int32_t>(taps.col_hi[q] + c));
@@ -154,6 +165,12 @@ struct InterleavedTaps {
       }
   }
 };
+
+// 32 source bytes from p (all inside the row: the caller checks), as float32 in two registers.
+__attribute__((target("avx512f"))) inline void widened_window(const uint8_t* p, __m512* low, __m512* high) {
+  *low = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  *high = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
+}
 
 // A bilinear row of uint8 HWC source rows `top` and `bottom` (row_len elements each), all channels
 // at once, 16 elements a step where their taps lie in 32 source bytes (away from the row's end),
@@ -165,10 +182,6 @@ __attribute__((target("avx512f"))) inline void bilinear_interleaved_row_avx512(
     int64_t row_len) {
   const int64_t n = static_cast<int64_t>(t.lo.size());
   const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
-  const auto window = [](const uint8_t* p, __m512* a, __m512* b) __attribute__((target("avx512f"))) {
-    *a = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-    *b = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
-  };
   int64_t q = 0;
   for (; q + 16 <= n && t.hi[q + 15] - t.lo[q] < 32 && t.lo[q] + 32 <= row_len; q += 16) {
     const __m512i first = _mm512_set1_epi32(t.lo[q]);
@@ -176,13 +189,9 @@ __attribute__((target("avx512f"))) inline void bilinear_interleaved_row_avx512(
     const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(t.hi.data() + q), first);
     const __m512 wl = _mm512_loadu_ps(t.w_lo.data() + q), wh = _mm512_loadu_ps(t.w_hi.data() + q);
     __m512 t0, t1, b0, b1;
-    window(top + t.lo[q], &t0, &t1);
-    window(bottom + t.lo[q], &b0, &b1);
-    const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
-                                       _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
-    const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
-                                       _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
-    const __m512 v = _mm512_add_ps(_mm512_mul_ps(upper, vy_lo), _mm512_mul_ps(lower, vy_hi));
+    widened_window(top + t.lo[q], &t0, &t1);
+    widened_window(bottom + t.lo[q], &b0, &b1);
+    const __m512 v = bilinear_lanes(t0, t1, b0, b1, l, h, wl, wh, vy_lo, vy_hi);
     if constexpr (std::is_same_v<D, uint8_t>) {
       const __m512i rounded = _mm512_max_epi32(_mm512_cvtps_epi32(v), _mm512_setzero_si512());  // nearest even
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + q), _mm512_cvtusepi32_epi8(rounded));  // saturated

@@ -27,20 +27,29 @@ def load_timm_mixup() -> Tuple[Optional[ModuleType], str]:
     return _cached
 
 
-def _load() -> Tuple[Optional[ModuleType], str]:
+def _package_folders(package: str) -> Tuple[Optional[list], str]:
+    """The folders of an installed package, found without running its __init__; ``(None, why)``
+    when it is not installed or cannot be located."""
     try:
-        spec = importlib.util.find_spec("timm")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError) as exc:
-        return None, f"timm could not be located ({exc})"
+        return None, f"{package} could not be located ({exc})"
     if spec is None or not spec.submodule_search_locations:
-        return None, "timm is not installed"
+        return None, f"{package} is not installed"
+    return list(spec.submodule_search_locations), ""
+
+
+def _load() -> Tuple[Optional[ModuleType], str]:
+    folders, why = _package_folders("timm")
+    if folders is None:
+        return None, why
     try:
         from timm.data import mixup as timm_mixup
 
         return timm_mixup, f"timm {_version()}"
     except Exception as exc:  # noqa: BLE001 - any failure of timm's package import (torchvision, hub, ...)
         package_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
-    for location in spec.submodule_search_locations:
+    for location in folders:
         path = os.path.join(location, "data", "mixup.py")
         if os.path.isfile(path):
             break
@@ -88,13 +97,10 @@ def load_mmpretrain_batch_augments() -> Tuple[Optional[ModuleType], str]:
 
 
 def _load_mmpretrain() -> Tuple[Optional[ModuleType], str]:
-    try:
-        spec = importlib.util.find_spec("mmpretrain")  # finds the package without running its __init__
-    except (ImportError, ValueError) as exc:
-        return None, f"mmpretrain could not be located ({exc})"
-    if spec is None or not spec.submodule_search_locations:
-        return None, "mmpretrain is not installed (pip install --no-deps mmpretrain==1.2.0)"
-    folder = os.path.join(spec.submodule_search_locations[0], "models", "utils", "batch_augments")
+    folders, why = _package_folders("mmpretrain")
+    if folders is None:
+        return None, why + " (pip install --no-deps mmpretrain==1.2.0)"
+    folder = os.path.join(folders[0], "models", "utils", "batch_augments")
     package = "fastmix_peer_mmpretrain_batch_augments"
     registry = ModuleType("mmpretrain.registry")
     registry.BATCH_AUGMENTS = _Registry()  # type: ignore[attr-defined]
