@@ -111,13 +111,15 @@ def test_big_batches_split_over_threads_equal_the_reference(backend, threads):
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
 @pytest.mark.parametrize("width", [16, 47, 224])
-def test_every_box_width_of_wide_float32_rows_equals_the_reference(backend, kind, width):
-    """The cpp float32 rows take 16 box columns a step where their taps lie in 32 source pixels
-    (scales below 2), the scalar loop for wider windows and the row's last pixels: box widths 1 to
-    W, at the image's right edge and away from it, each as the reference."""
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_every_box_width_of_wide_rows_equals_the_reference(backend, kind, width, dtype):
+    """The cpp float32 and uint8 rows take 16 box columns a step where their taps lie in 32 source
+    pixels (scales below 2), in two or four windows at larger scales, the scalar loop where even
+    those are too narrow, and a masked last step: box widths 1 to W, at the image's right edge and
+    away from it, each as the reference."""
     generator = torch.Generator().manual_seed(width)
     batch, height = 2 * width, 5
-    images = random_values((batch, 2, height, width), torch.float32, generator)
+    images = random_values((batch, 2, height, width), dtype, generator)
     partner = torch.arange(batch).view(-1, 2).flip(1).reshape(-1)
     starts = [(w, (w * 7) % (width - w + 1)) for w in range(1, width + 1)]  # each width away from the edge
     starts = [s for w, x0 in starts for s in ((w, x0), (w, width - w))]  # and at the right edge
@@ -132,10 +134,12 @@ def test_every_box_width_of_wide_float32_rows_equals_the_reference(backend, kind
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("out_dtype", [torch.uint8, torch.float32])
 @pytest.mark.parametrize("channels, width", [(3, 224), (3, 47), (4, 40)])
-def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, out_dtype, channels, width):
+@pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
+def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, out_dtype, channels, width, kind):
     """The cpp collate of uint8 HWC samples resizes a row's channels at once, 16 elements a step
-    where their taps lie in 32 source bytes, the scalar loop elsewhere: box widths 1 to W, at the
-    right edge and away from it, into uint8 (rounded) and normalised float32, as the reference."""
+    where their taps lie in 32 source bytes (or in two or four windows), the scalar loop elsewhere,
+    a masked last step: box widths 1 to W, at the right edge and away from it, bilinear and
+    nearest, into uint8 (rounded) and normalised float32, as the reference."""
     generator = torch.Generator().manual_seed(width + channels)
     batch, height = 2 * width, 6
     images = random_values((batch, height, width, channels), torch.uint8, generator)
@@ -143,7 +147,7 @@ def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, 
     starts = [(w, (w * 7) % (width - w + 1)) for w in range(1, width + 1)]
     starts = [s for w, x0 in starts for s in ((w, x0), (w, width - w))]
     box = torch.tensor([[1, height, x0, x0 + w] for w, x0 in starts])
-    lam, kind = torch.rand(batch, generator=generator), torch.full((batch,), int(MixKind.RESIZE), dtype=torch.uint8)
+    lam, kind = torch.rand(batch, generator=generator), torch.full((batch,), int(kind), dtype=torch.uint8)
     normalize = out_dtype != torch.uint8
     scale = torch.rand(channels, generator=generator) if normalize else torch.empty(0)
     bias = torch.rand(channels, generator=generator) if normalize else torch.empty(0)

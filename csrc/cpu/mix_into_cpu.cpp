@@ -358,11 +358,17 @@ void for_each_segment(const In* a, const In* b, S* staged, int64_t h0, int64_t r
 }
 
 // Buffers of one worker: staging rows of each type (two, for pairs) and the float scratch, each
-// for `stage_rows` rows: staged values are read back while they are still in L1/L2.
+// for `stage_rows` rows: staged values are read back while they are still in L1/L2. And the taps of
+// the last box it resized: a batch-mode draw gives every sample the same box, which each of a
+// sample's row blocks resizes.
 struct Buffers {
   int64_t stage_rows;
   std::vector<uint8_t> u8_a, u8_b;
   std::vector<float> f32_a, f32_b, scratch;
+  std::optional<ResizeTaps<float>> taps;
+#ifdef FASTMIX_VECTOR_RESIZE
+  std::optional<InterleavedTaps> interleaved;  // of `taps`, for uint8 HWC rows
+#endif
   Buffers(int64_t rows, int64_t row) : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row),
                                        f32_b(rows * row), scratch(rows * row) {}
 };
@@ -414,25 +420,42 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
   if (y0 >= y1) return;
   const int64_t C = g.channels, W = g.width, HW = g.height * g.width;
   const ResizeSource source{g.height, W, g.hwc_in ? W * C : W, g.hwc_in ? C : 1};
-  const ResizeTaps<float> taps(source, box[1] - box[0], box[3] - box[2], nearest);
+  const int64_t box_rows = box[1] - box[0], box_cols = box[3] - box[2];
+  if (!buf.taps || buf.taps->rows != box_rows || buf.taps->cols != box_cols || buf.taps->nearest != nearest) {
+    buf.taps.emplace(source, box_rows, box_cols, nearest);
 #ifdef FASTMIX_VECTOR_RESIZE
-  std::optional<InterleavedTaps> interleaved;  // uint8 HWC, bilinear: the vector rows
-  if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && !nearest && avx512_resize()) interleaved.emplace(taps, C);
+    buf.interleaved.reset();
+    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && avx512_resize()) buf.interleaved.emplace(*buf.taps, C);
 #endif
+  }
+  const ResizeTaps<float>& taps = *buf.taps;
+  const int64_t pixel = g.hwc_in ? C : 1;  // elements of a pixel in a row of a segment
   for (int64_t a = y0; a < y1; a += buf.stage_rows) {
     const int64_t rows = std::min(buf.stage_rows, y1 - a);
+    // Own values outside the box's columns: the resize writes every one inside.
+    const int64_t left = box[2] * pixel, right = box[3] * pixel, row_len = W * pixel;  // (locals: st may alias box)
     for_each_segment(own, own, staged, a, rows, g, [&](const In* x, const In*, S* st, int64_t len) {
-      for (int64_t k = 0; k < len; ++k) st[k] = as_value<S>(x[k]);
+      for (int64_t row = 0; row < len; row += row_len) {
+        std::transform(x + row, x + row + left, st + row, as_value<S, In>);
+        std::transform(x + row + right, x + row + row_len, st + row + right, as_value<S, In>);
+      }
     });
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (std::is_same_v<In, uint8_t>) {
-      if (interleaved) {  // the decoded-image collate: a row's channels at once
+      if (buf.interleaved) {  // the decoded-image collate: a row's channels at once
+        const InterleavedTaps& t = *buf.interleaved;
+        const int64_t elems = t.elements;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t rr = a + r - box[0];
-          fetch_ahead(theirs, source, taps.row_hi[rr] + kRowsAhead);
-          bilinear_interleaved_row_avx512(theirs + taps.row_lo[rr] * source.row_stride,
-                                          theirs + taps.row_hi[rr] * source.row_stride, *interleaved,
-                                          taps.row_w_lo[rr], taps.row_w_hi[rr], staged + (r * W + box[2]) * C, W * C);
+          fetch_ahead(theirs, source, taps, rr);
+          const uint8_t* top = theirs + taps.row_lo[rr] * source.row_stride;
+          S* row = staged + (r * W + box[2]) * C;
+          if (nearest) {
+            nearest_row_avx512(top, t.lo.data(), row, elems, W * C);
+          } else {
+            bilinear_row_avx512(top, theirs + taps.row_hi[rr] * source.row_stride, t.lo.data(), t.hi.data(),
+                                t.w_lo.data(), t.w_hi.data(), taps.row_w_lo[rr], taps.row_w_hi[rr], row, elems, W * C);
+          }
         }
         write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch,
                    buf.stage_rows);

@@ -6,6 +6,7 @@
 // AVX-512 for float32 rows and the collate's uint8 HWC rows.
 #pragma once
 
+#include <algorithm>
 #include <climits>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -27,6 +28,13 @@ struct ResizeSource {
   int64_t height, width, row_stride, col_stride;
 };
 
+// A vector row's taps, padded to whole steps of 16 with copies of the last: a row's last step
+// computes all 16 lanes and stores the real ones.
+template <typename V>
+void pad_to_steps(std::vector<V>& v) {
+  if (!v.empty()) v.resize((v.size() + 15) / 16 * 16, v.back());
+}
+
 // The taps of one box: per box row the source rows, per box column the source offsets (already
 // times col_stride), and their weights.
 template <typename acc_t>
@@ -35,7 +43,7 @@ struct ResizeTaps {
   int64_t rows = 0, cols = 0;
   std::vector<int64_t> row_lo, row_hi, col_lo, col_hi;
   std::vector<acc_t> row_w_lo, row_w_hi, col_w_lo, col_w_hi;
-  std::vector<int32_t> col_lo32, col_hi32;  // col_lo, col_hi as int32 where they fit: the gathers' indices
+  std::vector<int32_t> col_lo32, col_hi32;  // col_lo, col_hi as int32 where they fit: the vector rows' taps
 
   ResizeTaps(const ResizeSource& s, int64_t box_rows, int64_t box_cols, bool is_nearest)
       : nearest(is_nearest), rows(box_rows), cols(box_cols), row_lo(box_rows), row_hi(box_rows), col_lo(box_cols),
@@ -60,17 +68,19 @@ struct ResizeTaps {
     if (cols > 0 && (s.width - 1) * s.col_stride <= INT32_MAX) {
       col_lo32.assign(col_lo.begin(), col_lo.end());
       col_hi32.assign(col_hi.begin(), col_hi.end());
+      for (auto* v : {&col_lo32, &col_hi32}) pad_to_steps(*v);
+      for (auto* v : {&col_w_lo, &col_w_hi}) pad_to_steps(*v);  // (the scalar loops stop at cols)
     }
   }
 };
 
-// A source row a later box row reads, fetched into the cache ahead of it: the rows a box reads
+// The source rows later box rows read, fetched into the cache ahead of them: the rows a box reads
 // skip some of the image's, which the hardware's prefetchers do not follow. 8 rows ahead: batch-mode
 // ResizeMix in place 1.4-1.7x one pass instead of 2.0-2.3x (benchmarks/resize_inplace.py, interleaved
 // runs with and without; 4 and 14 rows ahead no better).
 constexpr int64_t kRowsAhead = 8;
 template <typename T>
-inline void fetch_ahead(const T* channel, const ResizeSource& s, int64_t row) {
+inline void fetch_row(const T* channel, const ResizeSource& s, int64_t row) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (row >= s.height) return;
   const char* ahead = reinterpret_cast<const char*>(channel + row * s.row_stride);
@@ -80,139 +90,15 @@ inline void fetch_ahead(const T* channel, const ResizeSource& s, int64_t row) {
 #endif
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-// float32 rows, the in-place batch's common case, 16 pixels a step with AVX-512: a box shrinks its
-// partner by less than 2x (ResizeMix's scales), so the taps of 16 box columns lie in a window of 32
-// source pixels, two loads (masked at the row's end), from which two-register permutes pick each
-// lane's taps. (Gathers would be simpler, and on this project's CPUs no faster than scalar loads.)
-// A window wider than that, and the last pixels, take the scalar loop. The arithmetic is the scalar
-// loop's, product for product (no FMA), so its bits. Chosen at run time (avx512_resize).
-
-// The window of row[base, base + 32) clipped to row[0, width): two registers.
-__attribute__((target("avx512f"))) inline void source_window(const float* row, int64_t base, int64_t width,
-                                                              __m512* low, __m512* high) {
-  const int64_t left = width - base;  // pixels of the row from base on (>= 1)
-  const __mmask16 first = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-  const __mmask16 second = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
-  *low = _mm512_maskz_loadu_ps(first, row + base);
-  *high = _mm512_maskz_loadu_ps(second, row + base + 16);
+// Box row r's share of the fetching: the source rows kRowsAhead beyond the last one it reads, back
+// to those of row r - 1 (a box that shrinks by 1.7x moves 1.7 source rows a box row; fetching one
+// row a box row left the others to miss).
+template <typename acc_t, typename T>
+inline void fetch_ahead(const T* channel, const ResizeSource& s, const ResizeTaps<acc_t>& taps, int64_t r) {
+  const std::vector<int64_t>& last = taps.nearest ? taps.row_lo : taps.row_hi;
+  const int64_t from = r > 0 ? last[r - 1] + 1 : last[r];
+  for (int64_t row = from; row <= last[r]; ++row) fetch_row(channel, s, row + kRowsAhead);
 }
-
-// The 16 lanes of a bilinear step from the windows of the upper (t0, t1) and lower (b0, b1) source
-// rows: taps l, h in the window, weights along W, then along H (the scalar loop's order).
-__attribute__((target("avx512f"))) inline __m512 bilinear_lanes(__m512 t0, __m512 t1, __m512 b0, __m512 b1, __m512i l,
-                                                                 __m512i h, __m512 wl, __m512 wh, __m512 wy_lo,
-                                                                 __m512 wy_hi) {
-  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(t0, l, t1), wl),
-                                     _mm512_mul_ps(_mm512_permutex2var_ps(t0, h, t1), wh));
-  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(b0, l, b1), wl),
-                                     _mm512_mul_ps(_mm512_permutex2var_ps(b0, h, b1), wh));
-  return _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi));
-}
-
-// Columns [q, q + 16) fit one window when their last tap lies within 32 pixels of their first.
-inline bool window_fits(const int32_t* lo, const int32_t* hi, int64_t q) { return hi[q + 15] - lo[q] < 32; }
-
-__attribute__((target("avx512f"))) inline void bilinear_row_avx512(const float* top, const float* bottom,
-                                                                    const int32_t* lo, const int32_t* hi,
-                                                                    const float* w_lo, const float* w_hi, float wy_lo,
-                                                                    float wy_hi, float* out, int64_t n, int64_t width) {
-  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
-  int64_t q = 0;
-  for (; q + 16 <= n && window_fits(lo, hi, q); q += 16) {
-    const int64_t base = lo[q];
-    const __m512i first = _mm512_set1_epi32(static_cast<int32_t>(base));
-    const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(lo + q), first);
-    const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(hi + q), first);
-    const __m512 wl = _mm512_loadu_ps(w_lo + q), wh = _mm512_loadu_ps(w_hi + q);
-    __m512 t0, t1, b0, b1;
-    source_window(top, base, width, &t0, &t1);
-    source_window(bottom, base, width, &b0, &b1);
-    _mm512_storeu_ps(out + q, bilinear_lanes(t0, t1, b0, b1, l, h, wl, wh, vy_lo, vy_hi));
-  }
-  for (; q < n; ++q) {
-    const float upper = top[lo[q]] * w_lo[q] + top[hi[q]] * w_hi[q];
-    const float lower = bottom[lo[q]] * w_lo[q] + bottom[hi[q]] * w_hi[q];
-    out[q] = upper * wy_lo + lower * wy_hi;
-  }
-}
-
-__attribute__((target("avx512f"))) inline void nearest_row_avx512(const float* row, const int32_t* at, float* out,
-                                                                   int64_t n, int64_t width) {
-  int64_t q = 0;
-  for (; q + 16 <= n && window_fits(at, at, q); q += 16) {
-    const int64_t base = at[q];
-    __m512 w0, w1;
-    source_window(row, base, width, &w0, &w1);
-    const __m512i k = _mm512_sub_epi32(_mm512_loadu_si512(at + q), _mm512_set1_epi32(static_cast<int32_t>(base)));
-    _mm512_storeu_ps(out + q, _mm512_permutex2var_ps(w0, k, w1));
-  }
-  for (; q < n; ++q) out[q] = row[at[q]];
-}
-
-// The taps of a row whose C channels interleave (HWC, the collate's decoded samples), per element
-// of the row: element q * C + c reads source elements col_lo[q] + c and col_hi[q] + c.
-struct InterleavedTaps {
-  std::vector<int32_t> lo, hi;
-  std::vector<float> w_lo, w_hi;
-  InterleavedTaps(const ResizeTaps<float>& taps, int64_t channels) {
-    for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(taps.cols * channels));
-    for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(taps.cols * channels));
-    for (int64_t q = 0; q < taps.cols; ++q)
-      for (int64_t c = 0; c < channels; ++c) {
-        lo.push_back(static_cast<int32_t>(taps.col_lo[q] + c)), hi.push_back(static_cast<int32_t>(taps.col_hi[q] + c));
-        w_lo.push_back(taps.col_w_lo[q]), w_hi.push_back(taps.col_w_hi[q]);
-      }
-  }
-};
-
-// 32 source bytes from p (all inside the row: the caller checks), as float32 in two registers.
-__attribute__((target("avx512f"))) inline void widened_window(const uint8_t* p, __m512* low, __m512* high) {
-  *low = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
-  *high = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))));
-}
-
-// A bilinear row of uint8 HWC source rows `top` and `bottom` (row_len elements each), all channels
-// at once, 16 elements a step where their taps lie in 32 source bytes (away from the row's end),
-// converted to float32 there and picked by permutes; to uint8 (rounded half to even, as from_acc)
-// or float32 staging. The scalar loop's arithmetic, so its bits.
-template <typename D>
-__attribute__((target("avx512f"))) inline void bilinear_interleaved_row_avx512(
-    const uint8_t* top, const uint8_t* bottom, const InterleavedTaps& t, float wy_lo, float wy_hi, D* out,
-    int64_t row_len) {
-  const int64_t n = static_cast<int64_t>(t.lo.size());
-  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
-  int64_t q = 0;
-  for (; q + 16 <= n && t.hi[q + 15] - t.lo[q] < 32 && t.lo[q] + 32 <= row_len; q += 16) {
-    const __m512i first = _mm512_set1_epi32(t.lo[q]);
-    const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(t.lo.data() + q), first);
-    const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(t.hi.data() + q), first);
-    const __m512 wl = _mm512_loadu_ps(t.w_lo.data() + q), wh = _mm512_loadu_ps(t.w_hi.data() + q);
-    __m512 t0, t1, b0, b1;
-    widened_window(top + t.lo[q], &t0, &t1);
-    widened_window(bottom + t.lo[q], &b0, &b1);
-    const __m512 v = bilinear_lanes(t0, t1, b0, b1, l, h, wl, wh, vy_lo, vy_hi);
-    if constexpr (std::is_same_v<D, uint8_t>) {
-      const __m512i rounded = _mm512_max_epi32(_mm512_cvtps_epi32(v), _mm512_setzero_si512());  // nearest even
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + q), _mm512_cvtusepi32_epi8(rounded));  // saturated
-    } else {
-      _mm512_storeu_ps(out + q, v);
-    }
-  }
-  for (; q < n; ++q) {
-    const float upper = static_cast<float>(top[t.lo[q]]) * t.w_lo[q] + static_cast<float>(top[t.hi[q]]) * t.w_hi[q];
-    const float lower =
-        static_cast<float>(bottom[t.lo[q]]) * t.w_lo[q] + static_cast<float>(bottom[t.hi[q]]) * t.w_hi[q];
-    out[q] = from_acc<D>(upper * wy_lo + lower * wy_hi);
-  }
-}
-
-inline bool avx512_resize() {
-  static const bool supported = __builtin_cpu_supports("avx512f");
-  return supported;
-}
-#define FASTMIX_VECTOR_RESIZE 1
-#endif
 
 // A source value as the destination type holds it: converted (uint8 -> float32), never rounded.
 template <typename D, typename T>
@@ -221,6 +107,207 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
   else return static_cast<D>(static_cast<float>(v));
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// Rows of float32 or uint8 with AVX-512, 16 box elements a step: the in-place batch's float32 rows,
+// and the collate's uint8 HWC rows, all channels at once (InterleavedTaps). Where a box shrinks its
+// partner by less than 2x (most of ResizeMix's scales) the taps of 16 elements lie in a window of 32
+// source elements, two float32 registers (masked loads at the row's end), from which two-register
+// permutes pick each lane's taps; where it shrinks more (its smallest boxes, and the narrow ones
+// clipping leaves), each half or quarter of the 16 in a window of its own, picked and blended. (Gathers would be simpler, and on this project's
+// CPUs no faster than scalar loads.) Wider steps and the last elements take the scalar loop. The
+// arithmetic is the scalar loop's, product for product (no FMA), so its bits. Chosen at run time
+// (avx512_resize).
+#define FASTMIX_RESIZE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// The window of row[base, base + 32) clipped to row[0, width) (base < width), as float32 in two
+// registers: masked loads, which never touch what lies past the row.
+FASTMIX_RESIZE_AVX512 inline void source_window(const float* row, int64_t base, int64_t width, __m512* low,
+                                               __m512* high) {
+  const int64_t left = width - base;
+  const __mmask16 first = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
+  const __mmask16 second = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
+  *low = _mm512_maskz_loadu_ps(first, row + base);
+  *high = _mm512_maskz_loadu_ps(second, row + base + 16);
+}
+
+FASTMIX_RESIZE_AVX512 inline void source_window(const uint8_t* row, int64_t base, int64_t width, __m512* low,
+                                               __m512* high) {
+  const int64_t left = width - base;
+  const __m256i bytes = _mm256_maskz_loadu_epi8(left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1u), row + base);
+  *low = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(bytes)));
+  *high = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(bytes, 1)));
+}
+
+// How many windows the taps of elements [q, q + 16) need: 1 when they lie within 32 of the first;
+// 2 when lanes 0-7 and lanes 8-15 each do (a box that shrinks by 2-4x, the smallest boxes ResizeMix
+// draws); 4 when each quarter does (the narrow boxes that clipping at the image's edge leaves, down
+// to an eighth of the image for float32 rows, about a tenth for HWC ones); else 0 (the scalar loop's).
+inline int windows_needed(const int32_t* lo, const int32_t* hi, int64_t q) {
+  for (int windows = 1; windows <= 4; windows *= 2) {
+    const int lanes = 16 / windows;
+    bool fits = true;
+    for (int w = 0; w < windows; ++w) fits = fits && hi[q + w * lanes + lanes - 1] - lo[q + w * lanes] < 32;
+    if (fits) return windows;
+  }
+  return 0;
+}
+
+// The windows of elements [q, q + 16) in one row, each lane's in w[2 * j], w[2 * j + 1] from
+// lo[q + j * 16 / Windows]. Returns each lane's window start, so that a tap minus it is the tap's
+// place in its window.
+template <int Windows, typename T>
+FASTMIX_RESIZE_AVX512 inline __m512i load_windows(const T* row, int64_t width, const int32_t* lo, int64_t q,
+                                                  __m512 w[2 * Windows]) {
+  constexpr int lanes = 16 / Windows;
+  __m512i starts = _mm512_set1_epi32(lo[q]);
+  source_window(row, lo[q], width, &w[0], &w[1]);
+  for (int j = 1; j < Windows; ++j) {
+    source_window(row, lo[q + j * lanes], width, &w[2 * j], &w[2 * j + 1]);
+    starts = _mm512_mask_set1_epi32(starts, __mmask16(((1u << lanes) - 1u) << (j * lanes)), lo[q + j * lanes]);
+  }
+  return starts;
+}
+
+// Each lane's value at place k of its window.
+template <int Windows>
+FASTMIX_RESIZE_AVX512 inline __m512 pick(const __m512 w[2 * Windows], __m512i k) {
+  constexpr int lanes = 16 / Windows;
+  __m512 v = _mm512_permutex2var_ps(w[0], k, w[1]);
+  for (int j = 1; j < Windows; ++j)
+    v = _mm512_mask_blend_ps(__mmask16(((1u << lanes) - 1u) << (j * lanes)), v,
+                             _mm512_permutex2var_ps(w[2 * j], k, w[2 * j + 1]));
+  return v;
+}
+
+// The lanes of `keep` to out: float32 as they are, uint8 rounded half to even and saturated (from_acc's;
+// the values are never negative: weighted sums of uint8s with weights >= 0).
+template <typename D>
+FASTMIX_RESIZE_AVX512 inline void store_lanes(D* out, __m512 v, __mmask16 keep) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    _mm_mask_storeu_epi8(out, keep, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
+  } else {
+    _mm512_mask_storeu_ps(out, keep, v);
+  }
+}
+
+// The 16 lanes of a bilinear step from their taps in the upper (t_lo, t_hi) and lower (b_lo, b_hi)
+// source rows: weights along W, then along H (the scalar loop's order).
+FASTMIX_RESIZE_AVX512 inline __m512 bilinear_lanes(__m512 t_lo, __m512 t_hi, __m512 b_lo, __m512 b_hi, __m512 wl,
+                                                  __m512 wh, __m512 wy_lo, __m512 wy_hi) {
+  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(t_lo, wl), _mm512_mul_ps(t_hi, wh));
+  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(b_lo, wl), _mm512_mul_ps(b_hi, wh));
+  return _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi));
+}
+
+// Bilinear elements [q, q + 16) of a box row from source rows `top` and `bottom` (width elements
+// each), the lanes of `keep` stored: element q reads lo[q] and hi[q] with weights w_lo[q], w_hi[q].
+template <int Windows, typename T, typename D>
+FASTMIX_RESIZE_AVX512 inline void bilinear_step(const T* top, const T* bottom, const int32_t* lo, const int32_t* hi,
+                                                const float* w_lo, const float* w_hi, __m512 wy_lo, __m512 wy_hi,
+                                                D* out, int64_t q, int64_t width, __mmask16 keep) {
+  __m512 t[2 * Windows], b[2 * Windows];
+  const __m512i starts = load_windows<Windows>(top, width, lo, q, t);
+  load_windows<Windows>(bottom, width, lo, q, b);
+  const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(lo + q), starts);
+  const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(hi + q), starts);
+  const __m512 wl = _mm512_loadu_ps(w_lo + q), wh = _mm512_loadu_ps(w_hi + q);
+  store_lanes(out + q,
+              bilinear_lanes(pick<Windows>(t, l), pick<Windows>(t, h), pick<Windows>(b, l), pick<Windows>(b, h), wl,
+                             wh, wy_lo, wy_hi),
+              keep);
+}
+
+// The lanes of the step at q that are elements of a row of n.
+inline __mmask16 lanes_in_row(int64_t q, int64_t n) {
+  return n - q >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - q)) - 1u);
+}
+
+// n elements of a bilinear box row, 16 a step where windows_needed allows, else one at a time.
+// lo, hi, w_lo, w_hi hold whole steps (pad_to_steps).
+template <typename T, typename D>
+FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bottom, const int32_t* lo,
+                                                      const int32_t* hi, const float* w_lo, const float* w_hi,
+                                                      float wy_lo, float wy_hi, D* out, int64_t n, int64_t width) {
+  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
+  for (int64_t q = 0; q < n; q += 16) {
+    const __mmask16 keep = lanes_in_row(q, n);
+    switch (windows_needed(lo, hi, q)) {
+      case 1: bilinear_step<1>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
+      case 2: bilinear_step<2>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
+      case 4: bilinear_step<4>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
+      default:
+        for (int64_t k = q; k < std::min(n, q + 16); ++k) {
+          const float upper = static_cast<float>(top[lo[k]]) * w_lo[k] + static_cast<float>(top[hi[k]]) * w_hi[k];
+          const float lower =
+              static_cast<float>(bottom[lo[k]]) * w_lo[k] + static_cast<float>(bottom[hi[k]]) * w_hi[k];
+          out[k] = from_acc<D>(upper * wy_lo + lower * wy_hi);
+        }
+    }
+  }
+}
+
+// Nearest elements [q, q + 16) of a box row from source row `row` (width elements), the lanes of
+// `keep` stored: row[at[q]].
+template <int Windows, typename T, typename D>
+FASTMIX_RESIZE_AVX512 inline void nearest_step(const T* row, const int32_t* at, D* out, int64_t q, int64_t width,
+                                               __mmask16 keep) {
+  __m512 w[2 * Windows];
+  const __m512i starts = load_windows<Windows>(row, width, at, q, w);
+  store_lanes(out + q, pick<Windows>(w, _mm512_sub_epi32(_mm512_loadu_si512(at + q), starts)), keep);  // exact
+}
+
+// n elements of a nearest box row; `at` holds whole steps (pad_to_steps).
+template <typename T, typename D>
+FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const int32_t* at, D* out, int64_t n,
+                                                     int64_t width) {
+  for (int64_t q = 0; q < n; q += 16) {
+    const __mmask16 keep = lanes_in_row(q, n);
+    switch (windows_needed(at, at, q)) {
+      case 1: nearest_step<1>(row, at, out, q, width, keep); break;
+      case 2: nearest_step<2>(row, at, out, q, width, keep); break;
+      case 4: nearest_step<4>(row, at, out, q, width, keep); break;
+      default:
+        for (int64_t k = q; k < std::min(n, q + 16); ++k) out[k] = as_value<D>(row[at[k]]);
+    }
+  }
+}
+
+// The taps of a row whose C channels interleave (HWC, the collate's decoded samples), per element
+// of the row: element q * C + c reads source elements col_lo[q] + c and col_hi[q] + c. In whole
+// steps (pad_to_steps).
+struct InterleavedTaps {
+  std::vector<int32_t> lo, hi;
+  std::vector<float> w_lo, w_hi;
+  int64_t elements;
+  InterleavedTaps(const ResizeTaps<float>& taps, int64_t channels) : elements(taps.cols * channels) {
+    for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(elements + 15));
+    for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(elements + 15));
+    for (int64_t q = 0; q < taps.cols; ++q)
+      for (int64_t c = 0; c < channels; ++c) {
+        lo.push_back(static_cast<int32_t>(taps.col_lo[q] + c)), hi.push_back(static_cast<int32_t>(taps.col_hi[q] + c));
+        w_lo.push_back(taps.col_w_lo[q]), w_hi.push_back(taps.col_w_hi[q]);
+      }
+    for (auto* v : {&lo, &hi}) pad_to_steps(*v);
+    for (auto* v : {&w_lo, &w_hi}) pad_to_steps(*v);
+  }
+};
+
+inline bool avx512_resize() {
+  static const bool supported =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return supported;
+}
+#define FASTMIX_VECTOR_RESIZE 1
+#endif
+
+#ifdef FASTMIX_VECTOR_RESIZE
+// The in-place batches whose dense rows take the vector rows: float32 and uint8.
+template <typename acc_t, typename T, typename D>
+constexpr bool vector_rows() {
+  return std::is_same_v<T, D> && std::is_same_v<acc_t, float> && (std::is_same_v<T, float> || std::is_same_v<T, uint8_t>);
+}
+#endif
+
 // Row r of the box from one channel of the source (`channel` points at its (0, 0) pixel), to
 // out[q * out_stride] for q in [0, cols): bilinear values rounded to D as the reference casts back
 // (from_acc), nearest values as they are.
@@ -228,10 +315,10 @@ template <typename acc_t, typename T, typename D>
 void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<acc_t>& taps, int64_t r, D* out,
                     int64_t out_stride) {
   const T* top = channel + taps.row_lo[r] * s.row_stride;
-  fetch_ahead(channel, s, (taps.nearest ? taps.row_lo[r] : taps.row_hi[r]) + kRowsAhead);
+  fetch_ahead(channel, s, taps, r);
   if (taps.nearest) {
 #ifdef FASTMIX_VECTOR_RESIZE
-    if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
+    if constexpr (vector_rows<acc_t, T, D>()) {
       if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
         return nearest_row_avx512(top, taps.col_lo32.data(), out, taps.cols, s.width);
       }
@@ -243,7 +330,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   const T* bottom = channel + taps.row_hi[r] * s.row_stride;
   const acc_t wy_lo = taps.row_w_lo[r], wy_hi = taps.row_w_hi[r];
 #ifdef FASTMIX_VECTOR_RESIZE
-  if constexpr (std::is_same_v<T, float> && std::is_same_v<D, float>) {
+  if constexpr (vector_rows<acc_t, T, D>()) {
     if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
       return bilinear_row_avx512(top, bottom, taps.col_lo32.data(), taps.col_hi32.data(), taps.col_w_lo.data(),
                                  taps.col_w_hi.data(), wy_lo, wy_hi, out, taps.cols, s.width);
