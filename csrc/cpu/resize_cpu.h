@@ -118,10 +118,11 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
 // arithmetic is the scalar loop's, product for product (no FMA), so its bits. Chosen at run time
 // (avx512_resize).
 #define FASTMIX_RESIZE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define FASTMIX_RESIZE_AVX512_STEP __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
 
 // The window of row[base, base + 32) clipped to row[0, width) (base < width), as float32 in two
 // registers: masked loads, which never touch what lies past the row.
-FASTMIX_RESIZE_AVX512 inline void source_window(const float* row, int64_t base, int64_t width, __m512* low,
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* row, int64_t base, int64_t width, __m512* low,
                                                __m512* high) {
   const int64_t left = width - base;
   const __mmask16 first = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
@@ -130,7 +131,7 @@ FASTMIX_RESIZE_AVX512 inline void source_window(const float* row, int64_t base, 
   *high = _mm512_maskz_loadu_ps(second, row + base + 16);
 }
 
-FASTMIX_RESIZE_AVX512 inline void source_window(const uint8_t* row, int64_t base, int64_t width, __m512* low,
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* row, int64_t base, int64_t width, __m512* low,
                                                __m512* high) {
   const int64_t left = width - base;
   const __m256i bytes = _mm256_maskz_loadu_epi8(left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1u), row + base);
@@ -156,7 +157,7 @@ inline int windows_needed(const int32_t* lo, const int32_t* hi, int64_t q) {
 // lo[q + j * 16 / Windows]. Returns each lane's window start, so that a tap minus it is the tap's
 // place in its window.
 template <int Windows, typename T>
-FASTMIX_RESIZE_AVX512 inline __m512i load_windows(const T* row, int64_t width, const int32_t* lo, int64_t q,
+FASTMIX_RESIZE_AVX512_STEP inline __m512i load_windows(const T* row, int64_t width, const int32_t* lo, int64_t q,
                                                   __m512 w[2 * Windows]) {
   constexpr int lanes = 16 / Windows;
   __m512i starts = _mm512_set1_epi32(lo[q]);
@@ -170,7 +171,7 @@ FASTMIX_RESIZE_AVX512 inline __m512i load_windows(const T* row, int64_t width, c
 
 // Each lane's value at place k of its window.
 template <int Windows>
-FASTMIX_RESIZE_AVX512 inline __m512 pick(const __m512 w[2 * Windows], __m512i k) {
+FASTMIX_RESIZE_AVX512_STEP inline __m512 pick(const __m512 w[2 * Windows], __m512i k) {
   constexpr int lanes = 16 / Windows;
   __m512 v = _mm512_permutex2var_ps(w[0], k, w[1]);
   for (int j = 1; j < Windows; ++j)
@@ -182,7 +183,7 @@ FASTMIX_RESIZE_AVX512 inline __m512 pick(const __m512 w[2 * Windows], __m512i k)
 // The lanes of `keep` to out: float32 as they are, uint8 rounded half to even and saturated (from_acc's;
 // the values are never negative: weighted sums of uint8s with weights >= 0).
 template <typename D>
-FASTMIX_RESIZE_AVX512 inline void store_lanes(D* out, __m512 v, __mmask16 keep) {
+FASTMIX_RESIZE_AVX512_STEP inline void store_lanes(D* out, __m512 v, __mmask16 keep) {
   if constexpr (std::is_same_v<D, uint8_t>) {
     _mm_mask_storeu_epi8(out, keep, _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(v)));
   } else {
@@ -192,7 +193,7 @@ FASTMIX_RESIZE_AVX512 inline void store_lanes(D* out, __m512 v, __mmask16 keep) 
 
 // The 16 lanes of a bilinear step from their taps in the upper (t_lo, t_hi) and lower (b_lo, b_hi)
 // source rows: weights along W, then along H (the scalar loop's order).
-FASTMIX_RESIZE_AVX512 inline __m512 bilinear_lanes(__m512 t_lo, __m512 t_hi, __m512 b_lo, __m512 b_hi, __m512 wl,
+FASTMIX_RESIZE_AVX512_STEP inline __m512 bilinear_lanes(__m512 t_lo, __m512 t_hi, __m512 b_lo, __m512 b_hi, __m512 wl,
                                                   __m512 wh, __m512 wy_lo, __m512 wy_hi) {
   const __m512 upper = _mm512_add_ps(_mm512_mul_ps(t_lo, wl), _mm512_mul_ps(t_hi, wh));
   const __m512 lower = _mm512_add_ps(_mm512_mul_ps(b_lo, wl), _mm512_mul_ps(b_hi, wh));
@@ -202,7 +203,7 @@ FASTMIX_RESIZE_AVX512 inline __m512 bilinear_lanes(__m512 t_lo, __m512 t_hi, __m
 // Bilinear elements [q, q + 16) of a box row from source rows `top` and `bottom` (width elements
 // each), the lanes of `keep` stored: element q reads lo[q] and hi[q] with weights w_lo[q], w_hi[q].
 template <int Windows, typename T, typename D>
-FASTMIX_RESIZE_AVX512 inline void bilinear_step(const T* top, const T* bottom, const int32_t* lo, const int32_t* hi,
+FASTMIX_RESIZE_AVX512_STEP inline void bilinear_step(const T* top, const T* bottom, const int32_t* lo, const int32_t* hi,
                                                 const float* w_lo, const float* w_hi, __m512 wy_lo, __m512 wy_hi,
                                                 D* out, int64_t q, int64_t width, __mmask16 keep) {
   __m512 t[2 * Windows], b[2 * Windows];
@@ -249,7 +250,7 @@ FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bot
 // Nearest elements [q, q + 16) of a box row from source row `row` (width elements), the lanes of
 // `keep` stored: row[at[q]].
 template <int Windows, typename T, typename D>
-FASTMIX_RESIZE_AVX512 inline void nearest_step(const T* row, const int32_t* at, D* out, int64_t q, int64_t width,
+FASTMIX_RESIZE_AVX512_STEP inline void nearest_step(const T* row, const int32_t* at, D* out, int64_t q, int64_t width,
                                                __mmask16 keep) {
   __m512 w[2 * Windows];
   const __m512i starts = load_windows<Windows>(row, width, at, q, w);

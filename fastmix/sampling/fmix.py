@@ -17,7 +17,8 @@ column), which makes the authors' masks smoother along H than along W; fastmix s
 columns by sqrt(2), so a mask has as many edges along H as along W. The lambda
 draw and the binarisation (top-``num`` pixels, the ceil/floor coin, no soft edge: ``max_soft=0``)
 are the authors'. numpy's FFT on the policy's seeded Generator; float32 noise, whose quantile
-differs from float64's only at ties of measure zero.
+differs from float64's only at ties of measure zero; its normals drawn as radius and angle
+(``gaussian_spectrum``), the same distribution as the authors' ``randn``, not its stream.
 """
 from __future__ import annotations
 
@@ -44,11 +45,24 @@ def spectrum_scale(height: int, width: int, decay_power: float) -> np.ndarray:
     return scale
 
 
+def gaussian_spectrum(shape: tuple[int, ...], scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """complex64 ``shape``: ``scale`` times complex normals (real and imaginary parts independent
+    standard normals), drawn by Box-Muller: radius sqrt(-2 ln(1 - u)), u uniform in [0, 1) as float64
+    (tails to 8.6 sigma), angle 2 pi v, v uniform float32. A complex normal is a radius and an angle,
+    so this is the paper's spectrum; it takes a third of the time of ``standard_normal`` pairs (0.25
+    against 0.78 ms for a 224x224 spectrum here), the most of a batch-mode mask's sampling."""
+    radius = np.sqrt(-2.0 * np.log1p(-rng.random(shape))).astype(np.float32) * scale
+    angle = rng.random(shape, dtype=np.float32) * np.float32(2.0 * np.pi)
+    spectrum = np.empty(shape, dtype=np.complex64)
+    spectrum.real = radius * np.cos(angle)
+    spectrum.imag = radius * np.sin(angle)
+    return spectrum
+
+
 def low_frequency_images(n: int, height: int, width: int, decay_power: float, rng: np.random.Generator) -> np.ndarray:
     """(n, H, W) float32 grey images of Fourier noise (before binarising)."""
     scale = spectrum_scale(height, width, decay_power)
-    noise = rng.standard_normal((n, 2) + scale.shape, dtype=np.float32)
-    spectrum = (noise[:, 0] + 1j * noise[:, 1]) * scale
+    spectrum = gaussian_spectrum((n,) + scale.shape, scale, rng)
     return np.fft.irfft2(spectrum, s=(height, width)).astype(np.float32, copy=False)
 
 
