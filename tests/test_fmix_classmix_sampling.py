@@ -17,7 +17,7 @@ import torch
 import fastmix
 from fastmix import MixKind, MixMethod, MixParams
 from fastmix.sampling.classmix import classmix_pixel_masks
-from fastmix.sampling.fmix import fmix_pixel_masks, low_frequency_images, spectrum_scale
+from fastmix.sampling.fmix import fmix_pixel_masks, gaussian_spectrum, low_frequency_images, spectrum_scale
 
 SIGMAS = 4
 
@@ -69,6 +69,20 @@ def test_fmix_pair_mode_gives_both_samples_of_a_pair_the_same_mask():
     params = mix.sample(9, 8, 8)
     for i in range(4):
         assert torch.equal(params.pixel_mask[i], params.pixel_mask[8 - i]) and params.lam[i] == params.lam[8 - i]
+
+
+def test_the_spectrums_parts_are_independent_standard_normals_times_the_scale():
+    """Box-Muller's radius and angle give complex normals: real and imaginary parts each N(0, 1)
+    (KS against the normal CDF), uncorrelated, with the normal's tails; scaled per frequency."""
+    rng = np.random.default_rng(3)
+    scale = np.linspace(0.5, 2.0, 4 * 1000, dtype=np.float32).reshape(4, 1000)
+    spectrum = gaussian_spectrum((50,) + scale.shape, scale, rng)
+    assert spectrum.dtype == np.complex64 and spectrum.shape == (50, 4, 1000)
+    unit = spectrum / scale
+    for part in (unit.real.ravel(), unit.imag.ravel()):
+        assert scipy.stats.kstest(part, "norm").pvalue > 1e-3
+        assert abs(np.mean(np.abs(part) > 3.0) - 2 * scipy.stats.norm.sf(3.0)) < 4e-4  # the tails
+    assert abs(np.corrcoef(unit.real.ravel(), unit.imag.ravel())[0, 1]) < 0.01
 
 
 def test_the_noise_has_the_papers_spectrum_one_over_f_to_the_decay_power():
