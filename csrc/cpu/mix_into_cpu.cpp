@@ -367,7 +367,7 @@ struct Buffers {
   std::vector<float> f32_a, f32_b, scratch;
   std::optional<ResizeTaps<float>> taps;
 #ifdef FASTMIX_VECTOR_RESIZE
-  std::optional<InterleavedTaps> interleaved;  // of `taps`, for uint8 HWC rows
+  std::optional<VectorTaps> interleaved;  // of `taps`, for uint8 HWC rows: a row's channels at once
 #endif
   Buffers(int64_t rows, int64_t row) : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row),
                                        f32_b(rows * row), scratch(rows * row) {}
@@ -425,7 +425,10 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
     buf.taps.emplace(source, box_rows, box_cols, nearest);
 #ifdef FASTMIX_VECTOR_RESIZE
     buf.interleaved.reset();
-    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && avx512_resize()) buf.interleaved.emplace(*buf.taps, C);
+    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && avx512_resize()) {
+      const ResizeTaps<float>& t = *buf.taps;
+      buf.interleaved.emplace(t.col_lo, t.col_hi, t.col_w_lo, t.col_w_hi, t.cols, C, W * C);
+    }
 #endif
   }
   const ResizeTaps<float>& taps = *buf.taps;
@@ -443,18 +446,16 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (std::is_same_v<In, uint8_t>) {
       if (buf.interleaved) {  // the decoded-image collate: a row's channels at once
-        const InterleavedTaps& t = *buf.interleaved;
-        const int64_t elems = t.elements;
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t rr = a + r - box[0];
           fetch_ahead(theirs, source, taps, rr);
           const uint8_t* top = theirs + taps.row_lo[rr] * source.row_stride;
           S* row = staged + (r * W + box[2]) * C;
           if (nearest) {
-            nearest_row_avx512(top, t.lo.data(), row, elems, W * C);
+            nearest_row_avx512(top, *buf.interleaved, row);
           } else {
-            bilinear_row_avx512(top, theirs + taps.row_hi[rr] * source.row_stride, t.lo.data(), t.hi.data(),
-                                t.w_lo.data(), t.w_hi.data(), taps.row_w_lo[rr], taps.row_w_hi[rr], row, elems, W * C);
+            bilinear_row_avx512(top, theirs + taps.row_hi[rr] * source.row_stride, *buf.interleaved,
+                                taps.row_w_lo[rr], taps.row_w_hi[rr], row);
           }
         }
         write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch,

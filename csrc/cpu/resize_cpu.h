@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <optional>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
@@ -28,22 +29,75 @@ struct ResizeSource {
   int64_t height, width, row_stride, col_stride;
 };
 
-// A vector row's taps, padded to whole steps of 16 with copies of the last: a row's last step
+// A vector row's arrays, padded to whole steps of 16 with copies of the last: a row's last step
 // computes all 16 lanes and stores the real ones.
 template <typename V>
 void pad_to_steps(std::vector<V>& v) {
   if (!v.empty()) v.resize((v.size() + 15) / 16 * 16, v.back());
 }
 
+// The taps of a box row's elements as the AVX-512 rows read them (below), planned once per box:
+// a row of `channels` interleaved channels (1: planar), element q * channels + c reading source
+// elements col_lo[q] + c and col_hi[q] + c of a row of row_elements. Per step of 16 elements: how
+// many windows of 32 source elements its taps need (1 where the box shrinks its partner by less
+// than 2x, most of ResizeMix's scales; 2, a window per half, or 4, per quarter, for the smallest
+// and the clipped boxes; 0: wider still, the scalar loop's), where each window starts and which of
+// its elements lie in the row; per element, its taps' places in its window.
+struct VectorTaps {
+  struct Step {
+    int32_t windows;
+    int32_t start[4];
+    uint32_t in_row[4];  // bit k: element start + k lies in the row (the masked loads' masks)
+  };
+  int64_t elements;
+  std::vector<int32_t> lo, hi;        // per element, source offsets (the scalar loop's)
+  std::vector<float> w_lo, w_hi;      // per element, weights
+  std::vector<int32_t> lo_at, hi_at;  // per element, lo and hi minus its window's start
+  std::vector<Step> steps;
+
+  template <typename acc_t>
+  VectorTaps(const std::vector<int64_t>& col_lo, const std::vector<int64_t>& col_hi, const std::vector<acc_t>& col_w_lo,
+             const std::vector<acc_t>& col_w_hi, int64_t cols, int64_t channels, int64_t row_elements)
+      : elements(cols * channels) {
+    for (int64_t q = 0; q < cols; ++q)
+      for (int64_t c = 0; c < channels; ++c) {
+        lo.push_back(static_cast<int32_t>(col_lo[q] + c)), hi.push_back(static_cast<int32_t>(col_hi[q] + c));
+        w_lo.push_back(static_cast<float>(col_w_lo[q])), w_hi.push_back(static_cast<float>(col_w_hi[q]));
+      }
+    for (auto* v : {&lo, &hi}) pad_to_steps(*v);
+    for (auto* v : {&w_lo, &w_hi}) pad_to_steps(*v);
+    lo_at.resize(lo.size()), hi_at.resize(hi.size());
+    for (size_t q = 0; q < lo.size(); q += 16) {
+      Step step{0, {0, 0, 0, 0}, {0, 0, 0, 0}};
+      for (int windows = 1; windows <= 4 && step.windows == 0; windows *= 2) {
+        const size_t lanes = 16 / windows;
+        bool fits = true;
+        for (int w = 0; w < windows; ++w) fits = fits && hi[q + w * lanes + lanes - 1] - lo[q + w * lanes] < 32;
+        if (fits) step.windows = windows;
+      }
+      const size_t lanes = step.windows > 0 ? 16 / step.windows : 16;
+      for (int w = 0; w < step.windows; ++w) {
+        const int32_t start = lo[q + w * lanes];
+        const int64_t left = row_elements - start;  // >= 1
+        step.start[w] = start;
+        step.in_row[w] = left >= 32 ? ~uint32_t{0} : (uint32_t{1} << left) - 1u;
+        for (size_t k = q + w * lanes; k < q + (w + 1) * lanes; ++k) lo_at[k] = lo[k] - start, hi_at[k] = hi[k] - start;
+      }
+      steps.push_back(step);
+    }
+  }
+};
+
 // The taps of one box: per box row the source rows, per box column the source offsets (already
-// times col_stride), and their weights.
+// times col_stride), and their weights; for float32 taps of rows whose pixels are adjacent, the
+// vector rows' plan as well.
 template <typename acc_t>
 struct ResizeTaps {
   bool nearest = false;
   int64_t rows = 0, cols = 0;
   std::vector<int64_t> row_lo, row_hi, col_lo, col_hi;
   std::vector<acc_t> row_w_lo, row_w_hi, col_w_lo, col_w_hi;
-  std::vector<int32_t> col_lo32, col_hi32;  // col_lo, col_hi as int32 where they fit: the vector rows' taps
+  std::optional<VectorTaps> vector;
 
   ResizeTaps(const ResizeSource& s, int64_t box_rows, int64_t box_cols, bool is_nearest)
       : nearest(is_nearest), rows(box_rows), cols(box_cols), row_lo(box_rows), row_hi(box_rows), col_lo(box_cols),
@@ -65,12 +119,8 @@ struct ResizeTaps {
       col_lo[q] = t.lo * s.col_stride, col_hi[q] = t.hi * s.col_stride;
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
-    if (cols > 0 && (s.width - 1) * s.col_stride <= INT32_MAX) {
-      col_lo32.assign(col_lo.begin(), col_lo.end());
-      col_hi32.assign(col_hi.begin(), col_hi.end());
-      for (auto* v : {&col_lo32, &col_hi32}) pad_to_steps(*v);
-      for (auto* v : {&col_w_lo, &col_w_hi}) pad_to_steps(*v);  // (the scalar loops stop at cols)
-    }
+    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX)
+      vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width);
   }
 };
 
@@ -108,68 +158,35 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// Rows of float32 or uint8 with AVX-512, 16 box elements a step: the in-place batch's float32 rows,
-// and the collate's uint8 HWC rows, all channels at once (InterleavedTaps). Where a box shrinks its
-// partner by less than 2x (most of ResizeMix's scales) the taps of 16 elements lie in a window of 32
-// source elements, two float32 registers (masked loads at the row's end), from which two-register
-// permutes pick each lane's taps; where it shrinks more (its smallest boxes, and the narrow ones
-// clipping leaves), each half or quarter of the 16 in a window of its own, picked and blended. (Gathers would be simpler, and on this project's
-// CPUs no faster than scalar loads.) Wider steps and the last elements take the scalar loop. The
-// arithmetic is the scalar loop's, product for product (no FMA), so its bits. Chosen at run time
-// (avx512_resize).
+// Rows of float32 or uint8 with AVX-512, 16 box elements a step as VectorTaps plans them: the
+// in-place batch's rows, and the collate's uint8 HWC rows, all channels at once. A window is two
+// float32 registers (masked loads at the row's end), from which two-register permutes pick each
+// lane's taps, blended from two or four windows where a step needs them. (Gathers would be simpler,
+// and on this project's CPUs no faster than scalar loads.) The arithmetic is the scalar loop's,
+// product for product (no FMA), so its bits. Chosen at run time (avx512_resize).
 #define FASTMIX_RESIZE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define FASTMIX_RESIZE_AVX512_STEP __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
 
-// The window of row[base, base + 32) clipped to row[0, width) (base < width), as float32 in two
-// registers: masked loads, which never touch what lies past the row.
-FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* row, int64_t base, int64_t width, __m512* low,
-                                               __m512* high) {
-  const int64_t left = width - base;
-  const __mmask16 first = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u);
-  const __mmask16 second = left >= 32 ? __mmask16(0xffff) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1u);
-  *low = _mm512_maskz_loadu_ps(first, row + base);
-  *high = _mm512_maskz_loadu_ps(second, row + base + 16);
+// The 32 source elements from p, those of in_row (the others are zeros, never read), as float32
+// in two registers.
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* p, uint32_t in_row, __m512* low, __m512* high) {
+  *low = _mm512_maskz_loadu_ps(__mmask16(in_row), p);
+  *high = _mm512_maskz_loadu_ps(__mmask16(in_row >> 16), p + 16);
 }
 
-FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* row, int64_t base, int64_t width, __m512* low,
-                                               __m512* high) {
-  const int64_t left = width - base;
-  const __m256i bytes = _mm256_maskz_loadu_epi8(left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1u), row + base);
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* p, uint32_t in_row, __m512* low, __m512* high) {
+  const __m256i bytes = _mm256_maskz_loadu_epi8(__mmask32(in_row), p);
   *low = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(bytes)));
   *high = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(bytes, 1)));
 }
 
-// How many windows the taps of elements [q, q + 16) need: 1 when they lie within 32 of the first;
-// 2 when lanes 0-7 and lanes 8-15 each do (a box that shrinks by 2-4x, the smallest boxes ResizeMix
-// draws); 4 when each quarter does (the narrow boxes that clipping at the image's edge leaves, down
-// to an eighth of the image for float32 rows, about a tenth for HWC ones); else 0 (the scalar loop's).
-inline int windows_needed(const int32_t* lo, const int32_t* hi, int64_t q) {
-  for (int windows = 1; windows <= 4; windows *= 2) {
-    const int lanes = 16 / windows;
-    bool fits = true;
-    for (int w = 0; w < windows; ++w) fits = fits && hi[q + w * lanes + lanes - 1] - lo[q + w * lanes] < 32;
-    if (fits) return windows;
-  }
-  return 0;
-}
-
-// The windows of elements [q, q + 16) in one row, each lane's in w[2 * j], w[2 * j + 1] from
-// lo[q + j * 16 / Windows]. Returns each lane's window start, so that a tap minus it is the tap's
-// place in its window.
+// A step's windows in one source row: window j in w[2 * j], w[2 * j + 1].
 template <int Windows, typename T>
-FASTMIX_RESIZE_AVX512_STEP inline __m512i load_windows(const T* row, int64_t width, const int32_t* lo, int64_t q,
-                                                  __m512 w[2 * Windows]) {
-  constexpr int lanes = 16 / Windows;
-  __m512i starts = _mm512_set1_epi32(lo[q]);
-  source_window(row, lo[q], width, &w[0], &w[1]);
-  for (int j = 1; j < Windows; ++j) {
-    source_window(row, lo[q + j * lanes], width, &w[2 * j], &w[2 * j + 1]);
-    starts = _mm512_mask_set1_epi32(starts, __mmask16(((1u << lanes) - 1u) << (j * lanes)), lo[q + j * lanes]);
-  }
-  return starts;
+FASTMIX_RESIZE_AVX512_STEP inline void load_windows(const T* row, const VectorTaps::Step& step, __m512 w[2 * Windows]) {
+  for (int j = 0; j < Windows; ++j) source_window(row + step.start[j], step.in_row[j], &w[2 * j], &w[2 * j + 1]);
 }
 
-// Each lane's value at place k of its window.
+// Each lane's value at place k of its window (lanes j * 16 / Windows on: window j).
 template <int Windows>
 FASTMIX_RESIZE_AVX512_STEP inline __m512 pick(const __m512 w[2 * Windows], __m512i k) {
   constexpr int lanes = 16 / Windows;
@@ -191,107 +208,88 @@ FASTMIX_RESIZE_AVX512_STEP inline void store_lanes(D* out, __m512 v, __mmask16 k
   }
 }
 
-// The 16 lanes of a bilinear step from their taps in the upper (t_lo, t_hi) and lower (b_lo, b_hi)
-// source rows: weights along W, then along H (the scalar loop's order).
-FASTMIX_RESIZE_AVX512_STEP inline __m512 bilinear_lanes(__m512 t_lo, __m512 t_hi, __m512 b_lo, __m512 b_hi, __m512 wl,
-                                                  __m512 wh, __m512 wy_lo, __m512 wy_hi) {
-  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(t_lo, wl), _mm512_mul_ps(t_hi, wh));
-  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(b_lo, wl), _mm512_mul_ps(b_hi, wh));
-  return _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi));
-}
-
-// Bilinear elements [q, q + 16) of a box row from source rows `top` and `bottom` (width elements
-// each), the lanes of `keep` stored: element q reads lo[q] and hi[q] with weights w_lo[q], w_hi[q].
-template <int Windows, typename T, typename D>
-FASTMIX_RESIZE_AVX512_STEP inline void bilinear_step(const T* top, const T* bottom, const int32_t* lo, const int32_t* hi,
-                                                const float* w_lo, const float* w_hi, __m512 wy_lo, __m512 wy_hi,
-                                                D* out, int64_t q, int64_t width, __mmask16 keep) {
-  __m512 t[2 * Windows], b[2 * Windows];
-  const __m512i starts = load_windows<Windows>(top, width, lo, q, t);
-  load_windows<Windows>(bottom, width, lo, q, b);
-  const __m512i l = _mm512_sub_epi32(_mm512_loadu_si512(lo + q), starts);
-  const __m512i h = _mm512_sub_epi32(_mm512_loadu_si512(hi + q), starts);
-  const __m512 wl = _mm512_loadu_ps(w_lo + q), wh = _mm512_loadu_ps(w_hi + q);
-  store_lanes(out + q,
-              bilinear_lanes(pick<Windows>(t, l), pick<Windows>(t, h), pick<Windows>(b, l), pick<Windows>(b, h), wl,
-                             wh, wy_lo, wy_hi),
-              keep);
-}
-
 // The lanes of the step at q that are elements of a row of n.
 inline __mmask16 lanes_in_row(int64_t q, int64_t n) {
   return n - q >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - q)) - 1u);
 }
 
-// n elements of a bilinear box row, 16 a step where windows_needed allows, else one at a time.
-// lo, hi, w_lo, w_hi hold whole steps (pad_to_steps).
+// A VectorTaps' arrays as plain pointers, read once per row: a row's uint8 stores may alias
+// anything, so the compiler would read the vectors' data pointers again at every step.
+struct StepArrays {
+  const VectorTaps::Step* steps;
+  const int32_t *lo_at, *hi_at;
+  const float *w_lo, *w_hi;
+  int64_t elements;
+  explicit StepArrays(const VectorTaps& t)
+      : steps(t.steps.data()), lo_at(t.lo_at.data()), hi_at(t.hi_at.data()), w_lo(t.w_lo.data()),
+        w_hi(t.w_hi.data()), elements(t.elements) {}
+};
+
+// Step i (elements 16 i on) of a bilinear box row from source rows `top` and `bottom`: per lane the
+// taps along W, weighted, then the two rows weighted along H (the scalar loop's order).
+template <int Windows, typename T, typename D>
+FASTMIX_RESIZE_AVX512_STEP inline void bilinear_step(const T* top, const T* bottom, const StepArrays& t, int64_t i,
+                                                     __m512 wy_lo, __m512 wy_hi, D* out) {
+  const VectorTaps::Step& step = t.steps[i];
+  const int64_t q = 16 * i;
+  __m512 a[2 * Windows], b[2 * Windows];
+  load_windows<Windows>(top, step, a);
+  load_windows<Windows>(bottom, step, b);
+  const __m512i l = _mm512_loadu_si512(t.lo_at + q), h = _mm512_loadu_si512(t.hi_at + q);
+  const __m512 wl = _mm512_loadu_ps(t.w_lo + q), wh = _mm512_loadu_ps(t.w_hi + q);
+  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(pick<Windows>(a, l), wl), _mm512_mul_ps(pick<Windows>(a, h), wh));
+  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(pick<Windows>(b, l), wl), _mm512_mul_ps(pick<Windows>(b, h), wh));
+  store_lanes(out + q, _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi)),
+              lanes_in_row(q, t.elements));
+}
+
+// A bilinear box row (t.elements elements) from source rows `top` and `bottom`.
 template <typename T, typename D>
-FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bottom, const int32_t* lo,
-                                                      const int32_t* hi, const float* w_lo, const float* w_hi,
-                                                      float wy_lo, float wy_hi, D* out, int64_t n, int64_t width) {
+FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bottom, const VectorTaps& taps,
+                                                      float wy_lo, float wy_hi, D* out) {
   const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
-  for (int64_t q = 0; q < n; q += 16) {
-    const __mmask16 keep = lanes_in_row(q, n);
-    switch (windows_needed(lo, hi, q)) {
-      case 1: bilinear_step<1>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
-      case 2: bilinear_step<2>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
-      case 4: bilinear_step<4>(top, bottom, lo, hi, w_lo, w_hi, vy_lo, vy_hi, out, q, width, keep); break;
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    switch (t.steps[i].windows) {
+      case 1: bilinear_step<1>(top, bottom, t, i, vy_lo, vy_hi, out); break;
+      case 2: bilinear_step<2>(top, bottom, t, i, vy_lo, vy_hi, out); break;
+      case 4: bilinear_step<4>(top, bottom, t, i, vy_lo, vy_hi, out); break;
       default:
-        for (int64_t k = q; k < std::min(n, q + 16); ++k) {
-          const float upper = static_cast<float>(top[lo[k]]) * w_lo[k] + static_cast<float>(top[hi[k]]) * w_hi[k];
-          const float lower =
-              static_cast<float>(bottom[lo[k]]) * w_lo[k] + static_cast<float>(bottom[hi[k]]) * w_hi[k];
+        for (int64_t k = 16 * i; k < std::min(t.elements, 16 * (i + 1)); ++k) {
+          const float upper =
+              static_cast<float>(top[taps.lo[k]]) * t.w_lo[k] + static_cast<float>(top[taps.hi[k]]) * t.w_hi[k];
+          const float lower = static_cast<float>(bottom[taps.lo[k]]) * t.w_lo[k] +
+                              static_cast<float>(bottom[taps.hi[k]]) * t.w_hi[k];
           out[k] = from_acc<D>(upper * wy_lo + lower * wy_hi);
         }
     }
   }
 }
 
-// Nearest elements [q, q + 16) of a box row from source row `row` (width elements), the lanes of
-// `keep` stored: row[at[q]].
+// Step i of a nearest box row from source row `row`: each lane's lo tap as it is.
 template <int Windows, typename T, typename D>
-FASTMIX_RESIZE_AVX512_STEP inline void nearest_step(const T* row, const int32_t* at, D* out, int64_t q, int64_t width,
-                                               __mmask16 keep) {
+FASTMIX_RESIZE_AVX512_STEP inline void nearest_step(const T* row, const StepArrays& t, int64_t i, D* out) {
   __m512 w[2 * Windows];
-  const __m512i starts = load_windows<Windows>(row, width, at, q, w);
-  store_lanes(out + q, pick<Windows>(w, _mm512_sub_epi32(_mm512_loadu_si512(at + q), starts)), keep);  // exact
+  load_windows<Windows>(row, t.steps[i], w);
+  const int64_t q = 16 * i;
+  store_lanes(out + q, pick<Windows>(w, _mm512_loadu_si512(t.lo_at + q)), lanes_in_row(q, t.elements));  // exact
 }
 
-// n elements of a nearest box row; `at` holds whole steps (pad_to_steps).
 template <typename T, typename D>
-FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const int32_t* at, D* out, int64_t n,
-                                                     int64_t width) {
-  for (int64_t q = 0; q < n; q += 16) {
-    const __mmask16 keep = lanes_in_row(q, n);
-    switch (windows_needed(at, at, q)) {
-      case 1: nearest_step<1>(row, at, out, q, width, keep); break;
-      case 2: nearest_step<2>(row, at, out, q, width, keep); break;
-      case 4: nearest_step<4>(row, at, out, q, width, keep); break;
+FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const VectorTaps& taps, D* out) {
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    switch (t.steps[i].windows) {
+      case 1: nearest_step<1>(row, t, i, out); break;
+      case 2: nearest_step<2>(row, t, i, out); break;
+      case 4: nearest_step<4>(row, t, i, out); break;
       default:
-        for (int64_t k = q; k < std::min(n, q + 16); ++k) out[k] = as_value<D>(row[at[k]]);
+        for (int64_t k = 16 * i; k < std::min(t.elements, 16 * (i + 1)); ++k) out[k] = as_value<D>(row[taps.lo[k]]);
     }
   }
 }
-
-// The taps of a row whose C channels interleave (HWC, the collate's decoded samples), per element
-// of the row: element q * C + c reads source elements col_lo[q] + c and col_hi[q] + c. In whole
-// steps (pad_to_steps).
-struct InterleavedTaps {
-  std::vector<int32_t> lo, hi;
-  std::vector<float> w_lo, w_hi;
-  int64_t elements;
-  InterleavedTaps(const ResizeTaps<float>& taps, int64_t channels) : elements(taps.cols * channels) {
-    for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(elements + 15));
-    for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(elements + 15));
-    for (int64_t q = 0; q < taps.cols; ++q)
-      for (int64_t c = 0; c < channels; ++c) {
-        lo.push_back(static_cast<int32_t>(taps.col_lo[q] + c)), hi.push_back(static_cast<int32_t>(taps.col_hi[q] + c));
-        w_lo.push_back(taps.col_w_lo[q]), w_hi.push_back(taps.col_w_hi[q]);
-      }
-    for (auto* v : {&lo, &hi}) pad_to_steps(*v);
-    for (auto* v : {&w_lo, &w_hi}) pad_to_steps(*v);
-  }
-};
 
 inline bool avx512_resize() {
   static const bool supported =
@@ -320,9 +318,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   if (taps.nearest) {
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (vector_rows<acc_t, T, D>()) {
-      if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
-        return nearest_row_avx512(top, taps.col_lo32.data(), out, taps.cols, s.width);
-      }
+      if (out_stride == 1 && taps.vector && avx512_resize()) return nearest_row_avx512(top, *taps.vector, out);
     }
 #endif
     for (int64_t q = 0; q < taps.cols; ++q) out[q * out_stride] = as_value<D>(top[taps.col_lo[q]]);
@@ -332,10 +328,8 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   const acc_t wy_lo = taps.row_w_lo[r], wy_hi = taps.row_w_hi[r];
 #ifdef FASTMIX_VECTOR_RESIZE
   if constexpr (vector_rows<acc_t, T, D>()) {
-    if (out_stride == 1 && s.col_stride == 1 && !taps.col_lo32.empty() && avx512_resize()) {
-      return bilinear_row_avx512(top, bottom, taps.col_lo32.data(), taps.col_hi32.data(), taps.col_w_lo.data(),
-                                 taps.col_w_hi.data(), wy_lo, wy_hi, out, taps.cols, s.width);
-    }
+    if (out_stride == 1 && taps.vector && avx512_resize())
+      return bilinear_row_avx512(top, bottom, *taps.vector, wy_lo, wy_hi, out);
   }
 #endif
   const int64_t* lo = taps.col_lo.data();
