@@ -131,6 +131,29 @@ def test_mix_into_and_collate_match_the_reference(backend, in_dtype, out_dtype, 
         assert torch.equal(collated, expected), f"collate_mix_, trial {trial}"
 
 
+@pytest.mark.parametrize("backend", EVERY_BACKEND)
+@pytest.mark.parametrize("out_dtype,normalize", [(torch.uint8, False), (torch.float32, False), (torch.float32, True),
+                                                 (torch.bfloat16, True)])
+def test_the_collate_of_decoded_images_masks_as_the_reference(backend, out_dtype, normalize):
+    """uint8 HWC samples of 3 channels into planes, the DataLoader's common case: the cpp collate
+    selects, normalises and de-interleaves a masked row in one loop; wide rows (every vector width
+    and tail), each sample its own mask, as the reference."""
+    generator = torch.Generator().manual_seed(7)
+    batch, height, width = 6, 9, 224
+    images = random_values((batch, height, width, 3), torch.uint8, generator)
+    drawn = with_masks(batch, height, width, generator, expanded=False)
+    params = MixParams(drawn.partner, drawn.lam, torch.full((batch,), int(MixKind.MASK), dtype=torch.uint8), drawn.box,
+                       drawn.pixel_mask)
+    scale = torch.rand(3, generator=generator) + 0.5 if normalize else torch.empty(0)
+    bias = torch.rand(3, generator=generator) - 0.5 if normalize else torch.empty(0)
+    expected = torch.empty(batch, 3, height, width, dtype=out_dtype)
+    reference.mix_into_(expected, images, *params.as_tuple(), scale, bias, True, pixel_mask=params.pixel_mask)
+    collated = torch.empty_like(expected)
+    op(backend).collate_mix_(collated, list(images.unbind(0)), *params.as_tuple(), scale, bias, True,
+                             pixel_mask=params.pixel_mask)
+    assert torch.equal(collated, expected)
+
+
 def good_mask_call(batch=4, height=5, width=6):
     images = torch.randint(0, 256, (batch, 3, height, width), dtype=torch.uint8)
     params = MixParams(torch.tensor([1, 0, 3, 2]), torch.full((batch,), 0.5), torch.full((batch,), int(MixKind.MASK), dtype=torch.uint8),

@@ -150,6 +150,40 @@ FASTMIX_MULTIVERSION __attribute__((noinline)) void blend_planes_from_pixels(
   else blend_planes_loop<false>(a, b, first, second, plane, pixels, lam_a, lam_b, scale, bias);
 }
 
+// The decoded-image collate's mask rows (uint8 HWC pixels, 3 channels -> planes) in one loop: per
+// pixel the partner's channels where m is set, else its own, normalised and de-interleaved; the
+// values of select_from followed by planes_from_pixels, without their spread mask and staged row.
+template <bool kNorm, typename D>
+FASTMIX_ALWAYS_INLINE void select_planes_loop(const uint8_t* __restrict__ a, const uint8_t* __restrict__ b,
+                                              const uint8_t* __restrict__ m, D* __restrict__ dst, int64_t plane,
+                                              int64_t pixels, const float* scale, const float* bias) {
+  float s[3], t[3];  // in locals: stores may alias what a pointer reads
+  for (int c = 0; c < 3; ++c) {
+    s[c] = kNorm ? scale[c] : 1.f;
+    t[c] = kNorm ? bias[c] : 0.f;
+  }
+  D* __restrict__ f0 = dst;
+  D* __restrict__ f1 = dst + plane;
+  D* __restrict__ f2 = dst + 2 * plane;
+  for (int64_t w = 0; w < pixels; ++w) {
+    const uint8_t take = static_cast<uint8_t>(-(m[w] != 0));  // all ones or zero: a select the loop vectorises
+    f0[w] = converted<uint8_t, D>(static_cast<uint8_t>((b[3 * w] & take) | (a[3 * w] & ~take)), s[0], t[0], kNorm);
+    f1[w] = converted<uint8_t, D>(static_cast<uint8_t>((b[3 * w + 1] & take) | (a[3 * w + 1] & ~take)), s[1], t[1],
+                                  kNorm);
+    f2[w] = converted<uint8_t, D>(static_cast<uint8_t>((b[3 * w + 2] & take) | (a[3 * w + 2] & ~take)), s[2], t[2],
+                                  kNorm);
+  }
+}
+
+template <typename D>
+FASTMIX_MULTIVERSION __attribute__((noinline)) void select_planes_from_pixels(const uint8_t* a, const uint8_t* b,
+                                                                              const uint8_t* m, D* dst, int64_t plane,
+                                                                              int64_t pixels, const float* scale,
+                                                                              const float* bias, bool norm) {
+  if (norm) select_planes_loop<true>(a, b, m, dst, plane, pixels, scale, bias);
+  else select_planes_loop<false>(a, b, m, dst, plane, pixels, scale, bias);
+}
+
 // Same order, planar: C planes of W (the source's planes `src_plane` apart, the destination's `dst_plane`).
 template <typename S, typename D>
 FASTMIX_MULTIVERSION __attribute__((noinline)) void copy_planes(const S* __restrict__ src, int64_t src_plane,
@@ -373,36 +407,59 @@ struct Buffers {
                                        f32_b(rows * row), scratch(rows * row) {}
 };
 
+// f(first, second) with out_a and out_b as the output type's pointers, for the outputs the fused
+// loops write (float32, uint8 and bfloat16 planes); false for the others.
+template <typename F>
+bool with_plane_outputs(at::ScalarType type, void* out_a, void* out_b, F&& f) {
+  if (type == at::kFloat) f(static_cast<float*>(out_a), static_cast<float*>(out_b));
+  else if (type == at::kByte) f(static_cast<uint8_t*>(out_a), static_cast<uint8_t*>(out_b));
+  else if (type == at::kBFloat16) f(static_cast<c10::BFloat16*>(out_a), static_cast<c10::BFloat16*>(out_b));
+  else return false;
+  return true;
+}
+
+// The decoded-image collate (uint8 HWC pixels, 3 channels, to planes): the case of the fused loops.
+// uint8 pixels only: float32 HWC input is rare and takes the staged path (each instance is compiled
+// for three ISAs, so this halves the loops' share of the build).
+template <typename In>
+constexpr bool fused_planes_type() {
+  return std::is_same_v<In, uint8_t>;
+}
+inline bool fused_planes_case(const IntoGeometry& g) { return g.hwc_in && !g.nhwc_out && g.channels == 3; }
+
 // Blended output rows [h0, h1) of sample a (and of b, its swapped partner, when out_b is not null)
-// by the fused loop, when the case is the decoded-image collate (uint8 HWC, 3 channels) to planes.
+// by the fused loop, in the decoded-image collate's case.
 template <typename In>
 bool write_blended_planes(const In* a, const In* b, float lam_a, float lam_b, void* out_a, void* out_b, int64_t h0,
                           int64_t h1, const IntoGeometry& g, const Normalize& n) {
-  // uint8 pixels only: the decoded-image case; float32 HWC input is rare and takes the staged path
-  // (each instance is compiled for three ISAs, so this halves the loop's share of the build).
-  if constexpr (!std::is_same_v<In, uint8_t>) {
+  if constexpr (!fused_planes_type<In>()) {
     return false;
   } else {
-    if (!g.hwc_in || g.nhwc_out || g.channels != 3) return false;
+    if (!fused_planes_case(g)) return false;
     const int64_t in_offset = h0 * g.width * 3, out_offset = h0 * g.width, plane = g.height * g.width,
                   pixels = (h1 - h0) * g.width;
-    auto call = [&](auto* first, auto* second) {
+    return with_plane_outputs(g.out_type, out_a, out_b, [&](auto* first, auto* second) {
       blend_planes_from_pixels(a + in_offset, b + in_offset, first + out_offset, second ? second + out_offset : second,
                                plane, pixels, lam_a, lam_b, n.scale, n.bias, n.on);
-    };
-    if (g.out_type == at::kFloat) {
-      call(static_cast<float*>(out_a), static_cast<float*>(out_b));
-      return true;
-    }
-    if (g.out_type == at::kByte) {
-      call(static_cast<uint8_t*>(out_a), static_cast<uint8_t*>(out_b));
-      return true;
-    }
-    if (g.out_type == at::kBFloat16) {
-      call(static_cast<c10::BFloat16*>(out_a), static_cast<c10::BFloat16*>(out_b));
-      return true;
-    }
+    });
+  }
+}
+
+// Masked output rows [h0, h1) of a sample (`mask` its (H, W) plane) by the fused loop, in the
+// decoded-image collate's case.
+template <typename In>
+bool write_selected_planes(const In* own, const In* theirs, const uint8_t* mask, void* out, int64_t h0, int64_t h1,
+                           const IntoGeometry& g, const Normalize& n) {
+  if constexpr (!fused_planes_type<In>()) {
     return false;
+  } else {
+    if (!fused_planes_case(g)) return false;
+    const int64_t in_offset = h0 * g.width * 3, out_offset = h0 * g.width, plane = g.height * g.width,
+                  pixels = (h1 - h0) * g.width;
+    return with_plane_outputs(g.out_type, out, nullptr, [&](auto* first, auto*) {
+      select_planes_from_pixels(own + in_offset, theirs + in_offset, mask + h0 * g.width, first + out_offset, plane,
+                                pixels, n.scale, n.bias, n.on);
+    });
   }
 }
 
@@ -491,6 +548,7 @@ void write_sample_rows(const In* own, const In* theirs, uint8_t k, float lam, co
     return write_resized_rows(own, theirs, k == kResizeNearest, box, out_sample, h0, h1, g, n, buf, buf.f32_a.data());
   }
   if (k == kMask) {
+    if (write_selected_planes(own, theirs, mask, out_sample, h0, h1, g, n)) return;
     // Own rows with the partner's pixels where the mask is set, staged in the input type: a CHW
     // plane's rows have the plane's mask rows as they are, HWC pixels the bytes spread over C.
     In* staged = reinterpret_cast<In*>(std::is_same_v<In, uint8_t> ? static_cast<void*>(buf.u8_a.data())
