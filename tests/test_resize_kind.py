@@ -133,7 +133,7 @@ def test_every_box_width_of_wide_rows_equals_the_reference(backend, kind, width,
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("out_dtype", [torch.uint8, torch.float32])
-@pytest.mark.parametrize("channels, width", [(3, 224), (3, 47), (4, 40)])
+@pytest.mark.parametrize("channels, width", [(3, 224), (3, 47), (4, 40), (19, 12)])
 @pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
 def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, out_dtype, channels, width, kind):
     """The cpp collate of uint8 HWC samples resizes a row's channels at once, 16 elements a step

@@ -13,8 +13,9 @@
 //   2. relayout: into the output's order (NCHW planes or NHWC pixels), converted to float32 and
 //      normalised (v * scale[c] + bias[c]), or as uint8 for uint8 outputs;
 //   3. narrow: float32 -> bfloat16 / float16 (float32 and uint8 outputs are written by step 2).
-// The common collate case, blended uint8 HWC pixels of 3 channels into uint8 / float32 / bfloat16 planes,
-// does steps 1-3 in one loop (blend_planes_from_pixels): no staging row at all.
+// The common collate case, blended or masked uint8 HWC pixels of 3 channels into uint8 / float32 /
+// bfloat16 planes, does steps 1-3 in one loop (blend_planes_from_pixels, select_planes_from_pixels):
+// no staging row at all.
 // The element type is a runtime choice between these loops, not a template parameter of the
 // whole kernel: against the memory traffic of the batch the extra passes over an L1 row cost
 // little, and the build compiles ~30 small loops instead of ~40 copies of the whole kernel
@@ -394,7 +395,8 @@ void for_each_segment(const In* a, const In* b, S* staged, int64_t h0, int64_t r
 // Buffers of one worker: staging rows of each type (two, for pairs) and the float scratch, each
 // for `stage_rows` rows: staged values are read back while they are still in L1/L2. And the taps of
 // the last box it resized: a batch-mode draw gives every sample the same box, which each of a
-// sample's row blocks resizes.
+// sample's row blocks resizes. (Keyed by the box alone: a worker's Buffers live within one call,
+// whose geometry and input type are fixed.)
 struct Buffers {
   int64_t stage_rows;
   std::vector<uint8_t> u8_a, u8_b;

@@ -2,12 +2,14 @@
 // rule), read from the partner where it lies and written where the caller wants it: in place into
 // the sample's box (mix_cpu.cpp), into a box-sized buffer for a swapped pair, or into a staged row
 // of mix_into_cpu.cpp. Taps are computed once per box; a row is a loop over them with the rounding
-// of the reference (products and sums apart, no FMA: -ffp-contract=off), 16 pixels a step with
-// AVX-512 for float32 rows and the collate's uint8 HWC rows.
+// of the reference (products and sums apart, no FMA: -ffp-contract=off), 16 elements a step with
+// AVX-512 for the float32 and uint8 rows of in-place batches and the collate's uint8 HWC rows
+// (bilinear and nearest), the scalar loop for the others.
 #pragma once
 
 #include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <optional>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -29,6 +31,17 @@ struct ResizeSource {
   int64_t height, width, row_stride, col_stride;
 };
 
+// Whether this CPU runs the AVX-512 rows below (F, BW and VL).
+inline bool avx512_resize() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool supported =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return supported;
+#else
+  return false;
+#endif
+}
+
 // A vector row's arrays, padded to whole steps of 16 with copies of the last: a row's last step
 // computes all 16 lanes and stores the real ones.
 template <typename V>
@@ -40,9 +53,10 @@ void pad_to_steps(std::vector<V>& v) {
 // a row of `channels` interleaved channels (1: planar), element q * channels + c reading source
 // elements col_lo[q] + c and col_hi[q] + c of a row of row_elements. Per step of 16 elements: how
 // many windows of 32 source elements its taps need (1 where the box shrinks its partner by less
-// than 2x, most of ResizeMix's scales; 2, a window per half, or 4, per quarter, for the smallest
-// and the clipped boxes; 0: wider still, the scalar loop's), where each window starts and which of
-// its elements lie in the row; per element, its taps' places in its window.
+// than 2x on planar rows, about 1.7x on RGB ones: most of ResizeMix's scales; 2, a window per half,
+// or 4, per quarter, for the smallest and the clipped boxes; 0: wider still, the scalar loop's),
+// where each window starts and which of its elements lie in the row; per element, its taps'
+// places in its window.
 struct VectorTaps {
   struct Step {
     int32_t windows;
@@ -72,7 +86,12 @@ struct VectorTaps {
       for (int windows = 1; windows <= 4 && step.windows == 0; windows *= 2) {
         const size_t lanes = 16 / windows;
         bool fits = true;
-        for (int w = 0; w < windows; ++w) fits = fits && hi[q + w * lanes + lanes - 1] - lo[q + w * lanes] < 32;
+        for (int w = 0; w < windows; ++w) {
+          // (the highest tap, not the last lane's: at the right edge of an HWC row the last pixel's
+          // hi is its lo, below an earlier channel's)
+          const auto first = hi.begin() + static_cast<std::ptrdiff_t>(q + w * lanes);
+          fits = fits && *std::max_element(first, first + static_cast<std::ptrdiff_t>(lanes)) - lo[q + w * lanes] < 32;
+        }
         if (fits) step.windows = windows;
       }
       const size_t lanes = step.windows > 0 ? 16 / step.windows : 16;
@@ -89,8 +108,8 @@ struct VectorTaps {
 };
 
 // The taps of one box: per box row the source rows, per box column the source offsets (already
-// times col_stride), and their weights; for float32 taps of rows whose pixels are adjacent, the
-// vector rows' plan as well.
+// times col_stride), and their weights; with float accumulation, rows whose pixels are adjacent
+// and a CPU with the vector rows, their plan as well.
 template <typename acc_t>
 struct ResizeTaps {
   bool nearest = false;
@@ -119,7 +138,7 @@ struct ResizeTaps {
       col_lo[q] = t.lo * s.col_stride, col_hi[q] = t.hi * s.col_stride;
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
-    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX)
+    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && avx512_resize())
       vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width);
   }
 };
@@ -171,7 +190,8 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
 // in two registers.
 FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* p, uint32_t in_row, __m512* low, __m512* high) {
   *low = _mm512_maskz_loadu_ps(__mmask16(in_row), p);
-  *high = _mm512_maskz_loadu_ps(__mmask16(in_row >> 16), p + 16);
+  // (p + 16 only where the row reaches it: past a row's end it may lie past the allocation)
+  *high = (in_row >> 16) != 0 ? _mm512_maskz_loadu_ps(__mmask16(in_row >> 16), p + 16) : _mm512_setzero_ps();
 }
 
 FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* p, uint32_t in_row, __m512* low, __m512* high) {
@@ -291,11 +311,6 @@ FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const VectorT
   }
 }
 
-inline bool avx512_resize() {
-  static const bool supported =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return supported;
-}
 #define FASTMIX_VECTOR_RESIZE 1
 #endif
 
