@@ -190,8 +190,10 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
 // in two registers.
 FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* p, uint32_t in_row, __m512* low, __m512* high) {
   *low = _mm512_maskz_loadu_ps(__mmask16(in_row), p);
-  // (p + 16 only where the row reaches it: past a row's end it may lie past the allocation)
-  *high = (in_row >> 16) != 0 ? _mm512_maskz_loadu_ps(__mmask16(in_row >> 16), p + 16) : _mm512_setzero_ps();
+  // (p + 16 only where the row reaches it: past a row's end it may lie past the allocation; a
+  // load with no lanes reads nothing wherever it points)
+  const uint32_t upper = in_row >> 16;
+  *high = _mm512_maskz_loadu_ps(__mmask16(upper), upper != 0 ? p + 16 : p);
 }
 
 FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* p, uint32_t in_row, __m512* low, __m512* high) {
