@@ -22,7 +22,7 @@ from . import cache  # noqa: F401  (first: keys numba's disk cache on all of thi
 
 import numpy as np
 import torch
-from numba import njit
+from numba import njit, types
 from numba.extending import overload
 
 from ..checks import check_collate_mix_args, check_mix_into_args
@@ -278,6 +278,54 @@ def select_pixels(staged, a, b, mask, mask_at, channels):
 
 
 @njit(nogil=True, cache=True)
+def select_planes_from_pixels(ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h):
+    """Row h of a masked sample, uint8 HWC pixels of 3 channels, into the planes of an NCHW output
+    (mix_into_cpu.cpp's select_planes_from_pixels): per pixel the partner's channels where its mask
+    byte is set, else its own, selected by bits (a loop LLVM vectorises), converted and
+    de-interleaved in one pass; select_pixels then planes_from_pixels, without the staged row."""
+    _, height, width, _, _ = geometry
+    plane = height * width
+    first = out_base + h * width
+    p0 = out[first : first + width]
+    p1 = out[first + plane : first + plane + width]
+    p2 = out[first + 2 * plane : first + 2 * plane + width]
+    if same_dtype(ar, out):  # uint8 -> uint8: never normalised
+        for w in range(width):
+            take = np.uint8(0) - np.uint8(mask[mask_at + w] != 0)  # 255 or 0
+            keep = ~take
+            p0[w] = (br[3 * w] & take) | (ar[3 * w] & keep)
+            p1[w] = (br[3 * w + 1] & take) | (ar[3 * w + 1] & keep)
+            p2[w] = (br[3 * w + 2] & take) | (ar[3 * w + 2] & keep)
+        return
+    s0, s1, s2 = (scale[0], scale[1], scale[2]) if norm else (np.float32(1.0), np.float32(1.0), np.float32(1.0))
+    t0, t1, t2 = (bias[0], bias[1], bias[2]) if norm else (np.float32(0.0), np.float32(0.0), np.float32(0.0))
+    for w in range(width):
+        take = np.uint8(0) - np.uint8(mask[mask_at + w] != 0)
+        keep = ~take
+        v0 = to_acc(np.uint8((br[3 * w] & take) | (ar[3 * w] & keep)))
+        v1 = to_acc(np.uint8((br[3 * w + 1] & take) | (ar[3 * w + 1] & keep)))
+        v2 = to_acc(np.uint8((br[3 * w + 2] & take) | (ar[3 * w + 2] & keep)))
+        if norm:
+            v0, v1, v2 = v0 * s0 + t0, v1 * s1 + t1, v2 * s2 + t2
+        p0[w], p1[w], p2[w] = from_acc(p0, v0), from_acc(p1, v1), from_acc(p2, v2)
+
+
+def selected_planes(ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h):
+    """select_planes_from_pixels for uint8 rows, and True; False (nothing written) for others."""
+
+
+@overload(selected_planes)
+def _selected_planes(ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h):
+    if ar.dtype != types.uint8:
+        return lambda ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h: False
+
+    def fused(ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h):
+        select_planes_from_pixels(ar, br, mask, mask_at, out, out_base, geometry, scale, bias, norm, h)
+        return True
+    return fused
+
+
+@njit(nogil=True, cache=True)
 def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partner, lam, kind, box, mask, mask_stride,
                         i, h0, h1):
     """Rows [h0, h1) of output sample i, HWC -> NCHW: each row staged in pixel order (blended,
@@ -296,7 +344,10 @@ def write_sample_planes(addresses, like, out, geometry, scale, bias, norm, partn
     for h in range(h0, h1):
         ar = a[h * row : (h + 1) * row]
         br = b[h * row : (h + 1) * row]
-        if how == MASK:  # the row's pixels from ar or br, as the mask row says
+        if how == MASK and channels == 3 and selected_planes(ar, br, mask, i * mask_stride + h * width, out, out_base,
+                                                             geometry, scale, bias, norm, h):
+            pass  # decoded images: one loop
+        elif how == MASK:  # the row's pixels from ar or br, as the mask row says
             select_pixels(staged, ar, br, mask, i * mask_stride + h * width, channels)
             planes_from_pixels(staged, out, out_base, geometry, scale, bias, norm, h)
         elif how == BLEND:
