@@ -73,6 +73,8 @@ struct VectorTaps {
   VectorTaps(const std::vector<int64_t>& col_lo, const std::vector<int64_t>& col_hi, const std::vector<acc_t>& col_w_lo,
              const std::vector<acc_t>& col_w_hi, int64_t cols, int64_t channels, int64_t row_elements)
       : elements(cols * channels) {
+    for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(elements + 15));
+    for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(elements + 15));
     for (int64_t q = 0; q < cols; ++q)
       for (int64_t c = 0; c < channels; ++c) {
         lo.push_back(static_cast<int32_t>(col_lo[q] + c)), hi.push_back(static_cast<int32_t>(col_hi[q] + c));
@@ -109,7 +111,8 @@ struct VectorTaps {
 
 // The taps of one box: per box row the source rows, per box column the source offsets (already
 // times col_stride), and their weights; with float accumulation, rows whose pixels are adjacent
-// and a CPU with the vector rows, their plan as well.
+// and a CPU with the vector rows, their plan as well (so a row takes the vector rows where
+// `vector` is set, with no check of the CPU of its own).
 template <typename acc_t>
 struct ResizeTaps {
   bool nearest = false;
@@ -335,7 +338,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   if (taps.nearest) {
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (vector_rows<acc_t, T, D>()) {
-      if (out_stride == 1 && taps.vector && avx512_resize()) return nearest_row_avx512(top, *taps.vector, out);
+      if (out_stride == 1 && taps.vector) return nearest_row_avx512(top, *taps.vector, out);
     }
 #endif
     for (int64_t q = 0; q < taps.cols; ++q) out[q * out_stride] = as_value<D>(top[taps.col_lo[q]]);
@@ -345,7 +348,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   const acc_t wy_lo = taps.row_w_lo[r], wy_hi = taps.row_w_hi[r];
 #ifdef FASTMIX_VECTOR_RESIZE
   if constexpr (vector_rows<acc_t, T, D>()) {
-    if (out_stride == 1 && taps.vector && avx512_resize())
+    if (out_stride == 1 && taps.vector)
       return bilinear_row_avx512(top, bottom, *taps.vector, wy_lo, wy_hi, out);
   }
 #endif
