@@ -471,19 +471,72 @@ inline void check_pixel_mask(const std::optional<at::Tensor>& pixel_mask, const 
                     Tuple{m.strides()});
 }
 
+// The MASK samples' pixels cut from one noise image (fastmix/backends/mask_field.py): mask_field
+// (H, W) float32 contiguous and field_threshold (B,) float32 on the data's device, pixel_mask None;
+// on the CPU, each MASK sample's box the window (dy, dy + H, dx, dx + W) with 0 <= dy < H and
+// 0 <= dx < W.
+inline void check_mask_field(const std::optional<at::Tensor>& mask_field,
+                             const std::optional<at::Tensor>& field_threshold,
+                             const std::optional<at::Tensor>& pixel_mask, const at::Tensor& data,
+                             const at::Tensor& kind, const at::Tensor& box, const char* data_name = "images") {
+  TORCH_CHECK_VALUE(!pixel_mask.has_value(),
+                    "pixel_mask: expected None, as mask_field gives the MASK samples' pixels, got a tensor");
+  TORCH_CHECK_VALUE(mask_field.has_value(),
+                    "mask_field: expected an (H, W) float32 image, as field_threshold is given, got None");
+  const at::Tensor& f = *mask_field;
+  TORCH_CHECK_TYPE(f.scalar_type() == at::kFloat, "mask_field: expected dtype float32, got ", DtypeName{f.scalar_type()});
+  TORCH_CHECK_VALUE(data.dim() >= 3, "mask_field: expected None for ", data_name, " of shape ", Tuple{data.sizes()},
+                    " (no H, W dims), got a tensor");
+  const int64_t height = data.size(-2), width = data.size(-1);
+  const std::vector<int64_t> expected{height, width};
+  TORCH_CHECK_VALUE(f.sizes() == at::IntArrayRef(expected), "mask_field: expected shape ", Tuple{expected},
+                    " ((H, W) of ", data_name, "), got ", Tuple{f.sizes()});
+  TORCH_CHECK_VALUE(f.is_contiguous(), "mask_field: expected a contiguous image (strides (", width,
+                    ", 1)), got strides ", Tuple{f.strides()});
+  check_on_device("mask_field", f, data, data_name);
+  if (!field_threshold.has_value())
+    TORCH_CHECK_VALUE(false, "field_threshold: expected float32 of shape (", data.size(0), ",), got NoneType");
+  check_param_field("field_threshold", *field_threshold, at::kFloat, {data.size(0)}, data, data_name);
+  if (!box.device().is_cpu()) return;
+  const at::Tensor kind_c = kind.contiguous(), box_c = box.contiguous();
+  const uint8_t* k = kind_c.data_ptr<uint8_t>();
+  const int64_t* b = box_c.data_ptr<int64_t>();
+  for (int64_t i = 0; i < kind_c.numel(); ++i) {
+    if (k[i] != kMask) continue;
+    const int64_t* bi = b + 4 * i;
+    TORCH_CHECK_VALUE(0 <= bi[0] && bi[0] < height && bi[1] == bi[0] + height && 0 <= bi[2] && bi[2] < width &&
+                          bi[3] == bi[2] + width,
+                      "box[", i, "]: expected the window (dy, dy + ", height, ", dx, dx + ", width,
+                      ") of mask_field with 0 <= dy < ", height, " and 0 <= dx < ", width, ", got (", bi[0], ", ",
+                      bi[1], ", ", bi[2], ", ", bi[3], ")");
+  }
+}
+
+// Where the MASK samples' pixels come from: pixel_mask, or mask_field with field_threshold.
+inline void check_mask_args(const std::optional<at::Tensor>& pixel_mask, const std::optional<at::Tensor>& mask_field,
+                            const std::optional<at::Tensor>& field_threshold, const at::Tensor& data,
+                            const at::Tensor& kind, const at::Tensor& box, const char* data_name = "images") {
+  if (!mask_field.has_value() && !field_threshold.has_value())
+    check_pixel_mask(pixel_mask, data, kind, data_name);
+  else
+    check_mask_field(mask_field, field_threshold, pixel_mask, data, kind, box, data_name);
+}
+
 // -- the checks of each op, in full ---------------------------------------------------------------
 
 // fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on the
 // CPU.
 inline void check_mix_args(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                            const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& plan,
-                           at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask) {
+                           at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask,
+                           const std::optional<at::Tensor>& mask_field,
+                           const std::optional<at::Tensor>& field_threshold) {
   check_writable_images(images);
   check_params_layout(images, partner, lam, kind, box);
   check_plan_layout(images, plan, plan_shape);
   if (images.device().is_cpu())
     check_params_values(images, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
-  check_pixel_mask(pixel_mask, images, kind);
+  check_mask_args(pixel_mask, mask_field, field_threshold, images, kind, box);
 }
 
 // fastmix::device_plan: a MixParams on the CPU, its partner and kind values (the boxes are clamped
@@ -517,13 +570,15 @@ inline void check_inplace_plan_args(const at::Tensor& partner, const at::Tensor&
 inline bool check_mix_into_args(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner,
                                 const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
                                 const at::Tensor& scale, const at::Tensor& bias, bool hwc,
-                                const std::optional<at::Tensor>& pixel_mask) {
+                                const std::optional<at::Tensor>& pixel_mask,
+                                const std::optional<at::Tensor>& mask_field,
+                                const std::optional<at::Tensor>& field_threshold) {
   check_mix_into_images(out, images, hwc);
   const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias,
                                                          images.scalar_type() == at::kByte);
   if (out.device().is_cpu())
     check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
-  check_pixel_mask(pixel_mask, out, kind, "out");
+  check_mask_args(pixel_mask, mask_field, field_threshold, out, kind, box, "out");
   return channels_last;
 }
 
@@ -532,13 +587,15 @@ inline bool check_mix_into_args(const at::Tensor& out, const at::Tensor& images,
 inline bool check_collate_mix_args(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner,
                                    const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box,
                                    const at::Tensor& scale, const at::Tensor& bias, bool hwc,
-                                   const std::optional<at::Tensor>& pixel_mask) {
+                                   const std::optional<at::Tensor>& pixel_mask,
+                                   const std::optional<at::Tensor>& mask_field,
+                                   const std::optional<at::Tensor>& field_threshold) {
   check_collate_samples(out, samples, hwc);
   const bool uint8_input = samples.empty() || samples[0].scalar_type() == at::kByte;
   const bool channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input);
   if (out.device().is_cpu())
     check_params_values(out, partner.contiguous(), lam.contiguous(), kind.contiguous(), box.contiguous());
-  check_pixel_mask(pixel_mask, out, kind, "out");
+  check_mask_args(pixel_mask, mask_field, field_threshold, out, kind, box, "out");
   return channels_last;
 }
 

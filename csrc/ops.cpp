@@ -43,13 +43,15 @@ TORCH_LIBRARY(fastmix, m) {
   // Mixes images in place: sample i becomes a blend of itself and images[partner[i]] (kind 1),
   // gets the box region of images[partner[i]] pasted in (kind 2), takes images[partner[i]]'s pixels
   // where its plane of pixel_mask (uint8 (B, H, W), each plane dense, any batch stride) is nonzero
-  // (kind 3), or stays as it is (kind 0).
+  // (kind 3), or stays as it is (kind 0). With mask_field (float32 (H, W)) and field_threshold
+  // (float32 (B,)) instead of pixel_mask, a kind 3 sample takes its partner's pixel (y, x) where
+  // mask_field[(y + dy) % H, (x + dx) % W] < field_threshold[i], box[i] being (dy, dy + H, dx, dx + W).
   // plan: the CUDA kernels' plan of these params (fastmix::device_plan, on the images' device) and
   // plan_shape its header's fields, read on the host; without one the CUDA op builds it (syncing
   // on GPU params: csrc/cuda/mix_cuda.cu). The CPU kernels check it and build their own.
   m.def(
       "mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box, Tensor? plan=None, "
-      "int[] plan_shape=[], Tensor? pixel_mask=None) -> ()");
+      "int[] plan_shape=[], Tensor? pixel_mask=None, Tensor? mask_field=None, Tensor? field_threshold=None) -> ()");
   // The in-place plans of a MixParams on the CPU (csrc/mix_plan.h): the CUDA kernels' as a uint8
   // buffer (make_device_plan), and the CPU kernels' steps as (n, 3) int64 rows (op, a, b) for numba.
   m.def("device_plan(Tensor partner, Tensor lam, Tensor kind, Tensor box) -> Tensor");
@@ -65,9 +67,11 @@ TORCH_LIBRARY(fastmix, m) {
   // pixel_mask: as for mix_ (kind 3), (B, H, W) of out's H and W.
   m.def(
       "mix_into_(Tensor(a!) out, Tensor images, Tensor partner, Tensor lam, Tensor kind, Tensor box, "
-      "Tensor scale, Tensor bias, bool hwc, Tensor? pixel_mask=None) -> ()");
+      "Tensor scale, Tensor bias, bool hwc, Tensor? pixel_mask=None, Tensor? mask_field=None, "
+      "Tensor? field_threshold=None) -> ()");
   // The collate path: like mix_into_, reading B separate sample tensors (C, H, W) or (H, W, C).
   m.def(
       "collate_mix_(Tensor(a!) out, Tensor[] samples, Tensor partner, Tensor lam, Tensor kind, "
-      "Tensor box, Tensor scale, Tensor bias, bool hwc, Tensor? pixel_mask=None) -> ()");
+      "Tensor box, Tensor scale, Tensor bias, bool hwc, Tensor? pixel_mask=None, Tensor? mask_field=None, "
+      "Tensor? field_threshold=None) -> ()");
 }

@@ -356,7 +356,7 @@ class MixupCollate:
         out = _empty_batch((batch, itemsize, height, width), torch.uint8, True, self.reuse_worker_memory)
         as_hwc_bytes = [m.view(torch.uint8).view(height, width, itemsize) for m in masks]
         self.backend.collate_mix_(out, as_hwc_bytes, *spatial_only(partner, kind, box), empty, empty, True,
-                                  pixel_mask=params.pixel_mask)
+                                  **params.mask_args())
         mask_a = out.permute(0, 2, 3, 1).reshape(batch, height, width * itemsize).view(dtype)  # (a view: NHWC memory)
         if isinstance(out, shared_pool.PooledBatch):  # a view is sent by reference to its slot too, not copied
             mask_a = mask_a.as_subclass(shared_pool.PooledBatch)
@@ -442,7 +442,7 @@ class MixupCollate:
         mix.last_params = params
         out = _empty_batch((len(images), channels, height, width), self.dtype, self.channels_last,
                            self.reuse_worker_memory)
-        self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc, pixel_mask=params.pixel_mask)
+        self.backend.collate_mix_(out, images, *params.as_tuple(), scale, bias, hwc, **params.mask_args())
         targets = None if labels is None else self._targets(labels, params, policy)
         if masks is not None:
             mask_targets = self._collate_masks(masks, params)

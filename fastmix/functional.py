@@ -33,14 +33,14 @@ def mix_(images: torch.Tensor, params: MixParams, backend: str = "auto") -> torc
     if torch.compiler.is_compiling():  # value checks and the plan read the params: the op does both
         if images.shape[0]:
             moved = params.to(images.device, non_blocking=True)
-            chosen.mix_(images, *moved.as_tuple(), pixel_mask=moved.pixel_mask)
+            chosen.mix_(images, *moved.as_tuple(), **moved.mask_args())
         return images
     check_params(params, images.shape[0], tuple(images.shape))
     if images.shape[0] == 0:
         return images
     host = params if params.device.type == "cpu" else params.to("cpu")
-    pixel_mask = None if params.pixel_mask is None else params.pixel_mask.to(images.device)
-    chosen.mix_(images, *mix_args(host.as_tuple(), images.device, with_plan=chosen.name == "cuda"), pixel_mask=pixel_mask)
+    mask_args = params.mask_args_to(images.device)
+    chosen.mix_(images, *mix_args(host.as_tuple(), images.device, with_plan=chosen.name == "cuda"), **mask_args)
     return images
 
 

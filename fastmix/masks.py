@@ -206,15 +206,17 @@ def saved_partner_masks(originals: Any, partner: torch.Tensor, kind: torch.Tenso
 
 
 def mix_masks_(mix_: Callable[..., None], masks: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
-               box: torch.Tensor, pixel_mask: Optional[torch.Tensor] = None) -> MaskTargets:
-    """Paste the CutMix boxes (and, with ``pixel_mask``, the FMix and ClassMix pixels) of ``masks``
+               box: torch.Tensor, pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+               field_threshold: Optional[torch.Tensor] = None) -> MaskTargets:
+    """Paste the CutMix boxes (and, with ``pixel_mask`` or ``mask_field``, the FMix and ClassMix pixels) of ``masks``
     (B, H, W) in place with the backend op ``mix_``, and return the MaskTargets of the batch (params
     on the masks' device)."""
     def empty(shape: Tuple[int, ...]) -> torch.Tensor:  # a CutMix batch's saved masks can be a whole batch
         return empty_on_huge_pages(shape, masks.dtype) if masks.device.type == "cpu" else masks.new_empty(shape)
 
     saved, source_b = saved_partner_masks(masks, partner, kind, empty)  # before the paste
-    mix_(as_pixel_bytes(masks), *spatial_only(partner, kind, box), pixel_mask=pixel_mask)
+    mix_(as_pixel_bytes(masks), *spatial_only(partner, kind, box), pixel_mask=pixel_mask, mask_field=mask_field,
+         field_threshold=field_threshold)
     return MaskTargets(masks, mask_weights(lam, kind), source_b, saved)
 
 

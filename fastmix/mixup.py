@@ -37,8 +37,8 @@ def check_images(images: Any, needs_spatial: bool) -> None:
 
 def _with_plan(mix_: Callable[..., None], plan: torch.Tensor, plan_shape: List[int]) -> Callable[..., None]:
     """A backend's mix_ that passes ``plan`` (the plan of the params it is called with)."""
-    return lambda images, partner, lam, kind, box, pixel_mask=None: mix_(images, partner, lam, kind, box, plan,
-                                                                         plan_shape, pixel_mask=pixel_mask)
+    return lambda images, partner, lam, kind, box, **mask_args: mix_(images, partner, lam, kind, box, plan, plan_shape,
+                                                                     **mask_args)
 
 
 @with_timm_knobs  # timm's attribute names, writable; a write is validated, then reaches every worker
@@ -73,7 +73,7 @@ class Mixup(ProcessLocal):
             ClassMix, which needs ``masks=``; ResizeMix's lambda, drawn as mmpretrain's in
             [resizemix_lam_min, resizemix_lam_max], and its "bilinear" or "nearest" resize; the
             weights of the enabled methods by name): see :class:`fastmix.MixPolicy`. A FMix or
-            ClassMix sample is MixKind.MASK, its pixels in ``last_params.pixel_mask``; a ResizeMix
+            ClassMix sample is MixKind.MASK, its pixels in ``last_params.pixel_masks()``; a ResizeMix
             sample is MixKind.RESIZE (or RESIZE_NEAREST), its box in ``last_params.box``; the
             method of each sample is in ``last_params.method``.
 
@@ -168,7 +168,7 @@ class Mixup(ProcessLocal):
         params = sample_params(policy, batch, height, width, self.generator, enabled=enabled, masks=masks,
                                ignore_index=self.ignore_index)
         self.last_params = params
-        pixel_mask = params.pixel_mask_to(images.device, non_blocking=True)
+        mask_args = params.mask_args_to(images.device, non_blocking=True)
         mix_images, mix_masks = backend.mix_, backend.mix_
         if images.device.type == "cuda" and batch:
             # The params and the cuda kernels' plans (the images', and the masks' paste) built here
@@ -188,10 +188,10 @@ class Mixup(ProcessLocal):
         if labels is not None:
             targets = (soft_targets(backend, labels, partner, lam, kind, policy) if batch else
                        torch.empty(0, policy.num_classes, dtype=torch.float32, device=images.device))
-        mask_targets = mix_masks_(mix_masks, masks, partner, lam, kind, box, pixel_mask) if masks is not None and batch \
+        mask_targets = mix_masks_(mix_masks, masks, partner, lam, kind, box, **mask_args) if masks is not None and batch \
             else (MaskTargets.unmixed(masks) if masks is not None else None)
         if batch:
-            mix_images(images, partner, lam, kind, box, pixel_mask=pixel_mask)
+            mix_images(images, partner, lam, kind, box, **mask_args)
         return (images, targets) if masks is None else (images, targets, mask_targets)
 
     @staticmethod

@@ -79,7 +79,8 @@ class FastCollateMixup(MixupCollate):
         method = None if params.method is None else params.method.clone()
         if method is not None:
             method[first:] = 0
-        return MixParams(params.partner, lam, kind, params.box, params.pixel_mask, method)
+        return MixParams(params.partner, lam, kind, params.box, params.pixel_mask, method, params.mask_field,
+                         params.field_threshold)
 
     def __call__(self, batch: Sequence[Any], _: Any = None) -> Any:  # timm's signature
         samples = [(_chw_tensor(sample[0]),) + tuple(sample[1:]) if isinstance(sample, (tuple, list)) else sample

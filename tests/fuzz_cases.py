@@ -153,9 +153,33 @@ def case_mix(rng: random.Random, backend: str) -> Case:
     partner, lam, kind, box = _params(rng, batch, height, width)
     kind = torch.full_like(kind, 2)  # every sample pastes: its box is read
     fields = {"partner": partner, "lam": lam, "kind": kind, "box": box}
-    pixel_mask = None
-    target = rng.choice(["images"] * 2 + list(fields) + ["pixel_mask"])
-    if target == "pixel_mask":  # every sample masks (FMix, ClassMix): its plane is read
+    pixel_mask = mask_field = field_threshold = None
+    target = rng.choice(["images"] * 2 + list(fields) + ["pixel_mask", "mask_field", "field_threshold"])
+    if target in ("mask_field", "field_threshold"):  # every sample's mask cut from a field (FMix, elem mode)
+        fields["kind"] = torch.full_like(kind, 3)
+        dy, dx = torch.randint(0, height, (batch,)), torch.randint(0, width, (batch,))
+        fields["box"] = torch.stack([dy, dy + height, dx, dx + width], dim=1)
+        mask_field, field_threshold = torch.rand(height, width), torch.rand(batch)
+        choices = {"mask_field": ["missing", "float64", "shape", "strided", "meta", "beside pixel_mask", "window"],
+                   "field_threshold": ["missing", "float64", "shape", "meta"]}[target]
+        choice = rng.choice(choices)
+        what = f"{target} {choice}"
+        if choice == "beside pixel_mask":
+            pixel_mask, target = torch.zeros(batch, height, width, dtype=torch.uint8), "pixel_mask"
+        elif choice == "window":
+            i = rng.randrange(batch)
+            fields["box"][i] = torch.tensor(rng.choice([[height, 2 * height, 0, width], [0, height + 1, 0, width],
+                                                        [0, height, -1, width - 1]]))
+            what, target = f"box[{i}] = {fields['box'][i].tolist()} (a window of mask_field)", "box"
+        elif target == "mask_field":
+            mask_field = {"missing": None, "float64": mask_field.double(), "shape": torch.rand(height, width + 1),
+                          "strided": torch.rand(width, height).t(), "meta": mask_field.to(META)}[choice]
+            if choice == "strided" and (height == 1 or width == 1):  # a line is contiguous either way
+                mask_field = torch.rand(height + 1, width)
+        else:
+            field_threshold = {"missing": None, "float64": field_threshold.double(), "shape": torch.rand(batch + 1),
+                               "meta": field_threshold.to(META)}[choice]
+    elif target == "pixel_mask":  # every sample masks (FMix, ClassMix): its plane is read
         fields["kind"] = torch.full_like(kind, 3)
         choice = rng.choice(["missing", "bool", "shape", "meta", "strided"])
         what = f"pixel_mask {choice}"
@@ -183,7 +207,9 @@ def case_mix(rng: random.Random, backend: str) -> Case:
         what, fields[target] = _bad_param(rng, target, fields[target], batch, height)
     ops = resolve_backend(backend, "cpu")
     args = (images, fields["partner"], fields["lam"], fields["kind"], fields["box"])
-    return Case("mix_", backend, what, target, lambda: ops.mix_(*args, pixel_mask=pixel_mask), list(args))
+    masks = {"pixel_mask": pixel_mask, "mask_field": mask_field, "field_threshold": field_threshold}
+    inputs = list(args) + [t for t in masks.values() if t is not None]
+    return Case("mix_", backend, what, target, lambda: ops.mix_(*args, **masks), inputs)
 
 
 def case_mix_targets(rng: random.Random, backend: str) -> Case:

@@ -91,7 +91,7 @@ def random_params(batch, height, width, generator, allow_paste=True, allow_mask=
 def reference_mix_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
     """The torch reference's in-place mix of ``images``; returns them."""
     moved = params.to(images.device)
-    reference.mix_(images, *moved.as_tuple(), pixel_mask=moved.pixel_mask)
+    reference.mix_(images, *moved.as_tuple(), **moved.mask_args())
     return images
 
 
@@ -106,7 +106,7 @@ def reference_mix_into(out: torch.Tensor, images: torch.Tensor, params: MixParam
     """The torch reference's out-of-place mix into ``out``; returns it."""
     moved = params.to(out.device)
     reference.mix_into_(out, images, *moved.as_tuple(), scale.to(out.device), bias.to(out.device), hwc,
-                        pixel_mask=moved.pixel_mask)
+                        **moved.mask_args())
     return out
 
 

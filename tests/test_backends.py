@@ -102,9 +102,12 @@ def test_import_fastmix_loads_the_library_only():
 
 
 OP_ARGUMENTS = {
-    "mix_": ["images", "partner", "lam", "kind", "box", "plan", "plan_shape", "pixel_mask"],
-    "mix_into_": ["out", "images", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask"],
-    "collate_mix_": ["out", "samples", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask"],
+    "mix_": ["images", "partner", "lam", "kind", "box", "plan", "plan_shape", "pixel_mask", "mask_field",
+             "field_threshold"],
+    "mix_into_": ["out", "images", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask", "mask_field",
+                  "field_threshold"],
+    "collate_mix_": ["out", "samples", "partner", "lam", "kind", "box", "scale", "bias", "hwc", "pixel_mask",
+                     "mask_field", "field_threshold"],
     "mix_targets": ["labels", "partner", "lam", "kind", "num_classes", "smoothing"],
 }
 

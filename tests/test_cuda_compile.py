@@ -34,6 +34,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import fastmix
+import fastmix.backends.mask_field
 from fastmix import MixKind, MixParams
 
 from .helpers import (HAS_CPP, make_images, mix_into_inputs, random_params, random_values, reference_mix_,
@@ -525,4 +527,30 @@ def test_emulated_targets_match_reference(builds, tmp_path):
         pos += nbytes
         expected = reference_targets(labels, params, num_classes, smoothing)
         assert torch.equal(got.view(torch.int32), expected.view(torch.int32)), f"{labels} {params}"
+    assert pos == len(results)
+
+
+def test_emulated_field_planes_match_the_definition(builds, tmp_path):
+    """The CUDA ops' cut of a mask_field (mask_field_kernels.cuh's CutFieldFn, on the host): each
+    MASK sample's plane is the field rolled by its window and compared with its threshold, as
+    fastmix/backends/mask_field.py defines it (FMix's elem-mode params, and every shift); the
+    planes of other samples are zeros."""
+    cases, payload = [], b""
+    for trial, (batch, h, w) in enumerate([(9, 7, 11), (16, 12, 12), (5, 1, 30), (4, 33, 2)]):
+        mix = fastmix.Mixup(mixup_alpha=0.8 if trial % 2 else 0.0, fmix_alpha=1.0, mode="elem", num_classes=10,
+                            seed=trial)
+        params = mix.sample(batch, h, w)
+        assert params.mask_field is not None
+        cases.append(params)
+        payload += (_i64(4, batch, h, w) + _params_bytes(params) + _raw(params.mask_field)
+                    + _raw(params.field_threshold))
+    results = _emulate(builds, payload, tmp_path)
+    pos = 0
+    for params in cases:
+        expected = fastmix.backends.mask_field.field_pixel_mask(params.mask_field, params.field_threshold,
+                                                                params.kind, params.box)
+        nbytes = expected.numel()
+        got = torch.frombuffer(bytearray(results[pos:pos + nbytes]), dtype=torch.uint8).view(expected.shape)
+        pos += nbytes
+        assert torch.equal(got, expected), f"{params}"
     assert pos == len(results)

@@ -30,7 +30,7 @@ def assert_frequency(successes, trials, p, what):
 
 def own_fraction(params: MixParams) -> torch.Tensor:
     """(B,) the fraction of each sample's pixels that its pixel mask leaves its own."""
-    return 1.0 - params.pixel_mask.double().mean(dim=(1, 2))
+    return 1.0 - params.pixel_masks().double().mean(dim=(1, 2))
 
 
 # -- FMix ---------------------------------------------------------------------------------------
@@ -68,7 +68,7 @@ def test_fmix_pair_mode_gives_both_samples_of_a_pair_the_same_mask():
     mix = fastmix.Mixup(mixup_alpha=0.0, fmix_alpha=1.0, mode="pair", num_classes=10, seed=5)
     params = mix.sample(9, 8, 8)
     for i in range(4):
-        assert torch.equal(params.pixel_mask[i], params.pixel_mask[8 - i]) and params.lam[i] == params.lam[8 - i]
+        assert torch.equal(params.pixel_masks()[i], params.pixel_masks()[8 - i]) and params.lam[i] == params.lam[8 - i]
 
 
 def test_the_spectrums_parts_are_independent_standard_normals_times_the_scale():

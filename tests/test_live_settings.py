@@ -160,7 +160,7 @@ def test_the_other_methods_knobs_reach_every_worker():
     mix.fmix_alpha = 1.0
     mix.method_probs = {"fmix": 1.0}
     for images, targets, indices, params in run_epoch(loader):  # (each batch replayed from its params)
-        assert bool((params.kind == int(MixKind.MASK)).all()) and params.pixel_mask is not None
+        assert bool((params.kind == int(MixKind.MASK)).all()) and params.pixel_masks() is not None
         assert torch.equal(targets, fastmix.mix_targets(indices % NUM_CLASSES, params, NUM_CLASSES, smoothing=0.1))
     mix.resizemix_alpha = 1.0
     mix.resizemix_interpolation = "nearest"

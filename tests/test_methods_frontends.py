@@ -36,7 +36,7 @@ def expected_masks(masks, params):
     for i in range(params.batch_size):
         j, kind = int(params.partner[i]), int(params.kind[i])
         if kind == MixKind.MASK:
-            take = params.pixel_mask[i].bool()
+            take = params.pixel_masks()[i].bool()
             out[i][take] = masks[j][take]
         elif kind == MixKind.PASTE:
             y0, y1, x0, x1 = params.box[i].tolist()
@@ -82,7 +82,7 @@ def test_mixup_mixes_images_and_targets_as_its_params_say(backend, mode, dtype, 
         assert torch.equal(targets, fastmix.mix_targets(labels, params, NUM_CLASSES, smoothing=0.1))
         masked = params.kind == int(MixKind.MASK)
         if masked.any():
-            kept = 1.0 - params.pixel_mask.double().mean(dim=(1, 2))
+            kept = 1.0 - params.pixel_masks().double().mean(dim=(1, 2))
             assert torch.equal(params.lam[masked], kept[masked].float()), "lam: the fraction of own pixels"
             assert bool((params.method[masked] == int(MixMethod.FMIX)).all())
         resized = params.method == int(MixMethod.RESIZEMIX)
@@ -128,7 +128,7 @@ def test_segmentation_masks_take_the_partners_labels_exactly_where_the_pixels_ca
         classmix = params.method == int(MixMethod.CLASSMIX) if params.method is not None else torch.zeros(8, dtype=torch.bool)
         for i in torch.nonzero(classmix).view(-1).tolist():  # whole classes of the partner were taken
             theirs = original[params.partner[i]]
-            taken = params.pixel_mask[i].bool()
+            taken = params.pixel_masks()[i].bool()
             classes = theirs[taken].unique()
             assert torch.equal(taken, torch.isin(theirs, classes)) and not bool((classes == IGNORE).any())
 

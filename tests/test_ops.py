@@ -13,7 +13,7 @@ pytestmark = requires_cpp
 def test_schemas_declare_the_mutation():
     assert str(torch.ops.fastmix.mix_.default._schema) == (
         "fastmix::mix_(Tensor(a!) images, Tensor partner, Tensor lam, Tensor kind, Tensor box, Tensor? plan=None, "
-        "int[] plan_shape=[], Tensor? pixel_mask=None) -> ()"
+        "int[] plan_shape=[], Tensor? pixel_mask=None, Tensor? mask_field=None, Tensor? field_threshold=None) -> ()"
     )
     assert "-> Tensor" in str(torch.ops.fastmix.mix_targets.default._schema)
     assert str(torch.ops.fastmix.device_plan.default._schema) == (
@@ -30,6 +30,20 @@ def test_opcheck_mix(dtype, channels_last):
         images = images.contiguous(memory_format=torch.channels_last)
     params = random_params(6, 8, 9, generator)
     torch.library.opcheck(torch.ops.fastmix.mix_.default, (images, *params.as_tuple()))
+
+
+def test_opcheck_mix_and_the_collate_with_a_mask_field():
+    """FMix's elem-mode masks as the ops take them (mask_field, field_threshold): the fake kernels
+    and the schemas agree with the CPU kernels."""
+    generator = torch.Generator().manual_seed(4)
+    images = random_values((6, 3, 8, 9), torch.float32, generator)
+    params = fastmix.Mixup(mixup_alpha=0.0, fmix_alpha=1.0, mode="elem", num_classes=3, seed=1).sample(6, 8, 9)
+    masks = {"mask_field": params.mask_field, "field_threshold": params.field_threshold}
+    torch.library.opcheck(torch.ops.fastmix.mix_.default, (images, *params.as_tuple()), masks)
+    out = torch.empty(6, 3, 8, 9)
+    samples = [random_values((8, 9, 3), torch.uint8, generator) for _ in range(6)]
+    torch.library.opcheck(torch.ops.fastmix.collate_mix_.default,
+                          (out, samples, *params.as_tuple(), torch.full((3,), 1 / 255), torch.zeros(3), True), masks)
 
 
 def test_opcheck_mix_with_a_plan_and_the_plan_ops():

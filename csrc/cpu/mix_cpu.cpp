@@ -20,6 +20,7 @@
 #include "../checks.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
+#include "mask_field_cpu.h"
 #include "resize_cpu.h"
 
 namespace fastmix {
@@ -750,18 +751,26 @@ void mix_inplace(const at::Tensor& images, const std::vector<PlanStep>& plan, co
 // ignored: the chunks walk make_inplace_plan's steps, built here.
 void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
               const at::Tensor& kind, const at::Tensor& box, const std::optional<at::Tensor>& device_plan,
-              at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask) {
-  check_mix_args(images, partner, lam, kind, box, device_plan, plan_shape, pixel_mask);
+              at::IntArrayRef plan_shape, const std::optional<at::Tensor>& pixel_mask,
+              const std::optional<at::Tensor>& mask_field, const std::optional<at::Tensor>& field_threshold) {
+  check_mix_args(images, partner, lam, kind, box, device_plan, plan_shape, pixel_mask, mask_field, field_threshold);
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(),
                    kind_c = kind.contiguous(), box_c = box.contiguous();
   if (images.numel() == 0) return;
+  const int64_t batch = images.size(0);
 
-  // A MASK sample has a pixel_mask (checked); its planes are read where they are (any batch stride).
+  // A MASK sample has a pixel_mask, or a mask_field (checked): its planes, cut here first, are
+  // read where they are (any batch stride).
+  const at::Tensor threshold_c = field_threshold.has_value() ? field_threshold->contiguous() : at::Tensor();
+  const std::optional<at::Tensor> planes =
+      mask_field.has_value() ? std::optional<at::Tensor>(field_pixel_mask(
+                                   mask_field_of(mask_field, field_threshold, threshold_c),
+                                   kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(), batch))
+                             : pixel_mask;
   const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),
                  kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(),
-                 pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
-                 pixel_mask.has_value() ? pixel_mask->stride(0) : 0};
-  const int64_t batch = images.size(0);
+                 planes.has_value() ? planes->data_ptr<uint8_t>() : nullptr,
+                 planes.has_value() ? planes->stride(0) : 0};
   const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
   if (plan.empty()) return;
   bool any_paste = false, any_mask = false, any_resize = false;

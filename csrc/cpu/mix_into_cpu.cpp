@@ -33,6 +33,7 @@
 #include "../checks.h"
 #include "../mix_plan.h"
 #include "blend_math.h"
+#include "mask_field_cpu.h"
 #include "resize_cpu.h"
 
 namespace fastmix {
@@ -369,6 +370,7 @@ struct IntoParams {
   const int64_t* box;   // (B, 4): y0, y1, x0, x1
   const uint8_t* mask;  // pixel_mask (B, H, W), planes dense, mask_stride bytes apart; null without one
   int64_t mask_stride;
+  MaskField field;      // or the image the MASK samples' masks are cut from (their box: the window)
 };
 
 // Rows from h0 of a sample of type In, where they are.
@@ -405,8 +407,10 @@ struct Buffers {
 #ifdef FASTMIX_VECTOR_RESIZE
   std::optional<VectorTaps> interleaved;  // of `taps`, for uint8 HWC rows: a row's channels at once
 #endif
-  Buffers(int64_t rows, int64_t row) : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row),
-                                       f32_b(rows * row), scratch(rows * row) {}
+  std::vector<uint8_t> field_plane;  // a MASK sample's rows cut from the mask field, where the plane has them
+  Buffers(int64_t rows, int64_t row, int64_t field_pixels)
+      : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row), f32_b(rows * row),
+        scratch(rows * row), field_plane(field_pixels) {}
 };
 
 // f(first, second) with out_a and out_b as the output type's pointers, for the outputs the fused
@@ -682,7 +686,7 @@ void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g,
   // Staged spans of at most 8 KiB of float32 per sample (two for a pair): read back from L1.
   const int64_t stage_rows = std::max<int64_t>(1, std::min(rows_per_block, (8 * 1024) / (4 * g.width * g.channels)));
   at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-    Buffers buf(stage_rows, g.width * g.channels);
+    Buffers buf(stage_rows, g.width * g.channels, p.field.values != nullptr ? g.height * g.width : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const Unit& u = units[t / blocks];
       const int64_t h0 = (t % blocks) * rows_per_block, h1 = std::min(g.height, h0 + rows_per_block);
@@ -696,7 +700,13 @@ void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g,
         const bool mixed = fastmix::mixed(p.partner, p.kind, i);
         const int64_t partner = mixed ? p.partner[i] : i;
         const uint8_t k = mixed ? p.kind[i] : static_cast<uint8_t>(kNone);
-        const uint8_t* mask = k == kMask ? p.mask + i * p.mask_stride : nullptr;
+        const uint8_t* mask = nullptr;
+        if (k == kMask && p.field.values != nullptr) {  // this block's rows, cut where they are read
+          cut_field_rows(p.field, i, p.box + 4 * i, h0, h1, buf.field_plane.data());
+          mask = buf.field_plane.data();
+        } else if (k == kMask) {
+          mask = p.mask + i * p.mask_stride;
+        }
         write_sample_rows(inputs[i], inputs[partner], k, p.lam[i], p.box + 4 * i, mask, sample_out(i), h0, h1, g, n,
                           buf);
       }
@@ -709,7 +719,8 @@ void run(const std::vector<const In*>& inputs, char* out, const IntoGeometry& g,
 template <typename In>
 void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& inputs, const at::Tensor& partner,
                       const at::Tensor& lam, const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale,
-                      const at::Tensor& bias, bool hwc, bool nhwc_out, const std::optional<at::Tensor>& pixel_mask) {
+                      const at::Tensor& bias, bool hwc, bool nhwc_out, const std::optional<at::Tensor>& pixel_mask,
+                      const std::optional<at::Tensor>& mask_field, const std::optional<at::Tensor>& field_threshold) {
   const at::Tensor partner_c = partner.contiguous(), lam_c = lam.contiguous(), kind_c = kind.contiguous(),
                    box_c = box.contiguous();
   if (out.numel() == 0) return;
@@ -730,9 +741,11 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
     bias_row[k] = bias_c[k % C];
   }
   const Normalize n{normalize, scale_c.data(), bias_c.data(), scale_row.data(), bias_row.data()};
+  const at::Tensor threshold_c = field_threshold.has_value() ? field_threshold->contiguous() : at::Tensor();
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                      box_c.data_ptr<int64_t>(), pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
-                     pixel_mask.has_value() ? pixel_mask->stride(0) : 0};
+                     pixel_mask.has_value() ? pixel_mask->stride(0) : 0,
+                     mask_field_of(mask_field, field_threshold, threshold_c)};
   run<In>(inputs, static_cast<char*>(out.data_ptr()), g, n, p);
 }
 
@@ -745,22 +758,27 @@ void with_input_type(c10::ScalarType dtype, F&& f) {
 
 void mix_into_cpu_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                   bool hwc, const std::optional<at::Tensor>& pixel_mask) {
-  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
+                   bool hwc, const std::optional<at::Tensor>& pixel_mask, const std::optional<at::Tensor>& mask_field,
+                   const std::optional<at::Tensor>& field_threshold) {
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask,
+                                            mask_field, field_threshold);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const at::Tensor src = images.contiguous();
   with_input_type(src.scalar_type(), [&](auto tag) {
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = src.data_ptr<In>() + i * C * H * W;
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask, mask_field,
+                     field_threshold);
   });
 }
 
 void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::Tensor& partner, const at::Tensor& lam,
                       const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                      bool hwc, const std::optional<at::Tensor>& pixel_mask) {
-  const bool nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
+                      bool hwc, const std::optional<at::Tensor>& pixel_mask,
+                      const std::optional<at::Tensor>& mask_field, const std::optional<at::Tensor>& field_threshold) {
+  const bool nhwc_out = check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask,
+                                               mask_field, field_threshold);
   const int64_t B = out.size(0);
   if (B == 0) return;
   const c10::ScalarType dtype = samples[0].scalar_type();
@@ -770,7 +788,8 @@ void collate_mix_cpu_(const at::Tensor& out, at::TensorList samples, const at::T
     using In = decltype(tag);
     std::vector<const In*> inputs(B);
     for (int64_t i = 0; i < B; ++i) inputs[i] = contiguous[i].data_ptr<In>();
-    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask);
+    mix_samples_into(out, inputs, partner, lam, kind, box, scale, bias, hwc, nhwc_out, pixel_mask, mask_field,
+                     field_threshold);
   });
 }
 

@@ -29,6 +29,7 @@
 #include <optional>
 
 #include "../checks.h"
+#include "mask_field_cuda.cuh"
 #include "mix_kernels.cuh"
 
 namespace fastmix {
@@ -93,8 +94,9 @@ at::Tensor plan_through_host(TorchCudaRunner& runner, const at::Tensor& images, 
 
 void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam, const at::Tensor& kind,
                const at::Tensor& box, const std::optional<at::Tensor>& plan, at::IntArrayRef plan_shape,
-               const std::optional<at::Tensor>& pixel_mask) {
-  check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask);
+               const std::optional<at::Tensor>& pixel_mask, const std::optional<at::Tensor>& mask_field,
+               const std::optional<at::Tensor>& field_threshold) {
+  check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask, mask_field, field_threshold);
   const int64_t batch = images.size(0);
   TORCH_CHECK_VALUE(batch <= kMaxBatch, "images: expected at most ", kMaxBatch, " samples on CUDA, got ",
                     batch);
@@ -129,6 +131,8 @@ void mix_cuda_(const at::Tensor& images, const at::Tensor& partner, const at::Te
   if (pixel_mask.has_value()) {
     mask.data = pixel_mask->const_data_ptr<uint8_t>();
     mask.batch_stride = pixel_mask->stride(0);
+  } else if (mask_field.has_value()) {
+    mask = cut_field_planes(runner, *mask_field, *field_threshold, kind_c, box_c);
   }
 
   if (mix_launch(runner, images, view, mask)) return;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "mask_field_cuda.cuh"
 #include "mix_into_kernels.cuh"
 
 namespace fastmix {
@@ -54,16 +55,20 @@ void launch_for_out(TorchCudaRunner& runner, const at::Tensor& src, const at::Te
 
 void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::Tensor& partner, const at::Tensor& lam,
                    const at::Tensor& kind, const at::Tensor& box, const at::Tensor& scale, const at::Tensor& bias,
-                   bool hwc, const std::optional<at::Tensor>& pixel_mask) {
+                   bool hwc, const std::optional<at::Tensor>& pixel_mask, const std::optional<at::Tensor>& mask_field,
+                   const std::optional<at::Tensor>& field_threshold) {
   // The dispatcher picks this kernel when any argument is on CUDA, an empty scale/bias too (whose
   // device the shared checks look at only when normalising), or pixel_mask: the shared checks name
   // that one (as the CPU op would), the line after them the others.
-  if (!out.is_cuda() && pixel_mask.has_value() && pixel_mask->is_cuda())
-    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
+  const auto on_cuda = [](const std::optional<at::Tensor>& t) { return t.has_value() && t->is_cuda(); };
+  if (!out.is_cuda() && (on_cuda(pixel_mask) || on_cuda(mask_field) || on_cuda(field_threshold)))
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                        field_threshold);
   TORCH_CHECK_VALUE(out.is_cuda(), "out: expected a tensor on the device of images, the params, scale and bias, "
                     "got out on ", out.device(), ", images on ", images.device(), ", scale on ", scale.device(),
                     " and bias on ", bias.device());
-  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask);
+  const bool nhwc_out = check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask,
+                                            mask_field, field_threshold);
   const int64_t B = out.size(0), C = out.size(1), H = out.size(2), W = out.size(3);
   const bool normalize = scale.numel() > 0;
   TORCH_CHECK_VALUE(B <= kMaxBatch, "out: expected at most ", kMaxBatch, " samples on CUDA, got ", B);
@@ -86,13 +91,15 @@ void mix_into_cuda_(const at::Tensor& out, const at::Tensor& images, const at::T
                    box_c = box.contiguous();
   const at::Tensor scale_c = normalize ? scale.contiguous() : scale, bias_c = normalize ? bias.contiguous() : bias;
   // Planes dense (checked): (h, w) at h * W + w of a plane.
-  const PixelMask mask{pixel_mask.has_value() ? pixel_mask->const_data_ptr<uint8_t>() : nullptr,
-                       pixel_mask.has_value() ? pixel_mask->stride(0) : 0, W};
+  TorchCudaRunner runner(out);
+  const PixelMask mask = mask_field.has_value()
+                             ? cut_field_planes(runner, *mask_field, *field_threshold, kind_c, box_c)
+                             : PixelMask{pixel_mask.has_value() ? pixel_mask->const_data_ptr<uint8_t>() : nullptr,
+                                         pixel_mask.has_value() ? pixel_mask->stride(0) : 0, W};
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                      box_c.data_ptr<int64_t>(), B, mask};
   const IntoGeometry g{C, H, W, hwc_in, nhwc_out};
   const Normalize n{normalize ? scale_c.data_ptr<float>() : nullptr, normalize ? bias_c.data_ptr<float>() : nullptr};
-  TorchCudaRunner runner(out);
   if (src.scalar_type() == at::kByte) launch_for_out<uint8_t>(runner, src, out, p, g, n);
   else launch_for_out<float>(runner, src, out, p, g, n);
 }

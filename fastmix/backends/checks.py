@@ -536,11 +536,62 @@ def check_pixel_mask(pixel_mask: Any, data: torch.Tensor, kind: torch.Tensor, da
                          f"{tuple(pixel_mask.stride())}")
 
 
+def check_mask_field(mask_field: Any, field_threshold: Any, pixel_mask: Any, data: Any, kind: torch.Tensor,
+                     box: torch.Tensor, data_name: str = "images", prefix: str = "") -> None:
+    """The MASK samples' pixels cut from one noise image (fastmix/backends/mask_field.py): mask_field
+    (H, W) float32 contiguous and field_threshold (B,) float32 on the data's device (``data`` a
+    tensor, or its shape for a MixParams checked alone), pixel_mask None; on the CPU, each MASK
+    sample's box the window (dy, dy + H, dx, dx + W) with 0 <= dy < H and 0 <= dx < W."""
+    shape = tuple(data.shape) if isinstance(data, torch.Tensor) else tuple(data)
+    on = data if isinstance(data, torch.Tensor) else None
+    if pixel_mask is not None:
+        raise ValueError(f"{prefix}pixel_mask: expected None, as mask_field gives the MASK samples' pixels, got a tensor")
+    if mask_field is None:
+        raise ValueError(f"{prefix}mask_field: expected an (H, W) float32 image, as field_threshold is given, got None")
+    if not isinstance(mask_field, torch.Tensor):
+        raise TypeError(f"{prefix}mask_field: expected a tensor or None, got {type_name(mask_field)}")
+    check_strided(f"{prefix}mask_field", mask_field)
+    if mask_field.dtype != torch.float32:
+        raise TypeError(f"{prefix}mask_field: expected dtype float32, got {dtype_name(mask_field.dtype)}")
+    if len(shape) < 3:
+        raise ValueError(f"{prefix}mask_field: expected None for {data_name} of shape {shape} (no H, W dims), got a tensor")
+    height, width = shape[-2], shape[-1]
+    if tuple(mask_field.shape) != (height, width):
+        raise ValueError(f"{prefix}mask_field: expected shape {(height, width)} ((H, W) of {data_name}), got "
+                         f"{tuple(mask_field.shape)}")
+    if not mask_field.is_contiguous():
+        raise ValueError(f"{prefix}mask_field: expected a contiguous image (strides ({width}, 1)), got strides "
+                         f"{tuple(mask_field.stride())}")
+    if on is not None:
+        check_on_device(f"{prefix}mask_field", mask_field, on, data_name)
+    check_param_field(f"{prefix}field_threshold", field_threshold, torch.float32, (shape[0],), on, data_name)
+    if box.device.type != "cpu" or not shape[0]:
+        return
+    b = box
+    inside = (0 <= b[:, 0]) & (b[:, 0] < height) & (b[:, 1] == b[:, 0] + height)
+    inside &= (0 <= b[:, 2]) & (b[:, 2] < width) & (b[:, 3] == b[:, 2] + width)
+    bad = (kind == 3) & ~inside
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0])
+        raise ValueError(f"{prefix}box[{i}]: expected the window (dy, dy + {height}, dx, dx + {width}) of mask_field "
+                         f"with 0 <= dy < {height} and 0 <= dx < {width}, got {tuple(box[i].tolist())}")
+
+
+def check_mask_args(pixel_mask: Any, mask_field: Any, field_threshold: Any, data: torch.Tensor, kind: torch.Tensor,
+                    box: torch.Tensor, data_name: str = "images") -> None:
+    """Where the MASK samples' pixels come from: pixel_mask, or mask_field with field_threshold."""
+    if mask_field is None and field_threshold is None:
+        check_pixel_mask(pixel_mask, data, kind, data_name)
+    else:
+        check_mask_field(mask_field, field_threshold, pixel_mask, data, kind, box, data_name)
+
+
 # -- the checks of each op, in full ----------------------------------------------------------------
 
 
 def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any, plan: Any = None,
-                   plan_shape: Sequence[int] = (), pixel_mask: Any = None) -> None:
+                   plan_shape: Sequence[int] = (), pixel_mask: Any = None, mask_field: Any = None,
+                   field_threshold: Any = None) -> None:
     """fastmix::mix_: writable images, the params' and the plan's layout, and the params' values on
     the CPU."""
     check_writable_images(images)
@@ -548,7 +599,7 @@ def check_mix_args(images: Any, partner: Any, lam: Any, kind: Any, box: Any, pla
     check_plan_layout(images, plan, plan_shape)
     if images.device.type == "cpu":
         check_params_values(images, partner, lam, kind, box)
-    check_pixel_mask(pixel_mask, images, kind)
+    check_mask_args(pixel_mask, mask_field, field_threshold, images, kind, box)
 
 
 def check_device_plan_args(partner: Any, lam: Any, kind: Any, box: Any) -> None:
@@ -575,19 +626,21 @@ def check_inplace_plan_args(partner: Any, kind: Any) -> None:
 
 
 def check_mix_into_args(out: Any, images: Any, partner: Any, lam: Any, kind: Any, box: Any, scale: Any, bias: Any,
-                        hwc: bool, pixel_mask: Any = None) -> bool:
+                        hwc: bool, pixel_mask: Any = None, mask_field: Any = None,
+                        field_threshold: Any = None) -> bool:
     """fastmix::mix_into_: the images against out, then out, params and affine (values on the CPU).
     Returns whether out is channels_last."""
     check_mix_into_images(out, images, hwc)
     channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, images.dtype == torch.uint8)
     if out.device.type == "cpu":
         check_params_values(out, partner, lam, kind, box)
-    check_pixel_mask(pixel_mask, out, kind, "out")
+    check_mask_args(pixel_mask, mask_field, field_threshold, out, kind, box, "out")
     return channels_last
 
 
 def check_collate_mix_args(out: Any, samples: Any, partner: Any, lam: Any, kind: Any, box: Any, scale: Any, bias: Any,
-                           hwc: bool, pixel_mask: Any = None) -> bool:
+                           hwc: bool, pixel_mask: Any = None, mask_field: Any = None,
+                           field_threshold: Any = None) -> bool:
     """fastmix::collate_mix_: the samples against out, then out, params and affine (values on the
     CPU). Returns whether out is channels_last."""
     check_collate_samples(out, samples, hwc)
@@ -595,7 +648,7 @@ def check_collate_mix_args(out: Any, samples: Any, partner: Any, lam: Any, kind:
     channels_last = check_out_params_and_affine(out, partner, lam, kind, box, scale, bias, uint8_input)
     if out.device.type == "cpu":
         check_params_values(out, partner, lam, kind, box)
-    check_pixel_mask(pixel_mask, out, kind, "out")
+    check_mask_args(pixel_mask, mask_field, field_threshold, out, kind, box, "out")
     return channels_last
 
 

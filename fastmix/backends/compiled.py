@@ -36,18 +36,24 @@ def _named_type_errors(function: F) -> F:
 
 
 @_named_type_errors
-def mix_(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None) -> None:  # noqa: ANN001 - the op's schema
-    torch.ops.fastmix.mix_(images, partner, lam, kind, box, plan, list(plan_shape), pixel_mask)
+def mix_(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None, mask_field=None,  # noqa: ANN001 - the op's schema
+         field_threshold=None) -> None:  # noqa: ANN001
+    torch.ops.fastmix.mix_(images, partner, lam, kind, box, plan, list(plan_shape), pixel_mask, mask_field,
+                           field_threshold)
 
 
 @_named_type_errors
-def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None) -> None:  # noqa: ANN001
-    torch.ops.fastmix.mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+def mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None, mask_field=None,  # noqa: ANN001
+              field_threshold=None) -> None:  # noqa: ANN001
+    torch.ops.fastmix.mix_into_(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                                field_threshold)
 
 
 @_named_type_errors
-def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None) -> None:  # noqa: ANN001
-    torch.ops.fastmix.collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+def collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None, mask_field=None,  # noqa: ANN001
+                 field_threshold=None) -> None:  # noqa: ANN001
+    torch.ops.fastmix.collate_mix_(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                                   field_threshold)
 
 
 @_named_type_errors

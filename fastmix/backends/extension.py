@@ -102,13 +102,18 @@ def _register_fakes() -> None:
         if scale.device != out.device or bias.device != out.device:  # (numel() read only then: no guard on it)
             check_affine_devices(out, scale, bias, normalize=scale.numel() > 0 or bias.numel() > 0)
 
+    def masks_on_device_of(data, data_name, pixel_mask, mask_field, field_threshold):  # noqa: ANN001, ANN202
+        for name, t in (("pixel_mask", pixel_mask), ("mask_field", mask_field), ("field_threshold", field_threshold)):
+            if t is not None:
+                check_on_device(name, t, data, data_name)
+
     @torch.library.register_fake("fastmix::mix_")
-    def _mix_fake(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None):  # noqa: ANN001 - fixed by the schema
+    def _mix_fake(images, partner, lam, kind, box, plan=None, plan_shape=(), pixel_mask=None, mask_field=None,  # noqa: ANN001 - fixed by the schema
+                  field_threshold=None):  # noqa: ANN001
         on_device_of("images", images, partner=partner, lam=lam, kind=kind, box=box)
         if plan is not None:
             check_on_device("plan", plan, images, "images")
-        if pixel_mask is not None:
-            check_on_device("pixel_mask", pixel_mask, images, "images")
+        masks_on_device_of(images, "images", pixel_mask, mask_field, field_threshold)
 
     # The plans are built on the host (a meta partner is refused as the kernel refuses a CUDA one),
     # and their sizes depend on the partner map's values: unbacked sizes under torch.compile.
@@ -125,20 +130,20 @@ def _register_fakes() -> None:
         return partner.new_empty((torch.library.get_ctx().new_dynamic_size(), 3), dtype=torch.int64)
 
     @torch.library.register_fake("fastmix::mix_into_")
-    def _mix_into_fake(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None):  # noqa: ANN001
+    def _mix_into_fake(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None, mask_field=None,  # noqa: ANN001
+                       field_threshold=None):  # noqa: ANN001
         on_device_of("out", out, images=images, partner=partner, lam=lam, kind=kind, box=box)
         affine_on_device_of_out(out, scale, bias)
-        if pixel_mask is not None:
-            check_on_device("pixel_mask", pixel_mask, out, "out")
+        masks_on_device_of(out, "out", pixel_mask, mask_field, field_threshold)
 
     @torch.library.register_fake("fastmix::collate_mix_")
-    def _collate_mix_fake(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None):  # noqa: ANN001
+    def _collate_mix_fake(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask=None,  # noqa: ANN001
+                          mask_field=None, field_threshold=None):  # noqa: ANN001
         for i, sample in enumerate(samples):
             check_on_device(f"samples[{i}]", sample, out, "out")
         on_device_of("out", out, partner=partner, lam=lam, kind=kind, box=box)
         affine_on_device_of_out(out, scale, bias)
-        if pixel_mask is not None:
-            check_on_device("pixel_mask", pixel_mask, out, "out")
+        masks_on_device_of(out, "out", pixel_mask, mask_field, field_threshold)
 
     @torch.library.register_fake("fastmix::mix_targets")
     def _mix_targets_fake(labels, partner, lam, kind, num_classes, smoothing):  # noqa: ANN001

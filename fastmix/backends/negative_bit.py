@@ -42,22 +42,32 @@ def _run_resolved(run: Callable[..., None], written: torch.Tensor, *args: Any) -
         written.copy_(target)
 
 
+def _mask_args(pixel_mask, mask_field, field_threshold) -> tuple:  # noqa: ANN001
+    """The ops' trailing mask arguments, without the field's when it is not given (the numba
+    kernels, which read planes, take only pixel_mask)."""
+    return (pixel_mask,) if mask_field is None and field_threshold is None else (pixel_mask, mask_field, field_threshold)
+
+
 def mix_(run: Callable[..., None], images, partner, lam, kind, box, plan=None, plan_shape=(),  # noqa: ANN001
-         pixel_mask=None) -> None:  # noqa: ANN001
-    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
-    _run_resolved(run, images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
+         pixel_mask=None, mask_field=None, field_threshold=None) -> None:  # noqa: ANN001
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask, mask_field, field_threshold)
+    _run_resolved(run, images, partner, lam, kind, box, plan, plan_shape,
+                  *_mask_args(pixel_mask, mask_field, field_threshold))
 
 
 def mix_into_(run: Callable[..., None], out, images, partner, lam, kind, box, scale, bias, hwc,  # noqa: ANN001
-              pixel_mask=None) -> None:  # noqa: ANN001
-    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
-    _run_resolved(run, out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+              pixel_mask=None, mask_field=None, field_threshold=None) -> None:  # noqa: ANN001
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field, field_threshold)
+    _run_resolved(run, out, images, partner, lam, kind, box, scale, bias, hwc,
+                  *_mask_args(pixel_mask, mask_field, field_threshold))
 
 
 def collate_mix_(run: Callable[..., None], out, samples, partner, lam, kind, box, scale, bias, hwc,  # noqa: ANN001
-                 pixel_mask=None) -> None:  # noqa: ANN001
-    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
-    _run_resolved(run, out, _resolved(samples), partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+                 pixel_mask=None, mask_field=None, field_threshold=None) -> None:  # noqa: ANN001
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                           field_threshold)
+    _run_resolved(run, out, _resolved(samples), partner, lam, kind, box, scale, bias, hwc,
+                  *_mask_args(pixel_mask, mask_field, field_threshold))
 
 
 def mix_targets_args(*args: Any) -> List[Any]:

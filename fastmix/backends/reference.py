@@ -13,6 +13,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .checks import check_collate_mix_args, check_mix_args, check_mix_into_args, check_mix_targets_args
+from .mask_field import mask_planes
 from .mix_kind import MixKind, mixed, resizes
 from .resize_taps import resized
 
@@ -74,13 +75,14 @@ def mixed_values(images: torch.Tensor, partner, lam, kind, box, pixel_mask=None)
 
 def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
          plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = (),
-         pixel_mask: Optional[torch.Tensor] = None) -> None:
+         pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+         field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_ in plain torch: mix ``images`` (B, ...) in place (``plan``, the CUDA
     kernels' plan, is checked and not needed: every original is read before anything is written)."""
-    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
+    check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask, mask_field, field_threshold)
     if images.numel() == 0:
         return
-    out = mixed_values(images, partner, lam, kind, box, pixel_mask)
+    out = mixed_values(images, partner, lam, kind, box, mask_planes(pixel_mask, mask_field, field_threshold, kind, box))
     images.copy_(out)
 
 
@@ -126,7 +128,8 @@ def _mix_batch_into(out: torch.Tensor, batch: torch.Tensor, partner, lam, kind, 
 
 def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
               box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
-              pixel_mask: Optional[torch.Tensor] = None) -> None:
+              pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+              field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_into_ in plain torch: out = cast(normalize(mixed images)).
 
     images: (B, C, H, W), or (B, H, W, C) when ``hwc``; uint8 or float32. out: (B, C, H, W) in any
@@ -134,20 +137,22 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
     float32, bfloat16 or float16. Mixed values are float32 (``x * lam + partner * (1 - lam)``),
     normalised in float32, then cast (uint8: round half to even, saturate).
     """
-    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field, field_threshold)
     if out.numel() == 0:
         return
     _mix_batch_into(out, images.permute(0, 3, 1, 2) if hwc else images, partner, lam, kind, box, scale, bias,
-                    pixel_mask)
+                    mask_planes(pixel_mask, mask_field, field_threshold, kind, box))
 
 
 def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
                  kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
-                 pixel_mask: Optional[torch.Tensor] = None) -> None:
+                 pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+                 field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.collate_mix_ in plain torch: mix_into_ from B samples (C, H, W) or (H, W, C)."""
-    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
+    check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                           field_threshold)
     if out.numel() == 0:
         return
     batch = torch.stack(samples)
     _mix_batch_into(out, batch.permute(0, 3, 1, 2) if hwc else batch, partner, lam, kind, box, scale, bias,
-                    pixel_mask)
+                    mask_planes(pixel_mask, mask_field, field_threshold, kind, box))

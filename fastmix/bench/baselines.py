@@ -74,6 +74,7 @@ def naive_elem_loop_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
     lam = params.lam.tolist()
     kind = params.kind.tolist()
     box = params.box.tolist()
+    pixel_masks = params.pixel_masks()
     for i in range(images.shape[0]):
         j = partner[i]
         if kind[i] == MixKind.BLEND:
@@ -82,7 +83,7 @@ def naive_elem_loop_(images: torch.Tensor, params: MixParams) -> torch.Tensor:
             y0, y1, x0, x1 = box[i]
             images[i][..., y0:y1, x0:x1] = original[j][..., y0:y1, x0:x1]
         elif kind[i] == MixKind.MASK:
-            images[i] = torch.where(params.pixel_mask[i].bool(), original[j], images[i])
+            images[i] = torch.where(pixel_masks[i].bool(), original[j], images[i])
     return images
 
 

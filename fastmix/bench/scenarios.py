@@ -82,7 +82,7 @@ def build_scenarios(
         elif operation == "fmix batch":
             naive = "naive: FMix authors' float-mask blend"
             candidates[naive] = each_round(
-                draws, with_targets(lambda p: baselines.naive_fmix_(images, p.pixel_mask, p.partner)))
+                draws, with_targets(lambda p: baselines.naive_fmix_(images, p.pixel_masks(), p.partner)))
         elif operation == "resizemix batch":
             naive = "naive: mmpretrain F.interpolate + paste"
             candidates[naive] = each_round(draws, with_targets(
@@ -225,7 +225,7 @@ def collate_scenarios(
             if setting == "fmix batch":
                 naive = "naive: default_collate + permute + FMix float-mask blend + round"
                 candidates[naive] = each_round(
-                    draws, lambda p: baselines.naive_collate_fmix_uint8(samples, p.pixel_mask, p.partner))
+                    draws, lambda p: baselines.naive_collate_fmix_uint8(samples, p.pixel_masks(), p.partner))
             elif setting == "resizemix batch":
                 naive = "naive: default_collate + permute + mmpretrain F.interpolate + paste"
                 candidates[naive] = each_round(draws, lambda p: baselines.naive_collate_resizemix_uint8(

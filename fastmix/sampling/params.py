@@ -10,7 +10,9 @@ from typing import Any, Optional, Tuple
 
 import torch
 
-from ..backends.checks import (check_param_field, check_params_values, check_targets_params_values, type_name)
+from ..backends.checks import (check_mask_field, check_param_field, check_params_values, check_targets_params_values,
+                               type_name)
+from ..backends.mask_field import field_pixel_mask
 from ..backends.mix_kind import MixKind, mixed
 
 
@@ -32,6 +34,11 @@ class MixParams:
         method: (B,) uint8, the :class:`fastmix.MixMethod` that drew each sample's params (what a
             replay or a log needs beside the kind: Mixup and CutMix are BLEND and PASTE, FMix and
             ClassMix both MASK). None: read from ``kind`` (Mixup, CutMix or none).
+        mask_field: None, or (H, W) float32: the noise image that the MASK samples' masks are cut
+            from (FMix in elem and pair modes; ``pixel_mask`` is then None). Sample i takes its
+            partner's pixel (y, x) where ``mask_field[(y + dy) % H, (x + dx) % W] <
+            field_threshold[i]``, with ``box[i] = (dy, dy + H, dx, dx + W)``.
+        field_threshold: None, or (B,) float32 with ``mask_field``: each MASK sample's cut level.
     """
 
     partner: torch.Tensor
@@ -40,6 +47,8 @@ class MixParams:
     box: torch.Tensor
     pixel_mask: Optional[torch.Tensor] = None
     method: Optional[torch.Tensor] = None
+    mask_field: Optional[torch.Tensor] = None
+    field_threshold: Optional[torch.Tensor] = None
 
     @property
     def batch_size(self) -> int:
@@ -59,13 +68,27 @@ class MixParams:
         return fn(pixel_mask)
 
     def _map(self, fn: Any) -> "MixParams":
-        method = None if self.method is None else fn(self.method)
-        return MixParams(*(fn(t) for t in self.as_tuple()), self._pixel_mask_by(fn), method)
+        method, field, threshold = (None if t is None else fn(t) for t in (self.method, self.mask_field,
+                                                                          self.field_threshold))
+        return MixParams(*(fn(t) for t in self.as_tuple()), self._pixel_mask_by(fn), method, field, threshold)
 
-    def pixel_mask_to(self, device: torch.device | str, non_blocking: bool = False) -> Optional[torch.Tensor]:
-        """pixel_mask on ``device`` (None without one), alone: for a caller that moves the other
-        fields with the device plan (fastmix.Mixup on CUDA)."""
-        return self._pixel_mask_by(lambda t: t.to(device, non_blocking=non_blocking))
+    def mask_args(self) -> dict[str, Optional[torch.Tensor]]:
+        """The ops' by-name arguments of the MASK samples: pixel_mask, mask_field, field_threshold."""
+        return {"pixel_mask": self.pixel_mask, "mask_field": self.mask_field, "field_threshold": self.field_threshold}
+
+    def mask_args_to(self, device: torch.device | str, non_blocking: bool = False) -> dict[str, Optional[torch.Tensor]]:
+        """mask_args on ``device``, alone: for a caller that moves the other fields with the device
+        plan (fastmix.Mixup on CUDA)."""
+        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        return {"pixel_mask": self._pixel_mask_by(move), "mask_field": move(self.mask_field),
+                "field_threshold": move(self.field_threshold)}
+
+    def pixel_masks(self) -> Optional[torch.Tensor]:
+        """(B, H, W) uint8, 1 where each sample takes its partner's pixel, for the MASK samples
+        (pixel_mask, or the planes cut from mask_field); None when no sample is MASK."""
+        if self.mask_field is None:
+            return self.pixel_mask
+        return field_pixel_mask(self.mask_field, self.field_threshold, self.kind, self.box)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""
@@ -128,7 +151,12 @@ def check_params(params: Any, batch: int, images_shape: Optional[Tuple[int, ...]
 
 
 def _check_params_pixel_mask(host: MixParams, images_shape: Optional[Tuple[int, ...]]) -> None:
-    """params.pixel_mask: given (as (B, H, W) uint8 of the images' H, W) exactly when some sample is MASK."""
+    """params.pixel_mask: given (as (B, H, W) uint8 of the images' H, W) exactly when some sample is
+    MASK, unless params.mask_field gives their pixels."""
+    if host.mask_field is not None or host.field_threshold is not None:
+        check_mask_field(host.mask_field, host.field_threshold, host.pixel_mask, images_shape, host.kind, host.box,
+                         prefix="params.")
+        return
     masks = host.kind == MixKind.MASK
     if host.pixel_mask is None:
         if bool(masks.any()):

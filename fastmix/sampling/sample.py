@@ -15,7 +15,7 @@ import torch
 from .beta import beta_draws
 from .boxes import box_area_fraction, sample_boxes
 from .classmix import classmix_pixel_masks
-from .fmix import fmix_pixel_masks
+from .fmix import fmix_field_params, fmix_pixel_masks
 from .methods import MixMethod, choose_methods, kinds_of_methods
 from .params import MixKind, MixParams
 from .partners import derangement_partners, pair_partners
@@ -110,6 +110,8 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
     lam = np.ones(num_decisions)
     box = np.zeros((num_decisions, 4), dtype=np.int64)
     fmix_masks = None  # (n, H, W): the masks of the decisions that chose FMix, in their order
+    mask_field = None  # or (H, W): the noise image that FMix's per-decision masks are cut from
+    threshold = np.full(num_decisions, np.inf, dtype=np.float32)
     for chosen, alpha in ((MixMethod.MIXUP, policy.mixup_alpha), (MixMethod.CUTMIX, policy.cutmix_alpha),
                           (MixMethod.FMIX, policy.fmix_alpha), (MixMethod.RESIZEMIX, policy.resizemix_alpha)):
         rows = np.flatnonzero(method == int(chosen))
@@ -125,15 +127,21 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
             if policy.correct_lam:
                 lam[rows] = 1.0 - box_area_fraction(box[rows], height, width)
         elif chosen == MixMethod.FMIX:
-            fmix_masks, lam[rows] = fmix_pixel_masks(lam[rows], height, width, policy.fmix_decay_power, rng)
+            # A mask per decision is cut from one noise image (fmix_field_params), unless ClassMix,
+            # whose masks are planes, is in the batch too; one decision (batch mode) has one plane.
+            if num_decisions > 1 and not bool((method == int(MixMethod.CLASSMIX)).any()):
+                mask_field, threshold[rows], box[rows], lam[rows] = fmix_field_params(
+                    lam[rows], height, width, policy.fmix_decay_power, rng)
+            else:
+                fmix_masks, lam[rows] = fmix_pixel_masks(lam[rows], height, width, policy.fmix_decay_power, rng)
     sample_method = method[groups]
     sample_lam = lam[groups]
     fmix = np.flatnonzero(sample_method == int(MixMethod.FMIX))
     classmix = np.flatnonzero(sample_method == int(MixMethod.CLASSMIX))
-    pixel_mask = None
-    if num_decisions == 1 and len(fmix):  # batch mode (or a pair): one plane, expanded (batch stride 0)
+    pixel_mask = None  # stays None with a mask_field: the kernels cut each FMix sample's mask from it
+    if mask_field is None and num_decisions == 1 and len(fmix):  # batch mode (or a pair): one plane, expanded (batch stride 0)
         pixel_mask = torch.from_numpy(fmix_masks).expand(batch, height, width)
-    elif len(fmix) or len(classmix):
+    elif mask_field is None and (len(fmix) or len(classmix)):
         planes = np.zeros((batch, height, width), dtype=np.uint8)  # (unread where no sample masks)
         if len(fmix):
             # decision d's mask is fmix_masks[number of FMix decisions before d]
@@ -153,4 +161,6 @@ def _sample_methods(policy: MixPolicy, partner: np.ndarray, groups: np.ndarray, 
         box=torch.from_numpy(np.ascontiguousarray(box[groups])),
         pixel_mask=pixel_mask,
         method=torch.from_numpy(sample_method.astype(np.uint8)),
+        mask_field=None if mask_field is None else torch.from_numpy(mask_field),
+        field_threshold=None if mask_field is None else torch.from_numpy(threshold[groups]),
     )

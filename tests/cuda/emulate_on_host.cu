@@ -34,6 +34,7 @@ __host__ __device__ inline void fastmix_emulated_assert(bool ok, const char* wha
 #endif
 }
 
+#include "cuda/mask_field_kernels.cuh"
 #include "cuda/mix_into_kernels.cuh"
 #include "cuda/mix_kernels.cuh"
 #include "cuda/mix_targets_kernels.cuh"
@@ -303,6 +304,18 @@ void run_targets(Reader& r, FILE* out) {
   fwrite(result.data(), sizeof(float), result.size(), out);
 }
 
+// The MASK samples' planes cut from a mask field (the ops' mask_field): B, H, W, params, the
+// field (H * W float32), the thresholds (B float32) -> the planes (B * H * W uint8).
+void run_cut_field(Reader& r, FILE* out) {
+  const int64_t B = r.i64(), H = r.i64(), W = r.i64();
+  const Params params = read_params(r, B);
+  const std::vector<float> field = r.array<float>(H * W), threshold = r.array<float>(B);
+  HostRunner runner;
+  const PixelMask planes = cut_field_planes(runner, field.data(), threshold.data(), params.kind.data(),
+                                            params.box.data(), B, H, W);
+  fwrite(planes.data, 1, static_cast<size_t>(B * H * W), out);
+}
+
 }  // namespace emulation
 }  // namespace cuda
 }  // namespace fastmix
@@ -330,6 +343,7 @@ int main(int argc, char** argv) {
       else if (op == 1) run_into(r, out);
       else if (op == 2) run_targets(r, out);
       else if (op == 3) run_plan(r, out);
+      else if (op == 4) run_cut_field(r, out);
       else throw std::runtime_error("bad op " + std::to_string(op));
     }
   } catch (const std::exception& e) {

@@ -23,6 +23,8 @@ from typing import List, Optional, Sequence
 import torch
 
 from .. import negative_bit
+from ..checks import check_collate_mix_args, check_mix_args, check_mix_into_args
+from ..mask_field import field_pixel_mask
 from .availability import require, unavailable_reason  # noqa: F401  (re-exported)
 
 # A tensor with torch's negative bit (x.conj().imag) goes through backends/negative_bit.py, as it
@@ -32,12 +34,18 @@ from .availability import require, unavailable_reason  # noqa: F401  (re-exporte
 @torch.compiler.disable  # numba runs outside the graph (a graph break under torch.compile)
 def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor, box: torch.Tensor,
          plan: Optional[torch.Tensor] = None, plan_shape: Sequence[int] = (),
-         pixel_mask: Optional[torch.Tensor] = None) -> None:
+         pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+         field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_ on numba: mix ``images`` (B, ...) in place (any layout, every dtype);
-    ``plan`` (the CUDA kernels') is checked and ignored; ``pixel_mask`` (B, H, W) uint8: the MASK
-    samples' pixels."""
+    ``plan`` (the CUDA kernels') is checked and ignored; ``pixel_mask`` (B, H, W) uint8, or
+    ``mask_field`` with ``field_threshold``: the MASK samples' pixels (a field's cut into planes
+    first: the numba kernels read planes)."""
     require()
     from .mix_numba import mix_ as run
+
+    if mask_field is not None or field_threshold is not None:
+        check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask, mask_field, field_threshold)
+        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(images, partner, lam, kind, box):
         return negative_bit.mix_(run, images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
@@ -59,10 +67,16 @@ def mix_targets(labels: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, 
 @torch.compiler.disable
 def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: torch.Tensor,
               box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
-              pixel_mask: Optional[torch.Tensor] = None) -> None:
+              pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+              field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.mix_into_ on numba: out (B, C, H, W) <- cast(normalize(mix(images)))."""
     require()
     from .mix_into_numba import mix_into_ as run
+
+    if mask_field is not None or field_threshold is not None:
+        check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                            field_threshold)
+        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(out, images, partner, lam, kind, box, scale, bias):
         return negative_bit.mix_into_(run, out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
@@ -72,10 +86,16 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
 @torch.compiler.disable
 def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.Tensor, lam: torch.Tensor,
                  kind: torch.Tensor, box: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, hwc: bool,
-                 pixel_mask: Optional[torch.Tensor] = None) -> None:
+                 pixel_mask: Optional[torch.Tensor] = None, mask_field: Optional[torch.Tensor] = None,
+                 field_threshold: Optional[torch.Tensor] = None) -> None:
     """torch.ops.fastmix.collate_mix_ on numba: like mix_into_, reading B separate samples."""
     require()
     from .mix_into_numba import collate_mix_ as run
+
+    if mask_field is not None or field_threshold is not None:
+        check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
+                               field_threshold)
+        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(out, partner, lam, kind, box, scale, bias) or \
             negative_bit.samples_have_negative_bit(samples):
