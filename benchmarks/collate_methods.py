@@ -3,7 +3,7 @@
     python benchmarks/collate_methods.py [--rounds 15] [--backends cpp,numba]
 
 256 numpy HWC uint8 samples of 224x224 (fastmix.bench.inputs), ``MixupCollate(Mixup(seed=0, ...))``
-in batch mode with Mixup (mixup_alpha=0.8), with FMix (fmix_alpha=1.0) and with ResizeMix
+in batch mode with Mixup (mixup_alpha=0.8), with FMix (fmix_alpha=1.0; batch and elem mode) and with ResizeMix
 (resizemix_alpha=1.0, bilinear): every row is called once per round in turn (interleaved, fresh
 draws from each Mixup's stream, sampling included), and the medians and the ratios to Mixup are
 printed per backend. The main bench
@@ -22,6 +22,7 @@ import fastmix
 from fastmix.bench.inputs import make_samples
 
 SETTINGS = {"mixup": dict(mixup_alpha=0.8), "fmix batch": dict(mixup_alpha=0.0, fmix_alpha=1.0),
+            "fmix elem": dict(mixup_alpha=0.0, fmix_alpha=1.0, mode="elem"),
             "resizemix batch": dict(mixup_alpha=0.0, resizemix_alpha=1.0)}
 
 

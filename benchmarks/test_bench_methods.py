@@ -1,4 +1,4 @@
-"""FMix and ResizeMix (batch mode), in place and in the uint8 collate: fastmix (every available
+"""FMix (batch and elem mode) and ResizeMix (batch mode), in place and in the uint8 collate: fastmix (every available
 backend, a user's whole call: sampling, mixing, soft targets) beside the naive formulation of the
 reference code, the floor (one in-place pass; in the collate, the same collate with Mixup).
 
@@ -10,13 +10,14 @@ import torch
 
 import fastmix
 from fastmix.bench import baselines
-from fastmix.bench.inputs import draw_sequence, each_round, make_batch, make_labels, make_samples
+from fastmix.bench.inputs import draw_sequence, each_round, make_batch, make_labels, make_samples, mask_planes_of
 
 from . import conftest
 from .conftest import BACKENDS
 
 SETTINGS = {
     "fmix batch": dict(mixup_alpha=0.0, fmix_alpha=1.0),
+    "fmix elem": dict(mixup_alpha=0.0, fmix_alpha=1.0, mode="elem"),
     "resizemix batch": dict(mixup_alpha=0.0, resizemix_alpha=1.0),
 }
 MIXUP = dict(mixup_alpha=0.8)
@@ -46,14 +47,16 @@ def test_naive_in_place(benchmark, setting):
     F.interpolate(x[index]) pasted by a slice), and the soft targets."""
     benchmark.group = f"apply {setting} float32"
     images, y = make_batch(conftest.BATCH, conftest.SIZE, torch.float32), make_labels(conftest.BATCH, 1000)
+    draws = draws_for(setting)
+    planes = mask_planes_of(draws)
 
     def call(p):
-        if setting == "fmix batch":
-            baselines.naive_fmix_(images, p.pixel_mask, p.partner)
+        if setting.startswith("fmix"):
+            baselines.naive_fmix_(images, planes[id(p)], p.partner)
         else:
             baselines.naive_resizemix_(images, p.partner, box_of(p))
         return baselines.naive_targets(y, p.lam.view(-1, 1), 1000, 0.1)
-    benchmark(each_round(draws_for(setting), call))
+    benchmark(each_round(draws, call))
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
@@ -84,9 +87,11 @@ def test_naive_collate(benchmark, setting):
     """default_collate, HWC -> CHW, and the reference code's formulation on the batch."""
     benchmark.group = f"collate uint8 {setting}"
     samples = make_samples(conftest.BATCH, conftest.SIZE, 1000)
+    draws = draws_for(setting)
+    planes = mask_planes_of(draws)
 
     def call(p):
-        if setting == "fmix batch":
-            return baselines.naive_collate_fmix_uint8(samples, p.pixel_mask, p.partner)
+        if setting.startswith("fmix"):
+            return baselines.naive_collate_fmix_uint8(samples, planes[id(p)], p.partner)
         return baselines.naive_collate_resizemix_uint8(samples, p.partner, box_of(p))
-    benchmark(each_round(draws_for(setting), call))
+    benchmark(each_round(draws, call))

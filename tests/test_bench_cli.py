@@ -35,12 +35,12 @@ def test_every_operation_has_fastmix_per_backend_its_naive_formula_and_its_floor
     rows = scenarios.run(backends=["cpp", "torch"], **TINY)
     grouped = rows_by_operation(rows)
     assert list(grouped) == [
-        "mixup batch", "cutmix batch", "elem mixup/cutmix switching", "fmix batch", "resizemix batch",
+        "mixup batch", "cutmix batch", "elem mixup/cutmix switching", "fmix batch", "fmix elem", "resizemix batch",
         "segmentation: images + masks, in place",
         "segmentation batch mixup: images + masks", "segmentation batch cutmix: images + masks",
         "segmentation batch switching: images + masks", "segmentation elem mixup: images + masks",
         "segmentation elem cutmix: images + masks", "collate uint8, mixup", "collate uint8, mixup/cutmix switching",
-        "collate uint8, fmix batch", "collate uint8, resizemix batch",
+        "collate uint8, fmix batch", "collate uint8, fmix elem", "collate uint8, resizemix batch",
         "collate float32 normalised, mixup", "collate float32 normalised, mixup/cutmix switching",
         "soft targets C=10",
     ]
@@ -336,4 +336,4 @@ def test_python_dash_m_fastmix_bench_runs_the_main_job():
     )
     assert result.returncode == 0, result.stderr
     assert "fastmix bench: batch 2x3x8x8 float32" in result.stdout
-    assert "[18/18] soft targets C=1000" in result.stderr  # the progress display, one line per operation
+    assert "[20/20] soft targets C=1000" in result.stderr  # the progress display, one line per operation

@@ -107,16 +107,21 @@ def test_the_masks_marginal_statistics_are_fmixs():
 
 
 def _mixed_batches(shape, dtype, generator):
+    """Dense layouts (the cpp kernels cut each sample's plane once per thread where they read it)
+    and a sliced one (the strided path: planes cut first)."""
     images = random_values(shape, dtype, generator)
     if len(shape) == 4 and dtype != torch.float64:
         yield "channels_last", images.contiguous(memory_format=torch.channels_last)
     yield "contiguous", images
+    yield "sliced", random_values(shape[:-1] + (2 * shape[-1],), dtype, generator)[..., ::2]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float16, torch.bfloat16, torch.float64])
-@pytest.mark.parametrize("shape", [(10, 3, 12, 17), (7, 2, 3, 9, 11)], ids=["images", "video"])
-def test_mix_in_place_matches_the_reference(backend, dtype, shape):
+@pytest.mark.parametrize("shape", [(10, 3, 12, 17), (7, 2, 3, 9, 11), (6, 1, 2, 3000)], ids=["images", "video", "long rows"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_mix_in_place_matches_the_reference(backend, dtype, shape, threads):
+    torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(5)
     params = field_params(shape[0], shape[-2], shape[-1], seed=7, prob=0.8)
     for name, images in _mixed_batches(shape, dtype, generator):

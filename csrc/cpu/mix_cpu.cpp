@@ -48,6 +48,7 @@ struct Params {
   const int64_t* box;   // (B, 4): y0, y1, x0, x1
   const uint8_t* mask;  // pixel_mask (B, H, W), planes dense, mask_stride bytes apart; null without one
   int64_t mask_stride;
+  MaskField field;      // or the image the MASK samples' masks are cut from (dense layouts only)
 };
 
 // The batch to mix in place, described for the dense path (mix_kernels.cuh's DenseLayout; numba's
@@ -105,10 +106,13 @@ struct SampleView {
   float lam;
   const int64_t* box;    // y0, y1, x0, x1
   const uint8_t* mask;   // its (H, W) plane of pixel_mask (null without one)
+  const MaskField* field;  // or the mask field its mask is cut from (its box the window), else null
+  int64_t index;           // i, for the field's threshold
 };
 
 SampleView sample_view(const Params& p, int64_t i) {
-  return {p.kind[i], p.lam[i], p.box + 4 * i, p.mask == nullptr ? nullptr : p.mask + i * p.mask_stride};
+  return {p.kind[i], p.lam[i], p.box + 4 * i, p.mask == nullptr ? nullptr : p.mask + i * p.mask_stride,
+          p.field.values == nullptr ? nullptr : &p.field, i};
 }
 
 // -- masks (kMask) on the dense path ---------------------------------------------------------------
@@ -123,6 +127,10 @@ template <typename T>
 struct MaskScratch {
   std::vector<T> values;
   std::vector<uint8_t> a, b;
+  // A sample's plane cut from a mask field, and whose (-1: none yet): a pair's two sides; cut
+  // once per sample and thread, then read row by row (every channel's rows read the same one).
+  std::vector<uint8_t> plane_a, plane_b;
+  int64_t plane_a_of = -1, plane_b_of = -1;
   explicit MaskScratch(bool any_mask)
       : values(any_mask ? kMaskPiece : 0), a(any_mask ? kMaskPiece : 0), b(any_mask ? kMaskPiece : 0) {}
 };
@@ -147,12 +155,25 @@ FASTMIX_ALWAYS_INLINE void for_each_row_piece(const DenseLayout& g, int64_t e0, 
 
 // The mask bytes of elements [col, col + n) of image row h, one per element: the plane's own row
 // when a pixel is one element (NCHW), else spread into `spread`.
-FASTMIX_ALWAYS_INLINE const uint8_t* mask_bytes(const uint8_t* plane, const DenseLayout& g, int64_t h, int64_t col,
-                                                int64_t n, uint8_t* spread) {
-  const uint8_t* row = plane + h * g.width;
+FASTMIX_ALWAYS_INLINE const uint8_t* mask_bytes_of_row(const uint8_t* row, const DenseLayout& g, int64_t col,
+                                                       int64_t n, uint8_t* spread) {
   if (g.col_unit == 1) return row + col;
   spread_mask(row, g.col_unit, col, n, spread);
   return spread;
+}
+
+// The same for sample s: its plane's row, or the row of its plane cut from its mask field into
+// `plane` (when `plane_of` says it holds another sample's).
+FASTMIX_ALWAYS_INLINE const uint8_t* mask_bytes(const SampleView& s, const DenseLayout& g, int64_t h, int64_t col,
+                                                int64_t n, uint8_t* spread, std::vector<uint8_t>& plane,
+                                                int64_t& plane_of) {
+  if (s.field == nullptr) return mask_bytes_of_row(s.mask + h * g.width, g, col, n, spread);
+  if (plane_of != s.index) {
+    plane.resize(static_cast<size_t>(g.height * g.width));
+    cut_field_rows(*s.field, s.index, s.box, 0, g.height, plane.data());
+    plane_of = s.index;
+  }
+  return mask_bytes_of_row(plane.data() + h * g.width, g, col, n, spread);
 }
 
 // Columns [lo, hi) of a row (in elements from the row start) that a paste sample takes.
@@ -261,7 +282,7 @@ void apply_dense(T* dst, const T* src, const SampleView& s, const DenseLayout& g
   }
   if (s.kind == kMask) {
     for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
-      select_into(dst + off, src + off, mask_bytes(s.mask, g, h, col, n, ms.a.data()), n);
+      select_into(dst + off, src + off, mask_bytes(s, g, h, col, n, ms.a.data(), ms.plane_a, ms.plane_a_of), n);
     });
     return;
   }
@@ -306,8 +327,9 @@ void pair_with_mask(T* a, T* b, const SampleView& sa, const SampleView& sb, cons
                     int64_t e1, MaskScratch<T>& ms) {
   if (sa.kind == kMask && sb.kind == kMask) {
     for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
-      const uint8_t* ma = mask_bytes(sa.mask, g, h, col, n, ms.a.data());
-      const uint8_t* mb = sb.mask == sa.mask ? ma : mask_bytes(sb.mask, g, h, col, n, ms.b.data());  // batch mode: one plane
+      const uint8_t* ma = mask_bytes(sa, g, h, col, n, ms.a.data(), ms.plane_a, ms.plane_a_of);
+      const bool one_plane = sa.field == nullptr && sb.mask == sa.mask;  // batch mode
+      const uint8_t* mb = one_plane ? ma : mask_bytes(sb, g, h, col, n, ms.b.data(), ms.plane_b, ms.plane_b_of);
       select_pair(a + off, b + off, ma, mb, n);
     });
     return;
@@ -321,7 +343,7 @@ void pair_with_mask(T* a, T* b, const SampleView& sa, const SampleView& sb, cons
   const acc_t lam = static_cast<acc_t>(so.lam), rest = acc_t(1) - lam;
   T* saved = ms.values.data();
   for_each_row_piece(g, e0, e1, [&](int64_t off, int64_t n, int64_t h, int64_t col) {
-    const uint8_t* mm = mask_bytes(sm.mask, g, h, col, n, ms.a.data());
+    const uint8_t* mm = mask_bytes(sm, g, h, col, n, ms.a.data(), ms.plane_a, ms.plane_a_of);
     int64_t lo = 0, hi = n;  // what o takes of m, from the piece's start
     if (so.kind != kBlend) {
       const auto cols = paste_cols(so, g, h);
@@ -759,18 +781,20 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
   if (images.numel() == 0) return;
   const int64_t batch = images.size(0);
 
-  // A MASK sample has a pixel_mask, or a mask_field (checked): its planes, cut here first, are
-  // read where they are (any batch stride).
+  // A MASK sample has a pixel_mask, whose planes are read where they are (any batch stride), or a
+  // mask_field (checked): cut where a dense layout's rows read it, else into planes first.
   const at::Tensor threshold_c = field_threshold.has_value() ? field_threshold->contiguous() : at::Tensor();
+  const MaskField field = mask_field_of(mask_field, field_threshold, threshold_c);
+  DenseLayout dense;
+  const bool cut_in_rows = mask_field.has_value() && describe_dense(images, &dense) && dense.paste_ok;
   const std::optional<at::Tensor> planes =
-      mask_field.has_value() ? std::optional<at::Tensor>(field_pixel_mask(
-                                   mask_field_of(mask_field, field_threshold, threshold_c),
-                                   kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(), batch))
-                             : pixel_mask;
+      mask_field.has_value() && !cut_in_rows
+          ? std::optional<at::Tensor>(field_pixel_mask(field, kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(), batch))
+          : pixel_mask;
   const Params p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(),
                  kind_c.data_ptr<uint8_t>(), box_c.data_ptr<int64_t>(),
                  planes.has_value() ? planes->data_ptr<uint8_t>() : nullptr,
-                 planes.has_value() ? planes->stride(0) : 0};
+                 planes.has_value() ? planes->stride(0) : 0, cut_in_rows ? field : MaskField{}};
   const std::vector<PlanStep> plan = make_inplace_plan(p.partner, p.kind, batch);
   if (plan.empty()) return;
   bool any_paste = false, any_mask = false, any_resize = false;

@@ -20,6 +20,7 @@ IN_PLACE_OPERATIONS = [
 ]
 # The methods beyond timm's, on the CPU bench (the GPU bench has no rows of them yet).
 OTHER_METHOD_OPERATIONS = [("fmix batch", dict(mixup_alpha=0.0, fmix_alpha=1.0)),
+                           ("fmix elem", dict(mixup_alpha=0.0, fmix_alpha=1.0, mode="elem")),
                            ("resizemix batch", dict(mixup_alpha=0.0, resizemix_alpha=1.0))]
 
 

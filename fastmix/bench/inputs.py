@@ -5,7 +5,7 @@ suites in ``benchmarks/`` all make their inputs here."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, List, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -63,6 +63,12 @@ def draw_sequence(knobs: dict, num_classes: int, batch: int, size: int, count: i
     its round r, so all rows of a scenario average over the same lambdas and boxes."""
     mix = Mixup(num_classes=num_classes, seed=0, **knobs)
     return [mix.sample(batch, size, size) for _ in range(count)]
+
+
+def mask_planes_of(draws: Sequence[MixParams]) -> Dict[int, Optional[torch.Tensor]]:
+    """Each draw's (B, H, W) planes by id(draw), made before the timing: a naive row takes them as
+    the reference code's sampler would hand them over (fastmix's own rows cut them in the kernels)."""
+    return {id(p): p.pixel_masks() for p in draws}
 
 
 def each_round(draws: Sequence[Any], fn: Callable[[Any], object]) -> Callable[[], object]:

@@ -23,7 +23,7 @@ from ..mixup import Mixup
 from ..sampling.params import MixParams
 from . import baselines
 from .inputs import (DTYPES, IGNORE_INDEX, SEGMENTATION_CLASSES, SEGMENTATION_KNOBS, draw_sequence, each_round,
-                     make_batch, make_labels, make_masks, make_samples)
+                     make_batch, make_labels, make_masks, make_samples, mask_planes_of)
 from .peers import load_timm_mixup
 from .timing import ProgressCallback, Row, Scenario, time_scenarios
 
@@ -79,10 +79,11 @@ def build_scenarios(
             candidates["naive: torchvision roll formula"] = each_round(
                 draws, with_targets(lambda p: baselines.naive_mixup_roll_(images, float(p.lam[0]))))
             naive = "naive: timm flip formula"
-        elif operation == "fmix batch":
+        elif operation.startswith("fmix"):
             naive = "naive: FMix authors' float-mask blend"
+            planes = mask_planes_of(draws)  # (elem mode: the planes cut beforehand, as a per-sample draw gives them)
             candidates[naive] = each_round(
-                draws, with_targets(lambda p: baselines.naive_fmix_(images, p.pixel_masks(), p.partner)))
+                draws, with_targets(lambda p, planes=planes: baselines.naive_fmix_(images, planes[id(p)], p.partner)))
         elif operation == "resizemix batch":
             naive = "naive: mmpretrain F.interpolate + paste"
             candidates[naive] = each_round(draws, with_targets(
@@ -222,10 +223,11 @@ def collate_scenarios(
                 collate = MixupCollate(Mixup(num_classes=num_classes, seed=0, backend=b, **knobs), **kwargs)
                 candidates[f"fastmix/{b}"] = lambda c=collate: c(samples)
             draws = draw_sequence(knobs, num_classes, batch, size, rounds + 1)  # what fastmix's rows draw
-            if setting == "fmix batch":
+            if setting.startswith("fmix"):
                 naive = "naive: default_collate + permute + FMix float-mask blend + round"
+                planes = mask_planes_of(draws)
                 candidates[naive] = each_round(
-                    draws, lambda p: baselines.naive_collate_fmix_uint8(samples, p.pixel_masks(), p.partner))
+                    draws, lambda p, planes=planes: baselines.naive_collate_fmix_uint8(samples, planes[id(p)], p.partner))
             elif setting == "resizemix batch":
                 naive = "naive: default_collate + permute + mmpretrain F.interpolate + paste"
                 candidates[naive] = each_round(draws, lambda p: baselines.naive_collate_resizemix_uint8(

@@ -24,8 +24,14 @@ import torch
 
 from .. import negative_bit
 from ..checks import check_collate_mix_args, check_mix_args, check_mix_into_args
-from ..mask_field import field_pixel_mask
 from .availability import require, unavailable_reason  # noqa: F401  (re-exported)
+
+def _field_planes(mask_field: torch.Tensor, field_threshold: torch.Tensor, kind: torch.Tensor,
+                  box: torch.Tensor) -> torch.Tensor:
+    from .mask_field_numba import field_pixel_mask
+
+    return field_pixel_mask(mask_field, field_threshold, kind, box)
+
 
 # A tensor with torch's negative bit (x.conj().imag) goes through backends/negative_bit.py, as it
 # does for the compiled ops: numba reads memory, which holds the negated values.
@@ -45,7 +51,7 @@ def mix_(images: torch.Tensor, partner: torch.Tensor, lam: torch.Tensor, kind: t
 
     if mask_field is not None or field_threshold is not None:
         check_mix_args(images, partner, lam, kind, box, plan, plan_shape, pixel_mask, mask_field, field_threshold)
-        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
+        pixel_mask = _field_planes(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(images, partner, lam, kind, box):
         return negative_bit.mix_(run, images, partner, lam, kind, box, plan, plan_shape, pixel_mask)
@@ -76,7 +82,7 @@ def mix_into_(out: torch.Tensor, images: torch.Tensor, partner: torch.Tensor, la
     if mask_field is not None or field_threshold is not None:
         check_mix_into_args(out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
                             field_threshold)
-        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
+        pixel_mask = _field_planes(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(out, images, partner, lam, kind, box, scale, bias):
         return negative_bit.mix_into_(run, out, images, partner, lam, kind, box, scale, bias, hwc, pixel_mask)
@@ -95,7 +101,7 @@ def collate_mix_(out: torch.Tensor, samples: List[torch.Tensor], partner: torch.
     if mask_field is not None or field_threshold is not None:
         check_collate_mix_args(out, samples, partner, lam, kind, box, scale, bias, hwc, pixel_mask, mask_field,
                                field_threshold)
-        pixel_mask = field_pixel_mask(mask_field, field_threshold, kind, box)
+        pixel_mask = _field_planes(mask_field, field_threshold, kind, box)
 
     if negative_bit.has_negative_bit(out, partner, lam, kind, box, scale, bias) or \
             negative_bit.samples_have_negative_bit(samples):
