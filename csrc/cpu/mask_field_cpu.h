@@ -1,16 +1,15 @@
 // The MASK samples' pixels cut from one noise image (FMix in elem and pair modes), on the CPU:
 // sample i takes its partner's pixel (y, x) where values[(y + dy) % H][(x + dx) % W] < threshold[i],
 // its box being the window (dy, dy + H, dx, dx + W) (fastmix/backends/mask_field.py, the definition).
-// The kernels cut a sample's pixels where they read its mask: the collate a row block into a plane
-// per thread, the in-place op a row piece into a row (its strided path, for rare layouts, cuts
-// whole planes first: field_pixel_mask).
+// The kernels cut a sample's mask where they read it: the collate a row block into a plane per
+// thread, the in-place op a sample's plane per thread (its strided path, for rare layouts, cuts
+// every plane first: field_pixel_mask).
 #pragma once
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -32,30 +31,25 @@ inline MaskField mask_field_of(const std::optional<at::Tensor>& mask_field,
   return {mask_field->data_ptr<float>(), threshold_c.data_ptr<float>(), mask_field->size(0), mask_field->size(1)};
 }
 
-// (Multiversioned: a compare and a byte per pixel, 16 at a time with AVX-512.)
-FASTMIX_MULTIVERSION inline void cut_run(const float* __restrict__ src, int64_t n, float threshold,
-                                         uint8_t* __restrict__ out) {
+// A compare and a byte per pixel: 16 at a time in cut_field_rows's AVX-512 version.
+FASTMIX_ALWAYS_INLINE void cut_run(const float* __restrict__ src, int64_t n, float threshold,
+                                   uint8_t* __restrict__ out) {
   for (int64_t x = 0; x < n; ++x) out[x] = src[x] < threshold;
 }
 
-// Pixels [x0, x1) of row y of sample i's mask, 1 where the partner's pixel is taken, into the same
-// places of `row`: at most two runs of the image's row (y + dy) % H, from (x0 + dx) % W on and then
-// from 0.
-inline void cut_field_pixels(const MaskField& f, int64_t i, const int64_t* window, int64_t y, int64_t x0,
-                             int64_t x1, uint8_t* row) {
-  const int64_t width = f.width;
-  const float* src = f.values + ((y + window[0]) % f.height) * width;
-  int64_t start = x0 + window[2];
-  if (start >= width) start -= width;
-  const int64_t first = std::min(x1 - x0, width - start);
-  cut_run(src + start, first, f.threshold[i], row + x0);
-  cut_run(src, x1 - x0 - first, f.threshold[i], row + x0 + first);
-}
-
-// Rows [h0, h1) of sample i's mask into the same rows of `plane` (H, W).
-inline void cut_field_rows(const MaskField& f, int64_t i, const int64_t* window, int64_t h0, int64_t h1,
-                           uint8_t* plane) {
-  for (int64_t y = h0; y < h1; ++y) cut_field_pixels(f, i, window, y, 0, f.width, plane + y * f.width);
+// Rows [h0, h1) of sample i's mask, 1 where the partner's pixel is taken, into the same rows of
+// `plane` (H, W): each row is two runs of the image's row (y + dy) % H, from dx on and then from 0.
+// Multiversioned as a whole: a row's runs are short (W pixels), too short for a call each.
+FASTMIX_MULTIVERSION inline void cut_field_rows(const MaskField& f, int64_t i, const int64_t* window, int64_t h0,
+                                                int64_t h1, uint8_t* plane) {
+  const int64_t height = f.height, width = f.width, dy = window[0], dx = window[2];
+  const float threshold = f.threshold[i];
+  for (int64_t y = h0; y < h1; ++y) {
+    const float* src = f.values + ((y + dy) % height) * width;
+    uint8_t* out = plane + y * width;
+    cut_run(src + dx, width - dx, threshold, out);
+    cut_run(src, dx, threshold, out + width - dx);
+  }
 }
 
 // (B, H, W) uint8, the MASK samples' planes cut from the field (the other planes are not written:

@@ -107,8 +107,11 @@ def fmix_field_params(lam: np.ndarray, height: int, width: int, decay_power: flo
     ascending = np.sort(field, axis=None)
     cut = pixels - own_pixel_counts(lam, pixels, rng)  # how many of the dimmest pixels the partner gives
     threshold = np.where(cut < pixels, ascending[np.minimum(cut, pixels - 1)], np.float32(np.inf)).astype(np.float32)
-    # At a tie across the cut the partner gives fewer pixels: count them as the kernels compare.
-    taken = np.searchsorted(ascending, threshold, side="left")
+    # At a tie across the cut the partner gives fewer pixels: count them as the kernels compare
+    # (a search only where the value below the cut equals the threshold).
+    taken = cut.copy()
+    tied = np.flatnonzero((cut > 0) & (cut < pixels) & (ascending[np.maximum(cut - 1, 0)] == threshold))
+    taken[tied] = np.searchsorted(ascending, threshold[tied], side="left")
     window = np.empty((n, 4), dtype=np.int64)
     window[:, 0] = rng.integers(0, height, n)
     window[:, 1] = window[:, 0] + height
