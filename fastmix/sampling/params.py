@@ -30,7 +30,8 @@ class MixParams:
             dims (H, W); only read for PASTE samples (zeros elsewhere).
         pixel_mask: None, or (B, H, W) uint8: for MASK samples (FMix, ClassMix), 1 where the pixel
             comes from the partner (its lam is the fraction of zeros). The planes of a batch-mode
-            FMix draw are one plane expanded (batch stride 0). None when no sample is MASK.
+            FMix draw are one plane expanded (batch stride 0). None when no sample is MASK, or
+            when ``mask_field`` gives their pixels.
         method: (B,) uint8, the :class:`fastmix.MixMethod` that drew each sample's params (what a
             replay or a log needs beside the kind: Mixup and CutMix are BLEND and PASTE, FMix and
             ClassMix both MASK). None: read from ``kind`` (Mixup, CutMix or none).

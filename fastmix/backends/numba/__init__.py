@@ -26,6 +26,7 @@ from .. import negative_bit
 from ..checks import check_collate_mix_args, check_mix_args, check_mix_into_args
 from .availability import require, unavailable_reason  # noqa: F401  (re-exported)
 
+
 def _field_planes(mask_field: torch.Tensor, field_threshold: torch.Tensor, kind: torch.Tensor,
                   box: torch.Tensor) -> torch.Tensor:
     from .mask_field_numba import field_pixel_mask
