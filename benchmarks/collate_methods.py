@@ -6,7 +6,7 @@
 in batch mode with Mixup (mixup_alpha=0.8), with FMix (fmix_alpha=1.0; batch and elem mode) and with ResizeMix
 (resizemix_alpha=1.0, bilinear): every row is called once per round in turn (interleaved, fresh
 draws from each Mixup's stream, sampling included), and the medians and the ratios to Mixup are
-printed per backend. The main bench
+printed per backend, with each setting's draw alone (``Mixup.sample``) and its share of the row. The main bench
 (``python -m fastmix bench``) times the same rows among all its others; this one leaves out the
 rows between them, whose memory traffic moves the ratio from run to run.
 """
@@ -35,7 +35,9 @@ def main() -> None:
     samples = make_samples(256, 224, 1000)
     rows = {(b, name): fastmix.MixupCollate(fastmix.Mixup(num_classes=1000, seed=0, backend=b, **knobs))
             for b in args.backends.split(",") for name, knobs in SETTINGS.items()}
+    samplers = {name: fastmix.Mixup(num_classes=1000, seed=0, **knobs) for name, knobs in SETTINGS.items()}
     times = {key: [] for key in rows}
+    draws = {name: [] for name in samplers}
     for collate in rows.values():  # warm-up (numba compiles here)
         collate(samples)
     for _ in range(args.rounds):
@@ -43,9 +45,14 @@ def main() -> None:
             start = time.perf_counter()
             collate(samples)
             times[key].append(time.perf_counter() - start)
+        for name, mix in samplers.items():  # the draw alone, the part of each row that is sampling
+            start = time.perf_counter()
+            mix.sample(256, 224, 224)
+            draws[name].append(time.perf_counter() - start)
     median = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+    draw = {name: statistics.median(v) * 1e3 for name, v in draws.items()}
     for (backend, name), ms in median.items():
-        print(f"{backend:6s} {name:15s} {ms:8.2f} ms")
+        print(f"{backend:6s} {name:15s} {ms:8.2f} ms   (its draw {draw[name]:.3f} ms: {draw[name] / ms:.1%})")
     for backend in args.backends.split(","):
         for name in list(SETTINGS)[1:]:
             print(f"{backend:6s} {name} / mixup collate = {median[(backend, name)] / median[(backend, 'mixup')]:.2f}")
