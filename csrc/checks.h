@@ -494,8 +494,8 @@ inline void check_mask_field(const std::optional<at::Tensor>& mask_field,
   TORCH_CHECK_VALUE(f.is_contiguous(), "mask_field: expected a contiguous image (strides (", width,
                     ", 1)), got strides ", Tuple{f.strides()});
   check_on_device("mask_field", f, data, data_name);
-  if (!field_threshold.has_value())
-    TORCH_CHECK_VALUE(false, "field_threshold: expected float32 of shape (", data.size(0), ",), got NoneType");
+  TORCH_CHECK_VALUE(field_threshold.has_value(), "field_threshold: expected float32 of shape (", data.size(0),
+                    ",), got NoneType");
   check_param_field("field_threshold", *field_threshold, at::kFloat, {data.size(0)}, data, data_name);
   if (!box.device().is_cpu()) return;
   const at::Tensor kind_c = kind.contiguous(), box_c = box.contiguous();

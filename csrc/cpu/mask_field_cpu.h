@@ -25,8 +25,8 @@ struct MaskField {
   int64_t height = 0, width = 0;
 };
 
-inline MaskField mask_field_of(const std::optional<at::Tensor>& mask_field,
-                               const std::optional<at::Tensor>& field_threshold, const at::Tensor& threshold_c) {
+// `threshold_c`: field_threshold, contiguous (kept alive by the caller).
+inline MaskField mask_field_of(const std::optional<at::Tensor>& mask_field, const at::Tensor& threshold_c) {
   if (!mask_field.has_value()) return {};
   return {mask_field->data_ptr<float>(), threshold_c.data_ptr<float>(), mask_field->size(0), mask_field->size(1)};
 }

@@ -745,7 +745,7 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                      box_c.data_ptr<int64_t>(), pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
                      pixel_mask.has_value() ? pixel_mask->stride(0) : 0,
-                     mask_field_of(mask_field, field_threshold, threshold_c)};
+                     mask_field_of(mask_field, threshold_c)};
   run<In>(inputs, static_cast<char*>(out.data_ptr()), g, n, p);
 }
 

@@ -3,8 +3,9 @@
 With ``mask_field`` (H, W) float32 and ``field_threshold`` (B,) float32, a MASK sample i takes its
 partner's pixel (y, x) where ``mask_field[(y + dy) % H, (x + dx) % W] < field_threshold[i]``, its
 ``box[i]`` being the window ``(dy, dy + H, dx, dx + W)`` of the image tiled twice along each axis.
-The cpp kernels compare a row at a time where they read the mask; the other backends (and
-MixParams.pixel_masks) make the planes here first, the definition every backend is tested against.
+The compiled and numba kernels cut the masks themselves (csrc/cpu/mask_field_cpu.h,
+numba/mask_field_numba.py, csrc/cuda/mask_field_kernels.cuh); the torch reference and
+MixParams.pixel_masks make the planes here: the definition every backend is tested against.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import torch
 
 from ..backends.checks import (check_mask_field, check_param_field, check_params_values, check_targets_params_values,
                                type_name)
-from ..backends.mask_field import field_pixel_mask
+from ..backends.mask_field import mask_planes
 from ..backends.mix_kind import MixKind, mixed
 
 
@@ -87,9 +87,7 @@ class MixParams:
     def pixel_masks(self) -> Optional[torch.Tensor]:
         """(B, H, W) uint8, 1 where each sample takes its partner's pixel, for the MASK samples
         (pixel_mask, or the planes cut from mask_field); None when no sample is MASK."""
-        if self.mask_field is None:
-            return self.pixel_mask
-        return field_pixel_mask(self.mask_field, self.field_threshold, self.kind, self.box)
+        return mask_planes(self.pixel_mask, self.mask_field, self.field_threshold, self.kind, self.box)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "MixParams":
         """The same params on ``device`` (one small copy per field; no per-sample host sync)."""
