@@ -5,6 +5,11 @@ any partner map: trees, swapped pairs, longer cycles; mixed with the other kinds
 and out of place (mix_into_, collate_mix_); segmentation masks take the partner's labels resized
 by nearest neighbour; the CUDA device plan of a batch with a resize is the copy plan (the CUDA
 kernels themselves: tests/test_cuda_compile.py's host emulation and tests/test_cuda.py)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -159,6 +164,36 @@ def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, 
 
 
 @pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
+@pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
+@pytest.mark.parametrize("hwc, channels", [(True, 3), (False, 1)])  # a row's channels at once; a plane's rows
+def test_boxes_of_other_widths_reading_the_same_partner_rows_equal_the_reference(backend, kind, hwc, channels):
+    """The cpp collate keeps a thread's width passes of the last partner rows it read for the next
+    box row (consecutive box rows share source rows); a box of another width that reads the same
+    rows of the same partner must compute its own. Every sample here resizes sample 0 into a
+    one-row box, so every box reads its middle rows, each box of its own width, on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generator = torch.Generator().manual_seed(int(kind) + 2 * channels)
+        widths = [4, 6, 40, 17, 5, 33, 2, 39, 6]
+        batch, height, width = len(widths) + 1, 8, 40
+        shape = (batch, height, width, channels) if hwc else (batch, channels, height, width)
+        images = random_values(shape, torch.uint8, generator)
+        partner = torch.zeros(batch, dtype=torch.int64)
+        kinds = torch.tensor([int(MixKind.NONE)] + [int(kind)] * len(widths), dtype=torch.uint8)
+        box = torch.tensor([[0, 0, 0, 0]] + [[3, 4, width - w, width] for w in widths])
+        lam = torch.rand(batch, generator=generator)
+        expected = torch.empty(batch, channels, height, width, dtype=torch.uint8)
+        reference.mix_into_(expected, images, partner, lam, kinds, box, torch.empty(0), torch.empty(0), hwc)
+        collated = torch.empty_like(expected)
+        op(backend).collate_mix_(collated, list(images.unbind(0)), partner, lam, kinds, box, torch.empty(0),
+                                 torch.empty(0), hwc)
+        assert torch.equal(collated, expected)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND[:2])
 @pytest.mark.parametrize("in_dtype,out_dtype", [(torch.uint8, torch.uint8), (torch.uint8, torch.float32),
                                                 (torch.uint8, torch.bfloat16), (torch.float32, torch.float16)])
 @pytest.mark.parametrize("hwc", [False, True])
@@ -224,3 +259,14 @@ def test_a_resize_box_outside_the_image_is_refused_before_writing(backend):
     with pytest.raises(ValueError, match=r"^kind\[0\]: resize \(ResizeMix\) needs images of shape \(B, \.\.\., H, W\)"):
         op(backend).mix_(torch.rand(2, 5), torch.tensor([1, 0]), torch.ones(2), kind, torch.zeros(2, 4, dtype=torch.int64))
     assert torch.equal(images, before)
+
+
+def test_the_uint8_rows_of_cpus_without_vbmi_equal_the_reference_too():
+    """The cpp backend's uint8 rows pick their taps with VBMI's byte permutes where the CPU has them,
+    else from float32 windows (AVX-512 CPUs without VBMI): FASTMIX_RESIZE_WITHOUT_VBMI=1 makes it take
+    the latter, so this file's cpp cases run again in a process with it set check those rows here."""
+    env = dict(os.environ, FASTMIX_RESIZE_WITHOUT_VBMI="1")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "cpp and not without_vbmi"]
+    result = subprocess.run(command, env=env, cwd=Path(__file__).parent.parent, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]

@@ -620,13 +620,14 @@ void resize_box(const T* src, const ImageGeometry& g, int64_t rows, int64_t cols
                 const BoxDestination<T>& dst) {
   using acc_t = typename AccType<T>::type;
   if (rows <= 0 || cols <= 0) return;
-  const ResizeTaps<acc_t> taps(g.source, rows, cols, nearest);
+  const ResizeTaps<acc_t> taps(g.source, rows, cols, nearest, vector_window<T>());
   const int64_t tasks = static_cast<int64_t>(g.channels.size()) * rows;
   at::parallel_for(0, tasks, kResizeRowsPerTask, [&](int64_t t0, int64_t t1) {
+    WidthPassCache cache;  // (a task's rows are consecutive rows of one or two channels)
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t c = t / rows, r = t % rows;
       resize_box_row(src + g.channels[c], g.source, taps, r, dst.base + dst.channel_at(c) + r * dst.row_step,
-                     dst.col_step);
+                     dst.col_step, cache);
     }
   });
 }

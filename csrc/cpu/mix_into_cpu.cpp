@@ -407,6 +407,7 @@ struct Buffers {
 #ifdef FASTMIX_VECTOR_RESIZE
   std::optional<VectorTaps> interleaved;  // of `taps`, for uint8 HWC rows: a row's channels at once
 #endif
+  WidthPassCache width_passes;  // of `taps` over the inputs' rows (the callers' samples, never written)
   std::vector<uint8_t> field_plane;  // a MASK sample's rows cut from the mask field, where the plane has them
   Buffers(int64_t rows, int64_t row, int64_t field_pixels)
       : stage_rows(rows), u8_a(rows * row), u8_b(rows * row), f32_a(rows * row), f32_b(rows * row),
@@ -485,12 +486,13 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
   const ResizeSource source{g.height, W, g.hwc_in ? W * C : W, g.hwc_in ? C : 1};
   const int64_t box_rows = box[1] - box[0], box_cols = box[3] - box[2];
   if (!buf.taps || buf.taps->rows != box_rows || buf.taps->cols != box_cols || buf.taps->nearest != nearest) {
-    buf.taps.emplace(source, box_rows, box_cols, nearest);
+    buf.taps.emplace(source, box_rows, box_cols, nearest, vector_window<In>());
+    buf.width_passes.clear();
 #ifdef FASTMIX_VECTOR_RESIZE
     buf.interleaved.reset();
     if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && avx512_resize()) {
       const ResizeTaps<float>& t = *buf.taps;
-      buf.interleaved.emplace(t.col_lo, t.col_hi, t.col_w_lo, t.col_w_hi, t.cols, C, W * C);
+      buf.interleaved.emplace(t.col_lo, t.col_hi, t.col_w_lo, t.col_w_hi, t.cols, C, W * C, vector_window<In>());
     }
 #endif
   }
@@ -502,8 +504,13 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
     const int64_t left = box[2] * pixel, right = box[3] * pixel, row_len = W * pixel;  // (locals: st may alias box)
     for_each_segment(own, own, staged, a, rows, g, [&](const In* x, const In*, S* st, int64_t len) {
       for (int64_t row = 0; row < len; row += row_len) {
-        std::transform(x + row, x + row + left, st + row, as_value<S, In>);
-        std::transform(x + row + right, x + row + row_len, st + row + right, as_value<S, In>);
+        if constexpr (std::is_same_v<S, In>) {  // (memcpy's wide stores: the transform's were 16 bytes)
+          std::memcpy(st + row, x + row, static_cast<size_t>(left) * sizeof(S));
+          std::memcpy(st + row + right, x + row + right, static_cast<size_t>(row_len - right) * sizeof(S));
+        } else {
+          std::transform(x + row, x + row + left, st + row, as_value<S, In>);
+          std::transform(x + row + right, x + row + row_len, st + row + right, as_value<S, In>);
+        }
       }
     });
 #ifdef FASTMIX_VECTOR_RESIZE
@@ -518,7 +525,7 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
             nearest_row_avx512(top, *buf.interleaved, row);
           } else {
             bilinear_row_avx512(top, theirs + taps.row_hi[rr] * source.row_stride, *buf.interleaved,
-                                taps.row_w_lo[rr], taps.row_w_hi[rr], row);
+                                taps.row_w_lo[rr], taps.row_w_hi[rr], row, buf.width_passes);
           }
         }
         write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch,
@@ -531,7 +538,7 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
       const In* channel = theirs + (g.hwc_in ? c : c * HW);
       for (int64_t r = 0; r < rows; ++r) {
         S* row = g.hwc_in ? staged + (r * W + box[2]) * C + c : staged + c * rows * W + r * W + box[2];
-        resize_box_row(channel, source, taps, a + r - box[0], row, g.hwc_in ? C : int64_t{1});
+        resize_box_row(channel, source, taps, a + r - box[0], row, g.hwc_in ? C : int64_t{1}, buf.width_passes);
       }
     }
     write_span({staged, std::is_same_v<S, float>, rows * W}, out_sample, a, a + rows, g, n, scratch, buf.stage_rows);

@@ -4,11 +4,14 @@
 // of mix_into_cpu.cpp. Taps are computed once per box; a row is a loop over them with the rounding
 // of the reference (products and sums apart, no FMA: -ffp-contract=off), 16 elements a step with
 // AVX-512 for the float32 and uint8 rows of in-place batches and the collate's uint8 HWC rows
-// (bilinear and nearest), the scalar loop for the others.
+// (bilinear and nearest; uint8 with VBMI's byte permutes where the CPU has them), the scalar loop
+// for the others. A bilinear row is two width passes (along W, one per source row it reads) and
+// their blend along H; a thread keeps the last two passes, which the next box row often reads.
 #pragma once
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstddef>
 #include <optional>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -42,6 +45,27 @@ inline bool avx512_resize() {
 #endif
 }
 
+// Whether this CPU also has VBMI's byte permutes (vpermb), with which uint8 rows pick their taps'
+// bytes from 64-byte windows: a permute per tap and step, where the float rows convert their
+// windows' 32 bytes and permute float32 registers (5 shuffles a step where VBMI takes 2).
+// FASTMIX_RESIZE_WITHOUT_VBMI=1 in the environment (read once) takes the float rows as a CPU without
+// VBMI would: how the tests reach those rows on a CPU that has it.
+inline bool vbmi_resize() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool supported = avx512_resize() && __builtin_cpu_supports("avx512vbmi") &&
+                                std::getenv("FASTMIX_RESIZE_WITHOUT_VBMI") == nullptr;
+  return supported;
+#else
+  return false;
+#endif
+}
+
+// The window of the vector rows that read T's rows (VectorTaps below).
+template <typename T>
+int32_t vector_window() {
+  return std::is_same_v<T, uint8_t> && vbmi_resize() ? 64 : 32;
+}
+
 // A vector row's arrays, padded to whole steps of 16 with copies of the last: a row's last step
 // computes all 16 lanes and stores the real ones.
 template <typename V>
@@ -52,18 +76,20 @@ void pad_to_steps(std::vector<V>& v) {
 // The taps of a box row's elements as the AVX-512 rows read them (below), planned once per box:
 // a row of `channels` interleaved channels (1: planar), element q * channels + c reading source
 // elements col_lo[q] + c and col_hi[q] + c of a row of row_elements. Per step of 16 elements: how
-// many windows of 32 source elements its taps need (1 where the box shrinks its partner by less
-// than 2x on planar rows, about 1.7x on RGB ones: most of ResizeMix's scales; 2, a window per half,
-// or 4, per quarter, for the smallest and the clipped boxes; 0: wider still, the scalar loop's),
-// where each window starts and which of its elements lie in the row; per element, its taps'
-// places in its window.
+// many windows of `window` source elements (32: two float32 registers; 64: a register of bytes,
+// for uint8 rows on CPUs with VBMI's byte permutes) its taps need (1 where the box shrinks its
+// partner by less than 2x on planar rows of 32, about 1.7x on RGB ones, 3.5x with 64: most of
+// ResizeMix's scales; 2, a window per half, or 4, per quarter, for the smallest and the clipped
+// boxes; 0: wider still, the scalar loop's), where each window starts and which of its elements
+// lie in the row; per element, its taps' places in its window.
 struct VectorTaps {
   struct Step {
     int32_t windows;
     int32_t start[4];
-    uint32_t in_row[4];  // bit k: element start + k lies in the row (the masked loads' masks)
+    uint64_t in_row[4];  // bit k: element start + k lies in the row (the masked loads' masks)
   };
   int64_t elements;
+  int32_t window;
   std::vector<int32_t> lo, hi;        // per element, source offsets (the scalar loop's)
   std::vector<float> w_lo, w_hi;      // per element, weights
   std::vector<int32_t> lo_at, hi_at;  // per element, lo and hi minus its window's start
@@ -71,8 +97,9 @@ struct VectorTaps {
 
   template <typename acc_t>
   VectorTaps(const std::vector<int64_t>& col_lo, const std::vector<int64_t>& col_hi, const std::vector<acc_t>& col_w_lo,
-             const std::vector<acc_t>& col_w_hi, int64_t cols, int64_t channels, int64_t row_elements)
-      : elements(cols * channels) {
+             const std::vector<acc_t>& col_w_hi, int64_t cols, int64_t channels, int64_t row_elements,
+             int32_t window_elements)
+      : elements(cols * channels), window(window_elements) {
     for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(elements + 15));
     for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(elements + 15));
     for (int64_t q = 0; q < cols; ++q)
@@ -92,7 +119,7 @@ struct VectorTaps {
           // (the highest tap, not the last lane's: at the right edge of an HWC row the last pixel's
           // hi is its lo, below an earlier channel's)
           const auto first = hi.begin() + static_cast<std::ptrdiff_t>(q + w * lanes);
-          fits = fits && *std::max_element(first, first + static_cast<std::ptrdiff_t>(lanes)) - lo[q + w * lanes] < 32;
+          fits = fits && *std::max_element(first, first + static_cast<std::ptrdiff_t>(lanes)) - lo[q + w * lanes] < window;
         }
         if (fits) step.windows = windows;
       }
@@ -101,7 +128,7 @@ struct VectorTaps {
         const int32_t start = lo[q + w * lanes];
         const int64_t left = row_elements - start;  // >= 1
         step.start[w] = start;
-        step.in_row[w] = left >= 32 ? ~uint32_t{0} : (uint32_t{1} << left) - 1u;
+        step.in_row[w] = left >= window ? ~uint64_t{0} >> (64 - window) : (uint64_t{1} << left) - 1u;
         for (size_t k = q + w * lanes; k < q + (w + 1) * lanes; ++k) lo_at[k] = lo[k] - start, hi_at[k] = hi[k] - start;
       }
       steps.push_back(step);
@@ -121,7 +148,8 @@ struct ResizeTaps {
   std::vector<acc_t> row_w_lo, row_w_hi, col_w_lo, col_w_hi;
   std::optional<VectorTaps> vector;
 
-  ResizeTaps(const ResizeSource& s, int64_t box_rows, int64_t box_cols, bool is_nearest)
+  // window_elements: vector_window() of the source's type.
+  ResizeTaps(const ResizeSource& s, int64_t box_rows, int64_t box_cols, bool is_nearest, int32_t window_elements)
       : nearest(is_nearest), rows(box_rows), cols(box_cols), row_lo(box_rows), row_hi(box_rows), col_lo(box_cols),
         col_hi(box_cols), row_w_lo(box_rows), row_w_hi(box_rows), col_w_lo(box_cols), col_w_hi(box_cols) {
     for (int64_t r = 0; r < rows; ++r) {
@@ -142,7 +170,7 @@ struct ResizeTaps {
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
     if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && avx512_resize())
-      vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width);
+      vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width, window_elements);
   }
 };
 
@@ -179,6 +207,20 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
   else return static_cast<D>(static_cast<float>(v));
 }
 
+// The width passes (a box row's values along W from one source row: the reference's first
+// products and sum) of the last two source rows a thread's vector rows read. Box row r reads source
+// rows lo and hi; where the box shrinks its partner by less than 2x (ResizeMix's CutMix-sized boxes,
+// most of the area it resizes) row r + 1's lo is often r's hi, whose pass is then kept instead of
+// computed again: the same values, each a function of its row and the box's taps. Keyed by the
+// row's address, so valid while the source and the taps are those it was filled with: clear()
+// where either changes.
+struct WidthPassCache {
+  std::vector<float> values[2];
+  const void* row[2] = {nullptr, nullptr};
+  int last = 0;
+  void clear() { row[0] = row[1] = nullptr; }
+};
+
 #if defined(__x86_64__) && defined(__GNUC__)
 // Rows of float32 or uint8 with AVX-512, 16 box elements a step as VectorTaps plans them: the
 // in-place batch's rows, and the collate's uint8 HWC rows, all channels at once. A window is two
@@ -191,15 +233,15 @@ FASTMIX_ALWAYS_INLINE D as_value(T v) {
 
 // The 32 source elements from p, those of in_row (the others are zeros, never read), as float32
 // in two registers.
-FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* p, uint32_t in_row, __m512* low, __m512* high) {
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const float* p, uint64_t in_row, __m512* low, __m512* high) {
   *low = _mm512_maskz_loadu_ps(__mmask16(in_row), p);
   // (p + 16 only where the row reaches it: past a row's end it may lie past the allocation; a
   // load with no lanes reads nothing wherever it points)
-  const uint32_t upper = in_row >> 16;
+  const uint64_t upper = in_row >> 16;
   *high = _mm512_maskz_loadu_ps(__mmask16(upper), upper != 0 ? p + 16 : p);
 }
 
-FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* p, uint32_t in_row, __m512* low, __m512* high) {
+FASTMIX_RESIZE_AVX512_STEP inline void source_window(const uint8_t* p, uint64_t in_row, __m512* low, __m512* high) {
   const __m256i bytes = _mm256_maskz_loadu_epi8(__mmask32(in_row), p);
   *low = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(bytes)));
   *high = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(bytes, 1)));
@@ -250,44 +292,190 @@ struct StepArrays {
         w_hi(t.w_hi.data()), elements(t.elements) {}
 };
 
-// Step i (elements 16 i on) of a bilinear box row from source rows `top` and `bottom`: per lane the
-// taps along W, weighted, then the two rows weighted along H (the scalar loop's order).
-template <int Windows, typename T, typename D>
-FASTMIX_RESIZE_AVX512_STEP inline void bilinear_step(const T* top, const T* bottom, const StepArrays& t, int64_t i,
-                                                     __m512 wy_lo, __m512 wy_hi, D* out) {
-  const VectorTaps::Step& step = t.steps[i];
+// Step i (elements 16 i on) of a width pass over one source row: per lane its taps along W,
+// weighted and summed (the scalar loop's first products), all 16 lanes.
+template <int Windows, typename T>
+FASTMIX_RESIZE_AVX512_STEP inline __m512 width_step(const T* row, const StepArrays& t, int64_t i) {
   const int64_t q = 16 * i;
-  __m512 a[2 * Windows], b[2 * Windows];
-  load_windows<Windows>(top, step, a);
-  load_windows<Windows>(bottom, step, b);
+  __m512 w[2 * Windows];
+  load_windows<Windows>(row, t.steps[i], w);
   const __m512i l = _mm512_loadu_si512(t.lo_at + q), h = _mm512_loadu_si512(t.hi_at + q);
-  const __m512 wl = _mm512_loadu_ps(t.w_lo + q), wh = _mm512_loadu_ps(t.w_hi + q);
-  const __m512 upper = _mm512_add_ps(_mm512_mul_ps(pick<Windows>(a, l), wl), _mm512_mul_ps(pick<Windows>(a, h), wh));
-  const __m512 lower = _mm512_add_ps(_mm512_mul_ps(pick<Windows>(b, l), wl), _mm512_mul_ps(pick<Windows>(b, h), wh));
-  store_lanes(out + q, _mm512_add_ps(_mm512_mul_ps(upper, wy_lo), _mm512_mul_ps(lower, wy_hi)),
-              lanes_in_row(q, t.elements));
+  return _mm512_add_ps(_mm512_mul_ps(pick<Windows>(w, l), _mm512_loadu_ps(t.w_lo + q)),
+                       _mm512_mul_ps(pick<Windows>(w, h), _mm512_loadu_ps(t.w_hi + q)));
 }
 
-// A bilinear box row (t.elements elements) from source rows `top` and `bottom`.
-template <typename T, typename D>
-FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bottom, const VectorTaps& taps,
-                                                      float wy_lo, float wy_hi, D* out) {
-  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
+// Step i of a width pass the scalar loop's way (a step whose taps span more than four windows).
+template <typename T>
+FASTMIX_RESIZE_AVX512_STEP inline __m512 width_step_scalar(const T* row, const VectorTaps& taps, int64_t i) {
+  alignas(64) float v[16];
+  for (int k = 0; k < 16; ++k) {
+    const size_t e = static_cast<size_t>(16 * i + k);
+    v[k] = static_cast<float>(row[taps.lo[e]]) * taps.w_lo[e] + static_cast<float>(row[taps.hi[e]]) * taps.w_hi[e];
+  }
+  return _mm512_load_ps(v);
+}
+
+// sink(q, values) for each step of the width pass over `row` (elements q to q + 15).
+template <typename T, typename Sink>
+FASTMIX_RESIZE_AVX512 inline void width_pass_each(const T* row, const VectorTaps& taps, const Sink& sink) {
   const StepArrays t(taps);
   const int64_t steps = static_cast<int64_t>(taps.steps.size());
   for (int64_t i = 0; i < steps; ++i) {
     switch (t.steps[i].windows) {
-      case 1: bilinear_step<1>(top, bottom, t, i, vy_lo, vy_hi, out); break;
-      case 2: bilinear_step<2>(top, bottom, t, i, vy_lo, vy_hi, out); break;
-      case 4: bilinear_step<4>(top, bottom, t, i, vy_lo, vy_hi, out); break;
+      case 1: sink(16 * i, width_step<1>(row, t, i)); break;
+      case 2: sink(16 * i, width_step<2>(row, t, i)); break;
+      case 4: sink(16 * i, width_step<4>(row, t, i)); break;
+      default: sink(16 * i, width_step_scalar(row, taps, i));
+    }
+  }
+}
+
+// uint8 rows with VBMI (VectorTaps of 64-byte windows): each lane's tap bytes permuted into its
+// int32 lane straight from the window's bytes, then converted as the float rows convert them, so
+// the same values.
+#define FASTMIX_RESIZE_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+#define FASTMIX_RESIZE_VBMI_STEP __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"), always_inline))
+
+// A step's windows of one source row, 64 bytes each (those outside the row zeros, never read).
+template <int Windows>
+FASTMIX_RESIZE_VBMI_STEP inline void load_byte_windows(const uint8_t* row, const VectorTaps::Step& step,
+                                                       __m512i w[Windows]) {
+  for (int j = 0; j < Windows; ++j) w[j] = _mm512_maskz_loadu_epi8(__mmask64(step.in_row[j]), row + step.start[j]);
+}
+
+// Each lane's byte at place k of its window (k's int32 lanes, < 64, whose low bytes vpermb reads;
+// lanes j * 16 / Windows on: window j), zero-extended to the lane.
+template <int Windows>
+FASTMIX_RESIZE_VBMI_STEP inline __m512i pick_bytes(const __m512i w[Windows], __m512i k) {
+  constexpr int lanes = 16 / Windows;
+  constexpr uint64_t low_bytes = 0x1111111111111111ull;  // byte 0 of each int32 lane
+  constexpr uint64_t group = lanes == 16 ? ~uint64_t{0} : (uint64_t{1} << (4 * lanes)) - 1u;
+  __m512i v = _mm512_maskz_permutexvar_epi8(__mmask64(low_bytes & group), k, w[0]);
+  for (int j = 1; j < Windows; ++j)
+    v = _mm512_or_si512(v, _mm512_maskz_permutexvar_epi8(__mmask64(low_bytes & (group << (4 * lanes * j))), k, w[j]));
+  return v;
+}
+
+template <int Windows>
+FASTMIX_RESIZE_VBMI_STEP inline __m512 width_step_vbmi(const uint8_t* row, const StepArrays& t, int64_t i) {
+  const int64_t q = 16 * i;
+  __m512i w[Windows];
+  load_byte_windows<Windows>(row, t.steps[i], w);
+  const __m512 lo = _mm512_cvtepi32_ps(pick_bytes<Windows>(w, _mm512_loadu_si512(t.lo_at + q)));
+  const __m512 hi = _mm512_cvtepi32_ps(pick_bytes<Windows>(w, _mm512_loadu_si512(t.hi_at + q)));
+  return _mm512_add_ps(_mm512_mul_ps(lo, _mm512_loadu_ps(t.w_lo + q)), _mm512_mul_ps(hi, _mm512_loadu_ps(t.w_hi + q)));
+}
+
+template <typename Sink>
+FASTMIX_RESIZE_VBMI inline void width_pass_each_vbmi(const uint8_t* row, const VectorTaps& taps, const Sink& sink) {
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    switch (t.steps[i].windows) {
+      case 1: sink(16 * i, width_step_vbmi<1>(row, t, i)); break;
+      case 2: sink(16 * i, width_step_vbmi<2>(row, t, i)); break;
+      case 4: sink(16 * i, width_step_vbmi<4>(row, t, i)); break;
+      default: sink(16 * i, width_step_scalar(row, taps, i));
+    }
+  }
+}
+
+// A width pass over `row` with the windows its taps were planned for.
+template <typename T, typename Sink>
+inline void width_pass(const T* row, const VectorTaps& taps, const Sink& sink) {
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    if (taps.window == 64) return width_pass_each_vbmi(row, taps, sink);
+  }
+  width_pass_each(row, taps, sink);
+}
+
+// The sinks of a width pass (functors: a lambda would not take the functions' target attributes).
+// A pass kept for later box rows, 16 values a step (the buffer is padded to whole steps).
+struct KeepPass {
+  float* kept;
+  FASTMIX_RESIZE_AVX512_STEP void operator()(int64_t q, __m512 v) const { _mm512_storeu_ps(kept + q, v); }
+};
+
+// The lower source row's pass of a box row, kept, and the box row's values: the upper row's pass
+// and this one weighted along H (the scalar loop's order), rounded to D.
+template <typename D>
+struct KeepPassAndBlendRows {
+  float* kept;
+  const float* upper;
+  __m512 wy_lo, wy_hi;
+  D* out;
+  int64_t elements;
+  FASTMIX_RESIZE_AVX512_STEP void operator()(int64_t q, __m512 lower) const {
+    _mm512_storeu_ps(kept + q, lower);
+    store_lanes(out + q, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(upper + q), wy_lo), _mm512_mul_ps(lower, wy_hi)),
+                lanes_in_row(q, elements));
+  }
+};
+
+// The kept pass of `row`, or null.
+inline const float* kept_pass(WidthPassCache& cache, const void* row) {
+  for (int k = 0; k < 2; ++k)
+    if (cache.row[k] == row) return cache.values[cache.last = k].data();
+  return nullptr;
+}
+
+// Where the pass of `row` is to be kept: the slot not returned last (that of the box row's other
+// source row), sized for the taps.
+inline float* slot_for_pass(WidthPassCache& cache, const void* row, const VectorTaps& taps) {
+  const int k = 1 - cache.last;
+  const size_t padded = taps.steps.size() * 16;
+  if (cache.values[k].size() < padded) cache.values[k].resize(padded);
+  cache.row[k] = row, cache.last = k;
+  return cache.values[k].data();
+}
+
+// A bilinear box row (taps.elements elements) from source rows `top` and `bottom`: their width
+// passes, kept ones where the cache has them, weighted along H as the scalar loop weights them.
+template <typename T, typename D>
+FASTMIX_RESIZE_AVX512 inline void bilinear_row_avx512(const T* top, const T* bottom, const VectorTaps& taps,
+                                                      float wy_lo, float wy_hi, D* out, WidthPassCache& cache) {
+  const float* upper = kept_pass(cache, top);
+  if (upper == nullptr) {
+    float* kept = slot_for_pass(cache, top, taps);
+    width_pass(top, taps, KeepPass{kept});
+    upper = kept;
+  }
+  const __m512 vy_lo = _mm512_set1_ps(wy_lo), vy_hi = _mm512_set1_ps(wy_hi);
+  const int64_t n = taps.elements;
+  if (const float* lower = kept_pass(cache, bottom)) {  // (a row with hi == lo, or kept from above)
+    for (int64_t q = 0; q < n; q += 16)
+      store_lanes(out + q, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(upper + q), vy_lo),
+                                         _mm512_mul_ps(_mm512_loadu_ps(lower + q), vy_hi)),
+                  lanes_in_row(q, n));
+    return;
+  }
+  // The usual case: the lower row's pass is new, and the box row is blended as it is computed.
+  width_pass(bottom, taps, KeepPassAndBlendRows<D>{slot_for_pass(cache, bottom, taps), upper, vy_lo, vy_hi, out, n});
+}
+
+// A nearest box row of uint8 with VBMI: each lane's lo byte, to uint8 as it is or to float32.
+template <int Windows, typename D>
+FASTMIX_RESIZE_VBMI_STEP inline void nearest_step_vbmi(const uint8_t* row, const StepArrays& t, int64_t i, D* out) {
+  const int64_t q = 16 * i;
+  __m512i w[Windows];
+  load_byte_windows<Windows>(row, t.steps[i], w);
+  const __m512i v = pick_bytes<Windows>(w, _mm512_loadu_si512(t.lo_at + q));
+  const __mmask16 keep = lanes_in_row(q, t.elements);
+  if constexpr (std::is_same_v<D, uint8_t>) _mm512_mask_cvtepi32_storeu_epi8(out + q, keep, v);
+  else _mm512_mask_storeu_ps(out + q, keep, _mm512_cvtepi32_ps(v));
+}
+
+template <typename D>
+FASTMIX_RESIZE_VBMI inline void nearest_row_vbmi(const uint8_t* row, const VectorTaps& taps, D* out) {
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    switch (t.steps[i].windows) {
+      case 1: nearest_step_vbmi<1>(row, t, i, out); break;
+      case 2: nearest_step_vbmi<2>(row, t, i, out); break;
+      case 4: nearest_step_vbmi<4>(row, t, i, out); break;
       default:
-        for (int64_t k = 16 * i; k < std::min(t.elements, 16 * (i + 1)); ++k) {
-          const float upper =
-              static_cast<float>(top[taps.lo[k]]) * t.w_lo[k] + static_cast<float>(top[taps.hi[k]]) * t.w_hi[k];
-          const float lower = static_cast<float>(bottom[taps.lo[k]]) * t.w_lo[k] +
-                              static_cast<float>(bottom[taps.hi[k]]) * t.w_hi[k];
-          out[k] = from_acc<D>(upper * wy_lo + lower * wy_hi);
-        }
+        for (int64_t k = 16 * i; k < std::min(t.elements, 16 * (i + 1)); ++k) out[k] = as_value<D>(row[taps.lo[k]]);
     }
   }
 }
@@ -303,6 +491,9 @@ FASTMIX_RESIZE_AVX512_STEP inline void nearest_step(const T* row, const StepArra
 
 template <typename T, typename D>
 FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const VectorTaps& taps, D* out) {
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    if (taps.window == 64) return nearest_row_vbmi(row, taps, out);
+  }
   const StepArrays t(taps);
   const int64_t steps = static_cast<int64_t>(taps.steps.size());
   for (int64_t i = 0; i < steps; ++i) {
@@ -329,10 +520,10 @@ constexpr bool vector_rows() {
 
 // Row r of the box from one channel of the source (`channel` points at its (0, 0) pixel), to
 // out[q * out_stride] for q in [0, cols): bilinear values rounded to D as the reference casts back
-// (from_acc), nearest values as they are.
+// (from_acc), nearest values as they are. `cache`: the thread's, for the vector rows' width passes.
 template <typename acc_t, typename T, typename D>
 void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<acc_t>& taps, int64_t r, D* out,
-                    int64_t out_stride) {
+                    int64_t out_stride, WidthPassCache& cache) {
   const T* top = channel + taps.row_lo[r] * s.row_stride;
   fetch_ahead(channel, s, taps, r);
   if (taps.nearest) {
@@ -349,7 +540,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
 #ifdef FASTMIX_VECTOR_RESIZE
   if constexpr (vector_rows<acc_t, T, D>()) {
     if (out_stride == 1 && taps.vector)
-      return bilinear_row_avx512(top, bottom, *taps.vector, wy_lo, wy_hi, out);
+      return bilinear_row_avx512(top, bottom, *taps.vector, wy_lo, wy_hi, out, cache);
   }
 #endif
   const int64_t* lo = taps.col_lo.data();
