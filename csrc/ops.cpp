@@ -6,6 +6,8 @@
 
 #include <atomic>
 
+#include "cpu/cpu_features.h"
+
 #ifndef FASTMIX_TORCH_VERSION
 #define FASTMIX_TORCH_VERSION "unknown"
 #endif
@@ -24,9 +26,18 @@ static PyObject* cpu_threads(PyObject*, PyObject*) {
   return PyLong_FromLongLong(threads.load());
 }
 
+// Which hand-written vector rows the CPU kernels take here (cpu/cpu_features.h): "avx512_vbmi",
+// "avx512" or "baseline", after FASTMIX_CPU_FEATURES.
+static PyObject* cpu_vector_rows(PyObject*, PyObject*) {
+  using namespace fastmix::cpu;
+  return PyUnicode_FromString(cpu_has_avx512_vbmi() ? "avx512_vbmi" : cpu_has_avx512() ? "avx512" : "baseline");
+}
+
 static PyMethodDef module_methods[] = {
     {"cpu_threads", cpu_threads, METH_NOARGS,
      "cpu_threads() -> int: the threads the CPU kernels run on now (torch.set_num_threads, if this build is parallel)"},
+    {"cpu_vector_rows", cpu_vector_rows, METH_NOARGS,
+     "cpu_vector_rows() -> str: the vector rows the CPU kernels take: avx512_vbmi, avx512 or baseline"},
     {nullptr, nullptr, 0, nullptr}};
 
 // `import fastmix._C` loads this library, which registers the ops below with the dispatcher.

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +31,28 @@ def test_the_cpu_kernels_run_on_as_many_threads_as_torch_set_num_threads(threads
 
     torch.set_num_threads(threads)
     assert _C.cpu_threads() == threads
+
+
+@requires_cpp
+@pytest.mark.parametrize("features", ["avx512", "baseline"])
+def test_the_rows_of_cpus_with_fewer_vector_features_equal_the_reference(features):
+    """The cpp kernels' hand-written vector rows (ResizeMix's resize, FMix's mask cut) are chosen by
+    the CPU at run time: uint8 resizes with VBMI's byte permutes, else from float32 windows
+    (AVX-512 without VBMI), else the scalar loops. FASTMIX_CPU_FEATURES narrows the choice, so the
+    cpp cases of their specifications run again here as those CPUs run them."""
+    from fastmix import _C
+
+    order = ["baseline", "avx512", "avx512_vbmi"]
+    expected = order[min(order.index(features), order.index(_C.cpu_vector_rows()))]
+    env = dict(os.environ, FASTMIX_CPU_FEATURES=features)
+    tests = Path(__file__).parent
+    taken = subprocess.run([sys.executable, "-c", "from fastmix import _C; print(_C.cpu_vector_rows())"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert taken == expected
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "cpp",
+               str(tests / "test_resize_kind.py"), str(tests / "test_mask_field.py")]
+    result = subprocess.run(command, env=env, cwd=tests.parent, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
 
 
 def test_backends_reports_every_backend_with_a_reason_when_missing():

@@ -5,11 +5,6 @@ any partner map: trees, swapped pairs, longer cycles; mixed with the other kinds
 and out of place (mix_into_, collate_mix_); segmentation masks take the partner's labels resized
 by nearest neighbour; the CUDA device plan of a batch with a resize is the copy plan (the CUDA
 kernels themselves: tests/test_cuda_compile.py's host emulation and tests/test_cuda.py)."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -259,14 +254,3 @@ def test_a_resize_box_outside_the_image_is_refused_before_writing(backend):
     with pytest.raises(ValueError, match=r"^kind\[0\]: resize \(ResizeMix\) needs images of shape \(B, \.\.\., H, W\)"):
         op(backend).mix_(torch.rand(2, 5), torch.tensor([1, 0]), torch.ones(2), kind, torch.zeros(2, 4, dtype=torch.int64))
     assert torch.equal(images, before)
-
-
-def test_the_uint8_rows_of_cpus_without_vbmi_equal_the_reference_too():
-    """The cpp backend's uint8 rows pick their taps with VBMI's byte permutes where the CPU has them,
-    else from float32 windows (AVX-512 CPUs without VBMI): FASTMIX_RESIZE_WITHOUT_VBMI=1 makes it take
-    the latter, so this file's cpp cases run again in a process with it set check those rows here."""
-    env = dict(os.environ, FASTMIX_RESIZE_WITHOUT_VBMI="1")
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "cpp and not without_vbmi"]
-    result = subprocess.run(command, env=env, cwd=Path(__file__).parent.parent, capture_output=True, text=True,
-                            timeout=600)
-    assert result.returncode == 0 and " passed" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]

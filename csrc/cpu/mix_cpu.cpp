@@ -785,7 +785,8 @@ void mix_cpu_(const at::Tensor& images, const at::Tensor& partner, const at::Ten
   // A MASK sample has a pixel_mask, whose planes are read where they are (any batch stride), or a
   // mask_field (checked): cut where a dense layout's rows read it, else into planes first.
   const at::Tensor threshold_c = field_threshold.has_value() ? field_threshold->contiguous() : at::Tensor();
-  const MaskField field = mask_field_of(mask_field, threshold_c);
+  at::Tensor field_rows_twice;
+  const MaskField field = mask_field_of(mask_field, threshold_c, field_rows_twice);
   DenseLayout dense;
   const bool cut_in_rows = mask_field.has_value() && describe_dense(images, &dense) && dense.paste_ok;
   const std::optional<at::Tensor> planes =

@@ -490,7 +490,7 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
     buf.width_passes.clear();
 #ifdef FASTMIX_VECTOR_RESIZE
     buf.interleaved.reset();
-    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && avx512_resize()) {
+    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && cpu_has_avx512()) {
       const ResizeTaps<float>& t = *buf.taps;
       buf.interleaved.emplace(t.col_lo, t.col_hi, t.col_w_lo, t.col_w_hi, t.cols, C, W * C, vector_window<In>());
     }
@@ -749,10 +749,11 @@ void mix_samples_into(const at::Tensor& out, const std::vector<const In*>& input
   }
   const Normalize n{normalize, scale_c.data(), bias_c.data(), scale_row.data(), bias_row.data()};
   const at::Tensor threshold_c = field_threshold.has_value() ? field_threshold->contiguous() : at::Tensor();
+  at::Tensor field_rows_twice;
   const IntoParams p{partner_c.data_ptr<int64_t>(), lam_c.data_ptr<float>(), kind_c.data_ptr<uint8_t>(),
                      box_c.data_ptr<int64_t>(), pixel_mask.has_value() ? pixel_mask->data_ptr<uint8_t>() : nullptr,
                      pixel_mask.has_value() ? pixel_mask->stride(0) : 0,
-                     mask_field_of(mask_field, threshold_c)};
+                     mask_field_of(mask_field, threshold_c, field_rows_twice)};
   run<In>(inputs, static_cast<char*>(out.data_ptr()), g, n, p);
 }
 

@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstddef>
 #include <optional>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -24,6 +23,7 @@
 #include "../mix_plan.h"
 #include "../resize_taps.h"
 #include "blend_math.h"
+#include "cpu_features.h"
 
 namespace fastmix {
 namespace cpu {
@@ -34,36 +34,12 @@ struct ResizeSource {
   int64_t height, width, row_stride, col_stride;
 };
 
-// Whether this CPU runs the AVX-512 rows below (F, BW and VL).
-inline bool avx512_resize() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool supported =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  return supported;
-#else
-  return false;
-#endif
-}
-
-// Whether this CPU also has VBMI's byte permutes (vpermb), with which uint8 rows pick their taps'
-// bytes from 64-byte windows: a permute per tap and step, where the float rows convert their
-// windows' 32 bytes and permute float32 registers (5 shuffles a step where VBMI takes 2).
-// FASTMIX_RESIZE_WITHOUT_VBMI=1 in the environment (read once) takes the float rows as a CPU without
-// VBMI would: how the tests reach those rows on a CPU that has it.
-inline bool vbmi_resize() {
-#if defined(__x86_64__) && defined(__GNUC__)
-  static const bool supported = avx512_resize() && __builtin_cpu_supports("avx512vbmi") &&
-                                std::getenv("FASTMIX_RESIZE_WITHOUT_VBMI") == nullptr;
-  return supported;
-#else
-  return false;
-#endif
-}
-
-// The window of the vector rows that read T's rows (VectorTaps below).
+// The window of the vector rows that read T's rows (VectorTaps below): 64 bytes for uint8 where the
+// CPU has VBMI's byte permutes, which pick a step's tap bytes from it straight (2 shuffles a step,
+// where the float rows convert a window's 32 bytes and permute float32 registers: 5).
 template <typename T>
 int32_t vector_window() {
-  return std::is_same_v<T, uint8_t> && vbmi_resize() ? 64 : 32;
+  return std::is_same_v<T, uint8_t> && cpu_has_avx512_vbmi() ? 64 : 32;
 }
 
 // A vector row's arrays, padded to whole steps of 16 with copies of the last: a row's last step
@@ -169,7 +145,7 @@ struct ResizeTaps {
       col_lo[q] = t.lo * s.col_stride, col_hi[q] = t.hi * s.col_stride;
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
-    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && avx512_resize())
+    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && cpu_has_avx512())
       vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width, window_elements);
   }
 };
@@ -227,7 +203,7 @@ struct WidthPassCache {
 // float32 registers (masked loads at the row's end), from which two-register permutes pick each
 // lane's taps, blended from two or four windows where a step needs them. (Gathers would be simpler,
 // and on this project's CPUs no faster than scalar loads.) The arithmetic is the scalar loop's,
-// product for product (no FMA), so its bits. Chosen at run time (avx512_resize).
+// product for product (no FMA), so its bits. Chosen at run time (cpu_has_avx512).
 #define FASTMIX_RESIZE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 #define FASTMIX_RESIZE_AVX512_STEP __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline))
 

@@ -1,0 +1,43 @@
+// Which of the hand-written vector rows this CPU runs, chosen at run time (the extension is built
+// for any x86-64; the multiversioned loops choose for themselves). FASTMIX_CPU_FEATURES in the
+// environment, read once, narrows the choice: "avx512" takes the rows of an AVX-512 CPU without
+// VBMI, "baseline" those of a CPU without AVX-512 (how the tests reach them on a CPU with both).
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+
+namespace fastmix {
+namespace cpu {
+
+// The features the environment allows: 0 baseline, 1 AVX-512, 2 and VBMI.
+inline int allowed_features() {
+  const char* setting = std::getenv("FASTMIX_CPU_FEATURES");
+  if (setting == nullptr) return 2;
+  if (std::strcmp(setting, "baseline") == 0) return 0;
+  return std::strcmp(setting, "avx512") == 0 ? 1 : 2;
+}
+
+// AVX-512 F, BW and VL.
+inline bool cpu_has_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool supported = allowed_features() >= 1 && __builtin_cpu_supports("avx512f") &&
+                                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+// And VBMI's byte permutes (vpermb).
+inline bool cpu_has_avx512_vbmi() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool supported = cpu_has_avx512() && allowed_features() >= 2 && __builtin_cpu_supports("avx512vbmi");
+  return supported;
+#else
+  return false;
+#endif
+}
+
+}  // namespace cpu
+}  // namespace fastmix
