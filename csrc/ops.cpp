@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "cpu/cpu_features.h"
+#include "cpu/order_statistics.h"
 
 #ifndef FASTMIX_TORCH_VERSION
 #define FASTMIX_TORCH_VERSION "unknown"
@@ -33,11 +34,78 @@ static PyObject* cpu_vector_rows(PyObject*, PyObject*) {
   return PyUnicode_FromString(cpu_has_avx512_vbmi() ? "avx512_vbmi" : cpu_has_avx512() ? "avx512" : "baseline");
 }
 
+// A C-contiguous buffer of one dimension and the given struct format ("f" float32, "q"/"l" int64),
+// or a TypeError naming the argument; the caller releases it.
+static bool vector_buffer(PyObject* object, const char* name, char kind, Py_ssize_t itemsize, bool writable,
+                          Py_buffer* view) {
+  const int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+  if (PyObject_GetBuffer(object, view, flags) != 0)
+    return false;
+  const char* format = view->format[0] == '<' || view->format[0] == '=' || view->format[0] == '@'
+                           ? view->format + 1 : view->format;
+  const bool of_kind = kind == 'f' ? format[0] == 'f' : (format[0] == 'q' || format[0] == 'l');
+  if (view->ndim != 1 || !of_kind || format[1] != '\0' || view->itemsize != itemsize) {
+    PyErr_Format(PyExc_TypeError, "order_statistics: %s must be a 1-D %s array, got format '%s' with %d dimensions",
+                 name, kind == 'f' ? "float32" : "int64", view->format, view->ndim);
+    PyBuffer_Release(view);
+    return false;
+  }
+  return true;
+}
+
+// order_statistics(values, ranks, value, below): cpu/order_statistics.h on numpy arrays, writing
+// value (float32, like ranks) and below (int64, like ranks).
+static PyObject* order_statistics(PyObject*, PyObject* args) {
+  PyObject *values_object, *ranks_object, *value_object, *below_object;
+  if (!PyArg_ParseTuple(args, "OOOO", &values_object, &ranks_object, &value_object, &below_object))
+    return nullptr;
+  Py_buffer values, ranks, value, below;
+  if (!vector_buffer(values_object, "values", 'f', 4, false, &values))
+    return nullptr;
+  if (!vector_buffer(ranks_object, "ranks", 'q', 8, false, &ranks)) {
+    PyBuffer_Release(&values);
+    return nullptr;
+  }
+  if (!vector_buffer(value_object, "value", 'f', 4, true, &value)) {
+    PyBuffer_Release(&values), PyBuffer_Release(&ranks);
+    return nullptr;
+  }
+  if (!vector_buffer(below_object, "below", 'q', 8, true, &below)) {
+    PyBuffer_Release(&values), PyBuffer_Release(&ranks), PyBuffer_Release(&value);
+    return nullptr;
+  }
+  const int64_t n = values.shape[0], k = ranks.shape[0];
+  const auto* rank = static_cast<const int64_t*>(ranks.buf);
+  const char* error = nullptr;
+  if (value.shape[0] != k || below.shape[0] != k)
+    error = "value and below must have as many elements as ranks";
+  for (int64_t j = 0; error == nullptr && j < k; ++j)
+    if (rank[j] < 0 || rank[j] >= n)
+      error = "every rank must be in [0, len(values))";
+  if (error == nullptr) {
+    Py_BEGIN_ALLOW_THREADS
+    fastmix::cpu::order_statistics(static_cast<const float*>(values.buf), n, rank, k,
+                                   static_cast<float*>(value.buf), static_cast<int64_t*>(below.buf));
+    Py_END_ALLOW_THREADS
+  } else {
+    PyErr_Format(PyExc_ValueError, "order_statistics: %s (len(values) %lld, len(ranks) %lld)", error,
+                 static_cast<long long>(n), static_cast<long long>(k));
+  }
+  PyBuffer_Release(&values), PyBuffer_Release(&ranks), PyBuffer_Release(&value), PyBuffer_Release(&below);
+  if (error != nullptr)
+    return nullptr;
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"cpu_threads", cpu_threads, METH_NOARGS,
      "cpu_threads() -> int: the threads the CPU kernels run on now (torch.set_num_threads, if this build is parallel)"},
     {"cpu_vector_rows", cpu_vector_rows, METH_NOARGS,
      "cpu_vector_rows() -> str: the vector rows the CPU kernels take: avx512_vbmi, avx512 or baseline"},
+    {"order_statistics", order_statistics, METH_VARARGS,
+     "order_statistics(values, ranks, value, below): for float32 values (n,) and int64 ranks (k,) in [0, n), "
+     "writes value (float32 (k,)), the ranks' values in ascending order, and below (int64 (k,)), how many "
+     "values are smaller than each"},
     {nullptr, nullptr, 0, nullptr}};
 
 // `import fastmix._C` loads this library, which registers the ops below with the dispatcher.
