@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <vector>
 
 #include "cpu/cpu_features.h"
 #include "cpu/order_statistics.h"
@@ -75,22 +76,30 @@ static PyObject* order_statistics(PyObject*, PyObject* args) {
     return nullptr;
   }
   const int64_t n = values.shape[0], k = ranks.shape[0];
-  const auto* rank = static_cast<const int64_t*>(ranks.buf);
+  // The ranks are copied and checked with the GIL held: the caller's array could change while the
+  // selection runs without it, and an unchecked rank would index out of bounds.
+  const auto* caller_ranks = static_cast<const int64_t*>(ranks.buf);
+  std::vector<int64_t> rank(caller_ranks, caller_ranks + k);
   const char* error = nullptr;
   if (value.shape[0] != k || below.shape[0] != k)
     error = "value and below must have as many elements as ranks";
+  else if (n >= (int64_t{1} << 32) - 1)
+    error = "values must have fewer than 2^32 - 1 elements";
   for (int64_t j = 0; error == nullptr && j < k; ++j)
     if (rank[j] < 0 || rank[j] >= n)
       error = "every rank must be in [0, len(values))";
   if (error == nullptr) {
+    bool finite;
     Py_BEGIN_ALLOW_THREADS
-    fastmix::cpu::order_statistics(static_cast<const float*>(values.buf), n, rank, k,
-                                   static_cast<float*>(value.buf), static_cast<int64_t*>(below.buf));
+    finite = fastmix::cpu::order_statistics(static_cast<const float*>(values.buf), n, rank.data(), k,
+                                            static_cast<float*>(value.buf), static_cast<int64_t*>(below.buf));
     Py_END_ALLOW_THREADS
-  } else {
+    if (!finite)
+      error = "values must be finite";
+  }
+  if (error != nullptr)
     PyErr_Format(PyExc_ValueError, "order_statistics: %s (len(values) %lld, len(ranks) %lld)", error,
                  static_cast<long long>(n), static_cast<long long>(k));
-  }
   PyBuffer_Release(&values), PyBuffer_Release(&ranks), PyBuffer_Release(&value), PyBuffer_Release(&below);
   if (error != nullptr)
     return nullptr;
@@ -104,8 +113,8 @@ static PyMethodDef module_methods[] = {
      "cpu_vector_rows() -> str: the vector rows the CPU kernels take: avx512_vbmi, avx512 or baseline"},
     {"order_statistics", order_statistics, METH_VARARGS,
      "order_statistics(values, ranks, value, below): for float32 values (n,) and int64 ranks (k,) in [0, n), "
-     "writes value (float32 (k,)), the ranks' values in ascending order, and below (int64 (k,)), how many "
-     "values are smaller than each"},
+     "writes value (float32 (k,)), value[j] the ranks[j]-th smallest, and below (int64 (k,)), how many "
+     "values are smaller than each; values must be finite"},
     {nullptr, nullptr, 0, nullptr}};
 
 // `import fastmix._C` loads this library, which registers the ops below with the dispatcher.

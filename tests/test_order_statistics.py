@@ -77,6 +77,19 @@ def test_batch_mode_masks_take_as_many_pixels_as_their_lam_says():
     assert np.all(np.abs(own - lam) <= 1 / 480)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("way", ["extension", "np.sort"])
+def test_values_that_are_not_finite_are_refused_on_both_paths(bad, way):
+    """NaN has no rank (np.sort puts it last, a selection by buckets cannot place it) and an
+    infinite range has no bucket width: both paths refuse them alike, writing nothing."""
+    if way == "extension" and order.load_extension() is None:
+        pytest.skip("fastmix._C did not load")
+    values = np.array([1.0, 2.0, bad, 0.0], dtype=np.float32)
+    select = order.order_statistics if way == "extension" else order.order_statistics_by_sort
+    with pytest.raises(ValueError, match="values must be finite"):
+        select(values, np.array([0, 3]))
+
+
 @requires_cpp
 def test_bad_arguments_are_refused_by_name():
     from fastmix import _C

@@ -5,8 +5,9 @@ spectrum whose real and imaginary parts are independent standard normals, scaled
 ``1 / max(f, 1 / max(H, W)) ** decay_power`` at frequency f, transformed back (the real part of the
 inverse FFT) and binarised so that the ``num`` brightest pixels stay the sample's own and the others
 come from the partner; ``num`` is ``ceil(lam * H * W)`` or ``floor(lam * H * W)`` with even odds, as in
-the authors' ``binarise_mask``. The own fraction ``num / (H * W)`` is the sample's lam exactly (a tie
-across the cut keeps the tied pixels the sample's own, and its lam counts them).
+the authors' ``binarise_mask``. The own fraction ``num / (H * W)`` is the sample's lam exactly, but at
+a tie across the cut: there the tied pixels all stay the sample's own (more than ``num``), and its lam
+is the fraction it keeps.
 
 Where fastmix differs from the authors' fmix.py (and the copies in OpenMixup and PaddleClas): that
 code builds the complex spectrum as ``spectrum[:, 0] + 1j * spectrum[:, 1]`` from an array of shape
@@ -78,8 +79,9 @@ def own_pixel_counts(lam: np.ndarray, pixels: int, rng: np.random.Generator) -> 
 def fmix_pixel_masks(lam: np.ndarray, height: int, width: int, decay_power: float,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """For Beta lambdas ``lam`` (n,): (pixel_mask (n, H, W) uint8, 1 where the partner's pixel is
-    taken; own (n,) float64, the fraction of pixels each keeps, its lam). Each mask is its image
-    below the level of its ``pixels - num``-th dimmest pixel, as :func:`fmix_field_params` cuts."""
+    taken; own (n,) float64, the fraction of pixels each keeps, its lam). Each mask takes its image's
+    pixels below the dimmest pixel that the sample keeps (index ``pixels - num`` of the ascending
+    order), as :func:`fmix_field_params` cuts."""
     n, pixels = lam.shape[0], height * width
     images = low_frequency_images(n, height, width, decay_power, rng).reshape(n, pixels)
     pixel_mask = np.empty((n, pixels), dtype=np.uint8)
