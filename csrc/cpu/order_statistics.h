@@ -41,8 +41,8 @@ inline bool order_statistics(const float* values, int64_t n, const int64_t* rank
     return true;
   // Buckets of equal width in value between the least and the greatest, about 16 values each: a
   // value's bucket, floor((v - least) * buckets / range) in double, never decreases as v grows, so
-  // the buckets are in order. (Buckets of the keys' top bits were 8x more, mostly empty, and their
-  // 0.5 MB of counts cost more than the values: 0.15 against 0.1 ms.)
+  // the buckets are in order. (Buckets of the keys' top 16 bits, tried first: 65,536 counts to clear
+  // and sum, 97% of them empty for a noise image, and no faster: 0.15 ms against 0.14-0.17.)
   float least = values[0], greatest = values[0];
   bool finite = true;
   for (int64_t i = 0; i < n; ++i)
@@ -82,8 +82,9 @@ inline bool order_statistics(const float* values, int64_t n, const int64_t* rank
     place(i), place(i + quarter), place(i + 2 * quarter), place(i + 3 * quarter);
   for (int64_t i = 4 * quarter; i < n; ++i)
     place(i);
-  // A bucket holds about 16 values: a selection per rank costs less than a sort of the bucket. A big bucket (a field of few
-  // distinct values) is sorted once instead, its ranks in ascending order so it is sorted first.
+  // A bucket holds about 16 values: a selection per rank costs less than a sort of the bucket. A
+  // big bucket (a field of few distinct values) is sorted once instead: the ranks are taken in
+  // ascending order, so its ranks come one after another.
   constexpr uint32_t kSelectBelow = 4096;
   std::vector<int64_t> order(k);
   std::iota(order.begin(), order.end(), 0);

@@ -10,9 +10,10 @@ from ..backends.extension import load_extension
 
 
 def order_statistics(values: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For finite float32 ``values`` (any shape, read flat, fewer than 2**32 - 1) and int64 ``ranks`` (k,), each in
-    [0, values.size): (value float32 (k,), the ranks[j]-th smallest of values; below int64 (k,), how
-    many values are < value[j], which is ranks[j] unless the value repeats below its rank). About
+    """For finite float32 ``values`` (any shape, read flat, fewer than 2**32 - 1) and int64 ``ranks``
+    (k,), each in [0, values.size): (value float32 (k,), the ranks[j]-th smallest of values; below
+    int64 (k,), how many values are < value[j], which is ranks[j] unless the value repeats below its
+    rank). About
     0.15-0.2 ms for 224x224 values and 256 ranks with the extension; np.sort takes 0.14 ms with numpy's
     SIMD sort and 1.0-1.3 ms on CPUs it does not dispatch to. A value that is not finite is refused
     (ValueError) on both paths."""
