@@ -4,7 +4,7 @@
 
 256 numpy HWC uint8 samples of 224x224 (fastmix.bench.inputs), ``MixupCollate(Mixup(seed=0, ...))``
 in batch mode with Mixup (mixup_alpha=0.8), with FMix (fmix_alpha=1.0; batch and elem mode) and with ResizeMix
-(resizemix_alpha=1.0, bilinear): every row is called once per round in turn (interleaved, fresh
+(resizemix_alpha=1.0, bilinear and nearest): every row is called once per round in turn (interleaved, fresh
 draws from each Mixup's stream, sampling included), and the medians and the ratios to Mixup are
 printed per backend, with each setting's draw alone (``Mixup.sample``) and its share of the row. The main bench
 (``python -m fastmix bench``) times the same rows among all its others; this one leaves out the
@@ -23,7 +23,8 @@ from fastmix.bench.inputs import make_samples
 
 SETTINGS = {"mixup": dict(mixup_alpha=0.8), "fmix batch": dict(mixup_alpha=0.0, fmix_alpha=1.0),
             "fmix elem": dict(mixup_alpha=0.0, fmix_alpha=1.0, mode="elem"),
-            "resizemix batch": dict(mixup_alpha=0.0, resizemix_alpha=1.0)}
+            "resizemix batch": dict(mixup_alpha=0.0, resizemix_alpha=1.0),
+            "resizemix nearest": dict(mixup_alpha=0.0, resizemix_alpha=1.0, resizemix_interpolation="nearest")}
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     median = {key: statistics.median(v) * 1e3 for key, v in times.items()}
     draw = {name: statistics.median(v) * 1e3 for name, v in draws.items()}
     for (backend, name), ms in median.items():
-        print(f"{backend:6s} {name:15s} {ms:8.2f} ms   (its draw {draw[name]:.3f} ms: {draw[name] / ms:.1%})")
+        print(f"{backend:6s} {name:17s} {ms:8.2f} ms   (its draw {draw[name]:.3f} ms: {draw[name] / ms:.1%})")
     for backend in args.backends.split(","):
         for name in list(SETTINGS)[1:]:
             print(f"{backend:6s} {name} / mixup collate = {median[(backend, name)] / median[(backend, 'mixup')]:.2f}")
