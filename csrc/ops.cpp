@@ -29,10 +29,13 @@ static PyObject* cpu_threads(PyObject*, PyObject*) {
 }
 
 // Which hand-written vector rows the CPU kernels take here (cpu/cpu_features.h): "avx512_vbmi",
-// "avx512" or "baseline", after FASTMIX_CPU_FEATURES.
+// "avx512", "avx2" or "baseline", after FASTMIX_CPU_FEATURES.
 static PyObject* cpu_vector_rows(PyObject*, PyObject*) {
   using namespace fastmix::cpu;
-  return PyUnicode_FromString(cpu_has_avx512_vbmi() ? "avx512_vbmi" : cpu_has_avx512() ? "avx512" : "baseline");
+  return PyUnicode_FromString(cpu_has_avx512_vbmi() ? "avx512_vbmi"
+                              : cpu_has_avx512()    ? "avx512"
+                              : cpu_has_avx2()      ? "avx2"
+                                                    : "baseline");
 }
 
 // A C-contiguous buffer of one dimension and the given struct format ("f" float32, "q"/"l" int64),

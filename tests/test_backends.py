@@ -34,15 +34,16 @@ def test_the_cpu_kernels_run_on_as_many_threads_as_torch_set_num_threads(threads
 
 
 @requires_cpp
-@pytest.mark.parametrize("features", ["avx512", "baseline"])
+@pytest.mark.parametrize("features", ["avx512", "avx2", "baseline"])
 def test_the_rows_of_cpus_with_fewer_vector_features_equal_the_reference(features):
     """The cpp kernels' hand-written vector rows (ResizeMix's resize, FMix's mask cut) are chosen by
     the CPU at run time: uint8 resizes with VBMI's byte permutes, else from float32 windows
-    (AVX-512 without VBMI), else the scalar loops. FASTMIX_CPU_FEATURES narrows the choice, so the
+    (AVX-512 without VBMI), else 8-lane rows (AVX2, for the resize; FMix's cut takes the scalar
+    loops there), else the scalar loops. FASTMIX_CPU_FEATURES narrows the choice, so the
     cpp cases of their specifications run again here as those CPUs run them."""
     from fastmix import _C
 
-    order = ["baseline", "avx512", "avx512_vbmi"]
+    order = ["baseline", "avx2", "avx512", "avx512_vbmi"]
     expected = order[min(order.index(features), order.index(_C.cpu_vector_rows()))]
     env = dict(os.environ, FASTMIX_CPU_FEATURES=features)
     tests = Path(__file__).parent

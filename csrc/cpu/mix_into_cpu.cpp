@@ -490,7 +490,7 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
     buf.width_passes.clear();
 #ifdef FASTMIX_VECTOR_RESIZE
     buf.interleaved.reset();
-    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && cpu_has_avx512()) {
+    if (std::is_same_v<In, uint8_t> && g.hwc_in && C > 1 && W * C <= INT32_MAX && vector_window<In>() > 0) {
       const ResizeTaps<float>& t = *buf.taps;
       buf.interleaved.emplace(t.col_lo, t.col_hi, t.col_w_lo, t.col_w_hi, t.cols, C, W * C, vector_window<In>());
     }
@@ -522,9 +522,9 @@ void write_resized_rows(const In* own, const In* theirs, bool nearest, const int
           const uint8_t* top = theirs + taps.row_lo[rr] * source.row_stride;
           S* row = staged + (r * W + box[2]) * C;
           if (nearest) {
-            nearest_row_avx512(top, *buf.interleaved, row);
+            nearest_row_vector(top, *buf.interleaved, row);
           } else {
-            bilinear_row_avx512(top, theirs + taps.row_hi[rr] * source.row_stride, *buf.interleaved,
+            bilinear_row_vector(top, theirs + taps.row_hi[rr] * source.row_stride, *buf.interleaved,
                                 taps.row_w_lo[rr], taps.row_w_hi[rr], row, buf.width_passes);
           }
         }

@@ -3,10 +3,11 @@
 // the sample's box (mix_cpu.cpp), into a box-sized buffer for a swapped pair, or into a staged row
 // of mix_into_cpu.cpp. Taps are computed once per box; a row is a loop over them with the rounding
 // of the reference (products and sums apart, no FMA: -ffp-contract=off), 16 elements a step with
-// AVX-512 for the float32 and uint8 rows of in-place batches and the collate's uint8 HWC rows
-// (bilinear and nearest; uint8 with VBMI's byte permutes where the CPU has them), the scalar loop
-// for the others. A bilinear row is two width passes (along W, one per source row it reads) and
-// their blend along H; a thread keeps the last two passes, which the next box row often reads.
+// AVX-512, 8 with AVX2, for the float32 and uint8 rows of in-place batches and the collate's uint8
+// HWC rows (bilinear and nearest; uint8 with VBMI's byte permutes where the CPU has them), the
+// scalar loop for the others. A bilinear row is two width passes (along W, one per source row it
+// reads) and their blend along H; a thread keeps the last two passes, which the next box row often
+// reads.
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <immintrin.h>
 #endif
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -36,24 +38,30 @@ struct ResizeSource {
 
 // The window of the vector rows that read T's rows (VectorTaps below): 64 bytes for uint8 where the
 // CPU has VBMI's byte permutes, which pick a step's tap bytes from it straight (2 shuffles a step,
-// where the float rows convert a window's 32 bytes and permute float32 registers: 5).
+// where the float rows convert a window's 32 bytes and permute float32 registers: 5); 32 elements
+// (two registers) with AVX-512; 16 with AVX2 (two registers of 8); 0 where the CPU has neither.
 template <typename T>
 int32_t vector_window() {
-  return std::is_same_v<T, uint8_t> && cpu_has_avx512_vbmi() ? 64 : 32;
+  if (cpu_has_avx512()) return std::is_same_v<T, uint8_t> && cpu_has_avx512_vbmi() ? 64 : 32;
+  return cpu_has_avx2() ? 16 : 0;
 }
 
-// A vector row's arrays, padded to whole steps of 16 with copies of the last: a row's last step
-// computes all 16 lanes and stores the real ones.
+// The elements of a vector row's step for a window: 16 (AVX-512), 8 (AVX2's 16-element windows).
+inline int32_t vector_lanes(int32_t window) { return window >= 32 ? 16 : 8; }
+
+// A vector row's arrays, padded to whole steps of `lanes` with copies of the last: a row's last
+// step computes all its lanes and stores the real ones.
 template <typename V>
-void pad_to_steps(std::vector<V>& v) {
-  if (!v.empty()) v.resize((v.size() + 15) / 16 * 16, v.back());
+void pad_to_steps(std::vector<V>& v, size_t lanes) {
+  if (!v.empty()) v.resize((v.size() + lanes - 1) / lanes * lanes, v.back());
 }
 
-// The taps of a box row's elements as the AVX-512 rows read them (below), planned once per box:
+// The taps of a box row's elements as the vector rows read them (below), planned once per box:
 // a row of `channels` interleaved channels (1: planar), element q * channels + c reading source
-// elements col_lo[q] + c and col_hi[q] + c of a row of row_elements. Per step of 16 elements: how
-// many windows of `window` source elements (32: two float32 registers; 64: a register of bytes,
-// for uint8 rows on CPUs with VBMI's byte permutes) its taps need (1 where the box shrinks its
+// elements col_lo[q] + c and col_hi[q] + c of a row of row_elements. Per step of `lanes` elements
+// (16; 8 with AVX2's windows of 16): how many windows of `window` source elements (32: two float32
+// registers; 64: a register of bytes, for uint8 rows on CPUs with VBMI's byte permutes; 16: two
+// AVX2 registers) its taps need (1 where the box shrinks its
 // partner by less than 2x on planar rows of 32, about 1.7x on RGB ones, 3.5x with 64: most of
 // ResizeMix's scales; 2, a window per half, or 4, per quarter, for the smallest and the clipped
 // boxes; 0: wider still, the scalar loop's), where each window starts and which of its elements
@@ -65,7 +73,7 @@ struct VectorTaps {
     uint64_t in_row[4];  // bit k: element start + k lies in the row (the masked loads' masks)
   };
   int64_t elements;
-  int32_t window;
+  int32_t window, lanes;
   std::vector<int32_t> lo, hi;        // per element, source offsets (the scalar loop's)
   std::vector<float> w_lo, w_hi;      // per element, weights
   std::vector<int32_t> lo_at, hi_at;  // per element, lo and hi minus its window's start
@@ -75,7 +83,7 @@ struct VectorTaps {
   VectorTaps(const std::vector<int64_t>& col_lo, const std::vector<int64_t>& col_hi, const std::vector<acc_t>& col_w_lo,
              const std::vector<acc_t>& col_w_hi, int64_t cols, int64_t channels, int64_t row_elements,
              int32_t window_elements)
-      : elements(cols * channels), window(window_elements) {
+      : elements(cols * channels), window(window_elements), lanes(vector_lanes(window_elements)) {
     for (auto* v : {&lo, &hi}) v->reserve(static_cast<size_t>(elements + 15));
     for (auto* v : {&w_lo, &w_hi}) v->reserve(static_cast<size_t>(elements + 15));
     for (int64_t q = 0; q < cols; ++q)
@@ -83,13 +91,14 @@ struct VectorTaps {
         lo.push_back(static_cast<int32_t>(col_lo[q] + c)), hi.push_back(static_cast<int32_t>(col_hi[q] + c));
         w_lo.push_back(static_cast<float>(col_w_lo[q])), w_hi.push_back(static_cast<float>(col_w_hi[q]));
       }
-    for (auto* v : {&lo, &hi}) pad_to_steps(*v);
-    for (auto* v : {&w_lo, &w_hi}) pad_to_steps(*v);
+    const size_t step_lanes = static_cast<size_t>(lanes);
+    for (auto* v : {&lo, &hi}) pad_to_steps(*v, step_lanes);
+    for (auto* v : {&w_lo, &w_hi}) pad_to_steps(*v, step_lanes);
     lo_at.resize(lo.size()), hi_at.resize(hi.size());
-    for (size_t q = 0; q < lo.size(); q += 16) {
+    for (size_t q = 0; q < lo.size(); q += step_lanes) {
       Step step{0, {0, 0, 0, 0}, {0, 0, 0, 0}};
       for (int windows = 1; windows <= 4 && step.windows == 0; windows *= 2) {
-        const size_t lanes = 16 / windows;
+        const size_t lanes = step_lanes / windows;
         bool fits = true;
         for (int w = 0; w < windows; ++w) {
           // (the highest tap, not the last lane's: at the right edge of an HWC row the last pixel's
@@ -99,7 +108,7 @@ struct VectorTaps {
         }
         if (fits) step.windows = windows;
       }
-      const size_t lanes = step.windows > 0 ? 16 / step.windows : 16;
+      const size_t lanes = step.windows > 0 ? step_lanes / step.windows : step_lanes;
       for (int w = 0; w < step.windows; ++w) {
         const int32_t start = lo[q + w * lanes];
         const int64_t left = row_elements - start;  // >= 1
@@ -145,7 +154,7 @@ struct ResizeTaps {
       col_lo[q] = t.lo * s.col_stride, col_hi[q] = t.hi * s.col_stride;
       col_w_lo[q] = t.w_lo, col_w_hi[q] = t.w_hi;
     }
-    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && cpu_has_avx512())
+    if (std::is_same_v<acc_t, float> && cols > 0 && s.col_stride == 1 && s.width <= INT32_MAX && window_elements > 0)
       vector.emplace(col_lo, col_hi, col_w_lo, col_w_hi, cols, 1, s.width, window_elements);
   }
 };
@@ -399,7 +408,7 @@ inline const float* kept_pass(WidthPassCache& cache, const void* row) {
 // source row), sized for the taps.
 inline float* slot_for_pass(WidthPassCache& cache, const void* row, const VectorTaps& taps) {
   const int k = 1 - cache.last;
-  const size_t padded = taps.steps.size() * 16;
+  const size_t padded = taps.steps.size() * static_cast<size_t>(taps.lanes);
   if (cache.values[k].size() < padded) cache.values[k].resize(padded);
   cache.row[k] = row, cache.last = k;
   return cache.values[k].data();
@@ -483,6 +492,202 @@ FASTMIX_RESIZE_AVX512 inline void nearest_row_avx512(const T* row, const VectorT
   }
 }
 
+// Rows with AVX2, for CPUs without AVX-512: the rows above at half the width, 8 box elements a
+// step from windows of 16 source elements (two registers of 8), each lane's taps picked by two
+// one-register permutes and a blend on the place's bit 3. The arithmetic is the scalar loop's,
+// product for product, so its bits. Chosen at run time (cpu_has_avx2, on CPUs without AVX-512).
+#define FASTMIX_RESIZE_AVX2 __attribute__((target("avx2")))
+#define FASTMIX_RESIZE_AVX2_STEP __attribute__((target("avx2"), always_inline))
+
+// The 16 source elements from p, those of in_row (the others zeros, never read), as float32 in two
+// registers. (AVX2 has no byte-masked loads, and its masked float loads are slow on some CPUs: a
+// window that crosses the row's end is copied, which only a row's last steps do.)
+FASTMIX_RESIZE_AVX2_STEP inline void source_window_avx2(const float* p, uint64_t in_row, __m256* low, __m256* high) {
+  if ((in_row & 0xffffu) == 0xffffu) {
+    *low = _mm256_loadu_ps(p), *high = _mm256_loadu_ps(p + 8);
+    return;
+  }
+  alignas(32) float v[16] = {};
+  for (int k = 0; k < 16 && ((in_row >> k) & 1u); ++k) v[k] = p[k];
+  *low = _mm256_load_ps(v), *high = _mm256_load_ps(v + 8);
+}
+
+FASTMIX_RESIZE_AVX2_STEP inline void source_window_avx2(const uint8_t* p, uint64_t in_row, __m256* low, __m256* high) {
+  __m128i bytes;
+  if ((in_row & 0xffffu) == 0xffffu) {
+    bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  } else {
+    alignas(16) uint8_t v[16] = {};
+    for (int k = 0; k < 16 && ((in_row >> k) & 1u); ++k) v[k] = p[k];
+    bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(v));
+  }
+  *low = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+  *high = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+}
+
+// Each lane's value at place k (< 16) of its window (lanes j * 8 / Windows on: window j).
+template <int Windows>
+FASTMIX_RESIZE_AVX2_STEP inline __m256 pick_avx2(const __m256 w[2 * Windows], __m256i k) {
+  constexpr int lanes = 8 / Windows;
+  const __m256 upper = _mm256_castsi256_ps(_mm256_slli_epi32(k, 28));  // sign bit: k >= 8
+  __m256 v = _mm256_blendv_ps(_mm256_permutevar8x32_ps(w[0], k), _mm256_permutevar8x32_ps(w[1], k), upper);
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int j = 1; j < Windows; ++j) {
+    const __m256 from_j = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lane, _mm256_set1_epi32(j * lanes - 1)));
+    v = _mm256_blendv_ps(
+        v, _mm256_blendv_ps(_mm256_permutevar8x32_ps(w[2 * j], k), _mm256_permutevar8x32_ps(w[2 * j + 1], k), upper),
+        from_j);
+  }
+  return v;
+}
+
+// The first `count` (1 to 8) lanes to out, as store_lanes stores them.
+template <typename D>
+FASTMIX_RESIZE_AVX2_STEP inline void store_lanes_avx2(D* out, __m256 v, int64_t count) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    const __m256i whole = _mm256_cvtps_epi32(v);  // (half to even; 0 to 255 here, so the packs keep them)
+    const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(whole), _mm256_extracti128_si256(whole, 1));
+    const __m128i bytes = _mm_packus_epi16(words, words);
+    if (count == 8) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
+    } else {
+      alignas(16) uint8_t b[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(b), bytes);
+      std::memcpy(out, b, static_cast<size_t>(count));
+    }
+  } else {
+    if (count == 8) {
+      _mm256_storeu_ps(out, v);
+    } else {
+      alignas(32) float b[8];
+      _mm256_store_ps(b, v);
+      std::memcpy(out, b, static_cast<size_t>(count) * sizeof(float));
+    }
+  }
+}
+
+template <int Windows, typename T>
+FASTMIX_RESIZE_AVX2_STEP inline void load_windows_avx2(const T* row, const VectorTaps::Step& step,
+                                                      __m256 w[2 * Windows]) {
+  for (int j = 0; j < Windows; ++j) source_window_avx2(row + step.start[j], step.in_row[j], &w[2 * j], &w[2 * j + 1]);
+}
+
+// Step i (elements 8 i on) of a width pass over one source row.
+template <int Windows, typename T>
+FASTMIX_RESIZE_AVX2_STEP inline __m256 width_step_avx2(const T* row, const StepArrays& t, int64_t i) {
+  const int64_t q = 8 * i;
+  __m256 w[2 * Windows];
+  load_windows_avx2<Windows>(row, t.steps[i], w);
+  const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.lo_at + q));
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.hi_at + q));
+  return _mm256_add_ps(_mm256_mul_ps(pick_avx2<Windows>(w, l), _mm256_loadu_ps(t.w_lo + q)),
+                       _mm256_mul_ps(pick_avx2<Windows>(w, h), _mm256_loadu_ps(t.w_hi + q)));
+}
+
+// Step i the scalar loop's way (a step whose taps span more than four windows).
+template <typename T>
+FASTMIX_RESIZE_AVX2_STEP inline __m256 width_step_scalar_avx2(const T* row, const VectorTaps& taps, int64_t i) {
+  alignas(32) float v[8];
+  for (int k = 0; k < 8; ++k) {
+    const size_t e = static_cast<size_t>(8 * i + k);
+    v[k] = static_cast<float>(row[taps.lo[e]]) * taps.w_lo[e] + static_cast<float>(row[taps.hi[e]]) * taps.w_hi[e];
+  }
+  return _mm256_load_ps(v);
+}
+
+// sink(q, values) for each step of the width pass over `row` (elements q to q + 7).
+template <typename T, typename Sink>
+FASTMIX_RESIZE_AVX2 inline void width_pass_avx2(const T* row, const VectorTaps& taps, const Sink& sink) {
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    switch (t.steps[i].windows) {
+      case 1: sink(8 * i, width_step_avx2<1>(row, t, i)); break;
+      case 2: sink(8 * i, width_step_avx2<2>(row, t, i)); break;
+      case 4: sink(8 * i, width_step_avx2<4>(row, t, i)); break;
+      default: sink(8 * i, width_step_scalar_avx2(row, taps, i));
+    }
+  }
+}
+
+struct KeepPassAvx2 {
+  float* kept;
+  FASTMIX_RESIZE_AVX2_STEP void operator()(int64_t q, __m256 v) const { _mm256_storeu_ps(kept + q, v); }
+};
+
+template <typename D>
+struct KeepPassAndBlendRowsAvx2 {
+  float* kept;
+  const float* upper;
+  __m256 wy_lo, wy_hi;
+  D* out;
+  int64_t elements;
+  FASTMIX_RESIZE_AVX2_STEP void operator()(int64_t q, __m256 lower) const {
+    _mm256_storeu_ps(kept + q, lower);
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(upper + q), wy_lo), _mm256_mul_ps(lower, wy_hi));
+    store_lanes_avx2(out + q, v, std::min<int64_t>(8, elements - q));
+  }
+};
+
+// bilinear_row_avx512 with AVX2's rows.
+template <typename T, typename D>
+FASTMIX_RESIZE_AVX2 inline void bilinear_row_avx2(const T* top, const T* bottom, const VectorTaps& taps, float wy_lo,
+                                                  float wy_hi, D* out, WidthPassCache& cache) {
+  const float* upper = kept_pass(cache, top);
+  if (upper == nullptr) {
+    float* kept = slot_for_pass(cache, top, taps);
+    width_pass_avx2(top, taps, KeepPassAvx2{kept});
+    upper = kept;
+  }
+  const __m256 vy_lo = _mm256_set1_ps(wy_lo), vy_hi = _mm256_set1_ps(wy_hi);
+  const int64_t n = taps.elements;
+  if (const float* lower = kept_pass(cache, bottom)) {
+    for (int64_t q = 0; q < n; q += 8)
+      store_lanes_avx2(out + q, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(upper + q), vy_lo),
+                                              _mm256_mul_ps(_mm256_loadu_ps(lower + q), vy_hi)),
+                       std::min<int64_t>(8, n - q));
+    return;
+  }
+  width_pass_avx2(bottom, taps,
+                  KeepPassAndBlendRowsAvx2<D>{slot_for_pass(cache, bottom, taps), upper, vy_lo, vy_hi, out, n});
+}
+
+// nearest_row_avx512 with AVX2's rows.
+template <typename T, typename D>
+FASTMIX_RESIZE_AVX2 inline void nearest_row_avx2(const T* row, const VectorTaps& taps, D* out) {
+  const StepArrays t(taps);
+  const int64_t steps = static_cast<int64_t>(taps.steps.size());
+  for (int64_t i = 0; i < steps; ++i) {
+    const int64_t q = 8 * i;
+    const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.lo_at + q));
+    __m256 w[8];
+    __m256 v;
+    switch (t.steps[i].windows) {
+      case 1: load_windows_avx2<1>(row, t.steps[i], w), v = pick_avx2<1>(w, l); break;
+      case 2: load_windows_avx2<2>(row, t.steps[i], w), v = pick_avx2<2>(w, l); break;
+      case 4: load_windows_avx2<4>(row, t.steps[i], w), v = pick_avx2<4>(w, l); break;
+      default:
+        for (int64_t k = q; k < std::min(t.elements, q + 8); ++k) out[k] = as_value<D>(row[taps.lo[k]]);
+        continue;
+    }
+    store_lanes_avx2(out + q, v, std::min<int64_t>(8, t.elements - q));  // exact
+  }
+}
+
+// The vector rows for the CPU the taps were planned for (VectorTaps::lanes).
+template <typename T, typename D>
+inline void bilinear_row_vector(const T* top, const T* bottom, const VectorTaps& taps, float wy_lo, float wy_hi, D* out,
+                                WidthPassCache& cache) {
+  if (taps.lanes == 16) return bilinear_row_avx512(top, bottom, taps, wy_lo, wy_hi, out, cache);
+  bilinear_row_avx2(top, bottom, taps, wy_lo, wy_hi, out, cache);
+}
+
+template <typename T, typename D>
+inline void nearest_row_vector(const T* row, const VectorTaps& taps, D* out) {
+  if (taps.lanes == 16) return nearest_row_avx512(row, taps, out);
+  nearest_row_avx2(row, taps, out);
+}
+
 #define FASTMIX_VECTOR_RESIZE 1
 #endif
 
@@ -505,7 +710,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
   if (taps.nearest) {
 #ifdef FASTMIX_VECTOR_RESIZE
     if constexpr (vector_rows<acc_t, T, D>()) {
-      if (out_stride == 1 && taps.vector) return nearest_row_avx512(top, *taps.vector, out);
+      if (out_stride == 1 && taps.vector) return nearest_row_vector(top, *taps.vector, out);
     }
 #endif
     for (int64_t q = 0; q < taps.cols; ++q) out[q * out_stride] = as_value<D>(top[taps.col_lo[q]]);
@@ -516,7 +721,7 @@ void resize_box_row(const T* channel, const ResizeSource& s, const ResizeTaps<ac
 #ifdef FASTMIX_VECTOR_RESIZE
   if constexpr (vector_rows<acc_t, T, D>()) {
     if (out_stride == 1 && taps.vector)
-      return bilinear_row_avx512(top, bottom, *taps.vector, wy_lo, wy_hi, out, cache);
+      return bilinear_row_vector(top, bottom, *taps.vector, wy_lo, wy_hi, out, cache);
   }
 #endif
   const int64_t* lo = taps.col_lo.data();
