@@ -13,10 +13,9 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray,
     """For finite float32 ``values`` (any shape, read flat, fewer than 2**32 - 1) and int64 ``ranks``
     (k,), each in [0, values.size): (value float32 (k,), the ranks[j]-th smallest of values; below
     int64 (k,), how many values are < value[j], which is ranks[j] unless the value repeats below its
-    rank). About
-    0.07-0.09 ms for 224x224 values and 1 to 256 ranks with the extension (Zen 4); np.sort takes 0.14 ms
-    with numpy's SIMD sort and 1.0-1.3 ms on CPUs it does not dispatch to. A value that is not finite is refused
-    (ValueError) on both paths."""
+    rank). About 0.07-0.09 ms for 224x224 values and 1 to 256 ranks with the extension (Zen 4);
+    np.sort takes 0.14 ms with numpy's SIMD sort and 1.0-1.3 ms on CPUs it does not dispatch to. A
+    value that is not finite is refused (ValueError) on both paths."""
     flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
     ranks = np.ascontiguousarray(ranks, dtype=np.int64)
     if ranks.ndim != 1 or (ranks.size and (ranks.min() < 0 or ranks.max() >= flat.size)):
