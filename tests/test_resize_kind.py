@@ -114,9 +114,9 @@ def test_big_batches_split_over_threads_equal_the_reference(backend, threads):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
 def test_every_box_width_of_wide_rows_equals_the_reference(backend, kind, width, dtype):
     """The cpp float32 and uint8 rows take 16 box columns a step where their taps lie in 32 source
-    pixels (scales below 2), in two or four windows at larger scales, the scalar loop where even
-    those are too narrow, and a masked last step: box widths 1 to W, at the image's right edge and
-    away from it, each as the reference."""
+    pixels (scales below 2; with AVX2 8 columns in 16), in two or four windows at larger scales, the
+    scalar loop where even those are too narrow, and a partial last step: box widths 1 to W, at the
+    image's right edge and away from it, each as the reference."""
     generator = torch.Generator().manual_seed(width)
     batch, height = 2 * width, 5
     images = random_values((batch, 2, height, width), dtype, generator)
@@ -137,9 +137,10 @@ def test_every_box_width_of_wide_rows_equals_the_reference(backend, kind, width,
 @pytest.mark.parametrize("kind", [MixKind.RESIZE, MixKind.RESIZE_NEAREST])
 def test_every_box_width_of_wide_hwc_collate_rows_equals_the_reference(backend, out_dtype, channels, width, kind):
     """The cpp collate of uint8 HWC samples resizes a row's channels at once, 16 elements a step
-    where their taps lie in 32 source bytes (or in two or four windows), the scalar loop elsewhere,
-    a masked last step: box widths 1 to W, at the right edge and away from it, bilinear and
-    nearest, into uint8 (rounded) and normalised float32, as the reference."""
+    where their taps lie in 32 source bytes (64 with VBMI; with AVX2 8 in 16), or in two or four
+    windows, the scalar loop elsewhere, a partial last step: box widths 1 to W, at the right edge
+    and away from it, bilinear and nearest, into uint8 (rounded) and normalised float32, as the
+    reference."""
     generator = torch.Generator().manual_seed(width + channels)
     batch, height = 2 * width, 6
     images = random_values((batch, height, width, channels), torch.uint8, generator)

@@ -70,7 +70,7 @@ struct VectorTaps {
   struct Step {
     int32_t windows;
     int32_t start[4];
-    uint64_t in_row[4];  // bit k: element start + k lies in the row (the masked loads' masks)
+    uint64_t in_row[4];  // bit k: element start + k lies in the row (AVX-512's load masks; AVX2 copies)
   };
   int64_t elements;
   int32_t window, lanes;
@@ -103,8 +103,12 @@ struct VectorTaps {
         for (int w = 0; w < windows; ++w) {
           // (the highest tap, not the last lane's: at the right edge of an HWC row the last pixel's
           // hi is its lo, below an earlier channel's)
+          // (and the lowest: a box wider than its source, which ResizeMix never draws, would put an
+          // HWC row's taps below the window's first lane's)
           const auto first = hi.begin() + static_cast<std::ptrdiff_t>(q + w * lanes);
-          fits = fits && *std::max_element(first, first + static_cast<std::ptrdiff_t>(lanes)) - lo[q + w * lanes] < window;
+          const auto first_lo = lo.begin() + static_cast<std::ptrdiff_t>(q + w * lanes);
+          fits = fits && *std::max_element(first, first + static_cast<std::ptrdiff_t>(lanes)) - *first_lo < window &&
+                 *std::min_element(first_lo, first_lo + static_cast<std::ptrdiff_t>(lanes)) >= *first_lo;
         }
         if (fits) step.windows = windows;
       }
