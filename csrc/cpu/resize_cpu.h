@@ -293,14 +293,17 @@ FASTMIX_RESIZE_AVX512_STEP inline __m512 width_step(const T* row, const StepArra
                        _mm512_mul_ps(pick<Windows>(w, h), _mm512_loadu_ps(t.w_hi + q)));
 }
 
-// Step i of a width pass the scalar loop's way (a step whose taps span more than four windows).
+// Element e of a width pass over `row` the scalar loop's way (the steps whose taps span more than
+// four windows).
+template <typename T>
+inline float width_tap_sum(const T* row, const VectorTaps& taps, size_t e) {
+  return static_cast<float>(row[taps.lo[e]]) * taps.w_lo[e] + static_cast<float>(row[taps.hi[e]]) * taps.w_hi[e];
+}
+
 template <typename T>
 FASTMIX_RESIZE_AVX512_STEP inline __m512 width_step_scalar(const T* row, const VectorTaps& taps, int64_t i) {
   alignas(64) float v[16];
-  for (int k = 0; k < 16; ++k) {
-    const size_t e = static_cast<size_t>(16 * i + k);
-    v[k] = static_cast<float>(row[taps.lo[e]]) * taps.w_lo[e] + static_cast<float>(row[taps.hi[e]]) * taps.w_hi[e];
-  }
+  for (int k = 0; k < 16; ++k) v[k] = width_tap_sum(row, taps, static_cast<size_t>(16 * i + k));
   return _mm512_load_ps(v);
 }
 
@@ -588,14 +591,10 @@ FASTMIX_RESIZE_AVX2_STEP inline __m256 width_step_avx2(const T* row, const StepA
                        _mm256_mul_ps(pick_avx2<Windows>(w, h), _mm256_loadu_ps(t.w_hi + q)));
 }
 
-// Step i the scalar loop's way (a step whose taps span more than four windows).
 template <typename T>
 FASTMIX_RESIZE_AVX2_STEP inline __m256 width_step_scalar_avx2(const T* row, const VectorTaps& taps, int64_t i) {
   alignas(32) float v[8];
-  for (int k = 0; k < 8; ++k) {
-    const size_t e = static_cast<size_t>(8 * i + k);
-    v[k] = static_cast<float>(row[taps.lo[e]]) * taps.w_lo[e] + static_cast<float>(row[taps.hi[e]]) * taps.w_hi[e];
-  }
+  for (int k = 0; k < 8; ++k) v[k] = width_tap_sum(row, taps, static_cast<size_t>(8 * i + k));
   return _mm256_load_ps(v);
 }
 
