@@ -113,7 +113,7 @@ static PyMethodDef module_methods[] = {
     {"cpu_threads", cpu_threads, METH_NOARGS,
      "cpu_threads() -> int: the threads the CPU kernels run on now (torch.set_num_threads, if this build is parallel)"},
     {"cpu_vector_rows", cpu_vector_rows, METH_NOARGS,
-     "cpu_vector_rows() -> str: the vector rows the CPU kernels take: avx512_vbmi, avx512 or baseline"},
+     "cpu_vector_rows() -> str: the vector rows the CPU kernels take: avx512_vbmi, avx512, avx2 or baseline"},
     {"order_statistics", order_statistics, METH_VARARGS,
      "order_statistics(values, ranks, value, below): for float32 values (n,) and int64 ranks (k,) in [0, n), "
      "writes value (float32 (k,)), value[j] the ranks[j]-th smallest, and below (int64 (k,)), how many "

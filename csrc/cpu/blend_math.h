@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "byte_lanes.h"
+#include "cpu_features.h"  // FASTMIX_MULTIVERSION
 #include "half_convert.h"
 
 namespace fastmix {
@@ -119,11 +120,6 @@ FASTMIX_ALWAYS_INLINE void swap_impl(T* __restrict__ a, T* __restrict__ b, int64
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FASTMIX_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FASTMIX_MULTIVERSION
-#endif
 
 // Generic versions (for float16 / bfloat16, and uint8 off x86-64 GCC, where the overloads below
 // are not compiled), then multiversioned overloads.

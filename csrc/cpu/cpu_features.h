@@ -8,6 +8,14 @@
 #include <cstdlib>
 #include <cstring>
 
+// A loop compiled for AVX-512, AVX2 and baseline x86-64, picked at load time (GCC's target_clones):
+// the loops simple enough for the compiler to vectorise (blend_math.h, order_statistics.h).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FASTMIX_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FASTMIX_MULTIVERSION
+#endif
+
 namespace fastmix {
 namespace cpu {
 

@@ -15,6 +15,8 @@
 #include <numeric>
 #include <vector>
 
+#include "cpu_features.h"  // FASTMIX_MULTIVERSION
+
 namespace fastmix::cpu {
 
 // Unsigned keys in the order of the floats' values: the sign bit set for positives, all bits
@@ -35,22 +37,13 @@ inline float key_value(uint32_t key) {
   return value;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FASTMIX_ORDER_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FASTMIX_ORDER_MULTIVERSION
-#endif
-
 // The least and the greatest key of values (n >= 1), in integers, which the compiler vectorizes
 // (a float min/max reduction it would not, for NaN's and -0.0's sake). All values are finite iff
 // the keys lie strictly between -inf's and +inf's (a NaN's key lies beyond an infinity's).
-FASTMIX_ORDER_MULTIVERSION inline void key_range(const float* values, int64_t n, uint32_t* least, uint32_t* greatest) {
+FASTMIX_MULTIVERSION inline void key_range(const float* values, int64_t n, uint32_t* least, uint32_t* greatest) {
   uint32_t lo = ~uint32_t{0}, hi = 0;
   for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, values + i, sizeof bits);
-    bits = bits == 0x80000000u ? 0u : bits;
-    const uint32_t key = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+    const uint32_t key = order_key(values[i]);
     lo = key < lo ? key : lo, hi = key > hi ? key : hi;
   }
   *least = lo, *greatest = hi;
@@ -62,8 +55,8 @@ FASTMIX_ORDER_MULTIVERSION inline void key_range(const float* values, int64_t n,
 // overflow, so defined; values changed under it, the caller's array being read without the GIL,
 // and NaN go to the last), then to last again as an integer: above 2^24 float(last) may round up
 // to last + 1.
-FASTMIX_ORDER_MULTIVERSION inline void value_buckets(const float* values, int64_t n, float least, float per_value,
-                                                     uint32_t last, uint32_t* bucket) {
+FASTMIX_MULTIVERSION inline void value_buckets(const float* values, int64_t n, float least, float per_value,
+                                               uint32_t last, uint32_t* bucket) {
   const float last_bucket = static_cast<float>(last);
   for (int64_t i = 0; i < n; ++i) {
     float at = (values[i] - least) * per_value;
